@@ -1,0 +1,26 @@
+# Herald: the two commands are `make run` and `make test`.
+.PHONY: run test build release bench clean
+
+# Install what is missing, build in release mode, serve the demo on http://localhost:8080.
+run: release
+	.build/release/herald serve --config config.json
+
+# Install what tests need and run every test.
+test:
+	scripts/test.sh
+
+build:
+	scripts/setup.sh build
+	swift build
+
+release:
+	scripts/setup.sh build
+	swift build -c release --product herald
+
+# Micro-benchmarks (package-benchmark) and the end-to-end numbers.
+bench:
+	scripts/setup.sh bench
+	cd Benchmarks && swift package --scratch-path .build-bench benchmark
+
+clean:
+	rm -rf .build Benchmarks/.build*

@@ -1,0 +1,79 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+// MARK: - Dependencies
+
+let argumentParser: Package.Dependency = .package(
+    url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0")
+let swiftLog: Package.Dependency = .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0")
+let swiftCollections: Package.Dependency = .package(
+    url: "https://github.com/apple/swift-collections.git", from: "1.1.0")
+
+let argumentParserProduct: Target.Dependency = .product(name: "ArgumentParser", package: "swift-argument-parser")
+let loggingProduct: Target.Dependency = .product(name: "Logging", package: "swift-log")
+let dequeProduct: Target.Dependency = .product(name: "DequeModule", package: "swift-collections")
+
+let package = Package(
+    name: "Herald",
+    products: [
+        .executable(name: "herald", targets: ["herald"]),
+        .library(name: "HeraldCore", targets: ["HeraldCore"]),
+        .library(name: "HeraldServer", targets: ["HeraldServer"]),
+    ],
+    dependencies: [argumentParser, swiftLog, swiftCollections],
+    targets: [
+        // MARK: - C boundary
+
+        .systemLibrary(
+            name: "CLibWebSockets",
+            pkgConfig: "libwebsockets",
+            providers: [.apt(["libwebsockets-dev", "libssl-dev"])]
+        ),
+
+        // MARK: - Pure core (no I/O, no Foundation)
+
+        .target(name: "HeraldCore", dependencies: [dequeProduct]),
+
+        // MARK: - libwebsockets glue
+
+        .target(
+            name: "HeraldServer",
+            dependencies: ["CLibWebSockets", "HeraldCore", loggingProduct]
+        ),
+
+        // MARK: - Executable
+
+        .executableTarget(
+            name: "herald",
+            dependencies: ["HeraldServer", "HeraldCore", "HeraldClient", argumentParserProduct, loggingProduct]
+        ),
+
+        // MARK: - Client (blocking HTTP / WebSocket / SSE over POSIX sockets, for the CLI and tests)
+
+        .target(name: "HeraldClient", dependencies: ["HeraldCore"]),
+
+        // MARK: - Tests
+
+        .target(
+            name: "HeraldTestSupport",
+            dependencies: ["HeraldServer", "HeraldClient", "HeraldCore", loggingProduct],
+            path: "Sources/HeraldTestSupport"
+        ),
+        .testTarget(name: "HeraldCoreTests", dependencies: ["HeraldCore"]),
+        .testTarget(name: "HeraldClientTests", dependencies: ["HeraldClient"]),
+        .testTarget(
+            name: "HeraldServerTests",
+            dependencies: ["HeraldServer", "HeraldClient", "HeraldCore", "HeraldTestSupport"]
+        ),
+    ]
+)
+
+// MARK: - Strict settings for every Swift target
+
+for target in package.targets where target.type != .system {
+    var settings = target.swiftSettings ?? []
+    settings.append(.enableUpcomingFeature("ExistentialAny"))
+    settings.append(.enableUpcomingFeature("MemberImportVisibility"))
+    settings.append(.enableUpcomingFeature("InternalImportsByDefault"))
+    target.swiftSettings = settings
+}

@@ -1,0 +1,37 @@
+// The one C boundary of Herald: libwebsockets and the few OpenSSL calls Herald needs.
+// Anything Swift cannot import (macros, varargs) is re-exposed here with a herald_ prefix.
+#ifndef HERALD_CLIBWEBSOCKETS_SHIM_H
+#define HERALD_CLIBWEBSOCKETS_SHIM_H
+
+#include <libwebsockets.h>
+#include <openssl/sha.h>
+#include <openssl/crypto.h>
+
+/// Bytes of headroom lws needs before every buffer passed to lws_write().
+static const int herald_lws_pre = LWS_PRE;
+
+/// lws' sentinel for "no Content-Length" in lws_add_http_common_headers().
+static const lws_filepos_t herald_lws_illegal_content_length = LWS_ILLEGAL_HTTP_CONTENT_LEN;
+
+/// Log level bits (the LLL_ macros).
+static const int herald_lll_err = LLL_ERR;
+static const int herald_lll_warn = LLL_WARN;
+static const int herald_lll_notice = LLL_NOTICE;
+static const int herald_lll_info = LLL_INFO;
+static const int herald_lll_user = LLL_USER;
+
+/// Context creation options used by Herald.
+static const unsigned long long herald_opt_validate_utf8 = LWS_SERVER_OPTION_VALIDATE_UTF8;
+static const unsigned long long herald_opt_disable_ipv6 = LWS_SERVER_OPTION_DISABLE_IPV6;
+
+/// SHA-256 of `len` bytes into `out` (32 bytes).
+static inline void herald_sha256(const unsigned char *data, size_t len, unsigned char *out) {
+    SHA256(data, len, out);
+}
+
+/// Constant-time comparison of two 32-byte digests: 1 when equal.
+static inline int herald_digest_equal(const unsigned char *a, const unsigned char *b) {
+    return CRYPTO_memcmp(a, b, 32) == 0;
+}
+
+#endif

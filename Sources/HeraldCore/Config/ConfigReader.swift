@@ -1,0 +1,203 @@
+/// Reads a `JSONValue` into a `HeraldConfig`, collecting every fault with its JSON path.
+struct ConfigReader {
+    private(set) var errors: [HeraldError] = []
+
+    private mutating func fail(_ path: String, _ message: String) {
+        errors.append(HeraldError(.invalidConfig, message, path: path))
+    }
+
+    /// The members of the object at `path`, checking that only `allowed` keys appear.
+    private mutating func object(_ value: JSONValue, _ path: String, allowed: Set<String>) -> [JSONValue.Member] {
+        guard case .object(let members) = value else {
+            fail(path, "must be an object, not \(value.kindName)")
+            return []
+        }
+        for member in members where !allowed.contains(member.key) {
+            fail("\(path).\(member.key)", "unknown key (expected one of: \(allowed.sorted().joined(separator: ", ")))")
+        }
+        return members
+    }
+
+    private mutating func int(_ value: JSONValue, _ path: String, in range: ClosedRange<Int>) -> Int? {
+        guard case .number(let d) = value, d == d.rounded(), d >= Double(range.lowerBound), d <= Double(range.upperBound) else {
+            fail(path, "must be an integer in \(range.lowerBound)...\(range.upperBound)")
+            return nil
+        }
+        return Int(d)
+    }
+
+    private mutating func string(_ value: JSONValue, _ path: String) -> String? {
+        guard case .string(let s) = value else {
+            fail(path, "must be a string, not \(value.kindName)")
+            return nil
+        }
+        return s
+    }
+
+    private mutating func bool(_ value: JSONValue, _ path: String) -> Bool? {
+        guard case .bool(let b) = value else {
+            fail(path, "must be true or false, not \(value.kindName)")
+            return nil
+        }
+        return b
+    }
+
+    mutating func read(_ root: JSONValue) -> HeraldConfig {
+        var config = HeraldConfig()
+        let sections: Set<String> = ["listen", "publicDirectory", "auth", "routes", "delivery", "limits", "log", "$comment"]
+        // Limits first: route patterns are validated against them.
+        let members = object(root, "$", allowed: sections).sorted { ($0.key == "limits" ? 0 : 1) < ($1.key == "limits" ? 0 : 1) }
+        for member in members {
+            let path = "$.\(member.key)"
+            switch member.key {
+            case "listen": readListen(member.value, path, into: &config.listen)
+            case "publicDirectory":
+                if member.value == .null { config.publicDirectory = nil } else if let s = string(member.value, path) { config.publicDirectory = s }
+            case "auth": readAuth(member.value, path, into: &config.auth)
+            case "routes": config.routes = readRoutes(member.value, path, patternLimits: config.limits.pattern)
+            case "delivery": readDelivery(member.value, path, into: &config.delivery)
+            case "limits": readLimits(member.value, path, into: &config.limits)
+            case "log": readLog(member.value, path, into: &config.log)
+            default: break
+            }
+        }
+        return config
+    }
+
+    private mutating func readListen(_ value: JSONValue, _ path: String, into listen: inout HeraldConfig.Listen) {
+        for member in object(value, path, allowed: ["host", "port"]) {
+            let p = "\(path).\(member.key)"
+            if member.key == "host", let s = string(member.value, p) {
+                if s.isEmpty { fail(p, "must not be empty") } else { listen.host = s }
+            }
+            if member.key == "port", let n = int(member.value, p, in: 0...65535) { listen.port = n }
+        }
+    }
+
+    private mutating func readAuth(_ value: JSONValue, _ path: String, into auth: inout HeraldConfig.Auth) {
+        for member in object(value, path, allowed: ["anonymous", "publisherKeys"]) {
+            let p = "\(path).\(member.key)"
+            switch member.key {
+            case "anonymous": if let b = bool(member.value, p) { auth.anonymous = b }
+            case "publisherKeys":
+                guard case .array(let keys) = member.value else { fail(p, "must be an array of {\"name\",\"sha256\"} objects"); continue }
+                for (i, key) in keys.enumerated() {
+                    let kp = "\(p)[\(i)]"
+                    var name: String?
+                    var digest: [UInt8]?
+                    for field in object(key, kp, allowed: ["name", "sha256"]) {
+                        if field.key == "name" { name = string(field.value, "\(kp).name") }
+                        if field.key == "sha256", let hex = string(field.value, "\(kp).sha256") {
+                            digest = Hex.decode(hex)
+                            if digest?.count != 32 { fail("\(kp).sha256", "must be 64 hexadecimal digits (the SHA-256 of the key)"); digest = nil }
+                        }
+                    }
+                    if name == nil { fail("\(kp).name", "is required") }
+                    if let name, let digest { auth.publisherKeys.append(.init(name: name, sha256: digest)) }
+                }
+            default: break
+            }
+        }
+    }
+
+    private mutating func readRoutes(_ value: JSONValue, _ path: String, patternLimits: PatternLimits) -> [HeraldConfig.Route] {
+        guard case .object(let members) = value else { fail(path, "must be an object of name → {\"pattern\": …}"); return [] }
+        var routes: [HeraldConfig.Route] = []
+        for member in members {
+            let p = "\(path).\(member.key)"
+            if member.key.isEmpty { fail(p, "a route name must not be empty"); continue }
+            var pattern: Pattern?
+            for field in object(member.value, p, allowed: ["pattern", "description"]) where field.key == "pattern" {
+                do throws(HeraldError) {
+                    pattern = try Pattern(field.value, limits: patternLimits)
+                } catch {
+                    fail("\(p).pattern" + (error.path.map { String($0.dropFirst()) } ?? ""), error.message)
+                }
+            }
+            if let pattern { routes.append(.init(name: member.key, pattern: pattern)) } else if member.value.objectMembers != nil, member.value["pattern"] == nil {
+                fail("\(p).pattern", "is required")
+            }
+        }
+        return routes
+    }
+
+    private mutating func readDelivery(_ value: JSONValue, _ path: String, into delivery: inout HeraldConfig.Delivery) {
+        for member in object(value, path, allowed: ["queue", "heartbeatSeconds"]) {
+            let p = "\(path).\(member.key)"
+            if member.key == "heartbeatSeconds", let n = int(member.value, p, in: 1...3600) { delivery.heartbeatSeconds = n }
+            if member.key == "queue" {
+                for field in object(member.value, p, allowed: ["maxMessages", "maxBytes"]) {
+                    let fp = "\(p).\(field.key)"
+                    if field.key == "maxMessages", let n = int(field.value, fp, in: 1...1_000_000) { delivery.queue.maxMessages = n }
+                    if field.key == "maxBytes", let n = int(field.value, fp, in: 1024...(1 << 30)) { delivery.queue.maxBytes = n }
+                }
+            }
+        }
+    }
+
+    private mutating func readLimits(_ value: JSONValue, _ path: String, into limits: inout HeraldConfig.Limits) {
+        let keys: Set<String> = ["maxBodyBytes", "maxEventBytes", "maxBatchEvents", "maxJSONDepth", "maxSubscriptionsPerConnection", "maxPatternBytes", "maxPatternFields"]
+        for member in object(value, path, allowed: keys) {
+            let p = "\(path).\(member.key)"
+            switch member.key {
+            case "maxBodyBytes": if let n = int(member.value, p, in: 1024...(64 << 20)) { limits.maxBodyBytes = n }
+            case "maxEventBytes": if let n = int(member.value, p, in: 64...(64 << 20)) { limits.maxEventBytes = n }
+            case "maxBatchEvents": if let n = int(member.value, p, in: 1...100_000) { limits.maxBatchEvents = n }
+            case "maxJSONDepth": if let n = int(member.value, p, in: 1...1024) { limits.maxJSONDepth = n }
+            case "maxSubscriptionsPerConnection":
+                if let n = int(member.value, p, in: 1...SubscriptionSet.capacity) { limits.maxSubscriptionsPerConnection = n }
+            case "maxPatternBytes": if let n = int(member.value, p, in: 16...(1 << 20)) { limits.pattern.maxBytes = n }
+            case "maxPatternFields": if let n = int(member.value, p, in: 1...10_000) { limits.pattern.maxFields = n }
+            default: break
+            }
+        }
+    }
+
+    private mutating func readLog(_ value: JSONValue, _ path: String, into log: inout HeraldConfig.Log) {
+        let levels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
+        let lwsLevels = ["none", "error", "warn", "notice", "info"]
+        for member in object(value, path, allowed: ["level", "lwsLevel"]) {
+            let p = "\(path).\(member.key)"
+            if member.key == "level", let s = string(member.value, p) {
+                if levels.contains(s) { log.level = s } else { fail(p, "must be one of \(levels.joined(separator: ", "))") }
+            }
+            if member.key == "lwsLevel", let s = string(member.value, p) {
+                if lwsLevels.contains(s) { log.lwsLevel = s } else { fail(p, "must be one of \(lwsLevels.joined(separator: ", "))") }
+            }
+        }
+    }
+}
+
+/// Hexadecimal text ↔ bytes.
+public enum Hex {
+    /// Bytes of an even-length hex string, or nil when it is not one.
+    public static func decode(_ text: String) -> [UInt8]? {
+        let digits = Array(text.utf8)
+        guard digits.count % 2 == 0 else { return nil }
+        func nibble(_ c: UInt8) -> UInt8? {
+            switch c {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): c - UInt8(ascii: "0")
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): c - UInt8(ascii: "a") + 10
+            case UInt8(ascii: "A")...UInt8(ascii: "F"): c - UInt8(ascii: "A") + 10
+            default: nil
+            }
+        }
+        var out: [UInt8] = []
+        out.reserveCapacity(digits.count / 2)
+        var i = 0
+        while i < digits.count {
+            guard let high = nibble(digits[i]), let low = nibble(digits[i + 1]) else { return nil }
+            out.append(high << 4 | low)
+            i += 2
+        }
+        return out
+    }
+
+    /// Lowercase hex text of `bytes`.
+    public static func encode(_ bytes: some Sequence<UInt8>) -> String {
+        let hex = Array("0123456789abcdef".utf8)
+        var out: [UInt8] = []
+        for b in bytes { out.append(hex[Int(b >> 4)]); out.append(hex[Int(b & 0xF)]) }
+        return String(decoding: out, as: UTF8.self)
+    }
+}

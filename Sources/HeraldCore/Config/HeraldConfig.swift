@@ -1,0 +1,100 @@
+/// Herald's configuration: the validated contents of `config.json` (DESIGN §10).
+///
+/// Every key has a default, so `{}` is a valid configuration. Validation collects every
+/// fault with its JSON path instead of stopping at the first, so `herald check-config`
+/// can list them all at once.
+public struct HeraldConfig: Sendable {
+    /// Where the gateway listens.
+    public struct Listen: Sendable, Equatable {
+        public var host = "0.0.0.0"
+        public var port = 8080
+    }
+
+    /// A publisher key, kept only as its SHA-256 digest.
+    public struct PublisherKey: Sendable, Equatable {
+        public var name: String
+        public var sha256: [UInt8]
+        public init(name: String, sha256: [UInt8]) {
+            self.name = name
+            self.sha256 = sha256
+        }
+    }
+
+    /// Who may publish and subscribe.
+    public struct Auth: Sendable, Equatable {
+        /// Token-less subscribers are allowed (the demo).
+        public var anonymous = true
+        public var publisherKeys: [PublisherKey] = []
+    }
+
+    /// A named pattern clients subscribe to by name.
+    public struct Route: Sendable, Equatable {
+        public var name: String
+        public var pattern: Pattern
+        public init(name: String, pattern: Pattern) {
+            self.name = name
+            self.pattern = pattern
+        }
+    }
+
+    /// Delivery defaults.
+    public struct Delivery: Sendable, Equatable {
+        public var queue = QueueLimits()
+        public var heartbeatSeconds = 15
+    }
+
+    /// Input limits (DESIGN §8).
+    public struct Limits: Sendable, Equatable {
+        public var maxBodyBytes = 1 << 20
+        public var maxEventBytes = 256 * 1024
+        public var maxBatchEvents = 500
+        public var maxJSONDepth = 64
+        public var maxSubscriptionsPerConnection = 100
+        public var pattern = PatternLimits()
+
+        public var ingest: IngestLimits {
+            IngestLimits(maxEventBytes: maxEventBytes, maxBatchEvents: maxBatchEvents, json: JSONLimits(maxDepth: maxJSONDepth))
+        }
+    }
+
+    /// Logging.
+    public struct Log: Sendable, Equatable {
+        /// swift-log level: trace, debug, info, notice, warning, error, critical.
+        public var level = "info"
+        /// libwebsockets' own log: "none", "error", "warn", "notice", "info".
+        public var lwsLevel = "warn"
+    }
+
+    public var listen = Listen()
+    /// Directory of static files served at `/` (relative to the working directory), or nil.
+    public var publicDirectory: String? = "public"
+    public var auth = Auth()
+    public var routes: [Route] = []
+    public var delivery = Delivery()
+    public var limits = Limits()
+    public var log = Log()
+
+    public init() {}
+
+    /// The route named `name`, if configured.
+    public func route(named name: String) -> Route? { routes.first { $0.name == name } }
+
+    /// Every fault found in a configuration file.
+    public struct ValidationErrors: Error, Sendable, CustomStringConvertible {
+        public var errors: [HeraldError]
+        public var description: String { errors.map { "\($0.path ?? "$"): \($0.message)" }.joined(separator: "\n") }
+    }
+
+    /// Parses and validates configuration JSON text.
+    public init(parsing text: [UInt8]) throws(ValidationErrors) {
+        let value: JSONValue
+        do throws(HeraldError) {
+            value = try JSONValue(parsing: text)
+        } catch {
+            throw ValidationErrors(errors: [HeraldError(.invalidConfig, "not valid JSON: \(error.message)", offset: error.offset, path: "$")])
+        }
+        var reader = ConfigReader()
+        self = reader.read(value)
+        if !reader.errors.isEmpty { throw ValidationErrors(errors: reader.errors) }
+    }
+}

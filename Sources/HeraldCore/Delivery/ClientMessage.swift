@@ -1,0 +1,81 @@
+/// A message a WebSocket client sends (DESIGN §4), decoded and validated.
+///
+/// Decoding is separate from acting so the protocol can be tested without sockets: the
+/// server turns each `ClientMessage` into actions on the connection.
+public enum ClientMessage: Sendable, Equatable {
+    case subscribe(id: String, filter: JSONValue?, route: String?, since: UInt64?)
+    case unsubscribe(id: String)
+    case publish(event: JSONValue)
+    case ping
+    case auth(token: String)
+
+    /// Longest accepted subscription id.
+    public static let maxSubscriptionIDLength = 128
+
+    /// Decodes one text frame.
+    /// - Throws: `invalid_message` (not JSON, not an object, a field of the wrong type) or
+    ///   `unknown_op`; the error's `path` names the faulty field.
+    public init(decoding text: [UInt8], limits: JSONLimits = JSONLimits()) throws(HeraldError) {
+        let value: JSONValue
+        do throws(HeraldError) {
+            value = try JSONValue(parsing: text, limits: limits)
+        } catch {
+            throw HeraldError(.invalidMessage, "the message is not valid JSON: \(error.message)", offset: error.offset)
+        }
+        guard case .object = value else {
+            throw HeraldError(.invalidMessage, "a message must be a JSON object, not \(value.kindName)", path: "$")
+        }
+        guard let op = value["op"]?.stringValue else {
+            throw HeraldError(.invalidMessage, "a message needs a string \"op\"", path: "$.op")
+        }
+        func subscriptionID() throws(HeraldError) -> String {
+            guard let id = value["id"]?.stringValue, !id.isEmpty, id.utf8.count <= Self.maxSubscriptionIDLength else {
+                throw HeraldError(.invalidMessage, "\"\(op)\" needs a string \"id\" of 1 to \(Self.maxSubscriptionIDLength) bytes", path: "$.id")
+            }
+            return id
+        }
+        switch op {
+        case "subscribe":
+            let id = try subscriptionID()
+            var route: String?
+            if let r = value["route"] {
+                guard case .string(let name) = r else { throw HeraldError(.invalidMessage, "\"route\" must be a string", path: "$.route") }
+                route = name
+            }
+            var filter: JSONValue?
+            if let f = value["filter"], f != .null { filter = f }
+            var since: UInt64?
+            if let s = value["since"], s != .null {
+                guard case .number(let n) = s, n >= 0, n == n.rounded(), n < 9.0e15 else {
+                    throw HeraldError(.invalidMessage, "\"since\" must be a non-negative integer sequence number", path: "$.since")
+                }
+                since = UInt64(n)
+            }
+            guard filter != nil || route != nil else {
+                throw HeraldError(.invalidMessage, "a subscription needs a \"filter\" or a \"route\" (use \"filter\":{} for every event)", path: "$")
+            }
+            self = .subscribe(id: id, filter: filter, route: route, since: since)
+        case "unsubscribe":
+            self = .unsubscribe(id: try subscriptionID())
+        case "publish":
+            guard let event = value["event"] else {
+                throw HeraldError(.invalidMessage, "\"publish\" needs an \"event\" object", path: "$.event")
+            }
+            self = .publish(event: event)
+        case "ping":
+            self = .ping
+        case "auth":
+            guard let token = value["token"]?.stringValue else {
+                throw HeraldError(.invalidMessage, "\"auth\" needs a string \"token\"", path: "$.token")
+            }
+            self = .auth(token: token)
+        default:
+            throw HeraldError(.unknownOp, "unknown op \"\(op)\" (expected subscribe, unsubscribe, publish, ping or auth)", path: "$.op")
+        }
+    }
+
+    /// The `id` the message refers to, if any (echoed in error frames).
+    public static func subscriptionID(in text: [UInt8]) -> String? {
+        (try? JSONValue(parsing: text))?["id"]?.stringValue
+    }
+}

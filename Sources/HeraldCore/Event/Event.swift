@@ -1,0 +1,108 @@
+/// An accepted event: immutable, sequenced, and encoded once for every transport.
+///
+/// Herald's fan-out cost per client must be a queue slot and a socket write, never a
+/// re-encoding. So when an event is accepted its wire forms are built once, into one
+/// allocation, and every recipient's queue holds a reference to this object:
+/// - the SSE block `id: <seq>\nevent: <type>\ndata: <json>\n\n`, preceded by `headroom`
+///   writable bytes (libwebsockets needs `LWS_PRE` bytes in front of every write);
+/// - the tail of the WebSocket message `"seq":<seq>,"event":<json>}`, which follows the
+///   small per-connection head `{"type":"event","subs":[…],`.
+///
+/// - Note: `@unchecked Sendable`: every stored property is immutable after `init`; the only
+///   bytes ever written afterwards are the headroom in front of the SSE block, which
+///   libwebsockets scribbles on from the one loop thread that writes the event.
+public final class Event: @unchecked Sendable {
+    /// Gateway sequence number, strictly increasing.
+    public let seq: UInt64
+    /// Event identity: CloudEvents `id`, else `eventId`, else a generated UUID.
+    public let id: String
+    /// `source` of the event, or "" when it has none.
+    public let source: String
+    /// The event type used as the SSE `event:` name.
+    public let type: String
+    /// When the gateway accepted the event (monotonic nanoseconds, for latency metrics).
+    public let acceptedAt: UInt64
+
+    private let storage: UnsafeMutableRawBufferPointer
+    private let headroom: Int
+    private let sseLength: Int
+    private let wsTailOffset: Int
+    private let wsTailLength: Int
+    private let jsonOffset: Int
+    private let jsonLength: Int
+
+    /// Builds the event and its encodings from the compact JSON text of the event.
+    ///
+    /// - Parameters:
+    ///   - headroom: writable bytes to reserve in front of the SSE block.
+    ///   - json: the event as compact JSON (one line, no insignificant whitespace).
+    public init(seq: UInt64, id: String, source: String, type: String, acceptedAt: UInt64, json: UnsafeRawBufferPointer, headroom: Int) {
+        self.seq = seq
+        self.id = id
+        self.source = source
+        self.type = type
+        self.acceptedAt = acceptedAt
+        self.headroom = headroom
+
+        var head: [UInt8] = []
+        head.reserveCapacity(48 + type.utf8.count)
+        head.append(contentsOf: "id: ".utf8)
+        JSONWriter.writeInteger(seq, into: &head)
+        head.append(contentsOf: "\nevent: ".utf8)
+        for byte in type.utf8 { head.append(byte == 0x0A || byte == 0x0D ? 0x20 : byte) }
+        head.append(contentsOf: "\ndata: ".utf8)
+
+        var tailHead: [UInt8] = Array("\"seq\":".utf8)
+        JSONWriter.writeInteger(seq, into: &tailHead)
+        tailHead.append(contentsOf: ",\"event\":".utf8)
+
+        sseLength = head.count + json.count + 2
+        wsTailOffset = headroom + sseLength
+        wsTailLength = tailHead.count + json.count + 1
+        jsonOffset = headroom + head.count
+        jsonLength = json.count
+
+        storage = .allocate(byteCount: wsTailOffset + wsTailLength, alignment: 16)
+        var cursor = headroom
+        func put(_ bytes: some Collection<UInt8>) {
+            for b in bytes { storage[cursor] = b; cursor += 1 }
+        }
+        func put(raw: UnsafeRawBufferPointer) {
+            if let base = raw.baseAddress, raw.count > 0 {
+                (storage.baseAddress! + cursor).copyMemory(from: base, byteCount: raw.count)
+            }
+            cursor += raw.count
+        }
+        storage.baseAddress!.initializeMemory(as: UInt8.self, repeating: 0, count: headroom)
+        put(head)
+        put(raw: json)
+        put([0x0A, 0x0A])
+        put(tailHead)
+        put(raw: json)
+        put([UInt8(ascii: "}")])
+        assert(cursor == storage.count)
+    }
+
+    deinit { storage.deallocate() }
+
+    /// The compact JSON text of the event.
+    public var json: UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(rebasing: storage[jsonOffset..<(jsonOffset + jsonLength)])
+    }
+
+    /// The SSE block; `headroom` writable bytes precede its base address.
+    public var sseFrame: UnsafeMutableRawBufferPointer {
+        UnsafeMutableRawBufferPointer(rebasing: storage[headroom..<(headroom + sseLength)])
+    }
+
+    /// The shared tail of the WebSocket `event` message.
+    public var webSocketTail: UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(rebasing: storage[wsTailOffset..<(wsTailOffset + wsTailLength)])
+    }
+
+    /// Bytes this event holds (what a queue charges for it).
+    public var byteCount: Int { storage.count }
+
+    /// The event JSON as a String (tests and cold paths).
+    public var jsonText: String { String(decoding: json, as: UTF8.self) }
+}

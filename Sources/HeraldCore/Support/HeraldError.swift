@@ -1,0 +1,64 @@
+/// The one error type that crosses Herald's module boundaries.
+///
+/// Every failure a client can see (an HTTP error body, a WebSocket error frame, a CLI
+/// message) is built from a `HeraldError`, so the wire code, the human message and the
+/// location of the fault (JSON path or byte offset) travel together from where the fault
+/// was found to where it is reported.
+public struct HeraldError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// A stable, machine-readable error code. Its `rawValue` goes on the wire unchanged.
+    public struct Code: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
+        public let rawValue: String
+        public init(rawValue: String) { self.rawValue = rawValue }
+        public var description: String { rawValue }
+
+        public static let invalidJSON = Code(rawValue: "invalid_json")
+        public static let notAnObject = Code(rawValue: "not_an_object")
+        public static let invalidEvent = Code(rawValue: "invalid_event")
+        public static let invalidCloudEvent = Code(rawValue: "invalid_cloudevent")
+        public static let emptyBatch = Code(rawValue: "empty_batch")
+        public static let batchTooLarge = Code(rawValue: "batch_too_large")
+        public static let eventTooLarge = Code(rawValue: "event_too_large")
+        public static let bodyTooLarge = Code(rawValue: "body_too_large")
+        public static let lengthRequired = Code(rawValue: "length_required")
+        public static let unsupportedMediaType = Code(rawValue: "unsupported_media_type")
+        public static let methodNotAllowed = Code(rawValue: "method_not_allowed")
+        public static let notFound = Code(rawValue: "not_found")
+        public static let unauthorized = Code(rawValue: "unauthorized")
+        public static let forbidden = Code(rawValue: "forbidden")
+        public static let invalidPattern = Code(rawValue: "invalid_pattern")
+        public static let unknownRoute = Code(rawValue: "unknown_route")
+        public static let invalidMessage = Code(rawValue: "invalid_message")
+        public static let unknownOp = Code(rawValue: "unknown_op")
+        public static let duplicateSubscription = Code(rawValue: "duplicate_subscription")
+        public static let unknownSubscription = Code(rawValue: "unknown_subscription")
+        public static let tooManySubscriptions = Code(rawValue: "too_many_subscriptions")
+        public static let invalidConfig = Code(rawValue: "invalid_config")
+        public static let shuttingDown = Code(rawValue: "shutting_down")
+        public static let io = Code(rawValue: "io_error")
+    }
+
+    public var code: Code
+    public var message: String
+    /// Byte offset into the input that was being read, where that is known.
+    public var offset: Int?
+    /// Index of the event in a batch, where that is known.
+    public var index: Int?
+    /// A JSON path (`$.data.level`) naming the faulty element, where that is known.
+    public var path: String?
+
+    public init(_ code: Code, _ message: String, offset: Int? = nil, index: Int? = nil, path: String? = nil) {
+        self.code = code
+        self.message = message
+        self.offset = offset
+        self.index = index
+        self.path = path
+    }
+
+    public var description: String {
+        var text = "\(code): \(message)"
+        if let path { text += " at \(path)" }
+        if let index { text += " (event \(index))" }
+        if let offset { text += " (byte \(offset))" }
+        return text
+    }
+}

@@ -1,0 +1,78 @@
+public import HeraldCore
+public import Logging
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A running Herald gateway: the public face of the server module.
+///
+/// `HeraldServer` binds the listener when it is created (so a bad address fails at once and
+/// port 0 yields a known port), then serves on a loop thread of its own. `shutdown()` is
+/// graceful: new requests get 503, WebSockets close with 1001, SSE streams end, and the
+/// loop exits within two seconds.
+///
+/// - Note: `@unchecked Sendable`: the loop is only driven by its own thread; the methods
+///   callable from other threads use its atomic shutdown flag.
+public final class HeraldServer: @unchecked Sendable {
+    private let loop: ServiceLoop
+    private var thread: pthread_t?
+
+    /// The TCP port the gateway listens on.
+    public var port: Int { loop.port }
+
+    /// Creates the gateway and binds its listener.
+    /// - Parameter publicDirectory: the static files directory; relative paths are taken
+    ///   from the working directory.
+    public init(config: HeraldConfig, logger: Logger) throws(HeraldError) {
+        var directory = config.publicDirectory
+        if let relative = directory, !relative.hasPrefix("/") {
+            var buffer = [CChar](repeating: 0, count: 4096)
+            if getcwd(&buffer, buffer.count) != nil {
+                let cwd = buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }
+                directory = String(decoding: cwd, as: UTF8.self) + "/" + relative
+            }
+        }
+        while directory?.hasSuffix("/") == true { directory?.removeLast() }
+        loop = try ServiceLoop(config: config, logger: logger, publicDirectory: directory)
+    }
+
+    /// Serves on the calling thread until `shutdown()` completes.
+    public func run() {
+        loop.run()
+    }
+
+    /// Serves on a new thread; returns at once.
+    public func start() {
+        let box = Unmanaged.passRetained(loop)
+        var handle = pthread_t()
+        let result = pthread_create(&handle, nil, { argument in
+            let loop = Unmanaged<ServiceLoop>.fromOpaque(argument!).takeRetainedValue()
+            loop.run()
+            return nil
+        }, box.toOpaque())
+        precondition(result == 0, "could not start the loop thread")
+        thread = handle
+    }
+
+    /// Shuts down gracefully and waits until the loop has stopped. Safe from any thread.
+    public func shutdown() {
+        while !loop.isStopped {
+            loop.requestShutdown()
+            usleep(20_000)
+        }
+        if let thread {
+            pthread_join(thread, nil)
+            self.thread = nil
+        }
+    }
+
+    /// Asks for a graceful shutdown without waiting (for signal handlers' helper threads).
+    public func requestShutdown() {
+        loop.requestShutdown()
+    }
+}
+
+extension HeraldServer {
+    /// SHA-256 of a publisher key, as config stores it.
+    public static func sha256(of key: String) -> [UInt8] { PublisherKeys.digest(of: key) }
+}

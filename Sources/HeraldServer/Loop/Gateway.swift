@@ -1,0 +1,165 @@
+import CLibWebSockets
+import HeraldCore
+import Logging
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The gateway's state and logic on its loop thread.
+///
+/// libwebsockets calls `heraldCallback` for every connection event; the callback finds
+/// this object through the context's user pointer and hands it the event. Everything in
+/// here runs on the one loop thread that services the context, so nothing is locked: the
+/// connection table, the subscription index, the sequence counter and every client queue
+/// are plain values owned by this object.
+final class Gateway {
+    let config: HeraldConfig
+    let logger: Logger
+    let publishers: PublisherKeys
+    /// Absolute path of the static files directory, if serving it.
+    let publicDirectory: String?
+
+    var connections: [OpaquePointer: Connection] = [:]
+    var subscribers: [UInt64: any Subscriber] = [:]
+    /// WebSocket upgrades that passed `CONFIRM_UPGRADE`, keyed by connection, with the
+    /// publisher their token named (nil: anonymous).
+    var pendingUpgrades: [OpaquePointer: String?] = [:]
+    var index = SubscriptionIndex()
+    var lastSeq: UInt64 = 0
+    var nextClientID: UInt64 = 1
+    /// Reused for every event so matching allocates nothing.
+    var matches: [SubscriptionIndex.Match] = []
+    /// Reused for every ingest body.
+    var ingestTape = JSONTape()
+    /// Shutting down: refuse new work, close clients.
+    var draining = false
+    let startedAt = MonotonicClock.nanoseconds()
+
+    init(config: HeraldConfig, logger: Logger, publicDirectory: String?) {
+        self.config = config
+        self.logger = logger
+        self.publishers = PublisherKeys(config.auth.publisherKeys)
+        self.publicDirectory = publicDirectory
+    }
+
+    /// Dispatches one libwebsockets callback. The return value goes back to lws
+    /// (non-zero closes the connection).
+    func handle(_ wsi: OpaquePointer, _ reason: lws_callback_reasons, _ user: UnsafeMutableRawPointer?, _ input: UnsafeMutableRawPointer?, _ length: Int) -> Int32 {
+        switch reason {
+        case LWS_CALLBACK_HTTP:
+            let path = input.map { String(cString: $0.assumingMemoryBound(to: CChar.self)) } ?? "/"
+            return handleHTTPRequest(wsi, path: path)
+        case LWS_CALLBACK_HTTP_BODY:
+            return handleHTTPBody(wsi, UnsafeRawBufferPointer(start: input, count: length))
+        case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+            return handleHTTPBodyCompletion(wsi)
+        case LWS_CALLBACK_HTTP_WRITEABLE:
+            return handleHTTPWriteable(wsi)
+        case LWS_CALLBACK_HTTP_FILE_COMPLETION:
+            connections[wsi] = nil
+            return lws_http_transaction_completed(wsi) != 0 ? -1 : 0
+        case LWS_CALLBACK_CLOSED_HTTP:
+            closeConnection(wsi)
+            return 0
+        case LWS_CALLBACK_TIMER:
+            sendHeartbeat(wsi)
+            return 0
+        case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+            return confirmUpgrade(wsi)
+        case LWS_CALLBACK_ESTABLISHED:
+            return webSocketEstablished(wsi)
+        case LWS_CALLBACK_RECEIVE:
+            return webSocketReceive(wsi, UnsafeRawBufferPointer(start: input, count: length))
+        case LWS_CALLBACK_SERVER_WRITEABLE:
+            return webSocketWriteable(wsi)
+        case LWS_CALLBACK_CLOSED:
+            closeConnection(wsi)
+            return 0
+        case LWS_CALLBACK_WSI_DESTROY:
+            pendingUpgrades[wsi] = nil
+            if connections[wsi] != nil { closeConnection(wsi) }
+            return 0
+        default:
+            return lws_callback_http_dummy(wsi, reason, user, input, length)
+        }
+    }
+
+    /// Forgets a connection and its subscriptions.
+    func closeConnection(_ wsi: OpaquePointer) {
+        guard let connection = connections.removeValue(forKey: wsi) else { return }
+        switch connection {
+        case .exchange: break
+        case .sse(let client):
+            index.removeAll(owner: client.id)
+            subscribers[client.id] = nil
+            logger.debug("sse stream closed", metadata: ["client": "\(client.id)"])
+        case .webSocket(let client):
+            index.removeAll(owner: client.id)
+            subscribers[client.id] = nil
+            logger.debug("websocket closed", metadata: ["client": "\(client.id)"])
+        }
+    }
+
+    // MARK: - Publishing
+
+    /// Sequences validated events and queues them for every matching subscriber.
+    ///
+    /// `tape` and `body` are the scanned ingest body the events' nodes point into; each
+    /// event is matched once, in place, and encoded once.
+    /// - Complexity: O(events × (match + recipients)).
+    func publish(_ events: [IncomingEvent], tape: JSONTape, body: UnsafeRawBufferPointer) -> [WireFormat.Acceptance] {
+        var accepted: [WireFormat.Acceptance] = []
+        accepted.reserveCapacity(events.count)
+        let now = MonotonicClock.nanoseconds()
+        for incoming in events {
+            lastSeq += 1
+            let event = incoming.compactJSON.withUnsafeBytes {
+                Event(seq: lastSeq, id: incoming.id, source: incoming.source, type: incoming.type, acceptedAt: now, json: $0, headroom: LWS.pre)
+            }
+            matches.removeAll(keepingCapacity: true)
+            index.match(EventView(tape: tape, node: incoming.node, bytes: body), into: &matches)
+            for match in matches {
+                guard let subscriber = subscribers[match.owner] else { continue }
+                let wasEmpty = subscriber.queue.isEmpty
+                _ = subscriber.queue.enqueue(event, subscriptions: match.subscriptions)
+                if wasEmpty { LWS.requestWritable(subscriber.wsi) }
+            }
+            accepted.append(.init(id: incoming.id, seq: event.seq, duplicate: false))
+        }
+        return accepted
+    }
+
+    // MARK: - Shutdown
+
+    /// Starts a graceful shutdown: new requests get 503, WebSockets close with 1001, SSE
+    /// streams end. Returns true when no streaming client is left.
+    func beginDraining() {
+        guard !draining else { return }
+        draining = true
+        logger.info("shutting down", metadata: ["clients": "\(subscribers.count)"])
+        for (wsi, connection) in connections {
+            switch connection {
+            case .webSocket(let client):
+                client.closing = (1001, "server shutting down")
+                LWS.requestWritable(wsi)
+            case .sse(let client):
+                client.ending = true
+                LWS.requestWritable(wsi)
+            case .exchange:
+                break
+            }
+        }
+    }
+
+    /// True when every streaming client has gone.
+    var isDrained: Bool { subscribers.isEmpty }
+}
+
+/// Monotonic time for latency measurements.
+enum MonotonicClock {
+    static func nanoseconds() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+    }
+}

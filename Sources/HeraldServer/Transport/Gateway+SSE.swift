@@ -1,0 +1,115 @@
+import CLibWebSockets
+import HeraldCore
+import Logging
+
+/// `GET /v1/sse`: Server-Sent Events streams (DESIGN §4).
+extension Gateway {
+    /// Validates the subscription and registers the stream; the head goes out at the first
+    /// WRITEABLE, before any event.
+    func beginSSE(_ wsi: OpaquePointer) -> Int32 {
+        let token = PublisherKeys.bearerToken(LWS.header(wsi, WSI_TOKEN_HTTP_AUTHORIZATION)) ?? LWS.queryArgument(wsi, "token")
+        if let failure = authorizeSubscriber(token: token) {
+            return respond(wsi, error: failure, status: 401, extraHeaders: [("www-authenticate", "Bearer")])
+        }
+        let patterns: [Pattern]
+        do throws(HeraldError) {
+            patterns = try subscriptionPatterns(
+                filterText: LWS.queryArgument(wsi, "filter", maxLength: config.limits.pattern.maxBytes * 2),
+                route: LWS.queryArgument(wsi, "route"))
+        } catch {
+            return respond(wsi, error: error, status: 400)
+        }
+        var resumeFrom: UInt64?
+        if let text = LWS.customHeader(wsi, "last-event-id:") ?? LWS.queryArgument(wsi, "lastEventId") {
+            guard let seq = UInt64(text.trimmingSpaces()) else {
+                return respond(wsi, error: HeraldError(.invalidMessage, "Last-Event-ID must be a sequence number, got \"\(text)\""), status: 400)
+            }
+            resumeFrom = seq
+        }
+
+        let client = SSEClient(id: nextClientID, wsi: wsi, queue: ClientQueue(limits: config.delivery.queue))
+        nextClientID += 1
+        if let resumeFrom, resumeFrom < lastSeq {
+            // No history is kept yet: whatever came after the client's position is gone.
+            _ = client.queue.enqueue(control: WireFormat.sseGap(from: resumeFrom + 1, to: lastSeq, reason: "expired"))
+        }
+        connections[wsi] = .sse(client)
+        subscribers[client.id] = client
+        index.add(owner: client.id, slot: 0, patterns: patterns)
+        logger.debug("sse stream opened", metadata: ["client": "\(client.id)", "peer": "\(LWS.peerAddress(wsi))"])
+        LWS.requestWritable(wsi)
+        return 0
+    }
+
+    /// Writes the head, then one queued block per callback.
+    func sseWriteable(_ wsi: OpaquePointer, _ client: SSEClient) -> Int32 {
+        if client.ending { return -1 }
+        if !client.headSent {
+            let headers = apiHeaders + [("x-accel-buffering", "no")]
+            guard LWS.writeHead(wsi, status: 200, contentType: "text/event-stream", contentLength: nil, headers: headers) else { return -1 }
+            client.headSent = true
+            lws_http_mark_sse(wsi)
+            lws_set_timer_usecs(wsi, lws_usec_t(config.delivery.heartbeatSeconds) * 1_000_000)
+            if !client.queue.isEmpty { LWS.requestWritable(wsi) }
+            return 0
+        }
+        guard let next = client.queue.next() else { return 0 }
+        let written: Bool
+        switch next {
+        case .event(let event, _):
+            let frame = event.sseFrame
+            written = withExtendedLifetime(event) { LWS.write(wsi, frame.baseAddress!, frame.count, LWS_WRITE_HTTP) }
+        case .control(let bytes):
+            client.scratch.reset()
+            client.scratch.append(bytes)
+            written = LWS.write(wsi, client.scratch.start, client.scratch.count, LWS_WRITE_HTTP)
+        case .gap(let from, let to, _):
+            client.scratch.reset()
+            client.scratch.append(WireFormat.sseGap(from: from, to: to, reason: "overflow"))
+            written = LWS.write(wsi, client.scratch.start, client.scratch.count, LWS_WRITE_HTTP)
+        }
+        guard written else { return -1 }
+        if !client.queue.isEmpty { LWS.requestWritable(wsi) }
+        return 0
+    }
+
+    /// The heartbeat timer of an SSE stream fired: queue a comment and re-arm.
+    func sendHeartbeat(_ wsi: OpaquePointer) {
+        guard case .sse(let client)? = connections[wsi] else { return }
+        if client.queue.isEmpty {
+            _ = client.queue.enqueue(control: WireFormat.sseHeartbeat)
+            LWS.requestWritable(wsi)
+        }
+        lws_set_timer_usecs(wsi, lws_usec_t(config.delivery.heartbeatSeconds) * 1_000_000)
+    }
+
+    // MARK: - Shared by both transports
+
+    /// Checks a subscriber's token. Until subscriber JWTs exist, a token is a publisher key.
+    /// - Returns: the error to refuse with, or nil when the subscriber may connect.
+    func authorizeSubscriber(token: String?) -> HeraldError? {
+        guard let token else {
+            return config.auth.anonymous ? nil : HeraldError(.unauthorized, "subscribing needs a token (Authorization: Bearer or ?token=)")
+        }
+        return publishers.publisher(forKey: token) == nil ? HeraldError(.unauthorized, "the token is not valid") : nil
+    }
+
+    /// The patterns a subscription must all match: its route's and its own filter.
+    func subscriptionPatterns(filterText: String?, route: String?) throws(HeraldError) -> [Pattern] {
+        var patterns: [Pattern] = []
+        if let route {
+            guard let named = config.route(named: route) else {
+                let known = config.routes.map(\.name).joined(separator: ", ")
+                throw HeraldError(.unknownRoute, "no route named \"\(route)\"" + (known.isEmpty ? "" : " (routes: \(known))"))
+            }
+            patterns.append(named.pattern)
+        }
+        if let filterText {
+            patterns.append(try Pattern(parsing: Array(filterText.utf8), limits: config.limits.pattern))
+        }
+        guard route != nil || filterText != nil else {
+            throw HeraldError(.invalidPattern, "a subscription needs a filter or a route (filter={} receives every event)")
+        }
+        return patterns
+    }
+}

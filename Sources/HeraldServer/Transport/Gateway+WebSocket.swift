@@ -1,0 +1,212 @@
+import CLibWebSockets
+import HeraldCore
+import Logging
+
+/// `GET /v1/ws`: WebSocket sessions, subprotocol `herald.v1` (DESIGN §4).
+extension Gateway {
+    /// Decides whether an upgrade may proceed; a refusal is answered with an HTTP error.
+    /// Returns >0 when refused with a response, 0 to proceed.
+    func confirmUpgrade(_ wsi: OpaquePointer) -> Int32 {
+        let path = LWS.header(wsi, WSI_TOKEN_GET_URI) ?? ""
+        guard path == "/v1/ws" else {
+            return refuseUpgrade(wsi, HeraldError(.notFound, "WebSockets are served at /v1/ws, not \(path)"), status: 404)
+        }
+        if draining {
+            return refuseUpgrade(wsi, HeraldError(.shuttingDown, "the gateway is shutting down"), status: 503)
+        }
+        let token = PublisherKeys.bearerToken(LWS.header(wsi, WSI_TOKEN_HTTP_AUTHORIZATION)) ?? LWS.queryArgument(wsi, "token")
+        if let failure = authorizeSubscriber(token: token) {
+            return refuseUpgrade(wsi, failure, status: 401)
+        }
+        pendingUpgrades[wsi] = .some(token.flatMap { publishers.publisher(forKey: $0) })
+        return 0
+    }
+
+    /// Answers a refused upgrade. This is the one place Herald writes outside a WRITEABLE
+    /// callback: lws requires the refusal to be written before the callback returns.
+    private func refuseUpgrade(_ wsi: OpaquePointer, _ error: HeraldError, status: Int) -> Int32 {
+        let body = WireFormat.httpError(error)
+        var headers = apiHeaders + [("connection", "close")]
+        if status == 401 { headers.append(("www-authenticate", "Bearer")) }
+        guard LWS.writeHead(wsi, status: status, contentType: "application/json", contentLength: body.count, headers: headers) else { return -1 }
+        let buffer = WriteBuffer(capacity: body.count)
+        buffer.append(body)
+        guard LWS.write(wsi, buffer.start, buffer.count, LWS_WRITE_HTTP_FINAL) else { return -1 }
+        return 1
+    }
+
+    func webSocketEstablished(_ wsi: OpaquePointer) -> Int32 {
+        let publisher = pendingUpgrades.removeValue(forKey: wsi) ?? nil
+        let client = WebSocketClient(
+            id: nextClientID, wsi: wsi, queue: ClientQueue(limits: config.delivery.queue),
+            maxSubscriptions: config.limits.maxSubscriptionsPerConnection, publisher: publisher)
+        nextClientID += 1
+        connections[wsi] = .webSocket(client)
+        subscribers[client.id] = client
+        logger.debug("websocket opened", metadata: ["client": "\(client.id)", "peer": "\(LWS.peerAddress(wsi))"])
+        return 0
+    }
+
+    /// Collects a message from its fragments and handles it when complete.
+    func webSocketReceive(_ wsi: OpaquePointer, _ chunk: UnsafeRawBufferPointer) -> Int32 {
+        guard case .webSocket(let client)? = connections[wsi] else { return -1 }
+        if lws_is_first_fragment(wsi) != 0 {
+            client.incoming.removeAll(keepingCapacity: true)
+            client.incomingTooLarge = false
+        }
+        if client.incoming.count + chunk.count > config.limits.maxBodyBytes {
+            client.incomingTooLarge = true
+            client.incoming.removeAll()
+        } else if !client.incomingTooLarge {
+            client.incoming.append(contentsOf: chunk)
+        }
+        guard lws_is_final_fragment(wsi) != 0, lws_remaining_packet_payload(wsi) == 0 else { return 0 }
+        if client.incomingTooLarge {
+            close(client, code: 1009, reason: "message larger than \(config.limits.maxBodyBytes) bytes")
+            return 0
+        }
+        if lws_frame_is_binary(wsi) != 0 {
+            send(client, WireFormat.webSocketError(HeraldError(.invalidMessage, "binary frames are not supported; send JSON text"), id: nil))
+            return 0
+        }
+        let message = client.incoming
+        client.incoming.removeAll(keepingCapacity: true)
+        handleMessage(message, from: client)
+        return 0
+    }
+
+    private func handleMessage(_ text: [UInt8], from client: WebSocketClient) {
+        let message: ClientMessage
+        do throws(HeraldError) {
+            message = try ClientMessage(decoding: text, limits: config.limits.ingest.json)
+        } catch {
+            send(client, WireFormat.webSocketError(error, id: ClientMessage.subscriptionID(in: text)))
+            return
+        }
+        switch message {
+        case .subscribe(let id, let filter, let route, let since):
+            subscribe(client, id: id, filter: filter, route: route, since: since)
+        case .unsubscribe(let id):
+            guard let slot = client.slot(of: id) else {
+                send(client, WireFormat.webSocketError(HeraldError(.unknownSubscription, "no subscription \"\(id)\" on this connection"), id: id))
+                return
+            }
+            client.subscriptions[slot] = nil
+            index.remove(owner: client.id, slot: slot)
+            client.queue.removeSubscription(slot)
+            send(client, WireFormat.unsubscribed(id: id))
+        case .publish(let event):
+            publishFromWebSocket(client, event: event)
+        case .ping:
+            send(client, WireFormat.pong)
+        case .auth(let token):
+            guard let publisher = publishers.publisher(forKey: token) else {
+                send(client, WireFormat.webSocketError(HeraldError(.unauthorized, "the token is not valid"), id: nil))
+                close(client, code: 1008, reason: "invalid token")
+                return
+            }
+            client.publisher = publisher
+            send(client, WireFormat.authenticated(publisher: publisher))
+        }
+    }
+
+    private func subscribe(_ client: WebSocketClient, id: String, filter: JSONValue?, route: String?, since: UInt64?) {
+        guard client.slot(of: id) == nil else {
+            send(client, WireFormat.webSocketError(HeraldError(.duplicateSubscription, "subscription \"\(id)\" already exists on this connection"), id: id))
+            return
+        }
+        guard let slot = client.subscriptions.firstIndex(where: { $0 == nil }) else {
+            send(client, WireFormat.webSocketError(HeraldError(.tooManySubscriptions, "a connection may hold at most \(client.subscriptions.count) subscriptions"), id: id))
+            return
+        }
+        var patterns: [Pattern] = []
+        do throws(HeraldError) {
+            if let route { patterns = try subscriptionPatterns(filterText: nil, route: route) }
+            if let filter { patterns.append(try Pattern(filter, limits: config.limits.pattern)) }
+        } catch {
+            send(client, WireFormat.webSocketError(error, id: id))
+            return
+        }
+        var encodedID: [UInt8] = []
+        JSONWriter.writeString(id, into: &encodedID)
+        client.subscriptions[slot] = .init(id: id, encodedID: encodedID)
+        index.add(owner: client.id, slot: slot, patterns: patterns)
+        send(client, WireFormat.subscribed(id: id, position: lastSeq))
+        if let since, since < lastSeq {
+            // No history is kept yet: everything after `since` is gone.
+            send(client, WireFormat.webSocketGap(subscriptionIDs: [encodedID], from: since + 1, to: lastSeq, reason: "expired"))
+        }
+    }
+
+    private func publishFromWebSocket(_ client: WebSocketClient, event: JSONValue) {
+        guard client.publisher != nil else {
+            send(client, WireFormat.webSocketError(HeraldError(.forbidden, "this connection may not publish; authenticate with a publisher key first"), id: nil))
+            return
+        }
+        var body: [UInt8] = []
+        JSONWriter.write(event, into: &body)
+        body.withUnsafeBytes { bytes in
+            do throws(HeraldError) {
+                guard case .object = event else { throw HeraldError(.notAnObject, "\"event\" must be a JSON object, not \(event.kindName)", path: "$.event") }
+                let events = try IngestParser.parse(bytes, format: .json, limits: config.limits.ingest, tape: &ingestTape)
+                for accepted in publish(events, tape: ingestTape, body: bytes) {
+                    send(client, WireFormat.published(id: accepted.id, seq: accepted.seq))
+                }
+            } catch {
+                send(client, WireFormat.webSocketError(error, id: nil))
+            }
+        }
+    }
+
+    /// Queues a control message for the client.
+    func send(_ client: WebSocketClient, _ message: [UInt8]) {
+        let wasEmpty = client.queue.isEmpty
+        if client.queue.enqueue(control: message) == .overflow {
+            close(client, code: 1008, reason: "too many unread replies")
+        } else if wasEmpty {
+            LWS.requestWritable(client.wsi)
+        }
+    }
+
+    /// Closes the session at the next WRITEABLE with `code`.
+    func close(_ client: WebSocketClient, code: UInt16, reason: String) {
+        if client.closing == nil { client.closing = (code, reason) }
+        index.removeAll(owner: client.id)  // no new events: the queue drains, then the close goes out
+        LWS.requestWritable(client.wsi)
+    }
+
+    /// Writes one queued message per callback.
+    func webSocketWriteable(_ wsi: OpaquePointer) -> Int32 {
+        guard case .webSocket(let client)? = connections[wsi] else { return 0 }
+        // A refusal closes after the error frames queued before it; shutdown closes at once.
+        if let closing = client.closing, client.queue.isEmpty || draining {
+            LWS.setCloseReason(wsi, code: closing.code, reason: closing.reason)
+            return -1
+        }
+        guard let next = client.queue.next() else { return 0 }
+        let buffer = client.scratch
+        buffer.reset()
+        switch next {
+        case .event(let event, let subscriptions):
+            buffer.append(#"{"type":"event","subs":["#)
+            var first = true
+            subscriptions.forEach { slot in
+                guard let subscription = client.subscriptions[slot] else { return }
+                if !first { buffer.append(byte: UInt8(ascii: ",")) }
+                first = false
+                buffer.append(subscription.encodedID)
+            }
+            buffer.append("],")
+            buffer.append(event.webSocketTail)
+        case .control(let bytes):
+            buffer.append(bytes)
+        case .gap(let from, let to, let subscriptions):
+            var ids: [[UInt8]] = []
+            subscriptions.forEach { slot in if let s = client.subscriptions[slot] { ids.append(s.encodedID) } }
+            buffer.append(WireFormat.webSocketGap(subscriptionIDs: ids, from: from, to: to, reason: "overflow"))
+        }
+        guard LWS.write(wsi, buffer.start, buffer.count, LWS_WRITE_TEXT) else { return -1 }
+        if !client.queue.isEmpty || client.closing != nil { LWS.requestWritable(wsi) }
+        return 0
+    }
+}

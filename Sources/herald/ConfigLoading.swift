@@ -1,0 +1,36 @@
+import Foundation
+import HeraldCore
+import HeraldServer
+
+/// Reading `config.json` and applying the environment's secrets, shared by the commands.
+enum ConfigLoading {
+    /// The configuration at `path` with `HERALD_PUBLISHER_KEY` applied; a missing file is
+    /// an error unless `path` is the default and absent (then defaults apply).
+    static func load(path: String, required: Bool) throws -> HeraldConfig {
+        var config: HeraldConfig
+        if FileManager.default.fileExists(atPath: path) {
+            guard let data = FileManager.default.contents(atPath: path) else {
+                throw CLIError("cannot read \(path)")
+            }
+            do throws(HeraldConfig.ValidationErrors) {
+                config = try HeraldConfig(parsing: Array(data))
+            } catch {
+                throw CLIError("\(path) is not a valid configuration:\n" + error.errors.map { "  \($0.path ?? "$"): \($0.message)" }.joined(separator: "\n"))
+            }
+        } else if required {
+            throw CLIError("no configuration file at \(path)")
+        } else {
+            config = HeraldConfig()
+        }
+        if let key = ProcessInfo.processInfo.environment["HERALD_PUBLISHER_KEY"], !key.isEmpty {
+            config.auth.publisherKeys.append(.init(name: "env", sha256: HeraldServer.sha256(of: key)))
+        }
+        return config
+    }
+}
+
+/// A failure the CLI reports as one message and a non-zero exit code.
+struct CLIError: Error, CustomStringConvertible {
+    var description: String
+    init(_ message: String) { description = message }
+}

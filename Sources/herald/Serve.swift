@@ -1,0 +1,95 @@
+import ArgumentParser
+import Dispatch
+import Foundation
+import HeraldCore
+import HeraldServer
+import Logging
+
+/// `herald serve`: run the gateway until SIGINT or SIGTERM.
+struct Serve: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the gateway.",
+        discussion: """
+            Reads the configuration file (default ./config.json; built-in defaults if it is \
+            absent), then serves HTTP ingest (POST /v1/events), SSE (/v1/sse), WebSocket \
+            (/v1/ws, subprotocol herald.v1) and the static files of publicDirectory. \
+            SIGINT or SIGTERM shut down gracefully. The environment variable \
+            HERALD_PUBLISHER_KEY adds a publisher key without editing the file.
+            """
+    )
+
+    @Option(name: .shortAndLong, help: "Configuration file.")
+    var config: String = "config.json"
+
+    @Option(help: "Listen address (overrides listen.host).")
+    var host: String?
+
+    @Option(help: "Listen port, 0 for any free port (overrides listen.port).")
+    var port: Int?
+
+    @Option(help: "Directory of static files (overrides publicDirectory).")
+    var publicDir: String?
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical (overrides log.level).")
+    var logLevel: String?
+
+    @Option(help: "Write the bound port to this file once listening (for scripts and tests).")
+    var portFile: String?
+
+    func run() throws {
+        var settings = try ConfigLoading.load(path: config, required: config != "config.json")
+        if let host { settings.listen.host = host }
+        if let port {
+            guard (0...65535).contains(port) else { throw ValidationError("--port must be in 0...65535") }
+            settings.listen.port = port
+        }
+        if let publicDir { settings.publicDirectory = publicDir }
+        if let logLevel { settings.log.level = logLevel }
+        guard let level = Logger.Level(rawValue: settings.log.level) else {
+            throw ValidationError("unknown log level \(settings.log.level)")
+        }
+
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        var logger = Logger(label: "herald")
+        logger.logLevel = level
+
+        signal(SIGPIPE, SIG_IGN)
+
+        let server: HeraldServer
+        do {
+            server = try HeraldServer(config: settings, logger: logger)
+        } catch {
+            throw CLIError("cannot start: \(error.message)")
+        }
+        logger.info("herald listening", metadata: [
+            "address": "\(settings.listen.host):\(server.port)",
+            "routes": "\(settings.routes.map(\.name))",
+            "publicDirectory": "\(settings.publicDirectory ?? "-")",
+            "publisherKeys": "\(settings.auth.publisherKeys.count)",
+            "anonymous": "\(settings.auth.anonymous)",
+        ])
+        if let portFile {
+            try "\(server.port)\n".write(toFile: portFile, atomically: true, encoding: .utf8)
+        }
+        // SIGINT and SIGTERM are delivered to a dispatch source, never to a handler that
+        // could run on the loop thread: the source asks the loop to drain and stop.
+        var sources: [any DispatchSourceSignal] = []
+        for number in [SIGINT, SIGTERM] {
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler {
+                logger.info("signal received, shutting down", metadata: ["signal": "\(number)"])
+                Thread.detachNewThread { server.shutdown() }
+            }
+            source.resume()
+            sources.append(source)
+        }
+        server.run()
+        sources.forEach { $0.cancel() }
+        logger.info("herald stopped")
+    }
+}

@@ -1,0 +1,49 @@
+import HeraldCore
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `config.json` validation: defaults, the shipped file, and every error with its path.
+@Suite struct ConfigTests {
+    @Test func anEmptyObjectIsTheDefaults() throws {
+        let config = try HeraldConfig(parsing: Array("{}".utf8))
+        #expect(config.listen.port == 8080)
+        #expect(config.delivery.queue == QueueLimits(maxMessages: 1000, maxBytes: 1 << 20))
+        #expect(config.limits.maxBatchEvents == 500)
+        #expect(config.auth.anonymous)
+    }
+
+    @Test func theShippedConfigIsValid() throws {
+        // The repository's config.json, read relative to this file.
+        let path = String(#filePath).split(separator: "/").dropLast(3).joined(separator: "/")
+        let file = fopen("/" + path + "/config.json", "r")
+        try #require(file != nil)
+        var bytes: [UInt8] = []
+        while case let c = fgetc(file), c != EOF { bytes.append(UInt8(c)) }
+        fclose(file)
+        let config = try HeraldConfig(parsing: bytes)
+        #expect(config.route(named: "chat") != nil)
+        #expect(config.auth.publisherKeys.count == 1)
+    }
+
+    @Test func everyErrorIsReportedWithItsPath() {
+        let text = #"""
+        {"listen":{"port":70000,"hots":"x"},"routes":{"bad":{"pattern":{"a":"b"}},"none":{}},
+         "auth":{"publisherKeys":[{"name":"k","sha256":"abc"}]},"limits":{"maxSubscriptionsPerConnection":500},
+         "log":{"level":"loud"},"extra":1}
+        """#
+        #expect { try HeraldConfig(parsing: Array(text.utf8)) } throws: { error in
+            guard let errors = error as? HeraldConfig.ValidationErrors else { return false }
+            let paths = Set(errors.errors.compactMap(\.path))
+            return paths == ["$.listen.port", "$.listen.hots", "$.routes.bad.pattern.a", "$.routes.none.pattern",
+                             "$.auth.publisherKeys[0].sha256", "$.limits.maxSubscriptionsPerConnection", "$.log.level", "$.extra"]
+        }
+    }
+
+    @Test func invalidJSONIsOneError() {
+        #expect { try HeraldConfig(parsing: Array("{".utf8)) } throws: {
+            ($0 as? HeraldConfig.ValidationErrors)?.errors.count == 1
+        }
+    }
+}

@@ -1,0 +1,119 @@
+import HeraldCore
+import Testing
+
+/// The client queue's bound and the WebSocket message decoder.
+@Suite struct DeliveryTests {
+    func event(_ seq: UInt64, size: Int = 10) -> Event {
+        let json = Array(#"{"p":""#.utf8) + Array(repeating: UInt8(ascii: "x"), count: size) + Array(#""}"#.utf8)
+        return json.withUnsafeBytes { Event(seq: seq, id: "\(seq)", source: "", type: "t", acceptedAt: 0, json: $0, headroom: 0) }
+    }
+
+    func seqs(_ queue: inout ClientQueue) -> [String] {
+        var out: [String] = []
+        while let next = queue.next() {
+            switch next {
+            case .event(let e, _): out.append("\(e.seq)")
+            case .control(let bytes): out.append(String(decoding: bytes, as: UTF8.self))
+            case .gap(let from, let to, _): out.append("gap \(from)-\(to)")
+            }
+        }
+        return out
+    }
+
+    @Test func deliversInOrderWithinTheBound() {
+        var queue = ClientQueue(limits: QueueLimits(maxMessages: 10, maxBytes: 1 << 20))
+        for seq: UInt64 in 1...5 { #expect(queue.enqueue(event(seq), subscriptions: SubscriptionSet(slot: 0)) == .queued) }
+        #expect(queue.enqueue(control: Array("ack".utf8)) == .queued)
+        #expect(queue.count == 6)
+        #expect(seqs(&queue) == ["1", "2", "3", "4", "5", "ack"])
+        #expect(queue.byteCount == 0)
+    }
+
+    @Test func dropsTheOldestEventsAndReportsTheGapFirst() {
+        var queue = ClientQueue(limits: QueueLimits(maxMessages: 3, maxBytes: 1 << 20))
+        // Control messages count towards the bound but are never dropped.
+        _ = queue.enqueue(control: Array("ack".utf8))
+        for seq: UInt64 in 1...2 { _ = queue.enqueue(event(seq), subscriptions: SubscriptionSet(slot: 1)) }
+        #expect(queue.enqueue(event(3), subscriptions: SubscriptionSet(slot: 1)) == .queuedAfterDropping(1))
+        #expect(queue.enqueue(event(4), subscriptions: SubscriptionSet(slot: 1)) == .queuedAfterDropping(1))
+        #expect(queue.droppedCount == 2)
+        #expect(seqs(&queue) == ["ack", "gap 1-2", "3", "4"])
+    }
+
+    @Test func theByteBoundCountsToo() {
+        let size = event(1, size: 100).byteCount
+        var queue = ClientQueue(limits: QueueLimits(maxMessages: 100, maxBytes: size * 2))
+        for seq: UInt64 in 1...4 { _ = queue.enqueue(event(seq, size: 100), subscriptions: SubscriptionSet(slot: 0)) }
+        #expect(queue.byteCount <= size * 2)
+        #expect(seqs(&queue) == ["gap 1-2", "3", "4"])
+    }
+
+    @Test func controlMessagesPastTheBoundAreAnOverflow() {
+        var queue = ClientQueue(limits: QueueLimits(maxMessages: 2, maxBytes: 1 << 20))
+        #expect(queue.enqueue(control: [1]) == .queued)
+        #expect(queue.enqueue(control: [2]) == .queued)
+        #expect(queue.enqueue(control: [3]) == .overflow)
+    }
+
+    @Test func unsubscribingForgetsQueuedEventsOfThatSubscription() {
+        var queue = ClientQueue(limits: QueueLimits())
+        var both = SubscriptionSet(slot: 0)
+        both.insert(1)
+        _ = queue.enqueue(event(1), subscriptions: SubscriptionSet(slot: 0))
+        _ = queue.enqueue(event(2), subscriptions: both)
+        queue.removeSubscription(0)
+        guard case .event(let e, let subs)? = queue.next() else { Issue.record("expected an event"); return }
+        #expect(e.seq == 2)
+        #expect(subs == SubscriptionSet(slot: 1))
+        #expect(queue.isEmpty)
+    }
+
+    @Test func subscriptionSetsIterateInOrder() {
+        var set = SubscriptionSet()
+        for slot in [127, 3, 64, 0] { set.insert(slot) }
+        var slots: [Int] = []
+        set.forEach { slots.append($0) }
+        #expect(slots == [0, 3, 64, 127])
+        set.remove(64)
+        #expect(!set.contains(64))
+        #expect(set.contains(127))
+    }
+
+    @Test(arguments: [
+        (#"{"op":"subscribe","id":"s1","filter":{"a":[1]},"route":"chat","since":1041}"#,
+         ClientMessage.subscribe(id: "s1", filter: .object([.init("a", .array([.number(1)]))]), route: "chat", since: 1041)),
+        (#"{"op":"subscribe","id":"s2","route":"chat"}"#, .subscribe(id: "s2", filter: nil, route: "chat", since: nil)),
+        (#"{"op":"unsubscribe","id":"s1"}"#, .unsubscribe(id: "s1")),
+        (#"{"op":"publish","event":{"a":1}}"#, .publish(event: .object([.init("a", .number(1))]))),
+        (#"{"op":"ping"}"#, .ping),
+        (#"{"op":"auth","token":"t"}"#, .auth(token: "t")),
+    ])
+    func decodesClientMessages(text: String, expected: ClientMessage) throws {
+        #expect(try ClientMessage(decoding: Array(text.utf8)) == expected)
+    }
+
+    @Test(arguments: [
+        ("{", HeraldError.Code.invalidMessage),
+        (#""op""#, .invalidMessage),
+        (#"{"op":1}"#, .invalidMessage),
+        (#"{"op":"fly"}"#, .unknownOp),
+        (#"{"op":"subscribe","filter":{}}"#, .invalidMessage),
+        (#"{"op":"subscribe","id":"s","filter":{},"since":-1}"#, .invalidMessage),
+        (#"{"op":"subscribe","id":"s","filter":{},"since":1.5}"#, .invalidMessage),
+        (#"{"op":"subscribe","id":"s","route":3}"#, .invalidMessage),
+        (#"{"op":"publish"}"#, .invalidMessage),
+        (#"{"op":"auth"}"#, .invalidMessage),
+    ])
+    func refusesMalformedMessages(text: String, code: HeraldError.Code) {
+        #expect { try ClientMessage(decoding: Array(text.utf8)) } throws: { ($0 as? HeraldError)?.code == code }
+    }
+
+    @Test func wireMessagesAreExact() {
+        func text(_ bytes: [UInt8]) -> String { String(decoding: bytes, as: UTF8.self) }
+        #expect(text(WireFormat.subscribed(id: "s\"1", position: 7)) == #"{"type":"subscribed","id":"s\"1","position":7}"#)
+        #expect(text(WireFormat.webSocketGap(subscriptionIDs: [Array(#""a""#.utf8)], from: 2, to: 5, reason: "overflow")) == #"{"type":"gap","subs":["a"],"from":2,"to":5,"reason":"overflow"}"#)
+        #expect(text(WireFormat.sseGap(from: 1, to: 1, reason: "expired")) == "event: herald.gap\ndata: {\"from\":1,\"to\":1,\"reason\":\"expired\"}\n\n")
+        #expect(text(WireFormat.httpError(HeraldError(.invalidJSON, "bad", offset: 118, index: 3))) == #"{"error":{"code":"invalid_json","message":"bad","index":3,"offset":118}}"#)
+        #expect(text(WireFormat.accepted([.init(id: "a", seq: 42, duplicate: false)])) == #"{"accepted":[{"id":"a","seq":42,"duplicate":false}]}"#)
+    }
+}

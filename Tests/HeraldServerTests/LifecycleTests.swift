@@ -1,0 +1,70 @@
+import HeraldClient
+import HeraldCore
+import HeraldServer
+import HeraldTestSupport
+import Logging
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Start-up, graceful shutdown and static files.
+@Suite struct LifecycleTests {
+    @Test func shutdownClosesWebSocketsWith1001AndEndsStreamsWithinTwoSeconds() throws {
+        var logger = Logger(label: "test")
+        logger.logLevel = .error
+        let server = try HeraldServer(config: testConfig(), logger: logger)
+        server.start()
+        let ws = try WebSocketClient(host: "127.0.0.1", port: server.port, path: "/v1/ws", subprotocols: ["herald.v1"])
+        try ws.send(text: #"{"op":"subscribe","id":"s","filter":{}}"#)
+        _ = try ws.receive(timeout: .seconds(5))
+        let stream = try SSEStream(host: "127.0.0.1", port: server.port, path: "/v1/sse?filter=%7B%7D")
+        #expect(stream.status == 200)
+
+        let started = ContinuousClock.now
+        server.shutdown()
+        let elapsed = ContinuousClock.now - started
+        #expect(elapsed < .seconds(2))
+        #expect(try ws.receive(timeout: .seconds(2)) == .close(code: 1001, reason: "server shutting down"))
+        #expect(try stream.next(timeout: .seconds(2)) == nil, "the SSE stream ends")
+        #expect(throws: ClientError.self) { try HTTPClient.request(host: "127.0.0.1", port: server.port, path: "/healthz", timeout: .seconds(1)) }
+    }
+
+    @Test func aPortInUseIsAClearError() throws {
+        try withTestServer { server in
+            var config = testConfig()
+            config.listen.port = server.port
+            #expect { try HeraldServer(config: config, logger: Logger(label: "test")) } throws: {
+                ($0 as? HeraldError)?.code == .io
+            }
+        }
+    }
+
+    @Test func servesStaticFilesWithTheirTypes() throws {
+        let directory = "/tmp/herald-static-\(getpid())"
+        mkdir(directory, 0o755)
+        mkdir(directory + "/sub", 0o755)
+        for (name, text) in [("index.html", "<h1>hi</h1>"), ("app.js", "export {}"), ("style.css", "a{}"), ("sub/data.json", "{}")] {
+            let file = fopen(directory + "/" + name, "w")
+            fputs(text, file)
+            fclose(file)
+        }
+        defer { _ = system("rm -rf \(directory)") }
+        try withTestServer(testConfig { $0.publicDirectory = directory }) { server in
+            let index = try server.request("GET", "/")
+            #expect(index.status == 200)
+            #expect(index.bodyText == "<h1>hi</h1>")
+            #expect(index.header("content-type") == "text/html; charset=utf-8")
+            #expect(try server.request("GET", "/app.js").header("content-type") == "text/javascript; charset=utf-8")
+            #expect(try server.request("GET", "/style.css").header("content-type") == "text/css; charset=utf-8")
+            #expect(try server.request("GET", "/sub/data.json").header("content-type") == "application/json")
+            let missing = try server.request("GET", "/nope.html")
+            #expect(missing.status == 404)
+            #expect(missing.errorCode == "not_found")
+            #expect(try server.request("GET", "/../../etc/passwd").status == 404)
+            #expect(try server.request("GET", "/%2e%2e/%2e%2e/etc/passwd").status == 404)
+            #expect(try server.request("POST", "/index.html", body: []).status == 405)
+        }
+    }
+}
