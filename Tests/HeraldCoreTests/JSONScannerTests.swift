@@ -301,6 +301,19 @@ struct JSONScannerTests {
             try JSONScanner.scan(raw, into: &tape)
             #expect(tape.nodes.count == 5)
         }
+        // Appending a second text keeps absolute indices; a failed scan leaves the tape as it was.
+        let second = Array("{\"k\":[true]}".utf8)
+        try second.withUnsafeBytes { raw in
+            try JSONScanner.scan(raw, into: &tape)
+            #expect(tape.nodes.count == 9)
+            #expect(tape.nodes[5].next == 9 && tape.nodes[7].next == 9 && tape.member("k", inObjectAt: 5, in: raw) == 7)
+        }
+        let before = tape.nodes
+        let broken = Array("[1,2,{\"a\":".utf8)
+        broken.withUnsafeBytes { raw in
+            #expect(throws: HeraldError.self) { try JSONScanner.scan(raw, into: &tape) }
+        }
+        #expect(tape.nodes == before)
     }
 
     @Test("nesting limit: 64 levels pass, 65 fail at the 65th bracket")

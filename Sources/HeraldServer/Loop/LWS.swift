@@ -165,6 +165,21 @@ final class WriteBuffer {
         count += 1
     }
 
+    /// Appends the header of an unmasked, final WebSocket text frame (RFC 6455 §5.2).
+    func appendWebSocketTextHeader(length: Int) {
+        append(byte: 0x81)
+        if length < 126 {
+            append(byte: UInt8(length))
+        } else if length < 65536 {
+            append(byte: 126)
+            append(byte: UInt8(length >> 8))
+            append(byte: UInt8(length & 0xFF))
+        } else {
+            append(byte: 127)
+            for shift in stride(from: 56, through: 0, by: -8) { append(byte: UInt8((UInt64(length) >> UInt64(shift)) & 0xFF)) }
+        }
+    }
+
     func append(integer: UInt64) {
         var value = integer
         var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)

@@ -28,6 +28,8 @@ func heraldLWSLog(_ level: Int32, _ line: UnsafePointer<CChar>?) {
     guard let line else { return }
     var text = String(cString: line)
     while text.last == "\n" { text.removeLast() }
+    // lws_http_mark_sse() reports this for every HTTP/1 SSE stream; it is expected there.
+    if text.hasSuffix("lws_mux_mark_immortal: not h2 substream") { return }
     if level & herald_lll_err != 0 {
         lwsLogger.error("\(text)")
     } else if level & herald_lll_warn != 0 {

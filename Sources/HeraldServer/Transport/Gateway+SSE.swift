@@ -53,22 +53,22 @@ extension Gateway {
             if !client.queue.isEmpty { LWS.requestWritable(wsi) }
             return 0
         }
-        guard let next = client.queue.next() else { return 0 }
-        let written: Bool
-        switch next {
-        case .event(let event, _):
-            let frame = event.sseFrame
-            written = withExtendedLifetime(event) { LWS.write(wsi, frame.baseAddress!, frame.count, LWS_WRITE_HTTP) }
-        case .control(let bytes):
-            client.scratch.reset()
-            client.scratch.append(bytes)
-            written = LWS.write(wsi, client.scratch.start, client.scratch.count, LWS_WRITE_HTTP)
-        case .gap(let from, let to, _):
-            client.scratch.reset()
-            client.scratch.append(WireFormat.sseGap(from: from, to: to, reason: "overflow"))
-            written = LWS.write(wsi, client.scratch.start, client.scratch.count, LWS_WRITE_HTTP)
+        // As many queued blocks as fit in the budget go out in one write.
+        let buffer = client.scratch
+        buffer.reset()
+        while buffer.count < writeBudget, let next = client.queue.next() {
+            switch next {
+            case .event(let event, _):
+                buffer.append(UnsafeRawBufferPointer(event.sseFrame))
+            case .control(let bytes):
+                buffer.append(bytes)
+            case .gap(let from, let to, _):
+                buffer.append(WireFormat.sseGap(from: from, to: to, reason: "overflow"))
+            }
         }
-        guard written else { return -1 }
+        if buffer.count > 0 {
+            guard LWS.write(wsi, buffer.start, buffer.count, LWS_WRITE_HTTP) else { return -1 }
+        }
         if !client.queue.isEmpty { LWS.requestWritable(wsi) }
         return 0
     }

@@ -1,0 +1,223 @@
+import ArgumentParser
+import Foundation
+import HeraldClient
+import HeraldCore
+import HeraldServer
+import Logging
+
+/// `herald bench`: end-to-end throughput and latency, POST → socket, over real sockets.
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Measure end-to-end ingest and delivery: events/s and POST-to-socket latency.",
+        discussion: """
+            Opens --subscribers WebSocket (or SSE) subscribers with a filter that matches \
+            only this run's events, POSTs --events events shaped like an IoT reading \
+            (~480 bytes) in batches of --batch over one keep-alive connection, and waits \
+            until every subscriber has received every event. Without --url it starts a \
+            gateway in this process on a free loopback port. Prints one JSON object.
+            """
+    )
+
+    @Option(help: "Gateway base URL; omit to start one in-process.")
+    var url: String?
+
+    @Option(help: "Publisher key for --url (default: $HERALD_PUBLISHER_KEY).")
+    var key: String?
+
+    @Option(help: "Events to publish.")
+    var events: Int = 100_000
+
+    @Option(help: "Events per POST.")
+    var batch: Int = 100
+
+    @Option(help: "Number of subscribers.")
+    var subscribers: Int = 1
+
+    @Option(help: "Subscriber transport: ws or sse.")
+    var transport: String = "ws"
+
+    func validate() throws {
+        guard events > 0, batch > 0, subscribers >= 0 else { throw ValidationError("--events and --batch must be positive") }
+        guard ["ws", "sse"].contains(transport) else { throw ValidationError("--transport must be ws or sse") }
+    }
+
+    func run() throws {
+        signal(SIGPIPE, SIG_IGN)
+        var server: HeraldServer?
+        var host = "127.0.0.1"
+        var port = 0
+        var publisherKey = key ?? ProcessInfo.processInfo.environment["HERALD_PUBLISHER_KEY"] ?? ""
+        if let url {
+            let endpoint = try EndpointURL(parsing: url)
+            host = endpoint.host
+            port = endpoint.port
+            guard !publisherKey.isEmpty else { throw ValidationError("--url needs --key or HERALD_PUBLISHER_KEY") }
+        } else {
+            publisherKey = "bench-\(UUID4.generate())"
+            var config = HeraldConfig()
+            config.listen.host = "127.0.0.1"
+            config.listen.port = 0
+            config.publicDirectory = nil
+            config.delivery.queue = QueueLimits(maxMessages: 100_000, maxBytes: 256 << 20)
+            config.limits.maxBatchEvents = max(batch, 500)
+            config.limits.maxBodyBytes = max(1 << 20, batch * 1024)
+            config.log.lwsLevel = "error"
+            config.auth.publisherKeys = [.init(name: "bench", sha256: HeraldServer.sha256(of: publisherKey))]
+            var logger = Logger(label: "herald.bench")
+            logger.logLevel = .warning
+            let embedded = try HeraldServer(config: config, logger: logger)
+            embedded.start()
+            server = embedded
+            port = embedded.port
+        }
+        defer { server?.shutdown() }
+
+        let run = UUID4.generate()
+        let filter = #"{"bench":["\#(run)"]}"#
+        let receivers = try (0..<subscribers).map { _ in try Receiver(host: host, port: port, transport: transport, filter: filter, expected: events) }
+        let threads = receivers.map { receiver in Thread { receiver.run() } }
+        threads.forEach { $0.start() }
+
+        let connection = try HTTPConnection(host: host, port: port, timeout: .seconds(30))
+        let headers = [("Authorization", "Bearer \(publisherKey)"), ("Content-Type", "application/json")]
+        let start = MonotonicTime.now()
+        var sent = 0
+        var body: [UInt8] = []
+        body.reserveCapacity(batch * 520)
+        while sent < events {
+            let count = min(batch, events - sent)
+            body.removeAll(keepingCapacity: true)
+            body.append(UInt8(ascii: "["))
+            for i in 0..<count {
+                if i > 0 { body.append(UInt8(ascii: ",")) }
+                Self.appendEvent(number: sent + i, run: run, sentAt: MonotonicTime.now(), to: &body)
+            }
+            body.append(UInt8(ascii: "]"))
+            let response = try connection.request("POST", "/v1/events", headers: headers, body: body)
+            guard response.status == 202 else { throw CLIError("the gateway refused a batch: HTTP \(response.status) \(response.bodyText)") }
+            sent += count
+        }
+        let published = MonotonicTime.now()
+        receivers.forEach { $0.done.wait() }
+        let finished = MonotonicTime.now()
+
+        var latencies = receivers.flatMap(\.latencies).sorted()
+        let failures = receivers.compactMap(\.failure)
+        if latencies.isEmpty { latencies = [0] }
+        func percentile(_ p: Double) -> Double { Double(latencies[min(latencies.count - 1, Int(Double(latencies.count) * p))]) / 1e6 }
+        let publishSeconds = Double(published - start) / 1e9
+        let totalSeconds = Double(finished - start) / 1e9
+        let delivered = receivers.reduce(0) { $0 + $1.received }
+        let eventBytes = { var b: [UInt8] = []; Self.appendEvent(number: 0, run: run, sentAt: 0, to: &b); return b.count }()
+        print("""
+            {"transport":"\(transport)","subscribers":\(subscribers),"events":\(events),"batch":\(batch),"event_bytes":\(eventBytes),\
+            "ingest_events_per_s":\(Int(Double(events) / publishSeconds)),\
+            "deliveries":\(delivered),"deliveries_per_s":\(Int(Double(delivered) / totalSeconds)),\
+            "elapsed_s":\((totalSeconds * 1000).rounded() / 1000),\
+            "latency_ms":{"p50":\(percentile(0.5)),"p99":\(percentile(0.99)),"max":\(percentile(1.0))},\
+            "errors":\(failures.count)}
+            """)
+        for failure in failures { FileHandle.standardError.write(Data("subscriber failed: \(failure)\n".utf8)) }
+        if !failures.isEmpty { throw ExitCode(1) }
+    }
+
+    /// An IoT reading shaped like shared/examples/vibration-recorded.json (~480 bytes).
+    static func appendEvent(number: Int, run: String, sentAt: UInt64, to out: inout [UInt8]) {
+        out.append(contentsOf: #"{"eventId":"bench-"#.utf8)
+        JSONWriter.writeInteger(number, into: &out)
+        out.append(contentsOf: #"","eventType":"VibrationRecorded","timestamp":"2023-09-29T16:30:25Z","source":"VibrationSensor","sensorLocation":"Motor Assembly Line B, Conveyor Unit 4","version":"v1.2","data":{"sensorId":"VB-42345","vibrationLevel":12.5,"baselineVibrationLevel":4.0,"unit":"m/s2","difference":8.5},"metadata":{"model":"VibroMonitor Pro X1","calibrationDate":"2023-06-15"},"systemMessage":"Vibration level recorded exceeds the acceptable threshold.","bench":""#.utf8)
+        out.append(contentsOf: run.utf8)
+        out.append(contentsOf: #"","sentAt":"#.utf8)
+        JSONWriter.writeInteger(sentAt, into: &out)
+        out.append(UInt8(ascii: "}"))
+    }
+}
+
+/// One subscriber of the benchmark, read on its own thread.
+private final class Receiver: @unchecked Sendable {  // owned by its thread until `done` is signalled
+    let expected: Int
+    let done = DispatchSemaphore(value: 0)
+    var received = 0
+    var latencies: [UInt64] = []
+    var failure: String?
+    private let webSocket: WebSocketClient?
+    private let stream: SSEStream?
+
+    init(host: String, port: Int, transport: String, filter: String, expected: Int) throws {
+        self.expected = expected
+        latencies.reserveCapacity(expected)
+        if transport == "ws" {
+            let ws = try WebSocketClient(host: host, port: port, path: "/v1/ws", subprotocols: ["herald.v1"], timeout: .seconds(30))
+            try ws.send(text: #"{"op":"subscribe","id":"b","filter":\#(filter)}"#)
+            guard case .text(let reply) = try ws.receive(timeout: .seconds(10)), reply.contains("subscribed") else {
+                throw CLIError("subscription refused")
+            }
+            webSocket = ws
+            stream = nil
+        } else {
+            let encoded = filter.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? ""
+            let sse = try SSEStream(host: host, port: port, path: "/v1/sse?filter=\(encoded)", timeout: .seconds(30))
+            guard sse.status == 200 else { throw CLIError("SSE refused: \(sse.status) \(sse.errorBodyText)") }
+            stream = sse
+            webSocket = nil
+        }
+    }
+
+    func run() {
+        defer { done.signal() }
+        do {
+            while received < expected {
+                let text: String
+                if let webSocket {
+                    guard case .text(let message) = try webSocket.receive(timeout: .seconds(30)) else { failure = "unexpected frame"; return }
+                    text = message
+                } else {
+                    guard let event = try stream?.next(timeout: .seconds(30)) else { failure = "stream ended"; return }
+                    text = event.data
+                }
+                let now = MonotonicTime.now()
+                guard let sentAt = Self.sentAt(in: text) else { continue }
+                latencies.append(now &- sentAt)
+                received += 1
+            }
+        } catch {
+            failure = "\(error) after \(received) events"
+        }
+    }
+
+    /// The `"sentAt":<n>` value of a message, found by a byte scan (no JSON parse).
+    static func sentAt(in text: String) -> UInt64? {
+        var copy = text
+        return copy.withUTF8 { bytes -> UInt64? in
+            let marker: [UInt8] = Array(#""sentAt":"#.utf8)
+            guard bytes.count > marker.count else { return nil }
+            var i = bytes.count - marker.count
+            while i >= 0 {  // the field is written last: search from the end
+                if bytes[i] == marker[0], bytes[i + 1] == marker[1], bytes[i + 2] == marker[2] {
+                    var match = true
+                    for k in 3..<marker.count where bytes[i + k] != marker[k] { match = false; break }
+                    if match {
+                        var value: UInt64 = 0
+                        var j = i + marker.count
+                        while j < bytes.count, bytes[j] >= 0x30, bytes[j] <= 0x39 {
+                            value = value * 10 + UInt64(bytes[j] - 0x30)
+                            j += 1
+                        }
+                        return value
+                    }
+                }
+                i -= 1
+            }
+            return nil
+        }
+    }
+}
+
+/// The monotonic clock, in nanoseconds.
+enum MonotonicTime {
+    static func now() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+    }
+}
