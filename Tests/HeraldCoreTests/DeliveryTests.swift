@@ -3,9 +3,9 @@ import Testing
 
 /// The client queue's bound and the WebSocket message decoder.
 @Suite struct DeliveryTests {
-    func event(_ seq: UInt64, size: Int = 10) -> Event {
+    func event(_ seq: UInt64, size: Int = 10, key: UInt64? = nil, at time: UInt64 = 0) -> Event {
         let json = Array(#"{"p":""#.utf8) + Array(repeating: UInt8(ascii: "x"), count: size) + Array(#""}"#.utf8)
-        return json.withUnsafeBytes { Event(seq: seq, id: "\(seq)", source: "", type: "t", acceptedAt: 0, json: $0, headroom: 0) }
+        return json.withUnsafeBytes { Event(seq: seq, id: "\(seq)", source: "", type: "t", acceptedAt: time, json: $0, headroom: 0, coalesceKeys: [key]) }
     }
 
     func seqs(_ queue: inout ClientQueue) -> [String] {
@@ -14,7 +14,7 @@ import Testing
             switch next {
             case .event(let e, _): out.append("\(e.seq)")
             case .control(let bytes): out.append(String(decoding: bytes, as: UTF8.self))
-            case .gap(let from, let to, _): out.append("gap \(from)-\(to)")
+            case .gap(let from, let to, _, let reason): out.append("\(reason.rawValue) \(from)-\(to)")
             }
         }
         return out
@@ -34,10 +34,10 @@ import Testing
         // Control messages count towards the bound but are never dropped.
         _ = queue.enqueue(control: Array("ack".utf8))
         for seq: UInt64 in 1...2 { _ = queue.enqueue(event(seq), subscriptions: SubscriptionSet(slot: 1)) }
-        #expect(queue.enqueue(event(3), subscriptions: SubscriptionSet(slot: 1)) == .queuedAfterDropping(1))
-        #expect(queue.enqueue(event(4), subscriptions: SubscriptionSet(slot: 1)) == .queuedAfterDropping(1))
+        #expect(queue.enqueue(event(3), subscriptions: SubscriptionSet(slot: 1)) == .dropped(1))
+        #expect(queue.enqueue(event(4), subscriptions: SubscriptionSet(slot: 1)) == .dropped(1))
         #expect(queue.droppedCount == 2)
-        #expect(seqs(&queue) == ["ack", "gap 1-2", "3", "4"])
+        #expect(seqs(&queue) == ["ack", "overflow 1-2", "3", "4"])
     }
 
     @Test func theByteBoundCountsToo() {
@@ -45,7 +45,74 @@ import Testing
         var queue = ClientQueue(limits: QueueLimits(maxMessages: 100, maxBytes: size * 2))
         for seq: UInt64 in 1...4 { _ = queue.enqueue(event(seq, size: 100), subscriptions: SubscriptionSet(slot: 0)) }
         #expect(queue.byteCount <= size * 2)
-        #expect(seqs(&queue) == ["gap 1-2", "3", "4"])
+        #expect(seqs(&queue) == ["overflow 1-2", "3", "4"])
+    }
+
+    @Test func dropNewestKeepsWhatWasQueuedAndReportsTheGapAfterIt() {
+        var queue = ClientQueue(limits: QueueLimits(maxMessages: 2, policy: .dropNewest))
+        for seq: UInt64 in 1...5 { _ = queue.enqueue(event(seq), subscriptions: SubscriptionSet(slot: 0)) }
+        #expect(queue.droppedCount == 3)
+        #expect(seqs(&queue) == ["1", "2", "overflow 3-5"])
+        _ = queue.enqueue(event(6), subscriptions: SubscriptionSet(slot: 0))
+        #expect(seqs(&queue) == ["6"])
+    }
+
+    @Test func disconnectReportsTheOverflow() {
+        var queue = ClientQueue(limits: QueueLimits(maxMessages: 2, policy: .disconnect))
+        #expect(queue.enqueue(event(1), subscriptions: SubscriptionSet(slot: 0)) == .queued)
+        #expect(queue.enqueue(event(2), subscriptions: SubscriptionSet(slot: 0)) == .queued)
+        #expect(queue.enqueue(event(3), subscriptions: SubscriptionSet(slot: 0)) == .overflow)
+    }
+
+    @Test func coalesceKeepsTheNewestEventPerKeyInOrder() {
+        var queue = ClientQueue(limits: QueueLimits(maxMessages: 3, policy: .coalesce, coalesceKey: "symbol"), coalesceSlot: 0)
+        // Keys: 1=AAPL, 2=MSFT, 3=AAPL (replaces 1), 4=GOOG (replaces nothing: the oldest goes, with a gap)
+        #expect(queue.enqueue(event(1, key: 10), subscriptions: SubscriptionSet(slot: 0)) == .queued)
+        #expect(queue.enqueue(event(2, key: 20), subscriptions: SubscriptionSet(slot: 0)) == .queued)
+        #expect(queue.enqueue(event(3, key: 20), subscriptions: SubscriptionSet(slot: 0)) == .queued)
+        #expect(queue.enqueue(event(4, key: 10), subscriptions: SubscriptionSet(slot: 0)) == .coalesced)
+        #expect(queue.coalescedCount == 1)
+        #expect(queue.enqueue(event(5, key: 30), subscriptions: SubscriptionSet(slot: 0)) == .dropped(1))
+        #expect(seqs(&queue) == ["overflow 2-2", "3", "4", "5"])
+    }
+
+    @Test func sheddingDropsOldestEventsToATarget() {
+        var queue = ClientQueue(limits: QueueLimits(maxMessages: 100))
+        for seq: UInt64 in 1...10 { _ = queue.enqueue(event(seq), subscriptions: SubscriptionSet(slot: 0)) }
+        let lastFour = (UInt64(7)...10).reduce(0) { $0 + event($1).byteCount }
+        #expect(queue.shed(toBytes: lastFour) == 6)
+        #expect(seqs(&queue) == ["overflow 1-6", "7", "8", "9", "10"])
+    }
+
+    @Test func historyIsBoundedByCountBytesAndAge() {
+        var history = History(limits: HistoryLimits(maxEvents: 3, maxBytes: 1 << 20, maxAgeSeconds: 10))
+        for seq: UInt64 in 1...5 { history.append(event(seq, at: seq * 1_000_000_000), now: seq * 1_000_000_000) }
+        #expect(history.count == 3)
+        #expect(history.firstSeq == 3)
+        #expect(history.event(seq: 2) == nil)
+        #expect(history.event(seq: 4)?.seq == 4)
+        #expect(history.event(seq: 6) == nil)
+        history.expire(now: 14_500_000_000)
+        #expect(history.firstSeq == 5, "events older than 10 s are gone")
+        let size = event(1).byteCount
+        var small = History(limits: HistoryLimits(maxEvents: 100, maxBytes: size * 2))
+        for seq: UInt64 in 1...4 { small.append(event(seq), now: 0) }
+        #expect(small.count == 2)
+        var none = History(limits: HistoryLimits(maxEvents: 0))
+        none.append(event(1), now: 0)
+        #expect(none.count == 0)
+    }
+
+    @Test func dedupRemembersWithinTheWindowAndTheBound() {
+        var dedup = Deduplicator(windowSeconds: 10, maxEntries: 2)
+        dedup.record(source: "s", id: "a", seq: 1, now: 0)
+        #expect(dedup.lookup(source: "s", id: "a", now: 1) == 1)
+        #expect(dedup.lookup(source: "other", id: "a", now: 1) == nil)
+        dedup.record(source: "s", id: "b", seq: 2, now: 2_000_000_000)
+        dedup.record(source: "s", id: "c", seq: 3, now: 3_000_000_000)
+        #expect(dedup.lookup(source: "s", id: "a", now: 4_000_000_000) == nil, "the oldest key goes past maxEntries")
+        #expect(dedup.lookup(source: "s", id: "c", now: 12_000_000_000) == 3)
+        #expect(dedup.lookup(source: "s", id: "b", now: 12_500_000_000) == nil, "past the window")
     }
 
     @Test func controlMessagesPastTheBoundAreAnOverflow() {

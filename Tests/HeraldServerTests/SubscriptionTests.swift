@@ -212,18 +212,4 @@ import Testing
             #expect(try server.request("GET", "/v1/ws").status == 426)
         }
     }
-
-    @Test func resumingPastTheRetainedHistoryReportsAGap() throws {
-        try withTestServer { server in
-            for _ in 0..<3 { #expect(try server.publish(#"{"a":1}"#).status == 202) }
-            let ws = try server.webSocket()
-            try ws.send(json: #"{"op":"subscribe","id":"s","filter":{},"since":1}"#)
-            #expect(try ws.receiveJSON() == json(#"{"type":"subscribed","id":"s","position":3}"#))
-            #expect(try ws.receiveJSON() == json(#"{"type":"gap","subs":["s"],"from":2,"to":3,"reason":"expired"}"#))
-            let sse = try server.sse(filter: "{}", headers: [("Last-Event-ID", "2")])
-            let gap = try #require(try sse.next(timeout: .seconds(5)))
-            #expect(gap.event == "herald.gap")
-            #expect(gap.data == #"{"from":3,"to":3,"reason":"expired"}"#)
-        }
-    }
 }

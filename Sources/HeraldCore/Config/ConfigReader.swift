@@ -44,9 +44,10 @@ struct ConfigReader {
 
     mutating func read(_ root: JSONValue) -> HeraldConfig {
         var config = HeraldConfig()
-        let sections: Set<String> = ["listen", "publicDirectory", "auth", "routes", "delivery", "limits", "log", "$comment"]
-        // Limits first: route patterns are validated against them.
-        let members = object(root, "$", allowed: sections).sorted { ($0.key == "limits" ? 0 : 1) < ($1.key == "limits" ? 0 : 1) }
+        let sections: Set<String> = ["listen", "publicDirectory", "auth", "routes", "delivery", "history", "dedup", "limits", "log", "$comment"]
+        // Limits and delivery first: routes are validated against them and inherit their queue.
+        let first: Set<String> = ["limits", "delivery"]
+        let members = object(root, "$", allowed: sections).sorted { (first.contains($0.key) ? 0 : 1) < (first.contains($1.key) ? 0 : 1) }
         for member in members {
             let path = "$.\(member.key)"
             switch member.key {
@@ -54,8 +55,10 @@ struct ConfigReader {
             case "publicDirectory":
                 if member.value == .null { config.publicDirectory = nil } else if let s = string(member.value, path) { config.publicDirectory = s }
             case "auth": readAuth(member.value, path, into: &config.auth)
-            case "routes": config.routes = readRoutes(member.value, path, patternLimits: config.limits.pattern)
+            case "routes": config.routes = readRoutes(member.value, path, patternLimits: config.limits.pattern, defaultQueue: config.delivery.queue)
             case "delivery": readDelivery(member.value, path, into: &config.delivery)
+            case "history": readHistory(member.value, path, into: &config.history)
+            case "dedup": readDedup(member.value, path, into: &config.dedup)
             case "limits": readLimits(member.value, path, into: &config.limits)
             case "log": readLog(member.value, path, into: &config.log)
             default: break
@@ -100,21 +103,29 @@ struct ConfigReader {
         }
     }
 
-    private mutating func readRoutes(_ value: JSONValue, _ path: String, patternLimits: PatternLimits) -> [HeraldConfig.Route] {
+    private mutating func readRoutes(_ value: JSONValue, _ path: String, patternLimits: PatternLimits, defaultQueue: QueueLimits) -> [HeraldConfig.Route] {
         guard case .object(let members) = value else { fail(path, "must be an object of name → {\"pattern\": …}"); return [] }
         var routes: [HeraldConfig.Route] = []
         for member in members {
             let p = "\(path).\(member.key)"
             if member.key.isEmpty { fail(p, "a route name must not be empty"); continue }
             var pattern: Pattern?
-            for field in object(member.value, p, allowed: ["pattern", "description"]) where field.key == "pattern" {
-                do throws(HeraldError) {
-                    pattern = try Pattern(field.value, limits: patternLimits)
-                } catch {
-                    fail("\(p).pattern" + (error.path.map { String($0.dropFirst()) } ?? ""), error.message)
+            var queue: QueueLimits?
+            for field in object(member.value, p, allowed: ["pattern", "description", "queue"]) {
+                if field.key == "pattern" {
+                    do throws(HeraldError) {
+                        pattern = try Pattern(field.value, limits: patternLimits)
+                    } catch {
+                        fail("\(p).pattern" + (error.path.map { String($0.dropFirst()) } ?? ""), error.message)
+                    }
+                }
+                if field.key == "queue" {
+                    var limits = defaultQueue
+                    readQueue(field.value, "\(p).queue", into: &limits)
+                    queue = limits
                 }
             }
-            if let pattern { routes.append(.init(name: member.key, pattern: pattern)) } else if member.value.objectMembers != nil, member.value["pattern"] == nil {
+            if let pattern { routes.append(.init(name: member.key, pattern: pattern, queue: queue)) } else if member.value.objectMembers != nil, member.value["pattern"] == nil {
                 fail("\(p).pattern", "is required")
             }
         }
@@ -122,21 +133,67 @@ struct ConfigReader {
     }
 
     private mutating func readDelivery(_ value: JSONValue, _ path: String, into delivery: inout HeraldConfig.Delivery) {
-        for member in object(value, path, allowed: ["queue", "heartbeatSeconds"]) {
+        for member in object(value, path, allowed: ["queue", "heartbeatSeconds", "pingSeconds", "idleTimeoutSeconds"]) {
             let p = "\(path).\(member.key)"
-            if member.key == "heartbeatSeconds", let n = int(member.value, p, in: 1...3600) { delivery.heartbeatSeconds = n }
-            if member.key == "queue" {
-                for field in object(member.value, p, allowed: ["maxMessages", "maxBytes"]) {
-                    let fp = "\(p).\(field.key)"
-                    if field.key == "maxMessages", let n = int(field.value, fp, in: 1...1_000_000) { delivery.queue.maxMessages = n }
-                    if field.key == "maxBytes", let n = int(field.value, fp, in: 1024...(1 << 30)) { delivery.queue.maxBytes = n }
+            switch member.key {
+            case "heartbeatSeconds": if let n = int(member.value, p, in: 1...3600) { delivery.heartbeatSeconds = n }
+            case "pingSeconds": if let n = int(member.value, p, in: 1...3600) { delivery.pingSeconds = n }
+            case "idleTimeoutSeconds": if let n = int(member.value, p, in: 2...86400) { delivery.idleTimeoutSeconds = n }
+            case "queue": readQueue(member.value, p, into: &delivery.queue)
+            default: break
+            }
+        }
+        if delivery.idleTimeoutSeconds <= delivery.pingSeconds {
+            fail("\(path).idleTimeoutSeconds", "must be longer than pingSeconds (\(delivery.pingSeconds))")
+        }
+    }
+
+    private mutating func readQueue(_ value: JSONValue, _ path: String, into queue: inout QueueLimits) {
+        for field in object(value, path, allowed: ["maxMessages", "maxBytes", "policy", "coalesceKey"]) {
+            let fp = "\(path).\(field.key)"
+            switch field.key {
+            case "maxMessages": if let n = int(field.value, fp, in: 1...1_000_000) { queue.maxMessages = n }
+            case "maxBytes": if let n = int(field.value, fp, in: 1024...(1 << 30)) { queue.maxBytes = n }
+            case "policy":
+                if let name = string(field.value, fp) {
+                    if let policy = OverflowPolicy(rawValue: name) { queue.policy = policy } else {
+                        fail(fp, "must be one of \(OverflowPolicy.allCases.map(\.rawValue).joined(separator: ", "))")
+                    }
                 }
+            case "coalesceKey":
+                if let key = string(field.value, fp) {
+                    if FieldPath(key) == nil { fail(fp, "must be a dotted field path such as \"symbol\" or \"data.sensorId\"") } else { queue.coalesceKey = key }
+                }
+            default: break
+            }
+        }
+        if queue.policy == .coalesce && queue.coalesceKey == nil {
+            fail("\(path).coalesceKey", "is required with the coalesce policy")
+        }
+    }
+
+    private mutating func readHistory(_ value: JSONValue, _ path: String, into history: inout HistoryLimits) {
+        for member in object(value, path, allowed: ["maxEvents", "maxBytes", "maxAgeSeconds"]) {
+            let p = "\(path).\(member.key)"
+            switch member.key {
+            case "maxEvents": if let n = int(member.value, p, in: 0...10_000_000) { history.maxEvents = n }
+            case "maxBytes": if let n = int(member.value, p, in: 0...(16 << 30)) { history.maxBytes = n }
+            case "maxAgeSeconds": if let n = int(member.value, p, in: 1...(30 * 86400)) { history.maxAgeSeconds = n }
+            default: break
             }
         }
     }
 
+    private mutating func readDedup(_ value: JSONValue, _ path: String, into dedup: inout HeraldConfig.Dedup) {
+        for member in object(value, path, allowed: ["windowSeconds", "maxEntries"]) {
+            let p = "\(path).\(member.key)"
+            if member.key == "windowSeconds", let n = int(member.value, p, in: 0...(7 * 86400)) { dedup.windowSeconds = n }
+            if member.key == "maxEntries", let n = int(member.value, p, in: 0...10_000_000) { dedup.maxEntries = n }
+        }
+    }
+
     private mutating func readLimits(_ value: JSONValue, _ path: String, into limits: inout HeraldConfig.Limits) {
-        let keys: Set<String> = ["maxBodyBytes", "maxEventBytes", "maxBatchEvents", "maxJSONDepth", "maxSubscriptionsPerConnection", "maxPatternBytes", "maxPatternFields"]
+        let keys: Set<String> = ["maxBodyBytes", "maxEventBytes", "maxBatchEvents", "maxJSONDepth", "maxSubscriptionsPerConnection", "maxQueuedBytesTotal", "maxPatternBytes", "maxPatternFields"]
         for member in object(value, path, allowed: keys) {
             let p = "\(path).\(member.key)"
             switch member.key {
@@ -146,6 +203,7 @@ struct ConfigReader {
             case "maxJSONDepth": if let n = int(member.value, p, in: 1...1024) { limits.maxJSONDepth = n }
             case "maxSubscriptionsPerConnection":
                 if let n = int(member.value, p, in: 1...SubscriptionSet.capacity) { limits.maxSubscriptionsPerConnection = n }
+            case "maxQueuedBytesTotal": if let n = int(member.value, p, in: (1 << 20)...(64 << 30)) { limits.maxQueuedBytesTotal = n }
             case "maxPatternBytes": if let n = int(member.value, p, in: 16...(1 << 20)) { limits.pattern.maxBytes = n }
             case "maxPatternFields": if let n = int(member.value, p, in: 1...10_000) { limits.pattern.maxFields = n }
             default: break

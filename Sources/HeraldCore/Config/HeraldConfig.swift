@@ -31,16 +31,24 @@ public struct HeraldConfig: Sendable {
     public struct Route: Sendable, Equatable {
         public var name: String
         public var pattern: Pattern
-        public init(name: String, pattern: Pattern) {
+        /// Queue bound and policy for clients that subscribe through this route, when set.
+        public var queue: QueueLimits?
+        public init(name: String, pattern: Pattern, queue: QueueLimits? = nil) {
             self.name = name
             self.pattern = pattern
+            self.queue = queue
         }
     }
 
     /// Delivery defaults.
     public struct Delivery: Sendable, Equatable {
         public var queue = QueueLimits()
+        /// SSE comment heartbeat interval.
         public var heartbeatSeconds = 15
+        /// WebSocket ping interval.
+        public var pingSeconds = 20
+        /// A WebSocket that sends nothing (not even a pong) for this long is closed.
+        public var idleTimeoutSeconds = 60
     }
 
     /// Input limits (DESIGN §8).
@@ -50,6 +58,8 @@ public struct HeraldConfig: Sendable {
         public var maxBatchEvents = 500
         public var maxJSONDepth = 64
         public var maxSubscriptionsPerConnection = 100
+        /// All client queues together; past it the largest queues shed first.
+        public var maxQueuedBytesTotal = 256 << 20
         public var pattern = PatternLimits()
 
         public var ingest: IngestLimits {
@@ -71,6 +81,13 @@ public struct HeraldConfig: Sendable {
     public var auth = Auth()
     public var routes: [Route] = []
     public var delivery = Delivery()
+    public var history = HistoryLimits()
+    /// Idempotent ingest window.
+    public struct Dedup: Sendable, Equatable {
+        public var windowSeconds = 300
+        public var maxEntries = 100_000
+    }
+    public var dedup = Dedup()
     public var limits = Limits()
     public var log = Log()
 

@@ -1,133 +1,196 @@
 import DequeModule
 
 /// What a client is sent next: an event (shared, never copied), a control message of its
-/// own, or the notice that events were dropped.
+/// own, or the notice that events are missing.
 public enum Outgoing: Sendable {
     /// An event and the subscriptions of this client that matched it.
     case event(Event, SubscriptionSet)
     /// A transport-encoded control message (acknowledgement, error, heartbeat).
     case control([UInt8])
-    /// Events `from...to` were dropped for this client; `subscriptions` had matched them.
-    case gap(from: UInt64, to: UInt64, subscriptions: SubscriptionSet)
+    /// Events `from...to` were not delivered; `subscriptions` had matched them.
+    case gap(from: UInt64, to: UInt64, subscriptions: SubscriptionSet, reason: GapReason)
 }
 
-/// The bound of one client's send queue (DESIGN §7).
-public struct QueueLimits: Sendable, Equatable {
-    public var maxMessages: Int
-    public var maxBytes: Int
-    public init(maxMessages: Int = 1000, maxBytes: Int = 1 << 20) {
-        self.maxMessages = maxMessages
-        self.maxBytes = maxBytes
-    }
-}
-
-/// One client's bounded send queue.
+/// One client's bounded send queue with its overflow policy.
 ///
-/// A slow client can only hurt itself: when its queue is full the oldest queued events are
-/// dropped (the `drop-oldest` policy) and remembered as a gap, which the client is told
-/// about before the next event it receives. Entries reference the shared `Event`; the
-/// queue never copies an event body. Control messages are never dropped, but a client
-/// that lets them pile up past the bound is reported as overflowing so it can be closed.
+/// A slow client can only hurt itself: when its queue exceeds `maxMessages` or `maxBytes`
+/// its policy decides what goes (see `OverflowPolicy`). Dropped events leave a gap notice
+/// exactly where they were, so the client learns of the loss before the next event it
+/// receives. Entries reference the shared `Event`: a queue never copies an event body.
+/// Control messages count towards the bound but are never dropped; a client that lets
+/// them pile up past `maxMessages` is reported as overflowing so it can be closed.
 ///
 /// Owned by the loop thread that owns the client; not thread-safe.
-/// - Complexity: `enqueue` and `next` are amortised O(1); dropping is O(dropped entries).
+/// - Complexity: `enqueue` and `next` are amortised O(1) when nothing is dropped;
+///   dropping is O(position of the dropped entry), which is small for the oldest.
 public struct ClientQueue: Sendable {
     public let limits: QueueLimits
+    /// Index into `Event.coalesceKeys` for the `coalesce` policy.
+    public let coalesceSlot: Int?
     private var entries: Deque<Outgoing> = []
-    private var pendingGap: (from: UInt64, to: UInt64, subscriptions: SubscriptionSet)?
+    private var messageCount = 0
     private var controlCount = 0
 
     /// Bytes charged for the queued entries.
     public private(set) var byteCount = 0
-    /// Events dropped from this queue since the client connected.
+    /// Events dropped by the policy since the client connected.
     public private(set) var droppedCount: UInt64 = 0
+    /// Events replaced by a newer one of the same coalesce key.
+    public private(set) var coalescedCount: UInt64 = 0
 
-    public init(limits: QueueLimits) { self.limits = limits }
+    public init(limits: QueueLimits, coalesceSlot: Int? = nil) {
+        self.limits = limits
+        self.coalesceSlot = coalesceSlot
+    }
 
-    /// Number of entries waiting (a pending gap notice counts as one).
-    public var count: Int { entries.count + (pendingGap == nil ? 0 : 1) }
-    public var isEmpty: Bool { entries.isEmpty && pendingGap == nil }
+    /// Queued events and control messages (gap notices are not counted).
+    public var count: Int { messageCount }
+    public var isEmpty: Bool { entries.isEmpty }
+    /// True when another event would exceed the bound.
+    public var isFull: Bool { messageCount >= limits.maxMessages || byteCount >= limits.maxBytes }
 
     /// The result of an enqueue.
     public enum EnqueueResult: Sendable, Equatable {
         case queued
-        /// Queued after dropping this many older events.
-        case queuedAfterDropping(Int)
-        /// The queue holds more control messages than its bound: close the client.
+        /// Queued, and this many events were dropped (the new one included for drop-newest).
+        case dropped(Int)
+        /// Queued, replacing an older event of the same coalesce key.
+        case coalesced
+        /// The bound was exceeded under the `disconnect` policy, or by control messages:
+        /// close the client.
         case overflow
     }
 
-    /// Queues an event; drops the oldest events when the bound is exceeded.
+    /// Queues an event and applies the policy when the bound is exceeded.
     public mutating func enqueue(_ event: Event, subscriptions: SubscriptionSet) -> EnqueueResult {
         entries.append(.event(event, subscriptions))
+        messageCount += 1
         byteCount += event.byteCount
-        var dropped = 0
-        while entries.count > limits.maxMessages || byteCount > limits.maxBytes {
-            guard let index = entries.firstIndex(where: { if case .event = $0 { true } else { false } }),
-                  case .event(let old, let subs) = entries[index],
-                  old !== event else { break }
-            entries.remove(at: index)
-            byteCount -= old.byteCount
-            droppedCount += 1
-            dropped += 1
-            if var gap = pendingGap {
-                gap.from = min(gap.from, old.seq)
-                gap.to = max(gap.to, old.seq)
-                gap.subscriptions.formUnion(subs)
-                pendingGap = gap
-            } else {
-                pendingGap = (old.seq, old.seq, subs)
+        guard messageCount > limits.maxMessages || byteCount > limits.maxBytes else { return .queued }
+        switch limits.policy {
+        case .disconnect:
+            return .overflow
+        case .dropNewest:
+            removeEvent(at: entries.count - 1)
+            return .dropped(1)
+        case .coalesce:
+            if let slot = coalesceSlot, let key = event.coalesceKeys[slot], let older = indexOfEvent(withKey: key, slot: slot, before: entries.count - 1) {
+                removeEvent(at: older, leavingGap: false)
+                coalescedCount += 1
+                if messageCount <= limits.maxMessages && byteCount <= limits.maxBytes { return .coalesced }
             }
+            return .dropped(dropOldest(keeping: event))
+        case .dropOldest:
+            return .dropped(dropOldest(keeping: event))
         }
-        return dropped == 0 ? .queued : .queuedAfterDropping(dropped)
     }
 
     /// Queues a control message; control messages are never dropped.
     public mutating func enqueue(control bytes: [UInt8]) -> EnqueueResult {
         entries.append(.control(bytes))
-        byteCount += bytes.count
+        messageCount += 1
         controlCount += 1
+        byteCount += bytes.count
         return controlCount > limits.maxMessages ? .overflow : .queued
     }
 
-    /// Takes the next entry to send: a pending gap notice comes before any queued event.
+    /// Queues a gap notice (events the client will never receive, e.g. expired history).
+    public mutating func enqueueGap(from: UInt64, to: UInt64, subscriptions: SubscriptionSet, reason: GapReason) {
+        entries.append(.gap(from: from, to: to, subscriptions: subscriptions, reason: reason))
+    }
+
+    /// Takes the next entry to send.
     public mutating func next() -> Outgoing? {
-        if let gap = pendingGap, let first = entries.first, case .event = first {
-            pendingGap = nil
-            return .gap(from: gap.from, to: gap.to, subscriptions: gap.subscriptions)
-        }
-        guard let entry = entries.popFirst() else {
-            if let gap = pendingGap {
-                pendingGap = nil
-                return .gap(from: gap.from, to: gap.to, subscriptions: gap.subscriptions)
-            }
-            return nil
-        }
+        guard let entry = entries.popFirst() else { return nil }
         switch entry {
-        case .event(let event, _): byteCount -= event.byteCount
-        case .control(let bytes): byteCount -= bytes.count; controlCount -= 1
-        case .gap: break
+        case .event(let event, _):
+            messageCount -= 1
+            byteCount -= event.byteCount
+        case .control(let bytes):
+            messageCount -= 1
+            controlCount -= 1
+            byteCount -= bytes.count
+        case .gap:
+            break
         }
         return entry
     }
 
-    /// Forgets `slot` in queued events (after an unsubscribe); events left with no
-    /// subscription are removed.
+    /// Drops queued events, oldest first, until at most `targetBytes` remain (for the
+    /// gateway-wide memory bound). Returns the number of events dropped.
+    public mutating func shed(toBytes targetBytes: Int) -> Int {
+        var dropped = 0
+        while byteCount > targetBytes, let index = entries.firstIndex(where: { if case .event = $0 { true } else { false } }) {
+            removeEvent(at: index)
+            dropped += 1
+        }
+        return dropped
+    }
+
+    /// Forgets `slot` in queued entries (after an unsubscribe); events left with no
+    /// subscription are removed without a gap notice.
     public mutating func removeSubscription(_ slot: Int) {
         var kept: Deque<Outgoing> = []
         for entry in entries {
-            if case .event(let event, var subs) = entry {
+            switch entry {
+            case .event(let event, var subs):
                 subs.remove(slot)
-                if subs.isEmpty { byteCount -= event.byteCount; continue }
-                kept.append(.event(event, subs))
-            } else {
+                if subs.isEmpty {
+                    messageCount -= 1
+                    byteCount -= event.byteCount
+                } else {
+                    kept.append(.event(event, subs))
+                }
+            case .gap(let from, let to, var subs, let reason):
+                subs.remove(slot)
+                if !subs.isEmpty { kept.append(.gap(from: from, to: to, subscriptions: subs, reason: reason)) }
+            case .control:
                 kept.append(entry)
             }
         }
         entries = kept
-        if var gap = pendingGap {
-            gap.subscriptions.remove(slot)
-            pendingGap = gap.subscriptions.isEmpty ? nil : gap
+    }
+
+    // MARK: - Dropping
+
+    private mutating func dropOldest(keeping newest: Event) -> Int {
+        var dropped = 0
+        while messageCount > limits.maxMessages || byteCount > limits.maxBytes,
+              let index = entries.firstIndex(where: { if case .event(let e, _) = $0 { e !== newest } else { false } }) {
+            removeEvent(at: index)
+            dropped += 1
         }
+        return dropped
+    }
+
+    /// Removes the event at `index`; unless told otherwise, a gap notice takes its place
+    /// (merged into an adjacent overflow gap).
+    private mutating func removeEvent(at index: Int, leavingGap: Bool = true) {
+        guard case .event(let event, let subs) = entries[index] else { return }
+        messageCount -= 1
+        byteCount -= event.byteCount
+        guard leavingGap else {
+            entries.remove(at: index)
+            return
+        }
+        droppedCount += 1
+        if index > 0, case .gap(let from, let to, var gapSubs, .overflow) = entries[index - 1] {
+            gapSubs.formUnion(subs)
+            entries[index - 1] = .gap(from: min(from, event.seq), to: max(to, event.seq), subscriptions: gapSubs, reason: .overflow)
+            entries.remove(at: index)
+        } else if index + 1 < entries.count, case .gap(let from, let to, var gapSubs, .overflow) = entries[index + 1] {
+            gapSubs.formUnion(subs)
+            entries[index + 1] = .gap(from: min(from, event.seq), to: max(to, event.seq), subscriptions: gapSubs, reason: .overflow)
+            entries.remove(at: index)
+        } else {
+            entries[index] = .gap(from: event.seq, to: event.seq, subscriptions: subs, reason: .overflow)
+        }
+    }
+
+    private func indexOfEvent(withKey key: UInt64, slot: Int, before end: Int) -> Int? {
+        for index in 0..<end {
+            if case .event(let event, _) = entries[index], event.coalesceKeys[slot] == key { return index }
+        }
+        return nil
     }
 }

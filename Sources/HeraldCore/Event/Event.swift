@@ -22,6 +22,9 @@ public final class Event: @unchecked Sendable {
     public let type: String
     /// When the gateway accepted the event (monotonic nanoseconds, for latency metrics).
     public let acceptedAt: UInt64
+    /// Hashes of the values at the gateway's coalesce-key paths (nil: no such field), for
+    /// the `coalesce` overflow policy. Indexed by the gateway's coalesce slot.
+    public let coalesceKeys: [UInt64?]
 
     private let storage: UnsafeMutableRawBufferPointer
     private let headroom: Int
@@ -36,8 +39,9 @@ public final class Event: @unchecked Sendable {
     /// - Parameters:
     ///   - headroom: writable bytes to reserve in front of the SSE block.
     ///   - json: the event as compact JSON (one line, no insignificant whitespace).
-    public init(seq: UInt64, id: String, source: String, type: String, acceptedAt: UInt64, json: UnsafeRawBufferPointer, headroom: Int) {
+    public init(seq: UInt64, id: String, source: String, type: String, acceptedAt: UInt64, json: UnsafeRawBufferPointer, headroom: Int, coalesceKeys: [UInt64?] = []) {
         self.seq = seq
+        self.coalesceKeys = coalesceKeys
         self.id = id
         self.source = source
         self.type = type

@@ -38,6 +38,8 @@ public struct IncomingEvent: Sendable {
     /// Index of the event object on the batch's tape (for matching in place).
     public var node: Int
     public var id: String
+    /// False when Herald generated the id (such an event cannot be a retry).
+    public var hasExplicitID: Bool
     public var source: String
     public var type: String
     /// The event as compact JSON.
@@ -137,6 +139,7 @@ public enum IngestParser {
         return IncomingEvent(
             node: node,
             id: id ?? UUID4.generate(),
+            hasExplicitID: id != nil,
             source: source,
             type: type,
             compactJSON: compact(UnsafeRawBufferPointer(rebasing: body[Int(range.start)..<Int(range.end)]))

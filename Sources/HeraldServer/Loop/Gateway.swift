@@ -20,12 +20,20 @@ final class Gateway {
     let publicDirectory: String?
 
     var connections: [OpaquePointer: Connection] = [:]
-    var subscribers: [UInt64: any Subscriber] = [:]
-    /// WebSocket upgrades that passed `CONFIRM_UPGRADE`, keyed by connection, with the
-    /// publisher their token named (nil: anonymous).
-    var pendingUpgrades: [OpaquePointer: String?] = [:]
+    var subscribers: [UInt64: Subscriber] = [:]
+    /// WebSocket upgrades that passed `CONFIRM_UPGRADE`, keyed by connection.
+    var pendingUpgrades: [OpaquePointer: PendingUpgrade] = [:]
     var index = SubscriptionIndex()
     var lastSeq: UInt64 = 0
+    var history: History
+    var dedup: Deduplicator
+    /// The distinct `coalesceKey` paths of the configuration; an event carries the hash of
+    /// its value at each, in this order.
+    let coalescePaths: [FieldPath]
+    /// Bytes queued for all clients together (bounded by `limits.maxQueuedBytesTotal`).
+    var queuedBytesTotal = 0
+    /// Reused to rescan history events when a client resumes.
+    var replayTape = JSONTape()
     var nextClientID: UInt64 = 1
     /// Reused for every event so matching allocates nothing.
     var matches: [SubscriptionIndex.Match] = []
@@ -40,6 +48,13 @@ final class Gateway {
         self.logger = logger
         self.publishers = PublisherKeys(config.auth.publisherKeys)
         self.publicDirectory = publicDirectory
+        self.history = History(limits: config.history)
+        self.dedup = Deduplicator(windowSeconds: config.dedup.windowSeconds, maxEntries: config.dedup.maxEntries)
+        var paths: [FieldPath] = []
+        for key in [config.delivery.queue.coalesceKey] + config.routes.map(\.queue?.coalesceKey) {
+            if let key, let path = FieldPath(key), !paths.contains(path) { paths.append(path) }
+        }
+        self.coalescePaths = paths
     }
 
     /// Dispatches one libwebsockets callback. The return value goes back to lws
@@ -62,7 +77,10 @@ final class Gateway {
             closeConnection(wsi)
             return 0
         case LWS_CALLBACK_TIMER:
-            sendHeartbeat(wsi)
+            timerFired(wsi)
+            return 0
+        case LWS_CALLBACK_RECEIVE_PONG:
+            if case .webSocket(let client)? = connections[wsi] { client.lastHeard = MonotonicClock.nanoseconds() }
             return 0
         case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
             return confirmUpgrade(wsi)
@@ -90,14 +108,18 @@ final class Gateway {
         switch connection {
         case .exchange: break
         case .sse(let client):
-            index.removeAll(owner: client.id)
-            subscribers[client.id] = nil
+            forget(client)
             logger.debug("sse stream closed", metadata: ["client": "\(client.id)"])
         case .webSocket(let client):
-            index.removeAll(owner: client.id)
-            subscribers[client.id] = nil
+            forget(client)
             logger.debug("websocket closed", metadata: ["client": "\(client.id)"])
         }
+    }
+
+    private func forget(_ client: Subscriber) {
+        index.removeAll(owner: client.id)
+        subscribers[client.id] = nil
+        queuedBytesTotal -= client.queue.byteCount
     }
 
     // MARK: - Publishing
@@ -105,27 +127,37 @@ final class Gateway {
     /// Sequences validated events and queues them for every matching subscriber.
     ///
     /// `tape` and `body` are the scanned ingest body the events' nodes point into; each
-    /// event is matched once, in place, and encoded once.
+    /// event is matched once, in place, and encoded once. An event whose `(source, id)`
+    /// was accepted within the dedup window is answered with its original `seq` and not
+    /// delivered again.
     /// - Complexity: O(events × (match + recipients)).
     func publish(_ events: [IncomingEvent], tape: JSONTape, body: UnsafeRawBufferPointer) -> [WireFormat.Acceptance] {
         var accepted: [WireFormat.Acceptance] = []
         accepted.reserveCapacity(events.count)
         let now = MonotonicClock.nanoseconds()
         for incoming in events {
-            lastSeq += 1
-            let event = incoming.compactJSON.withUnsafeBytes {
-                Event(seq: lastSeq, id: incoming.id, source: incoming.source, type: incoming.type, acceptedAt: now, json: $0, headroom: LWS.pre)
+            if incoming.hasExplicitID, let original = dedup.lookup(source: incoming.source, id: incoming.id, now: now) {
+                accepted.append(.init(id: incoming.id, seq: original, duplicate: true))
+                continue
             }
+            lastSeq += 1
+            let coalesceKeys = coalescePaths.map { $0.valueHash(in: tape, node: incoming.node, bytes: body) }
+            let event = incoming.compactJSON.withUnsafeBytes {
+                Event(seq: lastSeq, id: incoming.id, source: incoming.source, type: incoming.type, acceptedAt: now,
+                      json: $0, headroom: LWS.pre, coalesceKeys: coalesceKeys)
+            }
+            if incoming.hasExplicitID { dedup.record(source: incoming.source, id: incoming.id, seq: event.seq, now: now) }
+            history.append(event, now: now)
             matches.removeAll(keepingCapacity: true)
             index.match(EventView(tape: tape, node: incoming.node, bytes: body), into: &matches)
             for match in matches {
-                guard let subscriber = subscribers[match.owner] else { continue }
-                let wasEmpty = subscriber.queue.isEmpty
-                _ = subscriber.queue.enqueue(event, subscriptions: match.subscriptions)
-                if wasEmpty { LWS.requestWritable(subscriber.wsi) }
+                // A resuming client reads this event from history when its turn comes.
+                guard let subscriber = subscribers[match.owner], subscriber.catchUp == nil else { continue }
+                deliver(event, subscriptions: match.subscriptions, to: subscriber)
             }
             accepted.append(.init(id: incoming.id, seq: event.seq, duplicate: false))
         }
+        if queuedBytesTotal > config.limits.maxQueuedBytesTotal { shedLargestQueues() }
         return accepted
     }
 
@@ -140,7 +172,7 @@ final class Gateway {
         for (wsi, connection) in connections {
             switch connection {
             case .webSocket(let client):
-                client.closing = (1001, "server shutting down")
+                client.closing = (1001, "server shutting down", true)
                 LWS.requestWritable(wsi)
             case .sse(let client):
                 client.ending = true

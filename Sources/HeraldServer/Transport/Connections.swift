@@ -41,33 +41,79 @@ final class HTTPExchange {
     init(purpose: Purpose) { self.purpose = purpose }
 }
 
+/// What `CONFIRM_UPGRADE` learned about a WebSocket before it was established.
+struct PendingUpgrade {
+    /// The publisher the token named, if any.
+    var publisher: String?
+    /// The route whose queue settings the session uses (`/v1/ws?route=`).
+    var route: String?
+}
+
 /// The CloudEvents attributes of a binary-mode request (`ce-*` headers).
 struct BinaryCloudEvent {
     var attributes: [(String, String)]
     var contentType: String?
 }
 
-/// A subscriber that events are fanned out to.
-protocol Subscriber: AnyObject {
-    var id: UInt64 { get }
-    var wsi: OpaquePointer { get }
-    var queue: ClientQueue { get set }
+/// A resume in progress: events after `cursor` are read from history instead of live.
+struct CatchUp {
+    /// The last sequence number handled for this client.
+    var cursor: UInt64
+    /// Events up to here were already queued live for the client's other subscriptions;
+    /// among them only those matching `replaying` are sent again.
+    var floor: UInt64
+    /// The subscriptions that asked to resume.
+    var replaying: SubscriptionSet
 }
 
-/// An SSE stream: one subscription, events as `text/event-stream` blocks.
-final class SSEClient: Subscriber {
+/// A subscriber that events are fanned out to (an SSE stream or a WebSocket session).
+class Subscriber {
     let id: UInt64
     let wsi: OpaquePointer
     var queue: ClientQueue
-    var headSent = false
-    /// Set on shutdown: end the stream at the next WRITEABLE.
-    var ending = false
-    let scratch = WriteBuffer(capacity: 256)
+    /// The patterns of each live subscription slot (all must match).
+    var patterns: [[Pattern]?]
+    /// Non-nil while the client is resuming from history; live events then wait in history.
+    var catchUp: CatchUp?
+    /// The highest sequence number queued for this client.
+    var sentThrough: UInt64 = 0
+    let connectedAt = MonotonicClock.nanoseconds()
+    let scratch: WriteBuffer
 
-    init(id: UInt64, wsi: OpaquePointer, queue: ClientQueue) {
+    init(id: UInt64, wsi: OpaquePointer, queue: ClientQueue, slots: Int, scratchCapacity: Int) {
         self.id = id
         self.wsi = wsi
         self.queue = queue
+        self.patterns = Array(repeating: nil, count: slots)
+        self.scratch = WriteBuffer(capacity: scratchCapacity)
+    }
+
+    /// The live subscriptions (slots) of this client.
+    var subscriptionSlots: SubscriptionSet {
+        var set = SubscriptionSet()
+        for (slot, list) in patterns.enumerated() where list != nil { set.insert(slot) }
+        return set
+    }
+
+    /// The subscriptions whose patterns all match `event`, among those `include` admits.
+    func matchingSubscriptions(_ event: EventView, include: (Int) -> Bool) -> SubscriptionSet {
+        var set = SubscriptionSet()
+        for (slot, list) in patterns.enumerated() {
+            guard let list, include(slot), list.allSatisfy({ $0.matches(event) }) else { continue }
+            set.insert(slot)
+        }
+        return set
+    }
+}
+
+/// An SSE stream: one subscription (slot 0), events as `text/event-stream` blocks.
+final class SSEClient: Subscriber {
+    var headSent = false
+    /// Set on shutdown or overflow: end the stream at the next WRITEABLE.
+    var ending = false
+
+    init(id: UInt64, wsi: OpaquePointer, queue: ClientQueue) {
+        super.init(id: id, wsi: wsi, queue: queue, slots: 1, scratchCapacity: 256)
     }
 }
 
@@ -80,9 +126,6 @@ final class WebSocketClient: Subscriber {
         var encodedID: [UInt8]
     }
 
-    let id: UInt64
-    let wsi: OpaquePointer
-    var queue: ClientQueue
     /// Slot → subscription; the slot is the bit in a `SubscriptionSet`.
     var subscriptions: [Subscription?]
     /// The publisher this session authenticated as; publishing needs one.
@@ -90,16 +133,17 @@ final class WebSocketClient: Subscriber {
     /// The message being reassembled from fragments.
     var incoming: [UInt8] = []
     var incomingTooLarge = false
-    /// Set when the session must close at the next WRITEABLE.
-    var closing: (code: UInt16, reason: String)?
-    let scratch = WriteBuffer(capacity: 1024)
+    /// Set when the session must close: after the queued messages, or at once.
+    var closing: (code: UInt16, reason: String, immediately: Bool)?
+    /// A ping is to go out with the next write.
+    var pingDue = false
+    /// When the peer last sent anything (a message or a pong).
+    var lastHeard = MonotonicClock.nanoseconds()
 
     init(id: UInt64, wsi: OpaquePointer, queue: ClientQueue, maxSubscriptions: Int, publisher: String?) {
-        self.id = id
-        self.wsi = wsi
-        self.queue = queue
         self.subscriptions = Array(repeating: nil, count: maxSubscriptions)
         self.publisher = publisher
+        super.init(id: id, wsi: wsi, queue: queue, slots: maxSubscriptions, scratchCapacity: 1024)
     }
 
     func slot(of subscriptionID: String) -> Int? {

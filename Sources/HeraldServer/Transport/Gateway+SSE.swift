@@ -27,21 +27,20 @@ extension Gateway {
             resumeFrom = seq
         }
 
-        let client = SSEClient(id: nextClientID, wsi: wsi, queue: ClientQueue(limits: config.delivery.queue))
+        let route = LWS.queryArgument(wsi, "route")
+        let client = SSEClient(id: nextClientID, wsi: wsi, queue: queue(forRoute: route))
         nextClientID += 1
-        if let resumeFrom, resumeFrom < lastSeq {
-            // No history is kept yet: whatever came after the client's position is gone.
-            _ = client.queue.enqueue(control: WireFormat.sseGap(from: resumeFrom + 1, to: lastSeq, reason: "expired"))
-        }
+        client.patterns[0] = patterns
         connections[wsi] = .sse(client)
         subscribers[client.id] = client
         index.add(owner: client.id, slot: 0, patterns: patterns)
+        if let resumeFrom { beginCatchUp(client, since: resumeFrom, slots: SubscriptionSet(slot: 0)) }
         logger.debug("sse stream opened", metadata: ["client": "\(client.id)", "peer": "\(LWS.peerAddress(wsi))"])
         LWS.requestWritable(wsi)
         return 0
     }
 
-    /// Writes the head, then one queued block per callback.
+    /// Writes the head, then as many queued blocks as fit in one write per callback.
     func sseWriteable(_ wsi: OpaquePointer, _ client: SSEClient) -> Int32 {
         if client.ending { return -1 }
         if !client.headSent {
@@ -56,31 +55,22 @@ extension Gateway {
         // As many queued blocks as fit in the budget go out in one write.
         let buffer = client.scratch
         buffer.reset()
-        while buffer.count < writeBudget, let next = client.queue.next() {
+        while buffer.count < writeBudget, let next = takeNext(from: client) {
             switch next {
             case .event(let event, _):
                 buffer.append(UnsafeRawBufferPointer(event.sseFrame))
             case .control(let bytes):
                 buffer.append(bytes)
-            case .gap(let from, let to, _):
-                buffer.append(WireFormat.sseGap(from: from, to: to, reason: "overflow"))
+            case .gap(let from, let to, _, let reason):
+                buffer.append(WireFormat.sseGap(from: from, to: to, reason: reason.rawValue))
             }
         }
         if buffer.count > 0 {
             guard LWS.write(wsi, buffer.start, buffer.count, LWS_WRITE_HTTP) else { return -1 }
         }
+        if client.catchUp != nil { pump(client) }
         if !client.queue.isEmpty { LWS.requestWritable(wsi) }
         return 0
-    }
-
-    /// The heartbeat timer of an SSE stream fired: queue a comment and re-arm.
-    func sendHeartbeat(_ wsi: OpaquePointer) {
-        guard case .sse(let client)? = connections[wsi] else { return }
-        if client.queue.isEmpty {
-            _ = client.queue.enqueue(control: WireFormat.sseHeartbeat)
-            LWS.requestWritable(wsi)
-        }
-        lws_set_timer_usecs(wsi, lws_usec_t(config.delivery.heartbeatSeconds) * 1_000_000)
     }
 
     // MARK: - Shared by both transports

@@ -18,7 +18,11 @@ extension Gateway {
         if let failure = authorizeSubscriber(token: token) {
             return refuseUpgrade(wsi, failure, status: 401)
         }
-        pendingUpgrades[wsi] = .some(token.flatMap { publishers.publisher(forKey: $0) })
+        let route = LWS.queryArgument(wsi, "route")
+        if let route, config.route(named: route) == nil {
+            return refuseUpgrade(wsi, HeraldError(.unknownRoute, "no route named \"\(route)\""), status: 400)
+        }
+        pendingUpgrades[wsi] = PendingUpgrade(publisher: token.flatMap { publishers.publisher(forKey: $0) }, route: route)
         return 0
     }
 
@@ -36,13 +40,14 @@ extension Gateway {
     }
 
     func webSocketEstablished(_ wsi: OpaquePointer) -> Int32 {
-        let publisher = pendingUpgrades.removeValue(forKey: wsi) ?? nil
+        let upgrade = pendingUpgrades.removeValue(forKey: wsi) ?? PendingUpgrade(publisher: nil, route: nil)
         let client = WebSocketClient(
-            id: nextClientID, wsi: wsi, queue: ClientQueue(limits: config.delivery.queue),
-            maxSubscriptions: config.limits.maxSubscriptionsPerConnection, publisher: publisher)
+            id: nextClientID, wsi: wsi, queue: queue(forRoute: upgrade.route),
+            maxSubscriptions: config.limits.maxSubscriptionsPerConnection, publisher: upgrade.publisher)
         nextClientID += 1
         connections[wsi] = .webSocket(client)
         subscribers[client.id] = client
+        lws_set_timer_usecs(wsi, lws_usec_t(config.delivery.pingSeconds) * 1_000_000)
         logger.debug("websocket opened", metadata: ["client": "\(client.id)", "peer": "\(LWS.peerAddress(wsi))"])
         return 0
     }
@@ -50,6 +55,7 @@ extension Gateway {
     /// Collects a message from its fragments and handles it when complete.
     func webSocketReceive(_ wsi: OpaquePointer, _ chunk: UnsafeRawBufferPointer) -> Int32 {
         guard case .webSocket(let client)? = connections[wsi] else { return -1 }
+        client.lastHeard = MonotonicClock.nanoseconds()
         if lws_is_first_fragment(wsi) != 0 {
             client.incoming.removeAll(keepingCapacity: true)
             client.incomingTooLarge = false
@@ -62,7 +68,7 @@ extension Gateway {
         }
         guard lws_is_final_fragment(wsi) != 0, lws_remaining_packet_payload(wsi) == 0 else { return 0 }
         if client.incomingTooLarge {
-            close(client, code: 1009, reason: "message larger than \(config.limits.maxBodyBytes) bytes")
+            close(client, code: 1009, reason: "message larger than \(config.limits.maxBodyBytes) bytes", immediately: false)
             return 0
         }
         if lws_frame_is_binary(wsi) != 0 {
@@ -92,8 +98,12 @@ extension Gateway {
                 return
             }
             client.subscriptions[slot] = nil
+            client.patterns[slot] = nil
+            client.catchUp?.replaying.remove(slot)
             index.remove(owner: client.id, slot: slot)
+            let before = client.queue.byteCount
             client.queue.removeSubscription(slot)
+            queuedBytesTotal -= before - client.queue.byteCount
             send(client, WireFormat.unsubscribed(id: id))
         case .publish(let event):
             publishFromWebSocket(client, event: event)
@@ -102,7 +112,7 @@ extension Gateway {
         case .auth(let token):
             guard let publisher = publishers.publisher(forKey: token) else {
                 send(client, WireFormat.webSocketError(HeraldError(.unauthorized, "the token is not valid"), id: nil))
-                close(client, code: 1008, reason: "invalid token")
+                close(client, code: 1008, reason: "invalid token", immediately: false)
                 return
             }
             client.publisher = publisher
@@ -130,12 +140,10 @@ extension Gateway {
         var encodedID: [UInt8] = []
         JSONWriter.writeString(id, into: &encodedID)
         client.subscriptions[slot] = .init(id: id, encodedID: encodedID)
+        client.patterns[slot] = patterns
         index.add(owner: client.id, slot: slot, patterns: patterns)
         send(client, WireFormat.subscribed(id: id, position: lastSeq))
-        if let since, since < lastSeq {
-            // No history is kept yet: everything after `since` is gone.
-            send(client, WireFormat.webSocketGap(subscriptionIDs: [encodedID], from: since + 1, to: lastSeq, reason: "expired"))
-        }
+        if let since { beginCatchUp(client, since: since, slots: SubscriptionSet(slot: slot)) }
     }
 
     private func publishFromWebSocket(_ client: WebSocketClient, event: JSONValue) {
@@ -160,18 +168,15 @@ extension Gateway {
 
     /// Queues a control message for the client.
     func send(_ client: WebSocketClient, _ message: [UInt8]) {
-        let wasEmpty = client.queue.isEmpty
-        if client.queue.enqueue(control: message) == .overflow {
-            close(client, code: 1008, reason: "too many unread replies")
-        } else if wasEmpty {
-            LWS.requestWritable(client.wsi)
-        }
+        sendControl(message, to: client)
     }
 
-    /// Closes the session at the next WRITEABLE with `code`.
-    func close(_ client: WebSocketClient, code: UInt16, reason: String) {
-        if client.closing == nil { client.closing = (code, reason) }
-        index.removeAll(owner: client.id)  // no new events: the queue drains, then the close goes out
+    /// Closes the session with `code`: at the next WRITEABLE, or once the messages queued
+    /// so far are written. No new events are queued for it meanwhile.
+    func close(_ client: WebSocketClient, code: UInt16, reason: String, immediately: Bool) {
+        if client.closing == nil || immediately { client.closing = (code, reason, immediately) }
+        index.removeAll(owner: client.id)
+        client.catchUp = nil
         LWS.requestWritable(client.wsi)
     }
 
@@ -183,13 +188,18 @@ extension Gateway {
     func webSocketWriteable(_ wsi: OpaquePointer) -> Int32 {
         guard case .webSocket(let client)? = connections[wsi] else { return 0 }
         // A refusal closes after the error frames queued before it; shutdown closes at once.
-        if let closing = client.closing, client.queue.isEmpty || draining {
+        if let closing = client.closing, closing.immediately || client.queue.isEmpty || draining {
             LWS.setCloseReason(wsi, code: closing.code, reason: closing.reason)
             return -1
         }
         let buffer = client.scratch
         buffer.reset()
-        while buffer.count < writeBudget, let next = client.queue.next() {
+        if client.pingDue {
+            // FIN + ping with a 2-byte payload: lws reports only non-empty pongs to us.
+            for byte: UInt8 in [0x89, 0x02, UInt8(ascii: "h"), UInt8(ascii: "b")] { buffer.append(byte: byte) }
+            client.pingDue = false
+        }
+        while buffer.count < writeBudget, let next = takeNext(from: client) {
             switch next {
             case .event(let event, let subscriptions):
                 let head: StaticString = #"{"type":"event","subs":["#
@@ -210,10 +220,10 @@ extension Gateway {
             case .control(let bytes):
                 buffer.appendWebSocketTextHeader(length: bytes.count)
                 buffer.append(bytes)
-            case .gap(let from, let to, let subscriptions):
+            case .gap(let from, let to, let subscriptions, let reason):
                 var ids: [[UInt8]] = []
                 subscriptions.forEach { slot in if let s = client.subscriptions[slot] { ids.append(s.encodedID) } }
-                let message = WireFormat.webSocketGap(subscriptionIDs: ids, from: from, to: to, reason: "overflow")
+                let message = WireFormat.webSocketGap(subscriptionIDs: ids, from: from, to: to, reason: reason.rawValue)
                 buffer.appendWebSocketTextHeader(length: message.count)
                 buffer.append(message)
             }
@@ -221,6 +231,7 @@ extension Gateway {
         if buffer.count > 0 {
             guard LWS.write(wsi, buffer.start, buffer.count, LWS_WRITE_HTTP) else { return -1 }
         }
+        if client.catchUp != nil { pump(client) }
         if !client.queue.isEmpty || client.closing != nil { LWS.requestWritable(wsi) }
         return 0
     }

@@ -1,0 +1,165 @@
+import CLibWebSockets
+import HeraldCore
+import Logging
+
+/// Queueing, overflow, resume and liveness: what both transports share (DESIGN §5, §7).
+extension Gateway {
+    /// Queues an event for a subscriber and applies its overflow policy.
+    func deliver(_ event: Event, subscriptions: SubscriptionSet, to subscriber: Subscriber) {
+        let wasEmpty = subscriber.queue.isEmpty
+        let before = subscriber.queue.byteCount
+        let result = subscriber.queue.enqueue(event, subscriptions: subscriptions)
+        queuedBytesTotal += subscriber.queue.byteCount - before
+        subscriber.sentThrough = max(subscriber.sentThrough, event.seq)
+        if result == .overflow {
+            closeForOverflow(subscriber)
+        } else if wasEmpty {
+            LWS.requestWritable(subscriber.wsi)
+        }
+    }
+
+    /// Queues a transport-encoded control message (never dropped).
+    func sendControl(_ bytes: [UInt8], to subscriber: Subscriber) {
+        let wasEmpty = subscriber.queue.isEmpty
+        queuedBytesTotal += bytes.count
+        if subscriber.queue.enqueue(control: bytes) == .overflow {
+            if let client = subscriber as? WebSocketClient {
+                close(client, code: 1008, reason: "too many unread replies", immediately: true)
+            } else {
+                closeForOverflow(subscriber)
+            }
+        } else if wasEmpty {
+            LWS.requestWritable(subscriber.wsi)
+        }
+    }
+
+    /// Takes the next entry to write, keeping the gateway-wide byte count.
+    func takeNext(from subscriber: Subscriber) -> Outgoing? {
+        let before = subscriber.queue.byteCount
+        let next = subscriber.queue.next()
+        queuedBytesTotal -= before - subscriber.queue.byteCount
+        return next
+    }
+
+    /// The `disconnect` policy: WebSockets close with 4000, SSE streams end; the client
+    /// resumes from history.
+    func closeForOverflow(_ subscriber: Subscriber) {
+        index.removeAll(owner: subscriber.id)
+        if let client = subscriber as? WebSocketClient {
+            close(client, code: 4000, reason: "queue overflow", immediately: true)
+        } else if let client = subscriber as? SSEClient {
+            client.ending = true
+            LWS.requestWritable(client.wsi)
+        }
+        logger.debug("client disconnected on overflow", metadata: ["client": "\(subscriber.id)"])
+    }
+
+    /// Past `limits.maxQueuedBytesTotal`, the largest queues shed by their policy first,
+    /// until the total is back under 90 % of the bound.
+    func shedLargestQueues() {
+        let target = config.limits.maxQueuedBytesTotal / 10 * 9
+        let largest = subscribers.values.sorted { $0.queue.byteCount > $1.queue.byteCount }
+        for subscriber in largest where queuedBytesTotal > target {
+            let excess = queuedBytesTotal - target
+            if subscriber.queue.limits.policy == .disconnect {
+                closeForOverflow(subscriber)
+                continue
+            }
+            let before = subscriber.queue.byteCount
+            _ = subscriber.queue.shed(toBytes: max(0, before - excess))
+            queuedBytesTotal -= before - subscriber.queue.byteCount
+            LWS.requestWritable(subscriber.wsi)
+        }
+        logger.warning("queued bytes over the gateway bound; shed the largest queues", metadata: ["queuedBytes": "\(queuedBytesTotal)"])
+    }
+
+    // MARK: - Resume
+
+    /// Starts replaying history after `since` for the subscriptions in `slots`.
+    func beginCatchUp(_ subscriber: Subscriber, since: UInt64, slots: SubscriptionSet) {
+        let since = min(since, lastSeq)  // a position from a previous run means "now"
+        guard since < lastSeq else { return }
+        if var catchUp = subscriber.catchUp {
+            catchUp.cursor = min(catchUp.cursor, since)
+            catchUp.replaying.formUnion(slots)
+            subscriber.catchUp = catchUp
+        } else {
+            subscriber.catchUp = CatchUp(cursor: since, floor: subscriber.sentThrough, replaying: slots)
+        }
+        pump(subscriber)
+    }
+
+    /// Moves a resuming client forward through history while its queue has room; when it
+    /// reaches the newest event it is live again. Events that have left history become one
+    /// `expired` gap notice. Nothing is delivered twice and nothing out of order, because
+    /// live events for the client wait in history until the cursor reaches them.
+    func pump(_ subscriber: Subscriber) {
+        guard var catchUp = subscriber.catchUp else { return }
+        let room = max(1, subscriber.queue.limits.maxMessages / 2)
+        let wasEmpty = subscriber.queue.isEmpty
+        while catchUp.cursor < lastSeq && subscriber.queue.count < room && !subscriber.queue.isFull {
+            let next = catchUp.cursor + 1
+            guard let event = history.event(seq: next) else {
+                let to = min(lastSeq, (history.firstSeq ?? lastSeq + 1) - 1)
+                let slots = to <= catchUp.floor ? catchUp.replaying : subscriber.subscriptionSlots
+                subscriber.queue.enqueueGap(from: next, to: to, subscriptions: slots, reason: .expired)
+                catchUp.cursor = to
+                continue
+            }
+            catchUp.cursor = next
+            let floor = catchUp.floor
+            let replaying = catchUp.replaying
+            let matched = matchHistoryEvent(event, for: subscriber) { slot in next > floor || replaying.contains(slot) }
+            if !matched.isEmpty {
+                let before = subscriber.queue.byteCount
+                _ = subscriber.queue.enqueue(event, subscriptions: matched)
+                queuedBytesTotal += subscriber.queue.byteCount - before
+                subscriber.sentThrough = max(subscriber.sentThrough, event.seq)
+            }
+        }
+        subscriber.catchUp = catchUp.cursor >= lastSeq ? nil : catchUp
+        if wasEmpty && !subscriber.queue.isEmpty { LWS.requestWritable(subscriber.wsi) }
+    }
+
+    /// Which of the subscriber's subscriptions an event from history matches.
+    private func matchHistoryEvent(_ event: Event, for subscriber: Subscriber, include: (Int) -> Bool) -> SubscriptionSet {
+        let json = event.json
+        replayTape.removeAll()
+        do throws(HeraldError) {
+            try JSONScanner.scan(json, limits: JSONLimits(maxDepth: config.limits.maxJSONDepth), into: &replayTape)
+        } catch {
+            return SubscriptionSet()  // cannot happen: the event was validated on ingest
+        }
+        return subscriber.matchingSubscriptions(EventView(tape: replayTape, node: 0, bytes: json), include: include)
+    }
+
+    // MARK: - Liveness
+
+    /// A connection's timer fired: SSE heartbeat, or WebSocket ping and idle check.
+    func timerFired(_ wsi: OpaquePointer) {
+        switch connections[wsi] {
+        case .sse(let client)?:
+            if client.queue.isEmpty { sendControl(WireFormat.sseHeartbeat, to: client) }
+            lws_set_timer_usecs(wsi, lws_usec_t(config.delivery.heartbeatSeconds) * 1_000_000)
+        case .webSocket(let client)?:
+            let silent = MonotonicClock.nanoseconds() - client.lastHeard
+            if silent > UInt64(config.delivery.idleTimeoutSeconds) * 1_000_000_000 {
+                logger.debug("websocket idle, closing", metadata: ["client": "\(client.id)"])
+                close(client, code: 1001, reason: "idle timeout", immediately: true)
+                return
+            }
+            client.pingDue = true
+            LWS.requestWritable(wsi)
+            lws_set_timer_usecs(wsi, lws_usec_t(config.delivery.pingSeconds) * 1_000_000)
+        default:
+            break
+        }
+    }
+
+    /// The queue settings for a client subscribing through `route` (or the defaults).
+    func queue(forRoute route: String?) -> ClientQueue {
+        let limits = route.flatMap { config.route(named: $0)?.queue } ?? config.delivery.queue
+        let slot = limits.coalesceKey.flatMap { key in FieldPath(key).flatMap { coalescePaths.firstIndex(of: $0) } }
+        return ClientQueue(limits: limits, coalesceSlot: slot)
+    }
+}
