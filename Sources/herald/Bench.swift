@@ -36,6 +36,15 @@ struct Bench: ParsableCommand {
     @Option(help: "Subscriber transport: ws or sse.")
     var transport: String = "ws"
 
+    @Option(help: "Extra WebSocket subscribers that never read (they overflow by their policy).")
+    var stalled: Int = 0
+
+    @Option(help: "Publish at most this many events per second (0: as fast as the gateway accepts).")
+    var rate: Int = 0
+
+    @Option(help: "Per-client queue bound in messages for the in-process gateway (default: config default, 1000).")
+    var queueMessages: Int?
+
     func validate() throws {
         guard events > 0, batch > 0, subscribers >= 0 else { throw ValidationError("--events and --batch must be positive") }
         guard ["ws", "sse"].contains(transport) else { throw ValidationError("--transport must be ws or sse") }
@@ -58,7 +67,7 @@ struct Bench: ParsableCommand {
             config.listen.host = "127.0.0.1"
             config.listen.port = 0
             config.publicDirectory = nil
-            config.delivery.queue = QueueLimits(maxMessages: 100_000, maxBytes: 256 << 20)
+            if let queueMessages { config.delivery.queue = QueueLimits(maxMessages: queueMessages, maxBytes: max(1 << 20, queueMessages * 1024)) }
             config.limits.maxBatchEvents = max(batch, 500)
             config.limits.maxBodyBytes = max(1 << 20, batch * 1024)
             config.log.lwsLevel = "error"
@@ -77,6 +86,12 @@ struct Bench: ParsableCommand {
         let receivers = try (0..<subscribers).map { _ in try Receiver(host: host, port: port, transport: transport, filter: filter, expected: events) }
         let threads = receivers.map { receiver in Thread { receiver.run() } }
         threads.forEach { $0.start() }
+        // Subscribers that never read: their socket buffers fill, then their queues.
+        let stalledClients = try (0..<stalled).map { _ in
+            let ws = try WebSocketClient(host: host, port: port, path: "/v1/ws", subprotocols: ["herald.v1"], timeout: .seconds(30))
+            try ws.send(text: #"{"op":"subscribe","id":"stalled","filter":\#(filter)}"#)
+            return ws
+        }
 
         let connection = try HTTPConnection(host: host, port: port, timeout: .seconds(30))
         let headers = [("Authorization", "Bearer \(publisherKey)"), ("Content-Type", "application/json")]
@@ -96,10 +111,17 @@ struct Bench: ParsableCommand {
             let response = try connection.request("POST", "/v1/events", headers: headers, body: body)
             guard response.status == 202 else { throw CLIError("the gateway refused a batch: HTTP \(response.status) \(response.bodyText)") }
             sent += count
+            if rate > 0 {
+                let due = start + UInt64(sent) * 1_000_000_000 / UInt64(rate)
+                let now = MonotonicTime.now()
+                if due > now { usleep(UInt32((due - now) / 1000)) }
+            }
         }
         let published = MonotonicTime.now()
         receivers.forEach { $0.done.wait() }
         let finished = MonotonicTime.now()
+        let rss = residentMegabytes()
+        withExtendedLifetime(stalledClients) {}
 
         var latencies = receivers.flatMap(\.latencies).sorted()
         let failures = receivers.compactMap(\.failure)
@@ -110,12 +132,12 @@ struct Bench: ParsableCommand {
         let delivered = receivers.reduce(0) { $0 + $1.received }
         let eventBytes = { var b: [UInt8] = []; Self.appendEvent(number: 0, run: run, sentAt: 0, to: &b); return b.count }()
         print("""
-            {"transport":"\(transport)","subscribers":\(subscribers),"events":\(events),"batch":\(batch),"event_bytes":\(eventBytes),\
+            {"transport":"\(transport)","subscribers":\(subscribers),"stalled":\(stalled),"events":\(events),"batch":\(batch),"rate":\(rate),"event_bytes":\(eventBytes),\
             "ingest_events_per_s":\(Int(Double(events) / publishSeconds)),\
             "deliveries":\(delivered),"deliveries_per_s":\(Int(Double(delivered) / totalSeconds)),\
             "elapsed_s":\((totalSeconds * 1000).rounded() / 1000),\
             "latency_ms":{"p50":\(percentile(0.5)),"p99":\(percentile(0.99)),"max":\(percentile(1.0))},\
-            "errors":\(failures.count)}
+            "process_rss_mb":\(rss),"queue_entry_bytes":\(MemoryLayout<Outgoing>.stride),"errors":\(failures.count)}
             """)
         for failure in failures { FileHandle.standardError.write(Data("subscriber failed: \(failure)\n".utf8)) }
         if !failures.isEmpty { throw ExitCode(1) }
@@ -211,6 +233,13 @@ private final class Receiver: @unchecked Sendable {  // owned by its thread unti
             return nil
         }
     }
+}
+
+/// This process's resident set size in MiB.
+func residentMegabytes() -> Int {
+    guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+          let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }) else { return 0 }
+    return (Int(line.split(separator: " ").dropFirst().first ?? "0") ?? 0) / 1024
 }
 
 /// The monotonic clock, in nanoseconds.

@@ -41,6 +41,32 @@ import Glibc
         }
     }
 
+    @Test func deliveryHistoryAndDedupAreRead() throws {
+        let text = #"""
+        {"delivery":{"queue":{"maxMessages":5,"policy":"coalesce","coalesceKey":"data.symbol"},"pingSeconds":5,"idleTimeoutSeconds":12},
+         "routes":{"ticks":{"pattern":{"type":["tick"]},"queue":{"policy":"disconnect"}}},
+         "history":{"maxEvents":0},"dedup":{"windowSeconds":60,"maxEntries":10},"limits":{"maxQueuedBytesTotal":1048576}}
+        """#
+        let config = try HeraldConfig(parsing: Array(text.utf8))
+        #expect(config.delivery.queue == QueueLimits(maxMessages: 5, policy: .coalesce, coalesceKey: "data.symbol"))
+        #expect(config.route(named: "ticks")?.queue?.policy == .disconnect)
+        #expect(config.route(named: "ticks")?.queue?.maxMessages == 5, "a route's queue starts from delivery.queue")
+        #expect(config.history.maxEvents == 0)
+        #expect(config.dedup.windowSeconds == 60)
+        #expect(config.limits.maxQueuedBytesTotal == 1 << 20)
+    }
+
+    @Test func badDeliverySettingsNameTheirPath() {
+        let text = #"""
+        {"delivery":{"queue":{"policy":"shrug"},"pingSeconds":30,"idleTimeoutSeconds":10},
+         "routes":{"r":{"pattern":{"a":[1]},"queue":{"policy":"coalesce"}}},"history":{"maxEvents":-1}}
+        """#
+        #expect { try HeraldConfig(parsing: Array(text.utf8)) } throws: { error in
+            let paths = Set((error as? HeraldConfig.ValidationErrors)?.errors.compactMap(\.path) ?? [])
+            return paths == ["$.delivery.queue.policy", "$.delivery.idleTimeoutSeconds", "$.routes.r.queue.coalesceKey", "$.history.maxEvents"]
+        }
+    }
+
     @Test func invalidJSONIsOneError() {
         #expect { try HeraldConfig(parsing: Array("{".utf8)) } throws: {
             ($0 as? HeraldConfig.ValidationErrors)?.errors.count == 1

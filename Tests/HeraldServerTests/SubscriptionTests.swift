@@ -210,6 +210,7 @@ import Testing
                 ($0 as? ClientError)?.httpStatus == 404
             }
             #expect(try server.request("GET", "/v1/ws").status == 426)
+            #expect { _ = try server.webSocket(query: "?route=nope") } throws: { ($0 as? ClientError)?.httpStatus == 400 }
         }
     }
 }

@@ -32,6 +32,9 @@ final class Gateway {
     let coalescePaths: [FieldPath]
     /// Bytes queued for all clients together (bounded by `limits.maxQueuedBytesTotal`).
     var queuedBytesTotal = 0
+    /// How often queues were shed for the gateway-wide bound, and when that was last logged.
+    var shedCount = 0
+    var lastShedWarning: UInt64 = 0
     /// Reused to rescan history events when a client resumes.
     var replayTape = JSONTape()
     var nextClientID: UInt64 = 1

@@ -55,9 +55,10 @@ extension Gateway {
     }
 
     /// Past `limits.maxQueuedBytesTotal`, the largest queues shed by their policy first,
-    /// until the total is back under 90 % of the bound.
+    /// until the total is back under 75 % of the bound (so that shedding is not redone for
+    /// every event).
     func shedLargestQueues() {
-        let target = config.limits.maxQueuedBytesTotal / 10 * 9
+        let target = config.limits.maxQueuedBytesTotal / 4 * 3
         let largest = subscribers.values.sorted { $0.queue.byteCount > $1.queue.byteCount }
         for subscriber in largest where queuedBytesTotal > target {
             let excess = queuedBytesTotal - target
@@ -70,7 +71,14 @@ extension Gateway {
             queuedBytesTotal -= before - subscriber.queue.byteCount
             LWS.requestWritable(subscriber.wsi)
         }
-        logger.warning("queued bytes over the gateway bound; shed the largest queues", metadata: ["queuedBytes": "\(queuedBytesTotal)"])
+        shedCount += 1
+        let now = MonotonicClock.nanoseconds()
+        if now - lastShedWarning > 10_000_000_000 {
+            lastShedWarning = now
+            logger.warning("queued bytes reached limits.maxQueuedBytesTotal; the largest queues shed events", metadata: [
+                "queuedBytes": "\(queuedBytesTotal)", "limit": "\(config.limits.maxQueuedBytesTotal)", "sheddingRounds": "\(shedCount)",
+            ])
+        }
     }
 
     // MARK: - Resume
