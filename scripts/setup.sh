@@ -6,6 +6,7 @@ want="${1:-build}"
 
 packages=(libwebsockets-dev libssl-dev pkg-config)
 case "$want" in
+  test) packages+=(python3-pip chromium chromium-driver) ;;
   bench) packages+=(nginx libnginx-mod-nchan wrk) ;;
 esac
 
@@ -24,3 +25,12 @@ if ((${#missing[@]})); then
 fi
 
 command -v swift >/dev/null || { echo "setup: Swift 6.1 or newer is required (swift not on PATH)" >&2; exit 1; }
+
+if [ "$want" = test ]; then
+  # Python end-to-end tests: the Prometheus text parser, a WebSocket client, selenium.
+  if ! python3 -c 'import pytest, websockets, prometheus_client, selenium' 2>/dev/null; then
+    echo "setup: installing Python test packages" >&2
+    pip_install="python3 -m pip install -q --disable-pip-version-check pytest websockets prometheus_client selenium"
+    $pip_install >/dev/null 2>&1 || $pip_install --break-system-packages >/dev/null
+  fi
+fi

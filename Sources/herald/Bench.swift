@@ -45,6 +45,9 @@ struct Bench: ParsableCommand {
     @Option(help: "Per-client queue bound in messages for the in-process gateway (default: config default, 1000).")
     var queueMessages: Int?
 
+    @Flag(help: "Turn off latency and match timing in the in-process gateway (metrics.timing: false).")
+    var noTiming = false
+
     func validate() throws {
         guard events > 0, batch > 0, subscribers >= 0 else { throw ValidationError("--events and --batch must be positive") }
         guard ["ws", "sse"].contains(transport) else { throw ValidationError("--transport must be ws or sse") }
@@ -71,6 +74,7 @@ struct Bench: ParsableCommand {
             config.limits.maxBatchEvents = max(batch, 500)
             config.limits.maxBodyBytes = max(1 << 20, batch * 1024)
             config.log.lwsLevel = "error"
+            config.metrics.timing = !noTiming
             config.auth.publisherKeys = [.init(name: "bench", sha256: HeraldServer.sha256(of: publisherKey))]
             var logger = Logger(label: "herald.bench")
             logger.logLevel = .warning
@@ -130,11 +134,12 @@ struct Bench: ParsableCommand {
         let publishSeconds = Double(published - start) / 1e9
         let totalSeconds = Double(finished - start) / 1e9
         let delivered = receivers.reduce(0) { $0 + $1.received }
+        let droppedEvents = receivers.reduce(0) { $0 + $1.dropped }
         let eventBytes = { var b: [UInt8] = []; Self.appendEvent(number: 0, run: run, sentAt: 0, to: &b); return b.count }()
         print("""
             {"transport":"\(transport)","subscribers":\(subscribers),"stalled":\(stalled),"events":\(events),"batch":\(batch),"rate":\(rate),"event_bytes":\(eventBytes),\
             "ingest_events_per_s":\(Int(Double(events) / publishSeconds)),\
-            "deliveries":\(delivered),"deliveries_per_s":\(Int(Double(delivered) / totalSeconds)),\
+            "deliveries":\(delivered),"dropped":\(droppedEvents),"deliveries_per_s":\(Int(Double(delivered) / totalSeconds)),\
             "elapsed_s":\((totalSeconds * 1000).rounded() / 1000),\
             "latency_ms":{"p50":\(percentile(0.5)),"p99":\(percentile(0.99)),"max":\(percentile(1.0))},\
             "process_rss_mb":\(rss),"queue_entry_bytes":\(MemoryLayout<Outgoing>.stride),"errors":\(failures.count)}
@@ -160,6 +165,8 @@ private final class Receiver: @unchecked Sendable {  // owned by its thread unti
     let expected: Int
     let done = DispatchSemaphore(value: 0)
     var received = 0
+    /// Events reported in gap notices (dropped by the queue's overflow policy).
+    var dropped = 0
     var latencies: [UInt64] = []
     var failure: String?
     private let webSocket: WebSocketClient?
@@ -188,7 +195,7 @@ private final class Receiver: @unchecked Sendable {  // owned by its thread unti
     func run() {
         defer { done.signal() }
         do {
-            while received < expected {
+            while received + dropped < expected {
                 let text: String
                 if let webSocket {
                     guard case .text(let message) = try webSocket.receive(timeout: .seconds(30)) else { failure = "unexpected frame"; return }
@@ -198,6 +205,10 @@ private final class Receiver: @unchecked Sendable {  // owned by its thread unti
                     text = event.data
                 }
                 let now = MonotonicTime.now()
+                if text.hasPrefix(#"{"type":"gap""#) || text.hasPrefix(#"{"from":"#) {
+                    dropped += Self.gapSize(text)
+                    continue
+                }
                 guard let sentAt = Self.sentAt(in: text) else { continue }
                 latencies.append(now &- sentAt)
                 received += 1
@@ -205,6 +216,12 @@ private final class Receiver: @unchecked Sendable {  // owned by its thread unti
         } catch {
             failure = "\(error) after \(received) events"
         }
+    }
+
+    /// The number of events a gap notice covers (`to - from + 1`).
+    static func gapSize(_ text: String) -> Int {
+        guard let value = try? JSONValue(parsing: text), case .number(let from)? = value["from"], case .number(let to)? = value["to"] else { return 0 }
+        return Int(to - from) + 1
     }
 
     /// The `"sentAt":<n>` value of a message, found by a byte scan (no JSON parse).

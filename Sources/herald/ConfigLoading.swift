@@ -22,8 +22,12 @@ enum ConfigLoading {
         } else {
             config = HeraldConfig()
         }
-        if let key = ProcessInfo.processInfo.environment["HERALD_PUBLISHER_KEY"], !key.isEmpty {
+        let environment = ProcessInfo.processInfo.environment
+        if let key = environment["HERALD_PUBLISHER_KEY"], !key.isEmpty {
             config.auth.publisherKeys.append(.init(name: "env", sha256: HeraldServer.sha256(of: key)))
+        }
+        if let key = environment["HERALD_ADMIN_KEY"], !key.isEmpty {
+            config.auth.adminKeys.append(.init(name: "env", sha256: HeraldServer.sha256(of: key)))
         }
         return config
     }

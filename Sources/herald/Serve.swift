@@ -49,7 +49,9 @@ struct Serve: ParsableCommand {
             throw ValidationError("unknown log level \(settings.log.level)")
         }
 
+        let json = settings.log.format == "json"
         LoggingSystem.bootstrap { label in
+            if json { return JSONLinesLogHandler(label: label, level: level) }
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = level
             return handler
@@ -71,6 +73,10 @@ struct Serve: ParsableCommand {
             "publicDirectory": "\(settings.publicDirectory ?? "-")",
             "publisherKeys": "\(settings.auth.publisherKeys.count)",
             "anonymous": "\(settings.auth.anonymous)",
+            "adminKeys": "\(settings.auth.adminKeys.count)",
+            "limits": "body=\(settings.limits.maxBodyBytes) event=\(settings.limits.maxEventBytes) batch=\(settings.limits.maxBatchEvents) subscriptions=\(settings.limits.maxSubscriptionsPerConnection)",
+            "queue": "\(settings.delivery.queue.maxMessages) messages, \(settings.delivery.queue.maxBytes) bytes, \(settings.delivery.queue.policy.rawValue)",
+            "history": "\(settings.history.maxEvents) events",
         ])
         if let portFile {
             try "\(server.port)\n".write(toFile: portFile, atomically: true, encoding: .utf8)

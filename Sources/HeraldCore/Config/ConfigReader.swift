@@ -44,7 +44,7 @@ struct ConfigReader {
 
     mutating func read(_ root: JSONValue) -> HeraldConfig {
         var config = HeraldConfig()
-        let sections: Set<String> = ["listen", "publicDirectory", "auth", "routes", "delivery", "history", "dedup", "limits", "log", "$comment"]
+        let sections: Set<String> = ["listen", "publicDirectory", "auth", "routes", "delivery", "history", "dedup", "limits", "log", "metrics", "$comment"]
         // Limits and delivery first: routes are validated against them and inherit their queue.
         let first: Set<String> = ["limits", "delivery"]
         let members = object(root, "$", allowed: sections).sorted { (first.contains($0.key) ? 0 : 1) < (first.contains($1.key) ? 0 : 1) }
@@ -61,6 +61,10 @@ struct ConfigReader {
             case "dedup": readDedup(member.value, path, into: &config.dedup)
             case "limits": readLimits(member.value, path, into: &config.limits)
             case "log": readLog(member.value, path, into: &config.log)
+            case "metrics":
+                for field in object(member.value, path, allowed: ["timing"]) where field.key == "timing" {
+                    if let b = bool(field.value, "\(path).timing") { config.metrics.timing = b }
+                }
             default: break
             }
         }
@@ -78,29 +82,35 @@ struct ConfigReader {
     }
 
     private mutating func readAuth(_ value: JSONValue, _ path: String, into auth: inout HeraldConfig.Auth) {
-        for member in object(value, path, allowed: ["anonymous", "publisherKeys"]) {
+        for member in object(value, path, allowed: ["anonymous", "publisherKeys", "adminKeys"]) {
             let p = "\(path).\(member.key)"
             switch member.key {
             case "anonymous": if let b = bool(member.value, p) { auth.anonymous = b }
-            case "publisherKeys":
-                guard case .array(let keys) = member.value else { fail(p, "must be an array of {\"name\",\"sha256\"} objects"); continue }
-                for (i, key) in keys.enumerated() {
-                    let kp = "\(p)[\(i)]"
-                    var name: String?
-                    var digest: [UInt8]?
-                    for field in object(key, kp, allowed: ["name", "sha256"]) {
-                        if field.key == "name" { name = string(field.value, "\(kp).name") }
-                        if field.key == "sha256", let hex = string(field.value, "\(kp).sha256") {
-                            digest = Hex.decode(hex)
-                            if digest?.count != 32 { fail("\(kp).sha256", "must be 64 hexadecimal digits (the SHA-256 of the key)"); digest = nil }
-                        }
-                    }
-                    if name == nil { fail("\(kp).name", "is required") }
-                    if let name, let digest { auth.publisherKeys.append(.init(name: name, sha256: digest)) }
-                }
+            case "publisherKeys": auth.publisherKeys = readKeys(member.value, p)
+            case "adminKeys": auth.adminKeys = readKeys(member.value, p)
             default: break
             }
         }
+    }
+
+    private mutating func readKeys(_ value: JSONValue, _ p: String) -> [HeraldConfig.PublisherKey] {
+        guard case .array(let keys) = value else { fail(p, "must be an array of {\"name\",\"sha256\"} objects"); return [] }
+        var result: [HeraldConfig.PublisherKey] = []
+        for (i, key) in keys.enumerated() {
+            let kp = "\(p)[\(i)]"
+            var name: String?
+            var digest: [UInt8]?
+            for field in object(key, kp, allowed: ["name", "sha256"]) {
+                if field.key == "name" { name = string(field.value, "\(kp).name") }
+                if field.key == "sha256", let hex = string(field.value, "\(kp).sha256") {
+                    digest = Hex.decode(hex)
+                    if digest?.count != 32 { fail("\(kp).sha256", "must be 64 hexadecimal digits (the SHA-256 of the key)"); digest = nil }
+                }
+            }
+            if name == nil { fail("\(kp).name", "is required") }
+            if let name, let digest { result.append(.init(name: name, sha256: digest)) }
+        }
+        return result
     }
 
     private mutating func readRoutes(_ value: JSONValue, _ path: String, patternLimits: PatternLimits, defaultQueue: QueueLimits) -> [HeraldConfig.Route] {
@@ -214,10 +224,13 @@ struct ConfigReader {
     private mutating func readLog(_ value: JSONValue, _ path: String, into log: inout HeraldConfig.Log) {
         let levels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
         let lwsLevels = ["none", "error", "warn", "notice", "info"]
-        for member in object(value, path, allowed: ["level", "lwsLevel"]) {
+        for member in object(value, path, allowed: ["level", "lwsLevel", "format"]) {
             let p = "\(path).\(member.key)"
             if member.key == "level", let s = string(member.value, p) {
                 if levels.contains(s) { log.level = s } else { fail(p, "must be one of \(levels.joined(separator: ", "))") }
+            }
+            if member.key == "format", let s = string(member.value, p) {
+                if ["text", "json"].contains(s) { log.format = s } else { fail(p, "must be text or json") }
             }
             if member.key == "lwsLevel", let s = string(member.value, p) {
                 if lwsLevels.contains(s) { log.lwsLevel = s } else { fail(p, "must be one of \(lwsLevels.joined(separator: ", "))") }

@@ -25,6 +25,8 @@ public struct HeraldConfig: Sendable {
         /// Token-less subscribers are allowed (the demo).
         public var anonymous = true
         public var publisherKeys: [PublisherKey] = []
+        /// Keys for the admin endpoints (`/v1/clients`), same form as publisher keys.
+        public var adminKeys: [PublisherKey] = []
     }
 
     /// A named pattern clients subscribe to by name.
@@ -73,6 +75,14 @@ public struct HeraldConfig: Sendable {
         public var level = "info"
         /// libwebsockets' own log: "none", "error", "warn", "notice", "info".
         public var lwsLevel = "warn"
+        /// "text" (one human-readable line per record) or "json" (JSON Lines).
+        public var format = "text"
+    }
+
+    /// Metrics settings.
+    public struct Metrics: Sendable, Equatable {
+        /// Time every delivery and every match (the latency and match histograms).
+        public var timing = true
     }
 
     public var listen = Listen()
@@ -90,6 +100,7 @@ public struct HeraldConfig: Sendable {
     public var dedup = Dedup()
     public var limits = Limits()
     public var log = Log()
+    public var metrics = Metrics()
 
     public init() {}
 

@@ -16,6 +16,11 @@ final class Gateway {
     let config: HeraldConfig
     let logger: Logger
     let publishers: PublisherKeys
+    let admins: PublisherKeys
+    var metrics: GatewayMetrics
+    var statsWindow = StatsWindow()
+    /// Reused per event: which routes the event matched through.
+    var matchedRoutes: [Bool]
     /// Absolute path of the static files directory, if serving it.
     let publicDirectory: String?
 
@@ -42,6 +47,8 @@ final class Gateway {
     var matches: [SubscriptionIndex.Match] = []
     /// Reused for every ingest body.
     var ingestTape = JSONTape()
+    /// True while a HEAD request is being routed: its response carries no body.
+    var respondingToHead = false
     /// Shutting down: refuse new work, close clients.
     var draining = false
     let startedAt = MonotonicClock.nanoseconds()
@@ -50,6 +57,9 @@ final class Gateway {
         self.config = config
         self.logger = logger
         self.publishers = PublisherKeys(config.auth.publisherKeys)
+        self.admins = PublisherKeys(config.auth.adminKeys)
+        self.metrics = GatewayMetrics(routeNames: config.routes.map(\.name), timingEnabled: config.metrics.timing)
+        self.matchedRoutes = Array(repeating: false, count: config.routes.count + 1)
         self.publicDirectory = publicDirectory
         self.history = History(limits: config.history)
         self.dedup = Deduplicator(windowSeconds: config.dedup.windowSeconds, maxEntries: config.dedup.maxEntries)
@@ -141,8 +151,10 @@ final class Gateway {
         for incoming in events {
             if incoming.hasExplicitID, let original = dedup.lookup(source: incoming.source, id: incoming.id, now: now) {
                 accepted.append(.init(id: incoming.id, seq: original, duplicate: true))
+                metrics.duplicates += 1
                 continue
             }
+            metrics.accepted += 1
             lastSeq += 1
             let coalesceKeys = coalescePaths.map { $0.valueHash(in: tape, node: incoming.node, bytes: body) }
             let event = incoming.compactJSON.withUnsafeBytes {
@@ -152,15 +164,26 @@ final class Gateway {
             if incoming.hasExplicitID { dedup.record(source: incoming.source, id: incoming.id, seq: event.seq, now: now) }
             history.append(event, now: now)
             matches.removeAll(keepingCapacity: true)
+            let matchStart = metrics.timingEnabled ? MonotonicClock.nanoseconds() : 0
             index.match(EventView(tape: tape, node: incoming.node, bytes: body), into: &matches)
+            if metrics.timingEnabled { metrics.matchDuration.observe(Double(MonotonicClock.nanoseconds() - matchStart) / 1e9) }
             for match in matches {
+                guard let subscriber = subscribers[match.owner] else { continue }
+                match.subscriptions.forEach { slot in
+                    if let route = subscriber.descriptions[slot]?.routeIndex { matchedRoutes[route] = true }
+                }
                 // A resuming client reads this event from history when its turn comes.
-                guard let subscriber = subscribers[match.owner], subscriber.catchUp == nil else { continue }
+                guard subscriber.catchUp == nil else { continue }
                 deliver(event, subscriptions: match.subscriptions, to: subscriber)
+            }
+            for route in matchedRoutes.indices where matchedRoutes[route] {
+                metrics.routes[route].matched += 1
+                matchedRoutes[route] = false
             }
             accepted.append(.init(id: incoming.id, seq: event.seq, duplicate: false))
         }
         if queuedBytesTotal > config.limits.maxQueuedBytesTotal { shedLargestQueues() }
+        statsWindow.record(metrics, now: now)
         return accepted
     }
 

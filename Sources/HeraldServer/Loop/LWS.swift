@@ -39,10 +39,12 @@ enum LWS {
         }
     }
 
-    /// The url-decoded value of query argument `name`, or nil.
-    static func queryArgument(_ wsi: OpaquePointer, _ name: String, maxLength: Int = 16384) -> String? {
-        withUnsafeTemporaryAllocation(of: CChar.self, capacity: maxLength + 1) { buffer in
-            guard let value = lws_get_urlarg_by_name(wsi, name + "=", buffer.baseAddress, Int32(maxLength + 1)) else { return nil }
+    /// The url-decoded value of query argument `name`, or nil. The buffer holds the whole
+    /// query, so no argument is ever cut short.
+    static func queryArgument(_ wsi: OpaquePointer, _ name: String) -> String? {
+        let capacity = Int(lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_URI_ARGS)) + name.utf8.count + 2
+        return withUnsafeTemporaryAllocation(of: CChar.self, capacity: capacity) { buffer in
+            guard let value = lws_get_urlarg_by_name(wsi, name + "=", buffer.baseAddress, Int32(capacity)) else { return nil }
             return String(cString: value)
         }
     }
@@ -109,6 +111,9 @@ enum LWS {
             lws_close_reason(wsi, lws_close_status(rawValue: UInt32(code)), buffer.baseAddress, buffer.count)
         }
     }
+
+    /// The libwebsockets version string.
+    static var version: String { String(cString: lws_get_library_version()) }
 
     /// Maps the config's lws log level name to lws' bit mask.
     static func logMask(_ name: String) -> Int32 {

@@ -73,6 +73,12 @@ class Subscriber {
     var queue: ClientQueue
     /// The patterns of each live subscription slot (all must match).
     var patterns: [[Pattern]?]
+    /// What each slot was subscribed with, for `/v1/clients` and per-route metrics.
+    var descriptions: [SubscriptionDescription?]
+    /// The peer's address.
+    let remote: String
+    /// Events written to this client.
+    var sent: UInt64 = 0
     /// Non-nil while the client is resuming from history; live events then wait in history.
     var catchUp: CatchUp?
     /// The highest sequence number queued for this client.
@@ -85,6 +91,8 @@ class Subscriber {
         self.wsi = wsi
         self.queue = queue
         self.patterns = Array(repeating: nil, count: slots)
+        self.descriptions = Array(repeating: nil, count: slots)
+        self.remote = LWS.peerAddress(wsi)
         self.scratch = WriteBuffer(capacity: scratchCapacity)
     }
 
@@ -104,6 +112,15 @@ class Subscriber {
         }
         return set
     }
+}
+
+/// How a subscription was made: its id, route and own filter.
+struct SubscriptionDescription {
+    var id: String
+    var route: String?
+    var filter: JSONValue?
+    /// Index into `GatewayMetrics.routes` (the ad-hoc entry when there is no route).
+    var routeIndex: Int
 }
 
 /// An SSE stream: one subscription (slot 0), events as `text/event-stream` blocks.

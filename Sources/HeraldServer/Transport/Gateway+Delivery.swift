@@ -7,15 +7,53 @@ extension Gateway {
     /// Queues an event for a subscriber and applies its overflow policy.
     func deliver(_ event: Event, subscriptions: SubscriptionSet, to subscriber: Subscriber) {
         let wasEmpty = subscriber.queue.isEmpty
-        let before = subscriber.queue.byteCount
+        let before = (bytes: subscriber.queue.byteCount, dropped: subscriber.queue.droppedCount, coalesced: subscriber.queue.coalescedCount)
         let result = subscriber.queue.enqueue(event, subscriptions: subscriptions)
-        queuedBytesTotal += subscriber.queue.byteCount - before
+        queuedBytesTotal += subscriber.queue.byteCount - before.bytes
         subscriber.sentThrough = max(subscriber.sentThrough, event.seq)
+        let dropped = subscriber.queue.droppedCount - before.dropped
+        let coalesced = subscriber.queue.coalescedCount - before.coalesced
+        if dropped + coalesced > 0 { countDrops(dropped, coalesced: coalesced, for: subscriber) }
         if result == .overflow {
+            metrics.disconnectedOverflow += 1
             closeForOverflow(subscriber)
         } else if wasEmpty {
             LWS.requestWritable(subscriber.wsi)
         }
+    }
+
+    /// Counts dropped events in total and for the routes of the client's subscriptions.
+    func countDrops(_ dropped: UInt64, coalesced: UInt64, for subscriber: Subscriber) {
+        metrics.droppedOverflow += dropped
+        metrics.droppedCoalesced += coalesced
+        for description in subscriber.descriptions {
+            if let route = description?.routeIndex { matchedRoutes[route] = true }
+        }
+        for route in matchedRoutes.indices where matchedRoutes[route] {
+            metrics.routes[route].dropped += dropped + coalesced
+            matchedRoutes[route] = false
+        }
+    }
+
+    /// Counts an event written to a client: deliveries, latency, per route.
+    func countDelivery(_ event: Event, subscriptions: SubscriptionSet, to subscriber: Subscriber, webSocket: Bool, now: UInt64) {
+        subscriber.sent += 1
+        if webSocket { metrics.deliveredWebSocket += 1 } else { metrics.deliveredSSE += 1 }
+        let latency = metrics.timingEnabled ? Double(now &- event.acceptedAt) / 1e9 : 0
+        if metrics.timingEnabled { metrics.deliveryLatency.observe(latency) }
+        subscriptions.forEach { slot in
+            if let route = subscriber.descriptions[slot]?.routeIndex { matchedRoutes[route] = true }
+        }
+        for route in matchedRoutes.indices where matchedRoutes[route] {
+            metrics.routes[route].delivered += 1
+            if metrics.timingEnabled { metrics.routes[route].latency.observe(latency) }
+            matchedRoutes[route] = false
+        }
+    }
+
+    /// The metrics entry of a route name (the ad-hoc entry for nil).
+    func routeIndex(_ name: String?) -> Int {
+        name.flatMap { name in config.routes.firstIndex { $0.name == name } } ?? metrics.adHocRoute
     }
 
     /// Queues a transport-encoded control message (never dropped).
@@ -67,8 +105,9 @@ extension Gateway {
                 continue
             }
             let before = subscriber.queue.byteCount
-            _ = subscriber.queue.shed(toBytes: max(0, before - excess))
+            let dropped = subscriber.queue.shed(toBytes: max(0, before - excess))
             queuedBytesTotal -= before - subscriber.queue.byteCount
+            countDrops(UInt64(dropped), coalesced: 0, for: subscriber)
             LWS.requestWritable(subscriber.wsi)
         }
         shedCount += 1
@@ -111,6 +150,7 @@ extension Gateway {
                 let to = min(lastSeq, (history.firstSeq ?? lastSeq + 1) - 1)
                 let slots = to <= catchUp.floor ? catchUp.replaying : subscriber.subscriptionSlots
                 subscriber.queue.enqueueGap(from: next, to: to, subscriptions: slots, reason: .expired)
+                metrics.expiredGaps += 1
                 catchUp.cursor = to
                 continue
             }

@@ -12,16 +12,41 @@ extension Gateway {
     /// Routes a request whose head has been read.
     func handleHTTPRequest(_ wsi: OpaquePointer, path: String) -> Int32 {
         let method = LWS.method(wsi)
+        // A HEAD request gets the head of whatever a GET would get, errors included.
+        respondingToHead = method == "HEAD"
+        defer { respondingToHead = false }
         if draining {
+            if path == "/v1/events" { metrics.rejected["shutting_down", default: 0] += 1 }
             return respond(wsi, error: HeraldError(.shuttingDown, "the gateway is shutting down"), status: 503, closeAfter: true)
         }
+        if path.hasPrefix("/v1/clients/") {
+            return deleteClient(wsi, method: method, idText: String(path.dropFirst("/v1/clients/".count)))
+        }
         switch path {
+        case "/metrics":
+            guard method == "GET" || method == "HEAD" else { return methodNotAllowed(wsi, method: method, allowed: "GET, HEAD") }
+            return respond(wsi, status: 200, body: prometheusText(), contentType: "text/plain; version=0.0.4; charset=utf-8")
+        case "/v1/stats":
+            guard method == "GET" || method == "HEAD" else { return methodNotAllowed(wsi, method: method, allowed: "GET, HEAD") }
+            return respond(wsi, status: 200, json: statsJSON())
+        case "/v1/clients":
+            guard method == "GET" || method == "HEAD" else { return methodNotAllowed(wsi, method: method, allowed: "GET, HEAD") }
+            if let failure = authorizeAdmin(wsi) {
+                return respond(wsi, error: failure, status: 401, extraHeaders: [("www-authenticate", "Bearer")])
+            }
+            let limit = LWS.queryArgument(wsi, "limit").flatMap { Int($0) } ?? 100
+            let offset = LWS.queryArgument(wsi, "offset").flatMap { Int($0) } ?? 0
+            guard (1...10_000).contains(limit), offset >= 0 else {
+                return respond(wsi, error: HeraldError(.invalidMessage, "limit must be in 1...10000 and offset non-negative"), status: 400)
+            }
+            return respond(wsi, status: 200, json: clientsJSON(limit: limit, offset: offset))
         case "/v1/events":
             return beginIngest(wsi, method: method)
         case "/v1/sse":
             guard method == "GET" else { return methodNotAllowed(wsi, method: method, allowed: "GET") }
             return beginSSE(wsi)
         case "/v1/ws":
+            guard method == "GET" else { return methodNotAllowed(wsi, method: method, allowed: "GET") }
             return respond(wsi, error: HeraldError(.invalidMessage, "/v1/ws needs a WebSocket upgrade (subprotocol herald.v1)"), status: 426, extraHeaders: [("upgrade", "websocket")])
         case "/healthz":
             guard method == "GET" || method == "HEAD" else { return methodNotAllowed(wsi, method: method, allowed: "GET, HEAD") }
@@ -30,12 +55,24 @@ extension Gateway {
             guard method == "GET" || method == "HEAD" else { return methodNotAllowed(wsi, method: method, allowed: "GET, HEAD") }
             return respond(wsi, status: 200, json: Array(#"{"status":"ready"}"#.utf8), head: method == "HEAD")
         default:
-            if path.hasPrefix("/v1/") || path == "/v1" || path == "/metrics" {
+            if path.hasPrefix("/v1/") || path == "/v1" {
                 return respond(wsi, error: HeraldError(.notFound, "no such endpoint: \(path)"), status: 404)
             }
             guard method == "GET" || method == "HEAD" else { return methodNotAllowed(wsi, method: method, allowed: "GET, HEAD") }
             return serveStaticFile(wsi, path: path, head: method == "HEAD")
         }
+    }
+
+    /// `DELETE /v1/clients/{id}` (admin): disconnects one client.
+    private func deleteClient(_ wsi: OpaquePointer, method: String, idText: String) -> Int32 {
+        guard method == "DELETE" else { return methodNotAllowed(wsi, method: method, allowed: "DELETE") }
+        if let failure = authorizeAdmin(wsi) {
+            return respond(wsi, error: failure, status: 401, extraHeaders: [("www-authenticate", "Bearer")])
+        }
+        guard let id = UInt64(idText), disconnectClient(id: id) else {
+            return respond(wsi, error: HeraldError(.notFound, "no client \(idText)"), status: 404)
+        }
+        return respond(wsi, status: 204, json: [])
     }
 
     func methodNotAllowed(_ wsi: OpaquePointer, method: String, allowed: String) -> Int32 {
@@ -50,7 +87,12 @@ extension Gateway {
 
     /// Queues a JSON response; it is written in the next WRITEABLE callbacks.
     func respond(_ wsi: OpaquePointer, status: Int, json: [UInt8], extraHeaders: [(String, String)] = [], closeAfter: Bool = false, head: Bool = false) -> Int32 {
-        let response = PendingResponse(status: status, contentType: "application/json", headers: apiHeaders + extraHeaders, body: json, closeAfter: closeAfter, omitBody: head)
+        respond(wsi, status: status, body: json, contentType: "application/json", extraHeaders: extraHeaders, closeAfter: closeAfter, head: head)
+    }
+
+    /// Queues a response; it is written in the next WRITEABLE callbacks.
+    func respond(_ wsi: OpaquePointer, status: Int, body: [UInt8], contentType: String, extraHeaders: [(String, String)] = [], closeAfter: Bool = false, head: Bool = false) -> Int32 {
+        let response = PendingResponse(status: status, contentType: contentType, headers: apiHeaders + extraHeaders, body: body, closeAfter: closeAfter, omitBody: head || respondingToHead)
         if case .exchange(let exchange)? = connections[wsi] {
             exchange.response = response
         } else {

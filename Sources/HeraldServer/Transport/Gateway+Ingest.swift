@@ -13,14 +13,17 @@ extension Gateway {
                 ("access-control-max-age", "600"),
             ])
         }
-        guard method == "POST" else { return methodNotAllowed(wsi, method: method, allowed: "POST, OPTIONS") }
+        guard method == "POST" else {
+            metrics.rejected["method_not_allowed", default: 0] += 1
+            return methodNotAllowed(wsi, method: method, allowed: "POST, OPTIONS")
+        }
 
         // Size first: a body that is too large or of unknown length is never read.
         guard let lengthText = LWS.header(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH), let length = Int(lengthText) else {
-            return respond(wsi, error: HeraldError(.lengthRequired, "a Content-Length header is required"), status: 411, closeAfter: true)
+            return rejectIngest(wsi, HeraldError(.lengthRequired, "a Content-Length header is required"), status: 411, closeAfter: true)
         }
         guard length <= config.limits.maxBodyBytes else {
-            return respond(wsi, error: HeraldError(.bodyTooLarge, "the body has \(length) bytes; the limit is \(config.limits.maxBodyBytes)"), status: 413, closeAfter: true)
+            return rejectIngest(wsi, HeraldError(.bodyTooLarge, "the body has \(length) bytes; the limit is \(config.limits.maxBodyBytes)"), status: 413, closeAfter: true)
         }
 
         let rejection: (HeraldError, Int, [(String, String)])?
@@ -63,8 +66,9 @@ extension Gateway {
     /// Reads (and drops) the body before answering, so the connection stays usable.
     private func deferRejection(_ wsi: OpaquePointer, _ rejection: (HeraldError, Int, [(String, String)]), length: Int) -> Int32 {
         if length == 0 {
-            return respond(wsi, error: rejection.0, status: rejection.1, extraHeaders: rejection.2)
+            return rejectIngest(wsi, rejection.0, status: rejection.1, extraHeaders: rejection.2)
         }
+        metrics.rejected[rejection.0.code.rawValue, default: 0] += 1
         let response = PendingResponse(status: rejection.1, contentType: "application/json", headers: apiHeaders + rejection.2, body: WireFormat.httpError(rejection.0), closeAfter: false)
         connections[wsi] = .exchange(HTTPExchange(purpose: .reject(response)))
         return 0
@@ -73,9 +77,10 @@ extension Gateway {
     func handleHTTPBody(_ wsi: OpaquePointer, _ chunk: UnsafeRawBufferPointer) -> Int32 {
         guard case .exchange(let exchange)? = connections[wsi], case .ingest = exchange.purpose else { return 0 }
         guard exchange.body.count + chunk.count <= config.limits.maxBodyBytes else {
-            return respond(wsi, error: HeraldError(.bodyTooLarge, "the body exceeds \(config.limits.maxBodyBytes) bytes"), status: 413, closeAfter: true)
+            return rejectIngest(wsi, HeraldError(.bodyTooLarge, "the body exceeds \(config.limits.maxBodyBytes) bytes"), status: 413, closeAfter: true)
         }
         exchange.body.append(contentsOf: chunk)
+        metrics.ingestBytes += UInt64(chunk.count)
         return 0
     }
 
@@ -92,7 +97,7 @@ extension Gateway {
                 do throws(HeraldError) {
                     body = try binaryCloudEventJSON(binary, data: body)
                 } catch {
-                    return respond(wsi, error: error, status: 400)
+                    return rejectIngest(wsi, error, status: 400)
                 }
             }
             return body.withUnsafeBytes { bytes -> Int32 in
@@ -102,12 +107,18 @@ extension Gateway {
                     return respond(wsi, status: 202, json: WireFormat.accepted(accepted))
                 } catch {
                     let status = [.batchTooLarge, .eventTooLarge].contains(error.code) ? 413 : 400
-                    return respond(wsi, error: error, status: status)
+                    return rejectIngest(wsi, error, status: status)
                 }
             }
         case .respond:
             return 0
         }
+    }
+
+    /// Refuses an ingest request and counts it by its error code.
+    func rejectIngest(_ wsi: OpaquePointer, _ error: HeraldError, status: Int, extraHeaders: [(String, String)] = [], closeAfter: Bool = false) -> Int32 {
+        metrics.rejected[error.code.rawValue, default: 0] += 1
+        return respond(wsi, error: error, status: status, extraHeaders: extraHeaders, closeAfter: closeAfter)
     }
 
     /// Builds the structured form of a binary-mode CloudEvent.

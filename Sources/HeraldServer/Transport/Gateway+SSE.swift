@@ -14,7 +14,7 @@ extension Gateway {
         let patterns: [Pattern]
         do throws(HeraldError) {
             patterns = try subscriptionPatterns(
-                filterText: LWS.queryArgument(wsi, "filter", maxLength: config.limits.pattern.maxBytes * 2),
+                filterText: LWS.queryArgument(wsi, "filter"),
                 route: LWS.queryArgument(wsi, "route"))
         } catch {
             return respond(wsi, error: error, status: 400)
@@ -31,6 +31,9 @@ extension Gateway {
         let client = SSEClient(id: nextClientID, wsi: wsi, queue: queue(forRoute: route))
         nextClientID += 1
         client.patterns[0] = patterns
+        let filterText = LWS.queryArgument(wsi, "filter")
+        client.descriptions[0] = SubscriptionDescription(
+            id: "sse", route: route, filter: filterText.flatMap { try? JSONValue(parsing: $0) }, routeIndex: routeIndex(route))
         connections[wsi] = .sse(client)
         subscribers[client.id] = client
         index.add(owner: client.id, slot: 0, patterns: patterns)
@@ -55,9 +58,11 @@ extension Gateway {
         // As many queued blocks as fit in the budget go out in one write.
         let buffer = client.scratch
         buffer.reset()
+        let now = MonotonicClock.nanoseconds()
         while buffer.count < writeBudget, let next = takeNext(from: client) {
             switch next {
-            case .event(let event, _):
+            case .event(let event, let subscriptions):
+                countDelivery(event, subscriptions: subscriptions, to: client, webSocket: false, now: now)
                 buffer.append(UnsafeRawBufferPointer(event.sseFrame))
             case .control(let bytes):
                 buffer.append(bytes)

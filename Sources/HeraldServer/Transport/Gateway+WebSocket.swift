@@ -99,6 +99,7 @@ extension Gateway {
             }
             client.subscriptions[slot] = nil
             client.patterns[slot] = nil
+            client.descriptions[slot] = nil
             client.catchUp?.replaying.remove(slot)
             index.remove(owner: client.id, slot: slot)
             let before = client.queue.byteCount
@@ -141,6 +142,7 @@ extension Gateway {
         JSONWriter.writeString(id, into: &encodedID)
         client.subscriptions[slot] = .init(id: id, encodedID: encodedID)
         client.patterns[slot] = patterns
+        client.descriptions[slot] = SubscriptionDescription(id: id, route: route, filter: filter, routeIndex: routeIndex(route))
         index.add(owner: client.id, slot: slot, patterns: patterns)
         send(client, WireFormat.subscribed(id: id, position: lastSeq))
         if let since { beginCatchUp(client, since: since, slots: SubscriptionSet(slot: slot)) }
@@ -199,9 +201,11 @@ extension Gateway {
             for byte: UInt8 in [0x89, 0x02, UInt8(ascii: "h"), UInt8(ascii: "b")] { buffer.append(byte: byte) }
             client.pingDue = false
         }
+        let now = MonotonicClock.nanoseconds()
         while buffer.count < writeBudget, let next = takeNext(from: client) {
             switch next {
             case .event(let event, let subscriptions):
+                countDelivery(event, subscriptions: subscriptions, to: client, webSocket: true, now: now)
                 let head: StaticString = #"{"type":"event","subs":["#
                 var idsLength = 0
                 subscriptions.forEach { slot in idsLength += (client.subscriptions[slot]?.encodedID.count ?? 0) + 1 }

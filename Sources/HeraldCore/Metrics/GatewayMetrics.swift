@@ -1,0 +1,127 @@
+import DequeModule
+
+/// Every figure the gateway counts on its hot path (DESIGN §9).
+///
+/// Owned and updated by the loop thread as plain integers — no atomics, no locks, no
+/// metric handles per event — and read by the same thread when `/metrics` or `/v1/stats`
+/// is served. With several loops each would own one and a scrape would sum them
+/// (`merge`).
+public struct GatewayMetrics: Sendable {
+    /// Counters of one named route (or of ad-hoc filters, the route "").
+    public struct Route: Sendable {
+        public let name: String
+        public var matched: UInt64 = 0
+        public var delivered: UInt64 = 0
+        public var dropped: UInt64 = 0
+        public var latency = Histogram.latency()
+        public init(name: String) { self.name = name }
+    }
+
+    /// Time the hot path (delivery latency, match duration); counters are always kept.
+    public var timingEnabled: Bool
+    public var accepted: UInt64 = 0
+    public var duplicates: UInt64 = 0
+    /// Refused ingest requests by error code.
+    public var rejected: [String: UInt64] = [:]
+    public var ingestBytes: UInt64 = 0
+    public var deliveredWebSocket: UInt64 = 0
+    public var deliveredSSE: UInt64 = 0
+    public var droppedOverflow: UInt64 = 0
+    public var droppedCoalesced: UInt64 = 0
+    public var disconnectedOverflow: UInt64 = 0
+    public var expiredGaps: UInt64 = 0
+    public var deliveryLatency = Histogram.latency()
+    public var matchDuration = Histogram.matchDuration()
+    /// One entry per configured route, then one for ad-hoc filters (name "").
+    public var routes: [Route]
+
+    public init(routeNames: [String], timingEnabled: Bool = true) {
+        self.timingEnabled = timingEnabled
+        routes = (routeNames + [""]).map(Route.init)
+    }
+
+    /// Index of the ad-hoc ("") route entry.
+    public var adHocRoute: Int { routes.count - 1 }
+
+    public var delivered: UInt64 { deliveredWebSocket + deliveredSSE }
+    public var dropped: UInt64 { droppedOverflow + droppedCoalesced }
+    public var rejectedTotal: UInt64 { rejected.values.reduce(0, +) }
+
+    /// Adds another loop's figures.
+    public mutating func merge(_ other: GatewayMetrics) {
+        accepted += other.accepted
+        duplicates += other.duplicates
+        for (code, count) in other.rejected { rejected[code, default: 0] += count }
+        ingestBytes += other.ingestBytes
+        deliveredWebSocket += other.deliveredWebSocket
+        deliveredSSE += other.deliveredSSE
+        droppedOverflow += other.droppedOverflow
+        droppedCoalesced += other.droppedCoalesced
+        disconnectedOverflow += other.disconnectedOverflow
+        expiredGaps += other.expiredGaps
+        deliveryLatency.merge(other.deliveryLatency)
+        matchDuration.merge(other.matchDuration)
+        for i in routes.indices where i < other.routes.count {
+            routes[i].matched += other.routes[i].matched
+            routes[i].delivered += other.routes[i].delivered
+            routes[i].dropped += other.routes[i].dropped
+            routes[i].latency.merge(other.routes[i].latency)
+        }
+    }
+}
+
+/// Rates over the last 1 s, 10 s and 60 s, from snapshots of the cumulative counters.
+///
+/// The loop records a snapshot at most once a second, whenever it is busy anyway (a
+/// publish, a scrape); a rate over a window compares now with the newest snapshot at
+/// least that old, so it is exact over the interval it reports.
+public struct StatsWindow: Sendable {
+    /// The cumulative figures at one instant.
+    public struct Snapshot: Sendable {
+        public var at: UInt64
+        public var accepted: UInt64
+        public var delivered: UInt64
+        public var dropped: UInt64
+        public var latency: Histogram
+    }
+
+    /// Rates over one window.
+    public struct Rates: Sendable, Equatable {
+        public var seconds: Double
+        public var eventsIn: Double
+        public var deliveries: Double
+        public var drops: Double
+        public var latencyP50: Double?
+        public var latencyP99: Double?
+    }
+
+    private var snapshots: Deque<Snapshot> = []
+
+    public init() {}
+
+    public static func snapshot(of metrics: GatewayMetrics, at now: UInt64) -> Snapshot {
+        Snapshot(at: now, accepted: metrics.accepted, delivered: metrics.delivered, dropped: metrics.dropped, latency: metrics.deliveryLatency)
+    }
+
+    /// Records a snapshot unless one was taken less than a second ago.
+    public mutating func record(_ metrics: GatewayMetrics, now: UInt64) {
+        if let last = snapshots.last, now - last.at < 1_000_000_000 { return }
+        snapshots.append(Self.snapshot(of: metrics, at: now))
+        while snapshots.count > 70 { snapshots.removeFirst() }
+    }
+
+    /// Rates over the last `seconds` ending at `current`.
+    public func rates(over seconds: Int, current: Snapshot) -> Rates {
+        let window = UInt64(seconds) * 1_000_000_000
+        let base = snapshots.last(where: { current.at - $0.at >= window }) ?? snapshots.first ?? current
+        let elapsed = max(Double(current.at - base.at) / 1e9, 0.001)
+        let latency = current.latency.subtracting(base.latency)
+        return Rates(
+            seconds: elapsed,
+            eventsIn: Double(current.accepted - base.accepted) / elapsed,
+            deliveries: Double(current.delivered - base.delivered) / elapsed,
+            drops: Double(current.dropped - base.dropped) / elapsed,
+            latencyP50: latency.quantile(0.5),
+            latencyP99: latency.quantile(0.99))
+    }
+}

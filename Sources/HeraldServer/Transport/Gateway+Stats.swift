@@ -1,0 +1,212 @@
+import CLibWebSockets
+import HeraldCore
+import Logging
+
+/// Observability endpoints: `/metrics`, `/v1/stats`, `/v1/clients` (DESIGN §9).
+extension Gateway {
+    // MARK: - /metrics
+
+    /// The Prometheus text exposition of every figure.
+    func prometheusText() -> [UInt8] {
+        let now = MonotonicClock.nanoseconds()
+        var out = PrometheusText()
+        out.family("herald_events_ingested_total", type: "counter", help: "Events offered on ingest, by result.")
+        out.sample("herald_events_ingested_total", [("result", "accepted")], Double(metrics.accepted))
+        out.sample("herald_events_ingested_total", [("result", "duplicate")], Double(metrics.duplicates))
+        out.family("herald_ingest_rejected_total", type: "counter", help: "Ingest requests refused, by error code (nothing of them was kept).")
+        for code in Self.ingestErrorCodes {
+            out.sample("herald_ingest_rejected_total", [("reason", code)], Double(metrics.rejected[code] ?? 0))
+        }
+        out.family("herald_ingest_bytes_total", type: "counter", help: "Bytes of ingest request bodies read.")
+        out.sample("herald_ingest_bytes_total", [], Double(metrics.ingestBytes))
+        out.family("herald_deliveries_total", type: "counter", help: "Events written to client sockets, by transport.")
+        out.sample("herald_deliveries_total", [("transport", "ws")], Double(metrics.deliveredWebSocket))
+        out.sample("herald_deliveries_total", [("transport", "sse")], Double(metrics.deliveredSSE))
+        out.family("herald_dropped_total", type: "counter", help: "Events not delivered to a client, by reason; disconnect counts clients closed by the disconnect policy.")
+        out.sample("herald_dropped_total", [("reason", "overflow")], Double(metrics.droppedOverflow))
+        out.sample("herald_dropped_total", [("reason", "coalesced")], Double(metrics.droppedCoalesced))
+        out.sample("herald_dropped_total", [("reason", "disconnect")], Double(metrics.disconnectedOverflow))
+        out.family("herald_gaps_expired_total", type: "counter", help: "Gap notices sent because a resuming client asked for events no longer in history.")
+        out.sample("herald_gaps_expired_total", [], Double(metrics.expiredGaps))
+
+        let counts = connectionCounts()
+        out.family("herald_connections", type: "gauge", help: "Open streaming connections, by transport.")
+        out.sample("herald_connections", [("transport", "ws")], Double(counts.ws))
+        out.sample("herald_connections", [("transport", "sse")], Double(counts.sse))
+        out.family("herald_subscriptions", type: "gauge", help: "Live subscriptions, by transport.")
+        out.sample("herald_subscriptions", [("transport", "ws")], Double(counts.wsSubscriptions))
+        out.sample("herald_subscriptions", [("transport", "sse")], Double(counts.sse))
+        out.family("herald_queue_depth", type: "histogram", help: "Messages waiting in each client's queue, over clients, at scrape time.")
+        out.histogram("herald_queue_depth", [], queueDepths())
+        out.family("herald_queued_bytes", type: "gauge", help: "Bytes queued for all clients together.")
+        out.sample("herald_queued_bytes", [], Double(queuedBytesTotal))
+        out.family("herald_delivery_latency_seconds", type: "histogram", help: "From ingest acceptance to the socket write, per delivered event.")
+        out.histogram("herald_delivery_latency_seconds", [], metrics.deliveryLatency)
+        out.family("herald_match_seconds", type: "histogram", help: "Matching one event against every subscription.")
+        out.histogram("herald_match_seconds", [], metrics.matchDuration)
+        out.family("herald_history_events", type: "gauge", help: "Events retained in history for resume.")
+        out.sample("herald_history_events", [], Double(history.count))
+        out.family("herald_history_bytes", type: "gauge", help: "Bytes retained in history.")
+        out.sample("herald_history_bytes", [], Double(history.byteCount))
+
+        out.family("herald_route_matched_total", type: "counter", help: "Events that matched at least one subscription through the route (\"\": ad-hoc filters).")
+        for route in metrics.routes { out.sample("herald_route_matched_total", [("route", route.name)], Double(route.matched)) }
+        out.family("herald_route_delivered_total", type: "counter", help: "Events written to clients through the route.")
+        for route in metrics.routes { out.sample("herald_route_delivered_total", [("route", route.name)], Double(route.delivered)) }
+        out.family("herald_route_dropped_total", type: "counter", help: "Events dropped for clients subscribed through the route.")
+        for route in metrics.routes { out.sample("herald_route_dropped_total", [("route", route.name)], Double(route.dropped)) }
+        out.family("herald_route_delivery_latency_seconds", type: "histogram", help: "Delivery latency of events written through the route.")
+        for route in metrics.routes { out.histogram("herald_route_delivery_latency_seconds", [("route", route.name)], route.latency) }
+
+        out.family("herald_uptime_seconds", type: "gauge", help: "Seconds since the gateway started.")
+        out.sample("herald_uptime_seconds", [], Double(now - startedAt) / 1e9)
+        out.family("herald_build_info", type: "gauge", help: "Build information (always 1).")
+        out.sample("herald_build_info", [("version", HeraldVersion.current), ("lws", LWS.version)], 1)
+        return out.output
+    }
+
+    /// Every code an ingest request can be refused with (a bounded label set).
+    static let ingestErrorCodes = [
+        "invalid_json", "not_an_object", "empty_batch", "invalid_event", "invalid_cloudevent", "unauthorized",
+        "method_not_allowed", "length_required", "body_too_large", "batch_too_large", "event_too_large",
+        "unsupported_media_type", "shutting_down",
+    ]
+
+    // MARK: - /v1/stats
+
+    /// The same figures as JSON, with rates over 1 s / 10 s / 60 s, for the dashboard.
+    func statsJSON() -> [UInt8] {
+        let now = MonotonicClock.nanoseconds()
+        statsWindow.record(metrics, now: now)
+        let current = StatsWindow.snapshot(of: metrics, at: now)
+        let counts = connectionCounts()
+        let depths = queueDepths()
+        func number(_ value: Double?) -> JSONValue { value.map { .number(($0 * 1000).rounded() / 1000) } ?? .null }
+        func millis(_ seconds: Double?) -> JSONValue { number(seconds.map { $0 * 1000 }) }
+        var rates: [JSONValue.Member] = []
+        for window in [1, 10, 60] {
+            let r = statsWindow.rates(over: window, current: current)
+            rates.append(.init("\(window)s", .object([
+                .init("events_in", number(r.eventsIn)), .init("deliveries", number(r.deliveries)), .init("drops", number(r.drops)),
+                .init("latency_p50_ms", millis(r.latencyP50)), .init("latency_p99_ms", millis(r.latencyP99)),
+            ])))
+        }
+        var rejected: [JSONValue.Member] = []
+        for (code, count) in metrics.rejected.sorted(by: { $0.key < $1.key }) { rejected.append(.init(code, .number(Double(count)))) }
+        let stats: JSONValue = .object([
+            .init("uptime_s", number(Double(now - startedAt) / 1e9)),
+            .init("events", .object([
+                .init("accepted", .number(Double(metrics.accepted))), .init("duplicate", .number(Double(metrics.duplicates))),
+                .init("rejected", .number(Double(metrics.rejectedTotal))), .init("rejected_by_reason", .object(rejected)),
+                .init("last_seq", .number(Double(lastSeq))),
+            ])),
+            .init("deliveries", .object([.init("ws", .number(Double(metrics.deliveredWebSocket))), .init("sse", .number(Double(metrics.deliveredSSE)))])),
+            .init("dropped", .object([
+                .init("overflow", .number(Double(metrics.droppedOverflow))), .init("coalesced", .number(Double(metrics.droppedCoalesced))),
+                .init("disconnect", .number(Double(metrics.disconnectedOverflow))),
+            ])),
+            .init("connections", .object([.init("ws", .number(Double(counts.ws))), .init("sse", .number(Double(counts.sse)))])),
+            .init("subscriptions", .number(Double(index.count))),
+            .init("history", .object([.init("events", .number(Double(history.count))), .init("bytes", .number(Double(history.byteCount)))])),
+            .init("queued_bytes", .number(Double(queuedBytesTotal))),
+            .init("queue_depth", .object([
+                .init("p50", number(depths.quantile(0.5) ?? 0)), .init("p99", number(depths.quantile(0.99) ?? 0)),
+                .init("max", .number(Double(subscribers.values.map(\.queue.count).max() ?? 0))),
+            ])),
+            .init("rates", .object(rates)),
+            .init("routes", .object(metrics.routes.map { route in
+                .init(route.name, .object([
+                    .init("matched", .number(Double(route.matched))), .init("delivered", .number(Double(route.delivered))),
+                    .init("dropped", .number(Double(route.dropped))),
+                ]))
+            })),
+        ])
+        var out: [UInt8] = []
+        JSONWriter.write(stats, into: &out)
+        return out
+    }
+
+    private func connectionCounts() -> (ws: Int, sse: Int, wsSubscriptions: Int) {
+        var ws = 0, sse = 0, wsSubscriptions = 0
+        for subscriber in subscribers.values {
+            if subscriber is WebSocketClient {
+                ws += 1
+                wsSubscriptions += subscriber.descriptions.reduce(0) { $0 + ($1 == nil ? 0 : 1) }
+            } else {
+                sse += 1
+            }
+        }
+        return (ws, sse, wsSubscriptions)
+    }
+
+    private func queueDepths() -> Histogram {
+        var depths = Histogram.queueDepth()
+        for subscriber in subscribers.values { depths.observe(Double(subscriber.queue.count)) }
+        return depths
+    }
+
+    // MARK: - /v1/clients
+
+    /// Checks the admin key of a request; nil when it is valid.
+    func authorizeAdmin(_ wsi: OpaquePointer) -> HeraldError? {
+        guard let token = PublisherKeys.bearerToken(LWS.header(wsi, WSI_TOKEN_HTTP_AUTHORIZATION)) else {
+            return HeraldError(.unauthorized, "this endpoint needs Authorization: Bearer <admin key>")
+        }
+        return admins.publisher(forKey: token) == nil ? HeraldError(.unauthorized, "the admin key is not valid") : nil
+    }
+
+    /// One row per client, busiest queues first: `?limit=` (default 100) and `?offset=`.
+    func clientsJSON(limit: Int, offset: Int) -> [UInt8] {
+        let now = MonotonicClock.nanoseconds()
+        let all = subscribers.values.sorted { ($0.queue.count, $0.sent, $1.id) > ($1.queue.count, $1.sent, $0.id) }
+        let page = all.dropFirst(offset).prefix(limit)
+        let rows: [JSONValue] = page.map { client in
+            let webSocket = client as? WebSocketClient
+            let subscriptions: [JSONValue] = client.descriptions.compactMap { description in
+                guard let description else { return nil }
+                return .object([
+                    .init("id", .string(description.id)),
+                    .init("route", description.route.map(JSONValue.string) ?? .null),
+                    .init("filter", description.filter ?? .null),
+                ])
+            }
+            return .object([
+                .init("id", .number(Double(client.id))),
+                .init("transport", .string(webSocket == nil ? "sse" : "ws")),
+                .init("remote", .string(client.remote)),
+                .init("user", .null),
+                .init("publisher", webSocket?.publisher.map(JSONValue.string) ?? .null),
+                .init("subscriptions", .array(subscriptions)),
+                .init("queue_depth", .number(Double(client.queue.count))),
+                .init("queue_bytes", .number(Double(client.queue.byteCount))),
+                .init("sent", .number(Double(client.sent))),
+                .init("dropped", .number(Double(client.queue.droppedCount + client.queue.coalescedCount))),
+                .init("resuming", .bool(client.catchUp != nil)),
+                .init("connected_s", .number((Double(now - client.connectedAt) / 1e6).rounded() / 1000)),
+            ])
+        }
+        var out: [UInt8] = []
+        JSONWriter.write(.object([.init("total", .number(Double(all.count))), .init("clients", .array(rows))]), into: &out)
+        return out
+    }
+
+    /// Disconnects one client (WebSocket close 1008 "disconnected by an administrator",
+    /// SSE stream ended). Returns false when there is no such client.
+    func disconnectClient(id: UInt64) -> Bool {
+        guard let subscriber = subscribers[id] else { return false }
+        index.removeAll(owner: id)
+        if let client = subscriber as? WebSocketClient {
+            close(client, code: 1008, reason: "disconnected by an administrator", immediately: true)
+        } else if let client = subscriber as? SSEClient {
+            client.ending = true
+            LWS.requestWritable(client.wsi)
+        }
+        logger.info("client disconnected by an administrator", metadata: ["client": "\(id)"])
+        return true
+    }
+}
+
+/// The version Herald reports.
+enum HeraldVersion {
+    static let current = "0.1.0"
+}
