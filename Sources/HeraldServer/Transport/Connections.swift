@@ -30,6 +30,8 @@ final class HTTPExchange {
         case ingest(IngestFormat, binary: BinaryCloudEvent?)
         /// Collect (and drop) the body, then send `rejection`.
         case reject(PendingResponse)
+        /// Collect a JSON body for an API operation, then answer it.
+        case api(APIOperation)
         /// Nothing to read; a response or file is on its way.
         case respond
     }
@@ -39,6 +41,14 @@ final class HTTPExchange {
     var response: PendingResponse?
 
     init(purpose: Purpose) { self.purpose = purpose }
+}
+
+/// API operations that take a JSON request body.
+enum APIOperation {
+    /// `POST /v1/patterns/test`.
+    case testPattern
+    /// `POST /v1/routes/explain` (admin).
+    case explainRoutes
 }
 
 /// What `CONFIRM_UPGRADE` learned about a WebSocket before it was established.

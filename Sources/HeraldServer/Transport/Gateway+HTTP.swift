@@ -23,6 +23,13 @@ extension Gateway {
             return deleteClient(wsi, method: method, idText: String(path.dropFirst("/v1/clients/".count)))
         }
         switch path {
+        case "/v1/patterns/test":
+            return beginAPIRequest(wsi, method: method, operation: .testPattern)
+        case "/v1/routes/explain":
+            if method == "POST", let failure = authorizeAdmin(wsi) {
+                return respond(wsi, error: failure, status: 401, extraHeaders: [("www-authenticate", "Bearer")])
+            }
+            return beginAPIRequest(wsi, method: method, operation: .explainRoutes)
         case "/metrics":
             guard method == "GET" || method == "HEAD" else { return methodNotAllowed(wsi, method: method, allowed: "GET, HEAD") }
             return respond(wsi, status: 200, body: prometheusText(), contentType: "text/plain; version=0.0.4; charset=utf-8")

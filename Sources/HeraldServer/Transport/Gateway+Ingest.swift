@@ -75,7 +75,15 @@ extension Gateway {
     }
 
     func handleHTTPBody(_ wsi: OpaquePointer, _ chunk: UnsafeRawBufferPointer) -> Int32 {
-        guard case .exchange(let exchange)? = connections[wsi], case .ingest = exchange.purpose else { return 0 }
+        guard case .exchange(let exchange)? = connections[wsi] else { return 0 }
+        if case .api = exchange.purpose {
+            guard exchange.body.count + chunk.count <= config.limits.maxBodyBytes else {
+                return respond(wsi, error: HeraldError(.bodyTooLarge, "the body exceeds \(config.limits.maxBodyBytes) bytes"), status: 413, closeAfter: true)
+            }
+            exchange.body.append(contentsOf: chunk)
+            return 0
+        }
+        guard case .ingest = exchange.purpose else { return 0 }
         guard exchange.body.count + chunk.count <= config.limits.maxBodyBytes else {
             return rejectIngest(wsi, HeraldError(.bodyTooLarge, "the body exceeds \(config.limits.maxBodyBytes) bytes"), status: 413, closeAfter: true)
         }
@@ -110,6 +118,8 @@ extension Gateway {
                     return rejectIngest(wsi, error, status: status)
                 }
             }
+        case .api(let operation):
+            return answer(operation, wsi, body: exchange.body)
         case .respond:
             return 0
         }

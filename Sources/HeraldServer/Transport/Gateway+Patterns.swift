@@ -1,0 +1,139 @@
+import CLibWebSockets
+import HeraldCore
+import Logging
+
+/// `POST /v1/patterns/test` and `POST /v1/routes/explain`: dry runs of the matcher.
+extension Gateway {
+    /// Checks method and length, then collects the JSON body.
+    func beginAPIRequest(_ wsi: OpaquePointer, method: String, operation: APIOperation) -> Int32 {
+        guard method == "POST" else { return methodNotAllowed(wsi, method: method, allowed: "POST") }
+        guard let lengthText = LWS.header(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH), let length = Int(lengthText) else {
+            return respond(wsi, error: HeraldError(.lengthRequired, "a Content-Length header is required"), status: 411, closeAfter: true)
+        }
+        guard length <= config.limits.maxBodyBytes else {
+            return respond(wsi, error: HeraldError(.bodyTooLarge, "the body has \(length) bytes; the limit is \(config.limits.maxBodyBytes)"), status: 413, closeAfter: true)
+        }
+        connections[wsi] = .exchange(HTTPExchange(purpose: .api(operation)))
+        return 0
+    }
+
+    /// Answers a collected API request.
+    func answer(_ operation: APIOperation, _ wsi: OpaquePointer, body: [UInt8]) -> Int32 {
+        do throws(HeraldError) {
+            let request = try JSONValue(parsing: body, limits: JSONLimits(maxDepth: config.limits.maxJSONDepth))
+            guard case .object = request else { throw HeraldError(.invalidMessage, "the body must be a JSON object", path: "$") }
+            guard let event = request["event"] else { throw HeraldError(.invalidMessage, "the body needs an \"event\" object", path: "$.event") }
+            guard case .object = event else { throw HeraldError(.notAnObject, "\"event\" must be a JSON object, not \(event.kindName)", path: "$.event") }
+            var eventBytes: [UInt8] = []
+            JSONWriter.write(event, into: &eventBytes)
+            let tape = try JSONScanner.scan(eventBytes, limits: JSONLimits(maxDepth: config.limits.maxJSONDepth))
+            switch operation {
+            case .testPattern:
+                guard let patternValue = request["pattern"] else { throw HeraldError(.invalidPattern, "the body needs a \"pattern\"", path: "$.pattern") }
+                let pattern: Pattern
+                do throws(HeraldError) {
+                    pattern = try Pattern(patternValue, limits: config.limits.pattern)
+                } catch {
+                    throw HeraldError(.invalidPattern, error.message, path: "$.pattern" + (error.path.map { String($0.dropFirst()) } ?? ""))
+                }
+                let matched = eventBytes.withUnsafeBytes { pattern.matches(EventView(tape: tape, node: 0, bytes: $0)) }
+                return respond(wsi, status: 200, json: Array((matched ? #"{"match":true}"# : #"{"match":false}"#).utf8))
+            case .explainRoutes:
+                var clientID: UInt64?
+                if let value = request["client"], value != .null {
+                    guard case .number(let n) = value, n >= 0, n == n.rounded() else {
+                        throw HeraldError(.invalidMessage, "\"client\" must be a client id", path: "$.client")
+                    }
+                    clientID = UInt64(n)
+                }
+                let answer = eventBytes.withUnsafeBytes { explain(EventView(tape: tape, node: 0, bytes: $0), client: clientID) }
+                guard let answer else { throw HeraldError(.notFound, "no client \(clientID ?? 0)", path: "$.client") }
+                var out: [UInt8] = []
+                JSONWriter.write(answer, into: &out)
+                return respond(wsi, status: 200, json: out)
+            }
+        } catch {
+            return respond(wsi, error: error, status: error.code == .notFound ? 404 : 400)
+        }
+    }
+
+    /// How many live subscriptions, per route and transport, would receive `event`; and for
+    /// one client, which of its subscriptions match and, for those that do not, the first
+    /// pattern field that decided. Nil when `client` names no client.
+    private func explain(_ event: EventView, client: UInt64?) -> JSONValue? {
+        var perRoute: [[Int]] = Array(repeating: [0, 0], count: metrics.routes.count)
+        var recipients = 0
+        for subscriber in subscribers.values {
+            let matched = subscriber.matchingSubscriptions(event) { _ in true }
+            if !matched.isEmpty { recipients += 1 }
+            matched.forEach { slot in
+                guard let route = subscriber.descriptions[slot]?.routeIndex else { return }
+                perRoute[route][subscriber is WebSocketClient ? 0 : 1] += 1
+            }
+        }
+        var members: [JSONValue.Member] = [
+            .init("clients", .number(Double(recipients))),
+            .init("routes", .object(metrics.routes.indices.map { index in
+                .init(metrics.routes[index].name, .object([
+                    .init("ws", .number(Double(perRoute[index][0]))), .init("sse", .number(Double(perRoute[index][1]))),
+                ]))
+            })),
+        ]
+        if let client {
+            guard let subscriber = subscribers[client] else { return nil }
+            var rows: [JSONValue] = []
+            for (slot, description) in subscriber.descriptions.enumerated() {
+                guard let description, let patterns = subscriber.patterns[slot] else { continue }
+                var row: [JSONValue.Member] = [.init("id", .string(description.id))]
+                let failing = patterns.firstIndex { !$0.matches(event) }
+                row.append(.init("match", .bool(failing == nil)))
+                if let failing {
+                    // The route's pattern comes first when the subscription names one.
+                    let source = description.route != nil && failing == 0 ? "route" : "filter"
+                    row.append(.init("decidedBy", decidingField(patterns[failing], event: event, source: source)))
+                }
+                rows.append(.object(row))
+            }
+            members.append(.init("client", .object([.init("id", .number(Double(client))), .init("subscriptions", .array(rows))])))
+        }
+        return .object(members)
+    }
+
+    /// The first leaf condition of `pattern` (document order) that the event fails alone;
+    /// `$or` groups count as one condition. When every condition holds alone but not all
+    /// together, the decision was array consistency.
+    private func decidingField(_ pattern: Pattern, event: EventView, source: String) -> JSONValue {
+        for (path, condition) in Self.leafConditions(pattern.value, path: ["$"]) {
+            guard let single = try? Pattern(Self.nest(condition, under: path), limits: config.limits.pattern) else { continue }
+            if !single.matches(event) {
+                return .object([.init("pattern", .string(source)), .init("path", .string(path.joined(separator: "."))),
+                                .init("condition", Self.leafValue(condition))])
+            }
+        }
+        return .object([.init("pattern", .string(source)), .init("path", .string("$")),
+                        .init("condition", .string("array consistency: the fields match in different elements of an array"))])
+    }
+
+    /// (path, {key: condition}) for each leaf of a pattern; `$or` is kept whole.
+    private static func leafConditions(_ value: JSONValue, path: [String]) -> [([String], JSONValue.Member)] {
+        guard case .object(let members) = value else { return [] }
+        var leaves: [([String], JSONValue.Member)] = []
+        for member in members {
+            if case .object = member.value, member.key != "$or" {
+                leaves += leafConditions(member.value, path: path + [member.key])
+            } else {
+                leaves.append((path + [member.key], member))
+            }
+        }
+        return leaves
+    }
+
+    private static func leafValue(_ member: JSONValue.Member) -> JSONValue { member.value }
+
+    /// `{path[1]: {path[2]: … {key: condition}}}` — a one-condition pattern.
+    private static func nest(_ member: JSONValue.Member, under path: [String]) -> JSONValue {
+        var value: JSONValue = .object([member])
+        for key in path.dropFirst().dropLast().reversed() { value = .object([.init(key, value)]) }
+        return value
+    }
+}
