@@ -82,14 +82,20 @@ extension Gateway {
     /// The `disconnect` policy: WebSockets close with 4000, SSE streams end; the client
     /// resumes from history.
     func closeForOverflow(_ subscriber: Subscriber) {
+        disconnect(subscriber, code: 4000, reason: "queue overflow")
+        logger.debug("client disconnected on overflow", metadata: ["client": "\(subscriber.id)"])
+    }
+
+    /// Stops delivering to a client and closes it at its next WRITEABLE: a WebSocket with
+    /// `code`, an SSE stream by ending it.
+    func disconnect(_ subscriber: Subscriber, code: UInt16, reason: String) {
         index.removeAll(owner: subscriber.id)
         if let client = subscriber as? WebSocketClient {
-            close(client, code: 4000, reason: "queue overflow", immediately: true)
+            close(client, code: code, reason: reason, immediately: true)
         } else if let client = subscriber as? SSEClient {
             client.ending = true
             LWS.requestWritable(client.wsi)
         }
-        logger.debug("client disconnected on overflow", metadata: ["client": "\(subscriber.id)"])
     }
 
     /// Past `limits.maxQueuedBytesTotal`, the largest queues shed by their policy first,

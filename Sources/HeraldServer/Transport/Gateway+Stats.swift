@@ -194,13 +194,7 @@ extension Gateway {
     /// SSE stream ended). Returns false when there is no such client.
     func disconnectClient(id: UInt64) -> Bool {
         guard let subscriber = subscribers[id] else { return false }
-        index.removeAll(owner: id)
-        if let client = subscriber as? WebSocketClient {
-            close(client, code: 1008, reason: "disconnected by an administrator", immediately: true)
-        } else if let client = subscriber as? SSEClient {
-            client.ending = true
-            LWS.requestWritable(client.wsi)
-        }
+        disconnect(subscriber, code: 1008, reason: "disconnected by an administrator")
         logger.info("client disconnected by an administrator", metadata: ["client": "\(id)"])
         return true
     }
