@@ -28,9 +28,9 @@ command -v swift >/dev/null || { echo "setup: Swift 6.1 or newer is required (sw
 
 if [ "$want" = test ]; then
   # Python end-to-end tests: the Prometheus text parser, a WebSocket client, selenium.
-  if ! python3 -c 'import pytest, websockets, prometheus_client, selenium' 2>/dev/null; then
+  if ! python3 -c 'import pytest, websockets.sync.client, prometheus_client, selenium, requests' 2>/dev/null; then
     echo "setup: installing Python test packages" >&2
-    pip_install="python3 -m pip install -q --disable-pip-version-check pytest websockets prometheus_client selenium"
+    pip_install="python3 -m pip install -q --disable-pip-version-check pytest \"websockets>=12\" prometheus_client selenium requests"
     $pip_install >/dev/null 2>&1 || $pip_install --break-system-packages >/dev/null
   fi
 fi

@@ -108,6 +108,9 @@ def test_drops_are_counted_for_a_stalled_client_and_shown_in_clients(make_gatewa
     samples = scrape(gateway)
     assert value(samples, "herald_dropped_total", reason="overflow") > 0
     assert value(samples, "herald_route_dropped_total", route="") == value(samples, "herald_dropped_total", reason="overflow")
+    assert value(samples, "herald_route_matched_total", route="") == 3000, "every event matched, dropped or not"
+    stats = json.loads(gateway.request("GET", "/v1/stats")[1])
+    assert stats["queue_depth"]["max"] == 50 and stats["queue_depth"]["p50"] == 50
     assert gateway.request("GET", "/v1/clients")[0] == 401
     client_id = json.loads(gateway.request("GET", "/v1/clients", headers=headers)[1])["clients"][0]["id"]
     assert gateway.request("DELETE", f"/v1/clients/{client_id}", headers=headers)[0] == 204

@@ -21,6 +21,9 @@ final class Gateway {
     var statsWindow = StatsWindow()
     /// Reused per event: which routes the event matched through.
     var matchedRoutes: [Bool]
+    /// Reused per delivery or drop: which routes to count it for (not `matchedRoutes`,
+    /// which is in use while an event is being fanned out).
+    var countedRoutes: [Bool]
     /// Absolute path of the static files directory, if serving it.
     let publicDirectory: String?
 
@@ -60,6 +63,7 @@ final class Gateway {
         self.admins = PublisherKeys(config.auth.adminKeys)
         self.metrics = GatewayMetrics(routeNames: config.routes.map(\.name), timingEnabled: config.metrics.timing)
         self.matchedRoutes = Array(repeating: false, count: config.routes.count + 1)
+        self.countedRoutes = matchedRoutes
         self.publicDirectory = publicDirectory
         self.history = History(limits: config.history)
         self.dedup = Deduplicator(windowSeconds: config.dedup.windowSeconds, maxEntries: config.dedup.maxEntries)

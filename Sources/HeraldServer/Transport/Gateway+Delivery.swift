@@ -27,11 +27,11 @@ extension Gateway {
         metrics.droppedOverflow += dropped
         metrics.droppedCoalesced += coalesced
         for description in subscriber.descriptions {
-            if let route = description?.routeIndex { matchedRoutes[route] = true }
+            if let route = description?.routeIndex { countedRoutes[route] = true }
         }
-        for route in matchedRoutes.indices where matchedRoutes[route] {
+        for route in countedRoutes.indices where countedRoutes[route] {
             metrics.routes[route].dropped += dropped + coalesced
-            matchedRoutes[route] = false
+            countedRoutes[route] = false
         }
     }
 
@@ -42,12 +42,12 @@ extension Gateway {
         let latency = metrics.timingEnabled ? Double(now &- event.acceptedAt) / 1e9 : 0
         if metrics.timingEnabled { metrics.deliveryLatency.observe(latency) }
         subscriptions.forEach { slot in
-            if let route = subscriber.descriptions[slot]?.routeIndex { matchedRoutes[route] = true }
+            if let route = subscriber.descriptions[slot]?.routeIndex { countedRoutes[route] = true }
         }
-        for route in matchedRoutes.indices where matchedRoutes[route] {
+        for route in countedRoutes.indices where countedRoutes[route] {
             metrics.routes[route].delivered += 1
             if metrics.timingEnabled { metrics.routes[route].latency.observe(latency) }
-            matchedRoutes[route] = false
+            countedRoutes[route] = false
         }
     }
 

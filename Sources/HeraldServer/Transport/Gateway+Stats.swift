@@ -80,7 +80,10 @@ extension Gateway {
         statsWindow.record(metrics, now: now)
         let current = StatsWindow.snapshot(of: metrics, at: now)
         let counts = connectionCounts()
-        let depths = queueDepths()
+        let depths = subscribers.values.map(\.queue.count).sorted()
+        func exact(_ q: Double) -> JSONValue {
+            depths.isEmpty ? .number(0) : .number(Double(depths[min(depths.count - 1, Int(Double(depths.count) * q))]))
+        }
         func number(_ value: Double?) -> JSONValue { value.map { .number(($0 * 1000).rounded() / 1000) } ?? .null }
         func millis(_ seconds: Double?) -> JSONValue { number(seconds.map { $0 * 1000 }) }
         var rates: [JSONValue.Member] = []
@@ -110,8 +113,7 @@ extension Gateway {
             .init("history", .object([.init("events", .number(Double(history.count))), .init("bytes", .number(Double(history.byteCount)))])),
             .init("queued_bytes", .number(Double(queuedBytesTotal))),
             .init("queue_depth", .object([
-                .init("p50", number(depths.quantile(0.5) ?? 0)), .init("p99", number(depths.quantile(0.99) ?? 0)),
-                .init("max", .number(Double(subscribers.values.map(\.queue.count).max() ?? 0))),
+                .init("p50", exact(0.5)), .init("p99", exact(0.99)), .init("max", .number(Double(depths.last ?? 0))),
             ])),
             .init("rates", .object(rates)),
             .init("routes", .object(metrics.routes.map { route in
