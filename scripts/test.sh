@@ -14,4 +14,12 @@ HERALD_BIN="$PWD/.build/debug/herald" python3 -m pytest -q tests 2>&1 | tee .bui
 pytest_status=${PIPESTATUS[0]}
 set -e
 echo "swift test exit $swift_status, pytest exit $pytest_status"
+# One closing line for both runners: "N passed, N failed".
+swift_passed=$(grep -oE "Test run with [0-9]+ tests? in [0-9]+ suites? passed" .build/test-output.txt | grep -oE "[0-9]+" | head -1 || true)
+swift_failed=$(grep -oE "Test run with [0-9]+ tests? in [0-9]+ suites? failed" .build/test-output.txt | grep -oE "[0-9]+" | head -1 || true)
+py_passed=$(grep -oE "[0-9]+ passed" .build/pytest-output.txt | tail -1 | grep -oE "[0-9]+" || true)
+py_failed=$(grep -oE "[0-9]+ failed" .build/pytest-output.txt | tail -1 | grep -oE "[0-9]+" || true)
+failed=$(( ${swift_failed:-0} + ${py_failed:-0} ))
+[ "$swift_status" -ne 0 ] || [ "$pytest_status" -ne 0 ] && [ "$failed" -eq 0 ] && failed=1
+echo "$(( ${swift_passed:-0} + ${py_passed:-0} )) passed, $failed failed"
 [ "$swift_status" -eq 0 ] && [ "$pytest_status" -eq 0 ]
