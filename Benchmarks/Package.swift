@@ -5,6 +5,7 @@ import PackageDescription
 // ordo-one/benchmark (and its malloc interposer). Run from this folder:
 //
 //     swift package --scratch-path .build-bench benchmark --target JSONScannerBenchmarks
+//     swift package --scratch-path .build-bench benchmark --target MatcherBenchmarks
 
 // MARK: - Dependencies
 
@@ -30,6 +31,15 @@ let package = Package(
             dependencies: [heraldCore, benchmarkProduct],
             path: "Benchmarks/JSONScannerBenchmarks",
             plugins: [benchmarkPlugin]
-        )
+        ),
+
+        // MARK: - Subscription matcher
+
+        .executableTarget(
+            name: "MatcherBenchmarks",
+            dependencies: [heraldCore, benchmarkProduct],
+            path: "Benchmarks/MatcherBenchmarks",
+            plugins: [benchmarkPlugin]
+        ),
     ]
 )
