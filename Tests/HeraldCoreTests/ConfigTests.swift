@@ -67,6 +67,13 @@ import Glibc
         }
     }
 
+    @Test func atMost127Routes() {
+        let routes = (0...HeraldConfig.maxRoutes).map { #""r\#($0)":{"pattern":{"n":[\#($0)]}}"# }.joined(separator: ",")
+        #expect { try HeraldConfig(parsing: Array("{\"routes\":{\(routes)}}".utf8)) } throws: {
+            (($0 as? HeraldConfig.ValidationErrors)?.errors.map(\.path)) == ["$.routes"]
+        }
+    }
+
     @Test func invalidJSONIsOneError() {
         #expect { try HeraldConfig(parsing: Array("{".utf8)) } throws: {
             ($0 as? HeraldConfig.ValidationErrors)?.errors.count == 1

@@ -92,19 +92,19 @@ import Testing
 
     /// Event `i` of the corpus: a pure function of the seed and `i`.
     static func event(_ i: Int) -> JSONValue {
-        var g = PatternRandom(seed: 0x5EED_0000 &+ UInt64(i))
+        var g = SeededGenerator(seed: 0x5EED_0000 &+ UInt64(i))
         func s(_ x: String) -> JSONValue { .string(x) }
         func n(_ x: Double) -> JSONValue { .number(x) }
         func pad(_ v: Int, _ width: Int) -> String {
             let digits = String(v)
             return String(repeating: "0", count: max(0, width - digits.count)) + digits
         }
-        func ipv4(_ g: inout PatternRandom) -> String {
+        func ipv4(_ g: inout SeededGenerator) -> String {
             let a = g.pick([10, 10, 192, 172])
             let b = a == 192 ? 168 : Int.random(in: 0...2, using: &g)
             return "\(a).\(b).\(Int.random(in: 0...1, using: &g)).\(Int.random(in: 0...255, using: &g))"
         }
-        func ipv6(_ g: inout PatternRandom) -> String {
+        func ipv6(_ g: inout SeededGenerator) -> String {
             g.pick(["2001:db8:0:1::\(Int.random(in: 1...99, using: &g))", "2001:db8::\(Int.random(in: 1...99, using: &g))",
                     "fe80::1", "2001:0DB8:0:1:0:0:0:7"])
         }

@@ -1,20 +1,6 @@
 import HeraldCore
 import Testing
 
-/// A small, fast, seedable generator (SplitMix64), so every run sees the same cases.
-struct PatternRandom: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func chance(_ p: Double) -> Bool { Double.random(in: 0..<1, using: &self) < p }
-    mutating func pick<T>(_ items: [T]) -> T { items[Int.random(in: 0..<items.count, using: &self)] }
-}
 
 /// Random patterns against random events: the automaton (a `SubscriptionIndex` holding
 /// every pattern) and `Pattern.matches` must agree with the reference matcher on every
@@ -29,7 +15,7 @@ struct PatternRandom: RandomNumberGenerator {
 
     // MARK: Events
 
-    static func scalar(_ g: inout PatternRandom) -> JSONValue {
+    static func scalar(_ g: inout SeededGenerator) -> JSONValue {
         switch Int.random(in: 0..<10, using: &g) {
         case 0..<5: .string(g.pick(strings))
         case 5..<8: .number(g.pick(numbers))
@@ -38,7 +24,7 @@ struct PatternRandom: RandomNumberGenerator {
         }
     }
 
-    static func eventObject(_ g: inout PatternRandom, depth: Int) -> JSONValue {
+    static func eventObject(_ g: inout SeededGenerator, depth: Int) -> JSONValue {
         var members: [JSONValue.Member] = []
         for key in keys + (depth < 2 ? ["o", "p"] : []) where g.chance(0.6) {
             let nested = key == "o" || key == "p"
@@ -64,7 +50,7 @@ struct PatternRandom: RandomNumberGenerator {
     static func str(_ s: String) -> JSONValue { .string(s) }
     static func op(_ name: String, _ value: JSONValue) -> JSONValue { .object([.init(name, value)]) }
 
-    static func operand(_ g: inout PatternRandom) -> JSONValue {
+    static func operand(_ g: inout SeededGenerator) -> JSONValue {
         let prefixes = ["", "x", "X", "1", "10.", "é", "ab", "img", "Σ"]
         let suffixes = ["", "y", "Z", "1", ".png", "É", "c", "ς"]
         switch Int.random(in: 0..<22, using: &g) {
@@ -101,7 +87,7 @@ struct PatternRandom: RandomNumberGenerator {
         }
     }
 
-    static func patternObject(_ g: inout PatternRandom, depth: Int) -> JSONValue {
+    static func patternObject(_ g: inout SeededGenerator, depth: Int) -> JSONValue {
         var members: [JSONValue.Member] = []
         var used = Set<String>()
         let fields = Int.random(in: 1...3, using: &g)
@@ -123,7 +109,7 @@ struct PatternRandom: RandomNumberGenerator {
     }
 
     static func run(seed: UInt64, patterns patternCount: Int, events eventCount: Int) throws {
-        var g = PatternRandom(seed: seed)
+        var g = SeededGenerator(seed: seed)
         var patterns: [(value: JSONValue, compiled: Pattern, alternatives: [[PatternReference.Condition]])] = []
         while patterns.count < patternCount {
             let value = patternObject(&g, depth: 0)

@@ -115,6 +115,7 @@ struct ConfigReader {
 
     private mutating func readRoutes(_ value: JSONValue, _ path: String, patternLimits: PatternLimits, defaultQueue: QueueLimits) -> [HeraldConfig.Route] {
         guard case .object(let members) = value else { fail(path, "must be an object of name → {\"pattern\": …}"); return [] }
+        if members.count > HeraldConfig.maxRoutes { fail(path, "at most \(HeraldConfig.maxRoutes) routes") }
         var routes: [HeraldConfig.Route] = []
         for member in members {
             let p = "\(path).\(member.key)"

@@ -90,6 +90,9 @@ public struct HeraldConfig: Sendable {
     public var publicDirectory: String? = "public"
     public var auth = Auth()
     public var routes: [Route] = []
+    /// Most routes a configuration may name (one route index is kept for ad-hoc filters,
+    /// and route indices live in a `RouteSet`).
+    public static let maxRoutes = SubscriptionSet.capacity - 1
     public var delivery = Delivery()
     public var history = HistoryLimits()
     /// Idempotent ingest window.

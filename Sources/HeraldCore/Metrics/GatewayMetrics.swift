@@ -1,5 +1,10 @@
 import DequeModule
 
+/// A set of indices into `GatewayMetrics.routes` (configured routes and the ad-hoc entry),
+/// two machine words like a set of subscription slots; config allows at most
+/// `HeraldConfig.maxRoutes` routes so that every index fits.
+public typealias RouteSet = SubscriptionSet
+
 /// Every figure the gateway counts on its hot path (DESIGN §9).
 ///
 /// Owned and updated by the loop thread as plain integers — no atomics, no locks, no

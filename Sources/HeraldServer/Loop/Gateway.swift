@@ -19,11 +19,6 @@ final class Gateway {
     let admins: PublisherKeys
     var metrics: GatewayMetrics
     var statsWindow = StatsWindow()
-    /// Reused per event: which routes the event matched through.
-    var matchedRoutes: [Bool]
-    /// Reused per delivery or drop: which routes to count it for (not `matchedRoutes`,
-    /// which is in use while an event is being fanned out).
-    var countedRoutes: [Bool]
     /// Absolute path of the static files directory, if serving it.
     let publicDirectory: String?
 
@@ -62,8 +57,6 @@ final class Gateway {
         self.publishers = PublisherKeys(config.auth.publisherKeys)
         self.admins = PublisherKeys(config.auth.adminKeys)
         self.metrics = GatewayMetrics(routeNames: config.routes.map(\.name), timingEnabled: config.metrics.timing)
-        self.matchedRoutes = Array(repeating: false, count: config.routes.count + 1)
-        self.countedRoutes = matchedRoutes
         self.publicDirectory = publicDirectory
         self.history = History(limits: config.history)
         self.dedup = Deduplicator(windowSeconds: config.dedup.windowSeconds, maxEntries: config.dedup.maxEntries)
@@ -171,19 +164,15 @@ final class Gateway {
             let matchStart = metrics.timingEnabled ? MonotonicClock.nanoseconds() : 0
             index.match(EventView(tape: tape, node: incoming.node, bytes: body), into: &matches)
             if metrics.timingEnabled { metrics.matchDuration.observe(Double(MonotonicClock.nanoseconds() - matchStart) / 1e9) }
+            var matchedRoutes = RouteSet()
             for match in matches {
                 guard let subscriber = subscribers[match.owner] else { continue }
-                match.subscriptions.forEach { slot in
-                    if let route = subscriber.descriptions[slot]?.routeIndex { matchedRoutes[route] = true }
-                }
+                matchedRoutes.formUnion(subscriber.routes(of: match.subscriptions))
                 // A resuming client reads this event from history when its turn comes.
                 guard subscriber.catchUp == nil else { continue }
                 deliver(event, subscriptions: match.subscriptions, to: subscriber)
             }
-            for route in matchedRoutes.indices where matchedRoutes[route] {
-                metrics.routes[route].matched += 1
-                matchedRoutes[route] = false
-            }
+            matchedRoutes.forEach { metrics.routes[$0].matched += 1 }
             accepted.append(.init(id: incoming.id, seq: event.seq, duplicate: false))
         }
         if queuedBytesTotal > config.limits.maxQueuedBytesTotal { shedLargestQueues() }

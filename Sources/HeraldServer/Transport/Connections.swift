@@ -113,6 +113,13 @@ class Subscriber {
         return set
     }
 
+    /// The metrics entries of the routes the subscriptions in `slots` were made through.
+    func routes(of slots: SubscriptionSet) -> RouteSet {
+        var routes = RouteSet()
+        slots.forEach { slot in if let route = descriptions[slot]?.routeIndex { routes.insert(route) } }
+        return routes
+    }
+
     /// The subscriptions whose patterns all match `event`, among those `include` admits.
     func matchingSubscriptions(_ event: EventView, include: (Int) -> Bool) -> SubscriptionSet {
         var set = SubscriptionSet()
@@ -127,6 +134,8 @@ class Subscriber {
 /// How a subscription was made: its id, route and own filter.
 struct SubscriptionDescription {
     var id: String
+    /// The id as a JSON string literal, rendered once for every WebSocket event frame.
+    var encodedID: [UInt8]
     var route: String?
     var filter: JSONValue?
     /// Index into `GatewayMetrics.routes` (the ad-hoc entry when there is no route).
@@ -146,15 +155,6 @@ final class SSEClient: Subscriber {
 
 /// A WebSocket session: many subscriptions, JSON text frames both ways.
 final class WebSocketClient: Subscriber {
-    /// One subscription of the session.
-    struct Subscription {
-        var id: String
-        /// The id as a JSON string literal, rendered once for every event frame.
-        var encodedID: [UInt8]
-    }
-
-    /// Slot → subscription; the slot is the bit in a `SubscriptionSet`.
-    var subscriptions: [Subscription?]
     /// The publisher this session authenticated as; publishing needs one.
     var publisher: String?
     /// The message being reassembled from fragments.
@@ -168,12 +168,11 @@ final class WebSocketClient: Subscriber {
     var lastHeard = MonotonicClock.nanoseconds()
 
     init(id: UInt64, wsi: OpaquePointer, queue: ClientQueue, maxSubscriptions: Int, publisher: String?) {
-        self.subscriptions = Array(repeating: nil, count: maxSubscriptions)
         self.publisher = publisher
         super.init(id: id, wsi: wsi, queue: queue, slots: maxSubscriptions, scratchCapacity: 1024)
     }
 
     func slot(of subscriptionID: String) -> Int? {
-        subscriptions.firstIndex { $0?.id == subscriptionID }
+        descriptions.firstIndex { $0?.id == subscriptionID }
     }
 }

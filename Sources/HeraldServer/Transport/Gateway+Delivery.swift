@@ -26,13 +26,7 @@ extension Gateway {
     func countDrops(_ dropped: UInt64, coalesced: UInt64, for subscriber: Subscriber) {
         metrics.droppedOverflow += dropped
         metrics.droppedCoalesced += coalesced
-        for description in subscriber.descriptions {
-            if let route = description?.routeIndex { countedRoutes[route] = true }
-        }
-        for route in countedRoutes.indices where countedRoutes[route] {
-            metrics.routes[route].dropped += dropped + coalesced
-            countedRoutes[route] = false
-        }
+        subscriber.routes(of: subscriber.subscriptionSlots).forEach { metrics.routes[$0].dropped += dropped + coalesced }
     }
 
     /// Counts an event written to a client: deliveries, latency, per route.
@@ -41,19 +35,19 @@ extension Gateway {
         if webSocket { metrics.deliveredWebSocket += 1 } else { metrics.deliveredSSE += 1 }
         let latency = metrics.timingEnabled ? Double(now &- event.acceptedAt) / 1e9 : 0
         if metrics.timingEnabled { metrics.deliveryLatency.observe(latency) }
-        subscriptions.forEach { slot in
-            if let route = subscriber.descriptions[slot]?.routeIndex { countedRoutes[route] = true }
-        }
-        for route in countedRoutes.indices where countedRoutes[route] {
+        subscriber.routes(of: subscriptions).forEach { route in
             metrics.routes[route].delivered += 1
             if metrics.timingEnabled { metrics.routes[route].latency.observe(latency) }
-            countedRoutes[route] = false
         }
     }
 
-    /// The metrics entry of a route name (the ad-hoc entry for nil).
-    func routeIndex(_ name: String?) -> Int {
-        name.flatMap { name in config.routes.firstIndex { $0.name == name } } ?? metrics.adHocRoute
+    /// What a new subscription is recorded as: its id (also JSON-encoded once), route
+    /// and filter, and the metrics entry of its route (the ad-hoc entry without one).
+    func describe(id: String, route: String?, filter: JSONValue?) -> SubscriptionDescription {
+        var encodedID: [UInt8] = []
+        JSONWriter.writeString(id, into: &encodedID)
+        let routeIndex = route.flatMap { name in config.routes.firstIndex { $0.name == name } } ?? metrics.adHocRoute
+        return SubscriptionDescription(id: id, encodedID: encodedID, route: route, filter: filter, routeIndex: routeIndex)
     }
 
     /// Queues a transport-encoded control message (never dropped).

@@ -31,9 +31,9 @@ extension Gateway {
         let client = SSEClient(id: nextClientID, wsi: wsi, queue: queue(forRoute: route))
         nextClientID += 1
         client.patterns[0] = patterns
-        let filterText = LWS.queryArgument(wsi, "filter")
-        client.descriptions[0] = SubscriptionDescription(
-            id: "sse", route: route, filter: filterText.flatMap { try? JSONValue(parsing: $0) }, routeIndex: routeIndex(route))
+        // The filter, when given, is the last pattern (after the route's).
+        let filter = patterns.count > (route == nil ? 0 : 1) ? patterns.last?.value : nil
+        client.descriptions[0] = describe(id: "sse", route: route, filter: filter)
         connections[wsi] = .sse(client)
         subscribers[client.id] = client
         index.add(owner: client.id, slot: 0, patterns: patterns)

@@ -97,7 +97,6 @@ extension Gateway {
                 send(client, WireFormat.webSocketError(HeraldError(.unknownSubscription, "no subscription \"\(id)\" on this connection"), id: id))
                 return
             }
-            client.subscriptions[slot] = nil
             client.patterns[slot] = nil
             client.descriptions[slot] = nil
             client.catchUp?.replaying.remove(slot)
@@ -126,8 +125,8 @@ extension Gateway {
             send(client, WireFormat.webSocketError(HeraldError(.duplicateSubscription, "subscription \"\(id)\" already exists on this connection"), id: id))
             return
         }
-        guard let slot = client.subscriptions.firstIndex(where: { $0 == nil }) else {
-            send(client, WireFormat.webSocketError(HeraldError(.tooManySubscriptions, "a connection may hold at most \(client.subscriptions.count) subscriptions"), id: id))
+        guard let slot = client.descriptions.firstIndex(where: { $0 == nil }) else {
+            send(client, WireFormat.webSocketError(HeraldError(.tooManySubscriptions, "a connection may hold at most \(client.descriptions.count) subscriptions"), id: id))
             return
         }
         var patterns: [Pattern] = []
@@ -138,11 +137,8 @@ extension Gateway {
             send(client, WireFormat.webSocketError(error, id: id))
             return
         }
-        var encodedID: [UInt8] = []
-        JSONWriter.writeString(id, into: &encodedID)
-        client.subscriptions[slot] = .init(id: id, encodedID: encodedID)
         client.patterns[slot] = patterns
-        client.descriptions[slot] = SubscriptionDescription(id: id, route: route, filter: filter, routeIndex: routeIndex(route))
+        client.descriptions[slot] = describe(id: id, route: route, filter: filter)
         index.add(owner: client.id, slot: slot, patterns: patterns)
         send(client, WireFormat.subscribed(id: id, position: lastSeq))
         if let since { beginCatchUp(client, since: since, slots: SubscriptionSet(slot: slot)) }
@@ -208,13 +204,13 @@ extension Gateway {
                 countDelivery(event, subscriptions: subscriptions, to: client, webSocket: true, now: now)
                 let head: StaticString = #"{"type":"event","subs":["#
                 var idsLength = 0
-                subscriptions.forEach { slot in idsLength += (client.subscriptions[slot]?.encodedID.count ?? 0) + 1 }
+                subscriptions.forEach { slot in idsLength += (client.descriptions[slot]?.encodedID.count ?? 0) + 1 }
                 let length = head.utf8CodeUnitCount + max(idsLength - 1, 0) + 2 + event.webSocketTail.count
                 buffer.appendWebSocketTextHeader(length: length)
                 buffer.append(head)
                 var first = true
                 subscriptions.forEach { slot in
-                    guard let subscription = client.subscriptions[slot] else { return }
+                    guard let subscription = client.descriptions[slot] else { return }
                     if !first { buffer.append(byte: UInt8(ascii: ",")) }
                     first = false
                     buffer.append(subscription.encodedID)
@@ -226,7 +222,7 @@ extension Gateway {
                 buffer.append(bytes)
             case .gap(let from, let to, let subscriptions, let reason):
                 var ids: [[UInt8]] = []
-                subscriptions.forEach { slot in if let s = client.subscriptions[slot] { ids.append(s.encodedID) } }
+                subscriptions.forEach { slot in if let s = client.descriptions[slot] { ids.append(s.encodedID) } }
                 let message = WireFormat.webSocketGap(subscriptionIDs: ids, from: from, to: to, reason: reason.rawValue)
                 buffer.appendWebSocketTextHeader(length: message.count)
                 buffer.append(message)
