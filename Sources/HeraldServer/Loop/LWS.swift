@@ -184,18 +184,4 @@ final class WriteBuffer {
             for shift in stride(from: 56, through: 0, by: -8) { append(byte: UInt8((UInt64(length) >> UInt64(shift)) & 0xFF)) }
         }
     }
-
-    func append(integer: UInt64) {
-        var value = integer
-        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)
-        withUnsafeMutableBytes(of: &digits) { scratch in
-            var n = 0
-            repeat {
-                scratch[23 - n] = UInt8(ascii: "0") + UInt8(value % 10)
-                value /= 10
-                n += 1
-            } while value > 0
-            append(UnsafeRawBufferPointer(rebasing: scratch[(24 - n)...]))
-        }
-    }
 }

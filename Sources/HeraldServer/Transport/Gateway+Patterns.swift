@@ -107,7 +107,7 @@ extension Gateway {
             guard let single = try? Pattern(Self.nest(condition, under: path), limits: config.limits.pattern) else { continue }
             if !single.matches(event) {
                 return .object([.init("pattern", .string(source)), .init("path", .string(path.joined(separator: "."))),
-                                .init("condition", Self.leafValue(condition))])
+                                .init("condition", condition.value)])
             }
         }
         return .object([.init("pattern", .string(source)), .init("path", .string("$")),
@@ -127,8 +127,6 @@ extension Gateway {
         }
         return leaves
     }
-
-    private static func leafValue(_ member: JSONValue.Member) -> JSONValue { member.value }
 
     /// `{path[1]: {path[2]: … {key: condition}}}` — a one-condition pattern.
     private static func nest(_ member: JSONValue.Member, under path: [String]) -> JSONValue {
