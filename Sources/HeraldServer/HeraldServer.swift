@@ -76,3 +76,10 @@ extension HeraldServer {
     /// SHA-256 of a publisher key, as config stores it.
     public static func sha256(of key: String) -> [UInt8] { PublisherKeys.digest(of: key) }
 }
+
+extension HeraldServer {
+    /// Signs `claims` as an HS256 subscriber JWT under `secret` (backends, `herald token`, tests).
+    public static func signToken(claims: JSONValue, secret: String) -> String {
+        SubscriberToken.sign(claims: claims, secret: Array(secret.utf8), hmac: hmacSHA256)
+    }
+}

@@ -4,7 +4,8 @@ import HeraldServer
 
 /// Reading `config.json` and applying the environment's secrets, shared by the commands.
 enum ConfigLoading {
-    /// The configuration at `path` with `HERALD_PUBLISHER_KEY` applied; a missing file is
+    /// The configuration at `path` with `HERALD_PUBLISHER_KEY`, `HERALD_ADMIN_KEY` and
+    /// `HERALD_JWT_SECRET` applied; a missing file is
     /// an error unless `path` is the default and absent (then defaults apply).
     static func load(path: String, required: Bool) throws -> HeraldConfig {
         var config: HeraldConfig
@@ -28,6 +29,12 @@ enum ConfigLoading {
         }
         if let key = environment["HERALD_ADMIN_KEY"], !key.isEmpty {
             config.auth.adminKeys.append(.init(name: "env", sha256: HeraldServer.sha256(of: key)))
+        }
+        if let secret = environment["HERALD_JWT_SECRET"], !secret.isEmpty {
+            guard secret.utf8.count >= HeraldConfig.minJWTSecretBytes else {
+                throw CLIError("HERALD_JWT_SECRET must have at least \(HeraldConfig.minJWTSecretBytes) bytes")
+            }
+            config.auth.jwtSecret = secret
         }
         return config
     }

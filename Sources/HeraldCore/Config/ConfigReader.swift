@@ -82,12 +82,22 @@ struct ConfigReader {
     }
 
     private mutating func readAuth(_ value: JSONValue, _ path: String, into auth: inout HeraldConfig.Auth) {
-        for member in object(value, path, allowed: ["anonymous", "publisherKeys", "adminKeys"]) {
+        for member in object(value, path, allowed: ["anonymous", "publisherKeys", "adminKeys", "jwtSecret", "jwtAudience", "demo"]) {
             let p = "\(path).\(member.key)"
             switch member.key {
             case "anonymous": if let b = bool(member.value, p) { auth.anonymous = b }
             case "publisherKeys": auth.publisherKeys = readKeys(member.value, p)
             case "adminKeys": auth.adminKeys = readKeys(member.value, p)
+            case "jwtSecret":
+                if let secret = string(member.value, p) {
+                    if secret.utf8.count < HeraldConfig.minJWTSecretBytes {
+                        fail(p, "must have at least \(HeraldConfig.minJWTSecretBytes) bytes (HS256 needs a secret as long as its hash)")
+                    } else {
+                        auth.jwtSecret = secret
+                    }
+                }
+            case "jwtAudience": auth.jwtAudience = string(member.value, p)
+            case "demo": if let b = bool(member.value, p) { auth.demo = b }
             default: break
             }
         }

@@ -27,6 +27,12 @@ public struct HeraldConfig: Sendable {
         public var publisherKeys: [PublisherKey] = []
         /// Keys for the admin endpoints (`/v1/clients`), same form as publisher keys.
         public var adminKeys: [PublisherKey] = []
+        /// HS256 secret for subscriber JWTs (at least 32 bytes); `HERALD_JWT_SECRET` overrides.
+        public var jwtSecret: String?
+        /// When set, a JWT's `aud` must contain it.
+        public var jwtAudience: String?
+        /// Serve anonymous demo tokens at `GET /v1/demo/token` (never in production).
+        public var demo = false
     }
 
     /// A named pattern clients subscribe to by name.
@@ -94,6 +100,8 @@ public struct HeraldConfig: Sendable {
     /// and route indices live in a `RouteSet`).
     public static let maxRoutes = SubscriptionSet.capacity - 1
     public var delivery = Delivery()
+    /// Shortest accepted `auth.jwtSecret`.
+    public static let minJWTSecretBytes = 32
     public var history = HistoryLimits()
     /// Idempotent ingest window.
     public struct Dedup: Sendable, Equatable {

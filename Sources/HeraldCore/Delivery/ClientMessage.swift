@@ -8,9 +8,16 @@ public enum ClientMessage: Sendable, Equatable {
     case publish(event: JSONValue)
     case ping
     case auth(token: String)
+    /// Join a presence group, or update this connection's `info` in it.
+    case presenceJoin(group: String, info: JSONValue)
+    case presenceLeave(group: String)
 
     /// Longest accepted subscription id.
     public static let maxSubscriptionIDLength = 128
+    /// Longest accepted presence group name.
+    public static let maxGroupLength = 128
+    /// Largest accepted presence `info`, serialized.
+    public static let maxPresenceInfoBytes = 1024
 
     /// Decodes one text frame.
     /// - Throws: `invalid_message` (not JSON, not an object, a field of the wrong type) or
@@ -69,8 +76,35 @@ public enum ClientMessage: Sendable, Equatable {
                 throw HeraldError(.invalidMessage, "\"auth\" needs a string \"token\"", path: "$.token")
             }
             self = .auth(token: token)
+        case "presence.join":
+            let group = try Self.presenceGroup(value["group"])
+            let info = value["info"] ?? .object([])
+            try Self.validatePresenceInfo(info, path: "$.info")
+            self = .presenceJoin(group: group, info: info)
+        case "presence.leave":
+            self = .presenceLeave(group: try Self.presenceGroup(value["group"]))
         default:
-            throw HeraldError(.unknownOp, "unknown op \"\(op)\" (expected subscribe, unsubscribe, publish, ping or auth)", path: "$.op")
+            throw HeraldError(.unknownOp, "unknown op \"\(op)\" (expected subscribe, unsubscribe, publish, ping, auth, presence.join or presence.leave)", path: "$.op")
+        }
+    }
+
+    /// A presence group name: a string of 1 to `maxGroupLength` bytes.
+    public static func presenceGroup(_ value: JSONValue?) throws(HeraldError) -> String {
+        guard let group = value?.stringValue, !group.isEmpty, group.utf8.count <= maxGroupLength else {
+            throw HeraldError(.invalidMessage, "presence needs a string \"group\" of 1 to \(maxGroupLength) bytes", path: "$.group")
+        }
+        return group
+    }
+
+    /// Presence `info` is a JSON object of at most `maxPresenceInfoBytes`.
+    public static func validatePresenceInfo(_ info: JSONValue, path: String) throws(HeraldError) {
+        guard case .object = info else {
+            throw HeraldError(.invalidMessage, "presence \"info\" must be a JSON object, not \(info.kindName)", path: path)
+        }
+        var bytes: [UInt8] = []
+        JSONWriter.write(info, into: &bytes)
+        guard bytes.count <= maxPresenceInfoBytes else {
+            throw HeraldError(.invalidMessage, "presence \"info\" has \(bytes.count) bytes; the limit is \(maxPresenceInfoBytes)", path: path)
         }
     }
 

@@ -30,12 +30,28 @@ public enum WireFormat {
         return out
     }
 
+    /// `{"type":"presence.joined"|"presence.left","group":…,"seq":…}`.
+    public static func presenceReply(_ type: String, group: String, seq: UInt64) -> [UInt8] {
+        var out: [UInt8] = Array(#"{"type":"#.utf8)
+        JSONWriter.writeString(type, into: &out)
+        out.append(contentsOf: #","group":"#.utf8)
+        JSONWriter.writeString(group, into: &out)
+        out.append(contentsOf: #","seq":"#.utf8)
+        JSONWriter.writeInteger(seq, into: &out)
+        out.append(UInt8(ascii: "}"))
+        return out
+    }
+
     public static let pong: [UInt8] = Array(#"{"type":"pong"}"#.utf8)
 
-    public static func authenticated(publisher: String) -> [UInt8] {
-        var out: [UInt8] = Array(#"{"type":"authenticated","publisher":"#.utf8)
-        JSONWriter.writeString(publisher, into: &out)
-        out.append(UInt8(ascii: "}"))
+    /// `{"type":"authenticated","publisher":…,"subject":…}` (null where unknown).
+    public static func authenticated(publisher: String?, subject: String?) -> [UInt8] {
+        var out: [UInt8] = []
+        JSONWriter.write(.object([
+            .init("type", .string("authenticated")),
+            .init("publisher", publisher.map(JSONValue.string) ?? .null),
+            .init("subject", subject.map(JSONValue.string) ?? .null),
+        ]), into: &out)
         return out
     }
 

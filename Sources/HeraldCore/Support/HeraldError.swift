@@ -32,6 +32,8 @@ public struct HeraldError: Error, Sendable, Equatable, CustomStringConvertible {
         public static let duplicateSubscription = Code(rawValue: "duplicate_subscription")
         public static let unknownSubscription = Code(rawValue: "unknown_subscription")
         public static let tooManySubscriptions = Code(rawValue: "too_many_subscriptions")
+        public static let tooManyGroups = Code(rawValue: "too_many_groups")
+        public static let notAMember = Code(rawValue: "not_a_member")
         public static let invalidConfig = Code(rawValue: "invalid_config")
         public static let shuttingDown = Code(rawValue: "shutting_down")
         public static let io = Code(rawValue: "io_error")

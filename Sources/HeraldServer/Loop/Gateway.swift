@@ -45,6 +45,14 @@ final class Gateway {
     var matches: [SubscriptionIndex.Match] = []
     /// Reused for every ingest body.
     var ingestTape = JSONTape()
+    /// Reused for every presence event (kept apart from `ingestTape`, which may be in use
+    /// when a disconnect announces a leave).
+    var presenceTape = JSONTape()
+    /// Who is in which presence group.
+    var presence = PresenceRegistry()
+    /// The HS256 secret for subscriber JWTs: `auth.jwtSecret`, or a random one per process
+    /// when only demo tokens need it; nil when JWTs are not accepted.
+    let jwtSecret: [UInt8]?
     /// True while a HEAD request is being routed: its response carries no body.
     var respondingToHead = false
     /// Shutting down: refuse new work, close clients.
@@ -58,6 +66,16 @@ final class Gateway {
         self.admins = PublisherKeys(config.auth.adminKeys)
         self.metrics = GatewayMetrics(routeNames: config.routes.map(\.name), timingEnabled: config.metrics.timing)
         self.publicDirectory = publicDirectory
+        if let secret = config.auth.jwtSecret {
+            self.jwtSecret = Array(secret.utf8)
+        } else if config.auth.demo {
+            var random = [UInt8](repeating: 0, count: 32)
+            let ok = random.withUnsafeMutableBufferPointer { herald_random_bytes($0.baseAddress, 32) }
+            precondition(ok == 1, "OpenSSL could not produce random bytes for the demo token secret")
+            self.jwtSecret = random
+        } else {
+            self.jwtSecret = nil
+        }
         self.history = History(limits: config.history)
         self.dedup = Deduplicator(windowSeconds: config.dedup.windowSeconds, maxEntries: config.dedup.maxEntries)
         var paths: [FieldPath] = []
@@ -126,10 +144,11 @@ final class Gateway {
         }
     }
 
-    private func forget(_ client: Subscriber) {
+    func forget(_ client: Subscriber) {
         index.removeAll(owner: client.id)
         subscribers[client.id] = nil
         queuedBytesTotal -= client.queue.byteCount
+        leaveAllPresence(client)
     }
 
     // MARK: - Publishing

@@ -69,6 +69,17 @@ enum LWS {
         }
     }
 
+    /// True when the peer has closed its side: a peek at the socket reads end-of-stream.
+    ///
+    /// lws notices a closed HTTP connection only when a write to it fails, which for a
+    /// quiet SSE stream can take two heartbeats; presence needs to know sooner.
+    static func peerHasClosed(_ wsi: OpaquePointer) -> Bool {
+        let fd = lws_get_socket_fd(wsi)
+        guard fd >= 0 else { return true }
+        var byte: UInt8 = 0
+        return recv(fd, &byte, 1, Int32(MSG_PEEK | MSG_DONTWAIT)) == 0
+    }
+
     /// Writes `count` bytes at `start`, which must have `pre` writable bytes in front.
     /// - Returns: false when the connection failed and must be closed.
     static func write(_ wsi: OpaquePointer, _ start: UnsafeMutableRawPointer, _ count: Int, _ kind: lws_write_protocol) -> Bool {

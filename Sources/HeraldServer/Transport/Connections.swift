@@ -27,7 +27,7 @@ struct PendingResponse {
 final class HTTPExchange {
     enum Purpose {
         /// POST /v1/events: collect the body, then ingest it.
-        case ingest(IngestFormat, binary: BinaryCloudEvent?)
+        case ingest(IngestFormat, binary: BinaryCloudEvent?, credentials: Credentials)
         /// Collect (and drop) the body, then send `rejection`.
         case reject(PendingResponse)
         /// Collect a JSON body for an API operation, then answer it.
@@ -53,8 +53,8 @@ enum APIOperation {
 
 /// What `CONFIRM_UPGRADE` learned about a WebSocket before it was established.
 struct PendingUpgrade {
-    /// The publisher the token named, if any.
-    var publisher: String?
+    /// What the upgrade's token proved.
+    var credentials: Credentials
     /// The route whose queue settings the session uses (`/v1/ws?route=`).
     var route: String?
 }
@@ -145,8 +145,10 @@ struct SubscriptionDescription {
 /// An SSE stream: one subscription (slot 0), events as `text/event-stream` blocks.
 final class SSEClient: Subscriber {
     var headSent = false
-    /// Set on shutdown or overflow: end the stream at the next WRITEABLE.
+    /// Set on shutdown, overflow or a closed peer: end the stream at the next WRITEABLE.
     var ending = false
+    /// When the last `: hb` comment was due.
+    var lastHeartbeat = MonotonicClock.nanoseconds()
 
     init(id: UInt64, wsi: OpaquePointer, queue: ClientQueue) {
         super.init(id: id, wsi: wsi, queue: queue, slots: 1, scratchCapacity: 256)
@@ -155,8 +157,8 @@ final class SSEClient: Subscriber {
 
 /// A WebSocket session: many subscriptions, JSON text frames both ways.
 final class WebSocketClient: Subscriber {
-    /// The publisher this session authenticated as; publishing needs one.
-    var publisher: String?
+    /// What this session's token proved; decides what it may publish and see.
+    var credentials: Credentials
     /// The message being reassembled from fragments.
     var incoming: [UInt8] = []
     var incomingTooLarge = false
@@ -167,8 +169,8 @@ final class WebSocketClient: Subscriber {
     /// When the peer last sent anything (a message or a pong).
     var lastHeard = MonotonicClock.nanoseconds()
 
-    init(id: UInt64, wsi: OpaquePointer, queue: ClientQueue, maxSubscriptions: Int, publisher: String?) {
-        self.publisher = publisher
+    init(id: UInt64, wsi: OpaquePointer, queue: ClientQueue, maxSubscriptions: Int, credentials: Credentials) {
+        self.credentials = credentials
         super.init(id: id, wsi: wsi, queue: queue, slots: maxSubscriptions, scratchCapacity: 1024)
     }
 

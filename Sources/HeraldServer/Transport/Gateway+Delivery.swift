@@ -187,8 +187,17 @@ extension Gateway {
     func timerFired(_ wsi: OpaquePointer) {
         switch connections[wsi] {
         case .sse(let client)?:
-            if client.queue.isEmpty { sendControl(WireFormat.sseHeartbeat, to: client) }
-            lws_set_timer_usecs(wsi, lws_usec_t(config.delivery.heartbeatSeconds) * 1_000_000)
+            if LWS.peerHasClosed(wsi) {
+                client.ending = true
+                LWS.requestWritable(wsi)
+                return
+            }
+            let now = MonotonicClock.nanoseconds()
+            if now - client.lastHeartbeat >= UInt64(config.delivery.heartbeatSeconds) * 1_000_000_000 {
+                client.lastHeartbeat = now
+                if client.queue.isEmpty { sendControl(WireFormat.sseHeartbeat, to: client) }
+            }
+            armSSETimer(client)
         case .webSocket(let client)?:
             let silent = MonotonicClock.nanoseconds() - client.lastHeard
             if silent > UInt64(config.delivery.idleTimeoutSeconds) * 1_000_000_000 {
@@ -202,6 +211,15 @@ extension Gateway {
         default:
             break
         }
+    }
+
+    /// Schedules an SSE stream's next heartbeat and liveness check: every
+    /// `heartbeatSeconds`, or every 2 s while the stream is a presence member, so that a
+    /// closed browser tab leaves its groups promptly.
+    func armSSETimer(_ client: SSEClient) {
+        var seconds = config.delivery.heartbeatSeconds
+        if !presence.groups(of: client.id).isEmpty { seconds = min(seconds, 2) }
+        lws_set_timer_usecs(client.wsi, lws_usec_t(seconds) * 1_000_000)
     }
 
     /// The queue settings for a client subscribing through `route` (or the defaults).

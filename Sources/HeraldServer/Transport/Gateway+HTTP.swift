@@ -22,7 +22,20 @@ extension Gateway {
         if path.hasPrefix("/v1/clients/") {
             return deleteClient(wsi, method: method, idText: String(path.dropFirst("/v1/clients/".count)))
         }
+        if path.hasPrefix("/v1/presence/") {
+            guard method == "GET" || method == "HEAD" else { return methodNotAllowed(wsi, method: method, allowed: "GET, HEAD") }
+            do throws(HeraldError) {
+                _ = try authenticate(requestToken(wsi))
+                let group = try ClientMessage.presenceGroup(.string(String(path.dropFirst("/v1/presence/".count))))
+                return respond(wsi, status: 200, json: presenceJSON(group: group))
+            } catch {
+                return respond(wsi, error: error, status: error.code == .unauthorized ? 401 : 400)
+            }
+        }
         switch path {
+        case "/v1/demo/token":
+            guard method == "GET" else { return methodNotAllowed(wsi, method: method, allowed: "GET") }
+            return issueDemoToken(wsi)
         case "/v1/patterns/test":
             return beginAPIRequest(wsi, method: method, operation: .testPattern)
         case "/v1/routes/explain":

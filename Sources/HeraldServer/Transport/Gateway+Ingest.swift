@@ -30,14 +30,17 @@ extension Gateway {
         let format: IngestFormat
         var binary: BinaryCloudEvent?
         let contentType = LWS.header(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE)
+        var credentials = Credentials.anonymous
         if let token = PublisherKeys.bearerToken(LWS.header(wsi, WSI_TOKEN_HTTP_AUTHORIZATION)) {
-            if publishers.publisher(forKey: token) == nil {
-                rejection = (HeraldError(.unauthorized, "the publisher key is not valid"), 401, [("www-authenticate", "Bearer")])
-            } else {
+            do throws(HeraldError) {
+                credentials = try authenticate(token)
                 rejection = nil
+            } catch {
+                let message = SubscriberToken.looksLikeJWT(token) ? error.message : "the publisher key is not valid"
+                rejection = (HeraldError(.unauthorized, message), 401, [("www-authenticate", "Bearer")])
             }
         } else {
-            rejection = (HeraldError(.unauthorized, "publishing needs Authorization: Bearer <publisher key>"), 401, [("www-authenticate", "Bearer")])
+            rejection = (HeraldError(.unauthorized, "publishing needs Authorization: Bearer <publisher key or token>"), 401, [("www-authenticate", "Bearer")])
         }
         if let specversion = LWS.customHeader(wsi, "ce-specversion:") {
             // CloudEvents binary mode: attributes in headers, the data as the body.
@@ -56,7 +59,7 @@ extension Gateway {
         }
         if let rejection { return deferRejection(wsi, rejection, length: length) }
 
-        let exchange = HTTPExchange(purpose: .ingest(format, binary: binary))
+        let exchange = HTTPExchange(purpose: .ingest(format, binary: binary, credentials: credentials))
         exchange.body.reserveCapacity(length)
         connections[wsi] = .exchange(exchange)
         if length == 0 { return 0 }  // lws still calls BODY_COMPLETION for an explicit zero length
@@ -99,7 +102,7 @@ extension Gateway {
             exchange.response = response
             LWS.requestWritable(wsi)
             return 0
-        case .ingest(let format, let binary):
+        case .ingest(let format, let binary, let credentials):
             var body = exchange.body
             if let binary {
                 do throws(HeraldError) {
@@ -111,6 +114,9 @@ extension Gateway {
             return body.withUnsafeBytes { bytes -> Int32 in
                 do throws(HeraldError) {
                     let events = try IngestParser.parse(bytes, format: format, limits: config.limits.ingest, tape: &ingestTape)
+                    if let refusal = publishRefusal(events, credentials: credentials, tape: ingestTape, body: bytes) {
+                        return rejectIngest(wsi, refusal, status: 403)
+                    }
                     let accepted = publish(events, tape: ingestTape, body: bytes)
                     return respond(wsi, status: 202, json: WireFormat.accepted(accepted))
                 } catch {

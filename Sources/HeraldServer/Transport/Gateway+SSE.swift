@@ -7,15 +7,25 @@ extension Gateway {
     /// Validates the subscription and registers the stream; the head goes out at the first
     /// WRITEABLE, before any event.
     func beginSSE(_ wsi: OpaquePointer) -> Int32 {
-        let token = PublisherKeys.bearerToken(LWS.header(wsi, WSI_TOKEN_HTTP_AUTHORIZATION)) ?? LWS.queryArgument(wsi, "token")
-        if let failure = authorizeSubscriber(token: token) {
-            return respond(wsi, error: failure, status: 401, extraHeaders: [("www-authenticate", "Bearer")])
+        let credentials: Credentials
+        do throws(HeraldError) {
+            credentials = try authenticate(requestToken(wsi))
+        } catch {
+            return respond(wsi, error: error, status: 401, extraHeaders: [("www-authenticate", "Bearer")])
         }
-        let patterns: [Pattern]
+        var patterns: [Pattern]
+        var presence: (group: String, info: JSONValue)?
         do throws(HeraldError) {
             patterns = try subscriptionPatterns(
                 filterText: LWS.queryArgument(wsi, "filter"),
                 route: LWS.queryArgument(wsi, "route"))
+            if let group = LWS.queryArgument(wsi, "presence") {
+                let info = try LWS.queryArgument(wsi, "presenceInfo").map { text throws(HeraldError) in
+                    try JSONValue(parsing: text, limits: config.limits.ingest.json)
+                } ?? .object([])
+                try ClientMessage.validatePresenceInfo(info, path: "presenceInfo")
+                presence = (try ClientMessage.presenceGroup(.string(group)), info)
+            }
         } catch {
             return respond(wsi, error: error, status: 400)
         }
@@ -30,14 +40,24 @@ extension Gateway {
         let route = LWS.queryArgument(wsi, "route")
         let client = SSEClient(id: nextClientID, wsi: wsi, queue: queue(forRoute: route))
         nextClientID += 1
-        client.patterns[0] = patterns
         // The filter, when given, is the last pattern (after the route's).
         let filter = patterns.count > (route == nil ? 0 : 1) ? patterns.last?.value : nil
+        if let scope = credentials.scope { patterns.append(scope) }
+        client.patterns[0] = patterns
         client.descriptions[0] = describe(id: "sse", route: route, filter: filter)
         connections[wsi] = .sse(client)
         subscribers[client.id] = client
         index.add(owner: client.id, slot: 0, patterns: patterns)
         if let resumeFrom { beginCatchUp(client, since: resumeFrom, slots: SubscriptionSet(slot: 0)) }
+        if let presence {
+            do throws(HeraldError) {
+                _ = try join(client, credentials: credentials, group: presence.group, info: presence.info, transport: "sse")
+            } catch {
+                connections[wsi] = nil
+                forget(client)
+                return respond(wsi, error: error, status: error.code == .forbidden ? 403 : 400)
+            }
+        }
         logger.debug("sse stream opened", metadata: ["client": "\(client.id)", "peer": "\(LWS.peerAddress(wsi))"])
         LWS.requestWritable(wsi)
         return 0
@@ -51,7 +71,7 @@ extension Gateway {
             guard LWS.writeHead(wsi, status: 200, contentType: "text/event-stream", contentLength: nil, headers: headers) else { return -1 }
             client.headSent = true
             lws_http_mark_sse(wsi)
-            lws_set_timer_usecs(wsi, lws_usec_t(config.delivery.heartbeatSeconds) * 1_000_000)
+            armSSETimer(client)
             if !client.queue.isEmpty { LWS.requestWritable(wsi) }
             return 0
         }
@@ -79,15 +99,6 @@ extension Gateway {
     }
 
     // MARK: - Shared by both transports
-
-    /// Checks a subscriber's token. Until subscriber JWTs exist, a token is a publisher key.
-    /// - Returns: the error to refuse with, or nil when the subscriber may connect.
-    func authorizeSubscriber(token: String?) -> HeraldError? {
-        guard let token else {
-            return config.auth.anonymous ? nil : HeraldError(.unauthorized, "subscribing needs a token (Authorization: Bearer or ?token=)")
-        }
-        return publishers.publisher(forKey: token) == nil ? HeraldError(.unauthorized, "the token is not valid") : nil
-    }
 
     /// The patterns a subscription must all match: its route's and its own filter.
     func subscriptionPatterns(filterText: String?, route: String?) throws(HeraldError) -> [Pattern] {

@@ -14,15 +14,17 @@ extension Gateway {
         if draining {
             return refuseUpgrade(wsi, HeraldError(.shuttingDown, "the gateway is shutting down"), status: 503)
         }
-        let token = PublisherKeys.bearerToken(LWS.header(wsi, WSI_TOKEN_HTTP_AUTHORIZATION)) ?? LWS.queryArgument(wsi, "token")
-        if let failure = authorizeSubscriber(token: token) {
-            return refuseUpgrade(wsi, failure, status: 401)
+        let credentials: Credentials
+        do throws(HeraldError) {
+            credentials = try authenticate(requestToken(wsi))
+        } catch {
+            return refuseUpgrade(wsi, error, status: 401)
         }
         let route = LWS.queryArgument(wsi, "route")
         if let route, config.route(named: route) == nil {
             return refuseUpgrade(wsi, HeraldError(.unknownRoute, "no route named \"\(route)\""), status: 400)
         }
-        pendingUpgrades[wsi] = PendingUpgrade(publisher: token.flatMap { publishers.publisher(forKey: $0) }, route: route)
+        pendingUpgrades[wsi] = PendingUpgrade(credentials: credentials, route: route)
         return 0
     }
 
@@ -40,10 +42,10 @@ extension Gateway {
     }
 
     func webSocketEstablished(_ wsi: OpaquePointer) -> Int32 {
-        let upgrade = pendingUpgrades.removeValue(forKey: wsi) ?? PendingUpgrade(publisher: nil, route: nil)
+        let upgrade = pendingUpgrades.removeValue(forKey: wsi) ?? PendingUpgrade(credentials: .anonymous, route: nil)
         let client = WebSocketClient(
             id: nextClientID, wsi: wsi, queue: queue(forRoute: upgrade.route),
-            maxSubscriptions: config.limits.maxSubscriptionsPerConnection, publisher: upgrade.publisher)
+            maxSubscriptions: config.limits.maxSubscriptionsPerConnection, credentials: upgrade.credentials)
         nextClientID += 1
         connections[wsi] = .webSocket(client)
         subscribers[client.id] = client
@@ -110,13 +112,18 @@ extension Gateway {
         case .ping:
             send(client, WireFormat.pong)
         case .auth(let token):
-            guard let publisher = publishers.publisher(forKey: token) else {
-                send(client, WireFormat.webSocketError(HeraldError(.unauthorized, "the token is not valid"), id: nil))
+            do throws(HeraldError) {
+                client.credentials = try authenticate(token)
+            } catch {
+                send(client, WireFormat.webSocketError(error, id: nil))
                 close(client, code: 1008, reason: "invalid token", immediately: false)
                 return
             }
-            client.publisher = publisher
-            send(client, WireFormat.authenticated(publisher: publisher))
+            send(client, WireFormat.authenticated(publisher: client.credentials.publisherName, subject: client.credentials.subject))
+        case .presenceJoin(let group, let info):
+            joinPresence(client, group: group, info: info)
+        case .presenceLeave(let group):
+            leavePresence(client, group: group)
         }
     }
 
@@ -133,6 +140,7 @@ extension Gateway {
         do throws(HeraldError) {
             if let route { patterns = try subscriptionPatterns(filterText: nil, route: route) }
             if let filter { patterns.append(try Pattern(filter, limits: config.limits.pattern)) }
+            if let scope = client.credentials.scope { patterns.append(scope) }
         } catch {
             send(client, WireFormat.webSocketError(error, id: id))
             return
@@ -145,16 +153,13 @@ extension Gateway {
     }
 
     private func publishFromWebSocket(_ client: WebSocketClient, event: JSONValue) {
-        guard client.publisher != nil else {
-            send(client, WireFormat.webSocketError(HeraldError(.forbidden, "this connection may not publish; authenticate with a publisher key first"), id: nil))
-            return
-        }
         var body: [UInt8] = []
         JSONWriter.write(event, into: &body)
         body.withUnsafeBytes { bytes in
             do throws(HeraldError) {
                 guard case .object = event else { throw HeraldError(.notAnObject, "\"event\" must be a JSON object, not \(event.kindName)", path: "$.event") }
                 let events = try IngestParser.parse(bytes, format: .json, limits: config.limits.ingest, tape: &ingestTape)
+                if let refusal = publishRefusal(events, credentials: client.credentials, tape: ingestTape, body: bytes) { throw refusal }
                 for accepted in publish(events, tape: ingestTape, body: bytes) {
                     send(client, WireFormat.published(id: accepted.id, seq: accepted.seq))
                 }

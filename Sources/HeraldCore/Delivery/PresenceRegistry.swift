@@ -1,0 +1,63 @@
+/// Who is in which presence group (DESIGN §4).
+///
+/// A member is one connection (a browser tab), so the same person may be in a group
+/// several times; `info` is what the connection joined with (a nickname, say). The
+/// registry only keeps membership: the gateway turns every change into an ordinary
+/// `herald.presence` event so that it is routed, kept in history and resumed.
+public struct PresenceRegistry: Sendable {
+    /// One connection in one group.
+    public struct Member: Sendable, Equatable {
+        public var client: UInt64
+        public var info: JSONValue
+        /// `ws` or `sse`.
+        public var transport: String
+        /// The sequence number of the event that announced the latest join.
+        public var joinedSeq: UInt64
+
+        public init(client: UInt64, info: JSONValue, transport: String, joinedSeq: UInt64) {
+            self.client = client
+            self.info = info
+            self.transport = transport
+            self.joinedSeq = joinedSeq
+        }
+    }
+
+    /// Members of each group, in join order.
+    private var groups: [String: [Member]] = [:]
+    /// The groups of each client, for leaving them all when it disconnects.
+    private var memberships: [UInt64: [String]] = [:]
+
+    public init() {}
+
+    public var groupCount: Int { groups.count }
+    public var memberCount: Int { groups.values.reduce(0) { $0 + $1.count } }
+
+    public func members(of group: String) -> [Member] { groups[group] ?? [] }
+
+    public func groups(of client: UInt64) -> [String] { memberships[client] ?? [] }
+
+    public func isMember(_ client: UInt64, of group: String) -> Bool {
+        memberships[client]?.contains(group) ?? false
+    }
+
+    /// Adds `member` to `group`, or replaces its info when it is already there.
+    public mutating func join(_ group: String, _ member: Member) {
+        if let index = groups[group]?.firstIndex(where: { $0.client == member.client }) {
+            groups[group]![index] = member
+            return
+        }
+        groups[group, default: []].append(member)
+        memberships[member.client, default: []].append(group)
+    }
+
+    /// Removes `client` from `group`; returns the member it was, or nil if it was not one.
+    @discardableResult
+    public mutating func leave(_ group: String, client: UInt64) -> Member? {
+        guard let index = groups[group]?.firstIndex(where: { $0.client == client }) else { return nil }
+        let member = groups[group]!.remove(at: index)
+        if groups[group]!.isEmpty { groups[group] = nil }
+        memberships[client]?.removeAll { $0 == group }
+        if memberships[client]?.isEmpty == true { memberships[client] = nil }
+        return member
+    }
+}

@@ -1,0 +1,72 @@
+import HeraldCore
+
+/// `GET /v1/demo/token?nick=&room=`: short-lived subscriber JWTs for the chat demo.
+///
+/// Only served when `auth.demo` is true: anyone may ask, so the token allows exactly what
+/// the demo needs and nothing a backend would rely on — publishing `chat.message` events
+/// whose `from` is the nickname (in `room`, when given) and joining the presence group
+/// `chat:<room>` under that nickname.
+extension Gateway {
+    /// How long a demo token is valid.
+    static let demoTokenSeconds: Int64 = 24 * 3600
+
+    func issueDemoToken(_ wsi: OpaquePointer) -> Int32 {
+        guard config.auth.demo, let jwtSecret else {
+            return respond(wsi, error: HeraldError(.notFound, "demo tokens are off (auth.demo is false)"), status: 404)
+        }
+        guard let nick = LWS.queryArgument(wsi, "nick"), Self.isDemoName(nick, maxLength: 32) else {
+            return respond(wsi, error: HeraldError(.invalidMessage, "nick must be 1 to 32 letters, digits, '_', '-' or '.'", path: "nick"), status: 400)
+        }
+        let room = LWS.queryArgument(wsi, "room")
+        if let room, !Self.isDemoName(room, maxLength: 64) {
+            return respond(wsi, error: HeraldError(.invalidMessage, "room must be 1 to 64 letters, digits, '_', '-' or '.'", path: "room"), status: 400)
+        }
+        let publish = Self.demoPublishPattern(nick: nick, room: room)
+        let now = unixSeconds()
+        let claims = JSONValue.object([
+            .init("sub", .string(nick)),
+            .init("iat", .number(Double(now))),
+            .init("exp", .number(Double(now + Self.demoTokenSeconds))),
+            .init("herald.publish", publish),
+        ])
+        let token = SubscriberToken.sign(claims: claims, secret: jwtSecret, hmac: hmacSHA256)
+        var out: [UInt8] = []
+        JSONWriter.write(.object([
+            .init("token", .string(token)),
+            .init("nick", .string(nick)),
+            .init("room", room.map(JSONValue.string) ?? .null),
+            .init("expiresAt", .number(Double(now + Self.demoTokenSeconds))),
+            .init("publish", publish),
+        ]), into: &out)
+        return respond(wsi, status: 200, json: out)
+    }
+
+    /// Chat messages from `nick` (in `room`), and presence joins of `chat:<room>` as `nick`.
+    static func demoPublishPattern(nick: String, room: String?) -> JSONValue {
+        var chat: [JSONValue.Member] = [
+            .init("type", .array([.string("chat.message")])),
+            .init("from", .array([.string(nick)])),
+        ]
+        let group: JSONValue
+        if let room {
+            chat.append(.init("room", .array([.string(room)])))
+            group = .string("chat:" + room)
+        } else {
+            group = .object([.init("prefix", .string("chat:"))])
+        }
+        let presence: JSONValue = .object([
+            .init("type", .array([.string("herald.presence")])),
+            .init("group", .array([group])),
+            .init("info", .object([.init("nick", .array([.string(nick)]))])),
+        ])
+        return .object([.init("$or", .array([.object(chat), presence]))])
+    }
+
+    /// Names in demo tokens: 1 to `maxLength` ASCII letters, digits, `_`, `-`, `.`.
+    static func isDemoName(_ text: String, maxLength: Int) -> Bool {
+        !text.isEmpty && text.utf8.count <= maxLength && text.utf8.allSatisfy { c in
+            (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A)
+                || c == UInt8(ascii: "_") || c == UInt8(ascii: "-") || c == UInt8(ascii: ".")
+        }
+    }
+}
