@@ -147,6 +147,9 @@ import Glibc
             #expect(bobStream.status == 200)
             #expect(try watcher.receiveJSON()["event"]?["count"] == .number(2))
 
+            #expect(try server.request("GET", "/v1/stats").json["presence"] == json(#"{"groups":1,"members":2}"#))
+            let metrics = String(decoding: try server.request("GET", "/metrics").body, as: UTF8.self)
+            #expect(metrics.contains("\nherald_presence_members 2\n") && metrics.contains("\nherald_presence_groups 1\n"))
             let list = try server.request("GET", "/v1/presence/chat%3Alobby").json
             #expect(list["group"] == .string("chat:lobby") && list["count"] == .number(2) && list["position"] == .number(2))
             #expect(list["members"]?[0]?["info"] == json(#"{"nick":"ada"}"#) && list["members"]?[0]?["transport"] == .string("ws"))

@@ -36,6 +36,10 @@ extension Gateway {
         out.family("herald_subscriptions", type: "gauge", help: "Live subscriptions, by transport.")
         out.sample("herald_subscriptions", [("transport", "ws")], Double(counts.wsSubscriptions))
         out.sample("herald_subscriptions", [("transport", "sse")], Double(counts.sse))
+        out.family("herald_presence_groups", type: "gauge", help: "Presence groups with at least one member.")
+        out.sample("herald_presence_groups", [], Double(presence.groupCount))
+        out.family("herald_presence_members", type: "gauge", help: "Presence memberships (one per connection and group).")
+        out.sample("herald_presence_members", [], Double(presence.memberCount))
         out.family("herald_queue_depth", type: "histogram", help: "Messages waiting in each client's queue, over clients, at scrape time.")
         out.histogram("herald_queue_depth", [], queueDepths())
         out.family("herald_queued_bytes", type: "gauge", help: "Bytes queued for all clients together.")
@@ -69,7 +73,7 @@ extension Gateway {
     static let ingestErrorCodes = [
         "invalid_json", "not_an_object", "empty_batch", "invalid_event", "invalid_cloudevent", "unauthorized",
         "method_not_allowed", "length_required", "body_too_large", "batch_too_large", "event_too_large",
-        "unsupported_media_type", "shutting_down",
+        "unsupported_media_type", "shutting_down", "forbidden",
     ]
 
     // MARK: - /v1/stats
@@ -110,6 +114,9 @@ extension Gateway {
             ])),
             .init("connections", .object([.init("ws", .number(Double(counts.ws))), .init("sse", .number(Double(counts.sse)))])),
             .init("subscriptions", .number(Double(index.count))),
+            .init("presence", .object([
+                .init("groups", .number(Double(presence.groupCount))), .init("members", .number(Double(presence.memberCount))),
+            ])),
             .init("history", .object([.init("events", .number(Double(history.count))), .init("bytes", .number(Double(history.byteCount)))])),
             .init("queued_bytes", .number(Double(queuedBytesTotal))),
             .init("queue_depth", .object([
