@@ -17,6 +17,7 @@ import Glibc
             $0.auth.jwtSecret = Self.secret
             $0.auth.demo = demo
             $0.auth.anonymous = anonymous
+            $0.auth.adminKeys = [.init(name: "admin", sha256: HeraldServer.sha256(of: "admin-key"))]
         }
     }
 
@@ -70,6 +71,10 @@ import Glibc
             #expect(try server.publish(#"[{"id":"b1","tenant":"b"},{"id":"a1","tenant":"a"}]"#).status == 202)
             #expect(try ws.receiveJSON()["event"]?["id"] == .string("a1"))
             #expect(try sse.next(timeout: .seconds(5))?.id == "2")
+            // /v1/clients names the JWT's subject as the user of both connections.
+            let clients = try server.request("GET", "/v1/clients", headers: [("Authorization", "Bearer admin-key")]).json["clients"]
+            #expect(clients?[0]?["user"] == .string("ada") && clients?[1]?["user"] == .string("ada"))
+            #expect(clients?[0]?["publisher"] == .null)
             // Without anonymous access, no token means 401; a bad one too.
             #expect(try server.sse(filter: "{}").status == 401)
             #expect { _ = try server.webSocket(query: "?token=a.b.c") } throws: { _ in true }

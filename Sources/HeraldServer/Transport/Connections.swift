@@ -95,9 +95,12 @@ class Subscriber {
     var sentThrough: UInt64 = 0
     let connectedAt = MonotonicClock.nanoseconds()
     let scratch: WriteBuffer
+    /// What the client's token proved; decides what it may see, publish and join.
+    var credentials: Credentials
 
-    init(id: UInt64, wsi: OpaquePointer, queue: ClientQueue, slots: Int, scratchCapacity: Int) {
+    init(id: UInt64, wsi: OpaquePointer, queue: ClientQueue, credentials: Credentials, slots: Int, scratchCapacity: Int) {
         self.id = id
+        self.credentials = credentials
         self.wsi = wsi
         self.queue = queue
         self.patterns = Array(repeating: nil, count: slots)
@@ -150,15 +153,13 @@ final class SSEClient: Subscriber {
     /// When the last `: hb` comment was due.
     var lastHeartbeat = MonotonicClock.nanoseconds()
 
-    init(id: UInt64, wsi: OpaquePointer, queue: ClientQueue) {
-        super.init(id: id, wsi: wsi, queue: queue, slots: 1, scratchCapacity: 256)
+    init(id: UInt64, wsi: OpaquePointer, queue: ClientQueue, credentials: Credentials) {
+        super.init(id: id, wsi: wsi, queue: queue, credentials: credentials, slots: 1, scratchCapacity: 256)
     }
 }
 
 /// A WebSocket session: many subscriptions, JSON text frames both ways.
 final class WebSocketClient: Subscriber {
-    /// What this session's token proved; decides what it may publish and see.
-    var credentials: Credentials
     /// The message being reassembled from fragments.
     var incoming: [UInt8] = []
     var incomingTooLarge = false
@@ -170,8 +171,7 @@ final class WebSocketClient: Subscriber {
     var lastHeard = MonotonicClock.nanoseconds()
 
     init(id: UInt64, wsi: OpaquePointer, queue: ClientQueue, maxSubscriptions: Int, credentials: Credentials) {
-        self.credentials = credentials
-        super.init(id: id, wsi: wsi, queue: queue, slots: maxSubscriptions, scratchCapacity: 1024)
+        super.init(id: id, wsi: wsi, queue: queue, credentials: credentials, slots: maxSubscriptions, scratchCapacity: 1024)
     }
 
     func slot(of subscriptionID: String) -> Int? {

@@ -38,7 +38,7 @@ extension Gateway {
         }
 
         let route = LWS.queryArgument(wsi, "route")
-        let client = SSEClient(id: nextClientID, wsi: wsi, queue: queue(forRoute: route))
+        let client = SSEClient(id: nextClientID, wsi: wsi, queue: queue(forRoute: route), credentials: credentials)
         nextClientID += 1
         // The filter, when given, is the last pattern (after the route's).
         let filter = patterns.count > (route == nil ? 0 : 1) ? patterns.last?.value : nil
