@@ -26,6 +26,33 @@ static const int herald_lll_user = LLL_USER;
 static const unsigned long long herald_opt_validate_utf8 = LWS_SERVER_OPTION_VALIDATE_UTF8;
 static const unsigned long long herald_opt_disable_ipv6 = LWS_SERVER_OPTION_DISABLE_IPV6;
 
+/// A periodic callback on the service thread: lws' scheduler calls `fire(owner)` every
+/// `period_us` microseconds once started. The struct must stay at a fixed address until
+/// it is stopped.
+typedef struct herald_ticker {
+    lws_sorted_usec_list_t sul; /* first member: the scheduler hands back its address */
+    struct lws_context *context;
+    lws_usec_t period_us;
+    void (*fire)(void *owner);
+    void *owner;
+} herald_ticker;
+
+static inline void herald_ticker_fired(lws_sorted_usec_list_t *sul) {
+    herald_ticker *ticker = (herald_ticker *)sul;
+    ticker->fire(ticker->owner);
+    lws_sul_schedule(ticker->context, 0, &ticker->sul, herald_ticker_fired, ticker->period_us);
+}
+
+/// Schedules the first tick; call on the service thread or before servicing starts.
+static inline void herald_ticker_start(herald_ticker *ticker) {
+    lws_sul_schedule(ticker->context, 0, &ticker->sul, herald_ticker_fired, ticker->period_us);
+}
+
+/// Removes the ticker from the scheduler.
+static inline void herald_ticker_stop(herald_ticker *ticker) {
+    lws_sul_cancel(&ticker->sul);
+}
+
 /// SHA-256 of `len` bytes into `out` (32 bytes).
 static inline void herald_sha256(const unsigned char *data, size_t len, unsigned char *out) {
     SHA256(data, len, out);

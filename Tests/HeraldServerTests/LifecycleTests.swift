@@ -31,6 +31,26 @@ import Glibc
         #expect(throws: ClientError.self) { try HTTPClient.request(host: "127.0.0.1", port: server.port, path: "/healthz", timeout: .seconds(1)) }
     }
 
+    @Test func anSSEStreamTheClientClosesIsForgottenAtOnce() throws {
+        // heartbeatSeconds 60: only the gateway's own check can notice the closed peer.
+        try withTestServer(testConfig { $0.delivery.heartbeatSeconds = 60 }) { server in
+            func sseConnections() throws -> JSONValue? { try server.request("GET", "/v1/stats").json["connections"]?["sse"] }
+            var streams: [SSEStream] = []
+            for _ in 0..<5 { streams.append(try server.sse(filter: "{}")) }
+            #expect(try server.publish(#"{"n":1}"#).status == 202)
+            for stream in streams { #expect(try stream.next(timeout: .seconds(5))?.id == "1") }
+            #expect(try sseConnections() == .number(5))
+            streams.forEach { $0.close() }
+            let closed = ContinuousClock.now
+            while try sseConnections() != .number(0), ContinuousClock.now - closed < .seconds(3) {
+                usleep(20_000)
+            }
+            // Seen within a service iteration or two, well before the 1 s sweep.
+            #expect(ContinuousClock.now - closed < .milliseconds(900))
+            #expect(try sseConnections() == .number(0))
+        }
+    }
+
     @Test func aPortInUseIsAClearError() throws {
         try withTestServer { server in
             var config = testConfig()

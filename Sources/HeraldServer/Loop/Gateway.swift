@@ -57,6 +57,10 @@ final class Gateway {
     var respondingToHead = false
     /// Shutting down: refuse new work, close clients.
     var draining = false
+    /// Callbacks handled so far; the loop compares it across a service iteration.
+    var callbacksHandled: UInt64 = 0
+    /// When SSE sockets were last checked for a closed peer.
+    var lastStreamSweep: UInt64 = 0
     let startedAt = MonotonicClock.nanoseconds()
 
     init(config: HeraldConfig, logger: Logger, publicDirectory: String?) {
@@ -88,6 +92,7 @@ final class Gateway {
     /// Dispatches one libwebsockets callback. The return value goes back to lws
     /// (non-zero closes the connection).
     func handle(_ wsi: OpaquePointer, _ reason: lws_callback_reasons, _ user: UnsafeMutableRawPointer?, _ input: UnsafeMutableRawPointer?, _ length: Int) -> Int32 {
+        callbacksHandled &+= 1
         switch reason {
         case LWS_CALLBACK_HTTP:
             let path = input.map { String(cString: $0.assumingMemoryBound(to: CChar.self)) } ?? "/"

@@ -69,15 +69,14 @@ enum LWS {
         }
     }
 
-    /// True when the peer has closed its side: a peek at the socket reads end-of-stream.
-    ///
-    /// lws notices a closed HTTP connection only when a write to it fails, which for a
-    /// quiet SSE stream can take two heartbeats; presence needs to know sooner.
-    static func peerHasClosed(_ wsi: OpaquePointer) -> Bool {
+    /// True when the socket has input waiting (end-of-stream included), peeked without
+    /// consuming it. An SSE client has nothing more to send after its request, so for an
+    /// SSE stream this means the peer closed (or misbehaves); see `Gateway.sweepStreams`.
+    static func hasPendingInput(_ wsi: OpaquePointer) -> Bool {
         let fd = lws_get_socket_fd(wsi)
         guard fd >= 0 else { return true }
         var byte: UInt8 = 0
-        return recv(fd, &byte, 1, Int32(MSG_PEEK | MSG_DONTWAIT)) == 0
+        return recv(fd, &byte, 1, Int32(MSG_PEEK | MSG_DONTWAIT)) >= 0
     }
 
     /// Writes `count` bytes at `start`, which must have `pre` writable bytes in front.

@@ -21,6 +21,8 @@ final class ServiceLoop: @unchecked Sendable {
     private var context: OpaquePointer?
     private let protocols: UnsafeMutablePointer<lws_protocols>
     private let retainedStrings: [UnsafeMutablePointer<CChar>]
+    /// Calls `Gateway.tick()` once a second on the loop thread.
+    private let ticker: UnsafeMutablePointer<herald_ticker>
     private let shutdownRequested = Atomic<Bool>(false)
     private let stopped = Atomic<Bool>(false)
     /// Guards waking the context against its destruction.
@@ -39,6 +41,8 @@ final class ServiceLoop: @unchecked Sendable {
         let vhostName = strdup("herald")!
         retainedStrings = [httpName, wsName, host, vhostName]
 
+        ticker = .allocate(capacity: 1)
+        ticker.initialize(to: herald_ticker())
         protocols = .allocate(capacity: 3)
         protocols.initialize(repeating: lws_protocols(), count: 3)
         protocols[0].name = UnsafePointer(httpName)
@@ -65,12 +69,24 @@ final class ServiceLoop: @unchecked Sendable {
             throw HeraldError(.io, "could not listen on \(config.listen.host):\(config.listen.port) (address in use or not available)")
         }
         context = created
+        ticker.pointee.context = created
+        ticker.pointee.period_us = 1_000_000
+        ticker.pointee.owner = Unmanaged.passUnretained(self).toOpaque()
+        ticker.pointee.fire = { owner in
+            guard let owner else { return }
+            Unmanaged<ServiceLoop>.fromOpaque(owner).takeUnretainedValue().gateway.tick()
+        }
+        herald_ticker_start(ticker)
         let vhost = lws_get_vhost_by_name(created, "herald")
         if let vhost { port = Int(lws_get_vhost_listen_port(vhost)) }
     }
 
     deinit {
-        if let context { lws_context_destroy(context) }
+        if let context {
+            herald_ticker_stop(ticker)
+            lws_context_destroy(context)
+        }
+        ticker.deallocate()
         protocols.deallocate()
         retainedStrings.forEach { free($0) }
     }
@@ -79,13 +95,16 @@ final class ServiceLoop: @unchecked Sendable {
     func run() {
         guard let context else { return }
         while !stopped.load(ordering: .acquiring) {
+            let handled = gateway.callbacksHandled
             if lws_service(context, 0) < 0 { break }
+            if gateway.callbacksHandled == handled { gateway.idleWakeup() }
             if gateway.draining && (gateway.isDrained || MonotonicClock.nanoseconds() > drainDeadline) {
                 break
             }
         }
         contextLock.withLock { _ in
             stopped.store(true, ordering: .releasing)
+            herald_ticker_stop(ticker)
             lws_context_destroy(context)
             self.context = nil
         }

@@ -150,7 +150,7 @@ final class SSEClient: Subscriber {
     var headSent = false
     /// Set on shutdown, overflow or a closed peer: end the stream at the next WRITEABLE.
     var ending = false
-    /// When the last `: hb` comment was due.
+    /// When the last `: hb` comment was due (or the stream opened).
     var lastHeartbeat = MonotonicClock.nanoseconds()
 
     init(id: UInt64, wsi: OpaquePointer, queue: ClientQueue, credentials: Credentials) {

@@ -186,18 +186,6 @@ extension Gateway {
     /// A connection's timer fired: SSE heartbeat, or WebSocket ping and idle check.
     func timerFired(_ wsi: OpaquePointer) {
         switch connections[wsi] {
-        case .sse(let client)?:
-            if LWS.peerHasClosed(wsi) {
-                client.ending = true
-                LWS.requestWritable(wsi)
-                return
-            }
-            let now = MonotonicClock.nanoseconds()
-            if now - client.lastHeartbeat >= UInt64(config.delivery.heartbeatSeconds) * 1_000_000_000 {
-                client.lastHeartbeat = now
-                if client.queue.isEmpty { sendControl(WireFormat.sseHeartbeat, to: client) }
-            }
-            armSSETimer(client)
         case .webSocket(let client)?:
             let silent = MonotonicClock.nanoseconds() - client.lastHeard
             if silent > UInt64(config.delivery.idleTimeoutSeconds) * 1_000_000_000 {
@@ -213,13 +201,43 @@ extension Gateway {
         }
     }
 
-    /// Schedules an SSE stream's next heartbeat and liveness check: every
-    /// `heartbeatSeconds`, or every 2 s while the stream is a presence member, so that a
-    /// closed browser tab leaves its groups promptly.
-    func armSSETimer(_ client: SSEClient) {
-        var seconds = config.delivery.heartbeatSeconds
-        if !presence.groups(of: client.id).isEmpty { seconds = min(seconds, 2) }
-        lws_set_timer_usecs(client.wsi, lws_usec_t(seconds) * 1_000_000)
+    /// Runs once a second on the loop thread: sends `: hb` heartbeats when due and ends
+    /// SSE streams whose peer has gone.
+    func tick() {
+        let now = MonotonicClock.nanoseconds()
+        let heartbeat = UInt64(config.delivery.heartbeatSeconds) * 1_000_000_000
+        for case .sse(let client) in connections.values where client.headSent && !client.ending {
+            if now - client.lastHeartbeat >= heartbeat {
+                client.lastHeartbeat = now
+                if client.queue.isEmpty { sendControl(WireFormat.sseHeartbeat, to: client) }
+            }
+        }
+        sweepStreams(now: now)
+    }
+
+    /// Called when a service iteration dispatched no callback: most likely lws is woken
+    /// by a readable SSE socket it will not read (below), so look now, at most every 20 ms.
+    func idleWakeup() {
+        let now = MonotonicClock.nanoseconds()
+        if now - lastStreamSweep >= 20_000_000 { sweepStreams(now: now) }
+    }
+
+    /// Ends every SSE stream whose socket has input: the peer closed it (or sent data,
+    /// which an SSE client never does).
+    ///
+    /// lws does not read an HTTP connection while its response is in progress, so it
+    /// notices a closed SSE peer only when a write fails — after up to two heartbeats —
+    /// and meanwhile its poll returns at once, again and again, for the readable socket.
+    /// The sweep runs every second and whenever such an empty wake-up happens, so a
+    /// closed tab leaves its presence groups at once and the spin lasts milliseconds.
+    private func sweepStreams(now: UInt64) {
+        lastStreamSweep = now
+        for case .sse(let client) in connections.values where client.headSent && !client.ending {
+            if LWS.hasPendingInput(client.wsi) {
+                client.ending = true
+                LWS.requestWritable(client.wsi)
+            }
+        }
     }
 
     /// The queue settings for a client subscribing through `route` (or the defaults).

@@ -71,7 +71,6 @@ extension Gateway {
             guard LWS.writeHead(wsi, status: 200, contentType: "text/event-stream", contentLength: nil, headers: headers) else { return -1 }
             client.headSent = true
             lws_http_mark_sse(wsi)
-            armSSETimer(client)
             if !client.queue.isEmpty { LWS.requestWritable(wsi) }
             return 0
         }
