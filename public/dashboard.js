@@ -1,6 +1,9 @@
 // The dashboard: polls /v1/stats every second and draws the last two minutes on <canvas>;
-// with an admin key, lists the busiest clients from /v1/clients every two seconds.
-// No library: the gateway may run offline, and the whole page must stay small.
+// with an admin key, lists the busiest clients from /v1/clients every two seconds; on demand,
+// follows the recent events through herald.js.
+// No third-party library: the gateway may run offline, and the whole page must stay small.
+
+import { Herald } from "./herald.js";
 
 const STATS_EVERY_MS = 1000;
 const CLIENTS_EVERY_MS = 2000;
@@ -515,6 +518,94 @@ $("admin-forget").addEventListener("click", () => {
   $("clients-body").replaceChildren();
   delete $("clients-body").dataset.signature;
   clientsMessage("idle", "Key forgotten. Enter an admin key to list connected clients.");
+});
+
+// MARK: - Recent events (herald.js)
+
+const TAIL_ROWS = 25;
+let tail = null;   // {herald, subscription}
+
+function tailMessage(state, text) {
+  const message = $("tail-status");
+  message.dataset.state = state;
+  message.textContent = text;
+}
+
+function tailRow(cells, className) {
+  const tr = document.createElement("tr");
+  if (className) tr.className = className;
+  tr.append(...cells);
+  const body = $("tail-body");
+  body.prepend(tr);
+  while (body.children.length > TAIL_ROWS) body.lastElementChild.remove();
+  $("tail-wrap").hidden = false;
+}
+
+function startTail(filter) {
+  const herald = new Herald({ reconnect: { initialMs: 500, maxMs: 10000 } });
+  let received = 0;
+  const describe = (status) => {
+    const transport = herald.transport === "sse" ? "SSE" : "WebSocket";
+    if (status.state === "open") return tailMessage("live", `Following over ${transport} · ${count(received)} event${received === 1 ? "" : "s"} so far`);
+    if (status.state === "connecting") return tailMessage("loading", `Connecting over ${transport}…`);
+    if (status.state === "closed" && status.retryInMs != null) return tailMessage("error", `Connection lost; retrying in ${Math.ceil(status.retryInMs / 1000)} s.`);
+  };
+  herald.on("status", describe);
+  const subscription = herald.subscribe({
+    filter,
+    onEvent: (event, { seq }) => {
+      received++;
+      const type = event.type ?? event.eventType ?? event["detail-type"] ?? "message";
+      const code = document.createElement("code");
+      const json = JSON.stringify(event);
+      code.textContent = json.length > 400 ? `${json.slice(0, 399)}…` : json;
+      const eventCell = cell("td", "", "event");
+      eventCell.append(code);
+      tailRow([cell("th", count(seq), "n"), cell("td", String(type)), cell("td", new Date().toLocaleTimeString()), eventCell]);
+      $("tail-body").firstElementChild.dataset.seq = String(seq);
+      if (herald.state === "open") describe({ state: "open" });
+    },
+    onGap: (gap) => {
+      const note = cell("td", `Events ${gap.from}–${gap.to} were not delivered (${gap.reason}).`);
+      note.colSpan = 3;
+      tailRow([cell("th", "gap", "n"), note], "gap");
+    },
+    onError: (error) => {
+      stopTail();
+      tailMessage("error", `The gateway refused the filter: ${error.message}`);
+    },
+  });
+  tail = { herald, subscription };
+  $("tail-toggle").setAttribute("aria-pressed", "true");
+  $("tail-toggle").textContent = "Stop";
+  $("tail-filter").disabled = true;
+}
+
+function stopTail() {
+  if (tail) tail.herald.close();
+  tail = null;
+  $("tail-toggle").setAttribute("aria-pressed", "false");
+  $("tail-toggle").textContent = "Follow";
+  $("tail-filter").disabled = false;
+}
+
+$("tail-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  if (tail) {
+    stopTail();
+    tailMessage("idle", "Stopped following.");
+    return;
+  }
+  let filter;
+  try {
+    filter = JSON.parse($("tail-filter").value.trim() || "{}");
+    if (!filter || typeof filter !== "object" || Array.isArray(filter)) throw new Error("a pattern is a JSON object");
+  } catch (error) {
+    tailMessage("error", `The filter is not a JSON object (${error.message}).`);
+    $("tail-filter").focus();
+    return;
+  }
+  startTail(filter);
 });
 
 // MARK: - Start

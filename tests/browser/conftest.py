@@ -69,6 +69,7 @@ class Gateway:
             "publicDirectory": str(PUBLIC),
             "auth": {
                 "anonymous": True,
+                "demo": True,  # GET /v1/demo/token: the chat page's tokens
                 "publisherKeys": [{"name": "t", "sha256": sha256(PUBLISHER_KEY)}],
                 "adminKeys": [{"name": "admin", "sha256": sha256(ADMIN_KEY)}],
             },
@@ -158,7 +159,8 @@ def driver():
     options.binary_location = browser
     for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
                      "--window-size=1280,1000", "--hide-scrollbars", "--lang=en-US",
-                     "--disable-background-timer-throttling", "--no-first-run", "--no-default-browser-check"):
+                     "--disable-background-timer-throttling", "--disable-renderer-backgrounding",
+                     "--disable-backgrounding-occluded-windows", "--no-first-run", "--no-default-browser-check"):
         options.add_argument(argument)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     # Both paths are given, so Selenium Manager has nothing to download.
@@ -232,8 +234,10 @@ class SSESubscriber(threading.Thread):
             pass  # closed by close()
 
     def close(self):
+        # response.close() waits for the reading thread's next chunk (up to a heartbeat, ~9 s):
+        # close in the background; stopping the gateway ends the stream in any case.
         if self.response is not None:
-            self.response.close()
+            threading.Thread(target=self.response.close, daemon=True).start()
 
 
 class WebSocketSubscriber(threading.Thread):

@@ -220,3 +220,32 @@ def test_dashboard_is_responsive_and_accessible(driver, gateway, console, screen
     assert driver.switch_to.active_element.get_attribute("id") == "admin-show"
     screenshot("dashboard-mobile")
     assert console.severe() == []
+
+
+def test_recent_events_tail_follows_through_herald_js(driver, gateway, console, screenshot):
+    open_dashboard(driver, gateway)
+    assert not driver.find_element(By.ID, "tail-wrap").is_displayed()
+    assert number(driver, "tile-connections") == 0, "the tail is off until asked for"
+    field = driver.find_element(By.ID, "tail-filter")
+    field.clear()
+    field.send_keys('{"type":["deploy.finished"]}' + Keys.ENTER)
+    status = driver.find_element(By.ID, "tail-status")
+    wait_until(lambda: status.get_attribute("data-state") == "live", message="the tail to connect")
+    assert "WebSocket" in status.text
+    assert driver.find_element(By.ID, "tail-toggle").get_attribute("aria-pressed") == "true"
+
+    accepted = gateway.publish([{"type": "chat.message", "room": "lobby", "from": "x", "text": "not followed"},
+                                {"type": "deploy.finished", "service": "api", "version": "1.4.2"}])["accepted"]
+    rows = lambda: driver.find_elements(By.CSS_SELECTOR, "#tail-body tr")  # noqa: E731
+    wait_until(lambda: len(rows()) == 1, message="the deploy event in the tail")
+    row = rows()[0]
+    assert row.get_attribute("data-seq") == str(accepted[1]["seq"])
+    assert "deploy.finished" in row.text and '"version":"1.4.2"' in row.text
+    wait_until(lambda: "1 event so far" in status.text, message="the count in the status")
+    wait_until(lambda: number(driver, "tile-connections") == 1, message="the tail counted as a connection")
+    screenshot("dashboard-tail")
+
+    driver.find_element(By.ID, "tail-toggle").click()
+    wait_until(lambda: status.get_attribute("data-state") == "idle", message="the tail to stop")
+    wait_until(lambda: number(driver, "tile-connections") == 0, message="the tail's connection to close")
+    assert console.severe() == []

@@ -1,0 +1,1115 @@
+// herald.js — a small browser client for the Herald gateway (DESIGN.md §4). No dependencies.
+//
+//   import { Herald } from "./herald.js";
+//   const herald = new Herald({ token: async () => (await (await fetch("/v1/demo/token?nick=ada")).json()).token });
+//   const sub = herald.subscribe({ filter: { type: ["chat.message"] }, since: 0, onEvent: (event, { seq }) => … });
+//   await herald.publish({ type: "chat.message", room: "lobby", from: "ada", text: "hi" });
+//   for await (const { event, seq } of sub) { … }
+//
+// One WebSocket (`/v1/ws`, subprotocol herald.v1) carries every subscription. When the
+// WebSocket cannot connect at all (blocked by a proxy, disabled, …) the client falls back to
+// Server-Sent Events: one stream per subscription, publishing with POST /v1/events. Every
+// subscription remembers the last sequence number it delivered and resumes from it after
+// a reconnect (`since` / `lastEventId`); an event at or below it is never delivered twice.
+
+const DEFAULT_RECONNECT = { initialMs: 500, maxMs: 15000 };
+const REQUEST_TIMEOUT_MS = 10000;
+const OPEN_TIMEOUT_MS = 10000;
+const RESUME_SETTLE_MS = 300;   // quiet time after which a resume counts as complete
+const RESUME_MAX_MS = 5000;
+const ITERATOR_BUFFER = 10000;  // events kept for an async iterator that is not reading
+
+/**
+ * An error from the gateway or the client, with a machine-readable `code`: the gateway's
+ * error code (`forbidden`, `invalid_pattern`, `unauthorized`, …) or one of the client's own
+ * (`disconnected`, `timeout`, `closed`, `network`).
+ */
+export class HeraldError extends Error {
+  /**
+   * @param {string} code
+   * @param {string} message
+   * @param {{status?: number, details?: object}} [extra]
+   */
+  constructor(code, message, extra = {}) {
+    super(message);
+    this.name = "HeraldError";
+    /** @type {string} */
+    this.code = code;
+    /** @type {number|undefined} HTTP status, when the error came from an HTTP answer. */
+    this.status = extra.status;
+    /** @type {object|undefined} the gateway's error object, as sent. */
+    this.details = extra.details;
+  }
+}
+
+/** Top-level keys whose string values name an event's SSE event type (DESIGN §4). */
+const TYPE_KEYS = ["type", "eventType", "detail-type"];
+
+/** JSON with object keys sorted, so equal patterns compare equal. */
+function canonical(value) {
+  if (Array.isArray(value)) return `[${value.map(canonical).join(",")}]`;
+  if (value && typeof value === "object") {
+    return `{${Object.keys(value).sort().map((k) => `${JSON.stringify(k)}:${canonical(value[k])}`).join(",")}}`;
+  }
+  return JSON.stringify(value);
+}
+
+/** The filter that matches the presence events of one group. */
+export function presenceFilter(group) {
+  return { type: ["herald.presence"], group: [group] };
+}
+
+/**
+ * The SSE event names a stream with this filter can carry, or null when the filter does not
+ * pin the type (then the stream is read with fetch, which sees every name).
+ */
+function sseEventNames(filter, route) {
+  if (route || !filter || typeof filter !== "object") return null;
+  const names = new Set();
+  let pinned = false;
+  for (const key of TYPE_KEYS) {
+    const values = filter[key];
+    if (values === undefined) continue;
+    if (!Array.isArray(values) || !values.every((v) => typeof v === "string")) return null;
+    values.forEach((v) => names.add(v));
+    pinned = true;
+  }
+  if (!pinned) return null;
+  names.add("message");
+  return [...names];
+}
+
+function reportError(error) {
+  if (typeof globalThis.reportError === "function") globalThis.reportError(error);
+  else setTimeout(() => { throw error; });
+}
+
+/**
+ * One subscription: a filter (an event pattern) and/or a route, with its own resume point.
+ * Created by {@link Herald#subscribe}. Also an async iterator of `{event, seq, subs, replayed}`.
+ */
+export class Subscription {
+  /** @param {Herald} herald @param {string} id @param {object} options */
+  constructor(herald, id, options) {
+    this._herald = herald;
+    /** @type {string} the subscription id on the wire (unique per client). */
+    this.id = id;
+    /** @type {object|undefined} */
+    this.filter = options.filter;
+    /** @type {string|undefined} */
+    this.route = options.route;
+    /** @type {number|undefined} the `since` it was created with. */
+    this.since = options.since;
+    this._onEvent = options.onEvent;
+    this._onGap = options.onGap;
+    this._onError = options.onError;
+    this._last = null;        // last delivered seq
+    this._position = null;    // gateway position when (re)subscribed
+    this._resume = null;      // {position, restored, done} while a reconnect catches up
+    this._initialReplayTo = null;
+    this._iterators = new Set();
+    // Without onEvent, events wait here for the first iterator (so none is lost before it starts).
+    this._early = options.onEvent ? null : [];
+    /** @type {"pending"|"active"|"closed"|"failed"} */
+    this.state = "pending";
+    /** @type {HeraldError|null} why the subscription failed, if it did. */
+    this.error = null;
+    this.duplicatesDropped = 0;
+    this._readyPromise = new Promise((resolve, reject) => { this._readyResolve = resolve; this._readyReject = reject; });
+    this._readyPromise.catch(() => {});
+  }
+
+  /** The sequence number of the last event delivered, or null. */
+  get lastSeq() { return this._last; }
+
+  /** The gateway's position when this subscription was last confirmed (WebSocket), or null. */
+  get position() { return this._position; }
+
+  /** Resolves once the gateway has confirmed the subscription (first time only). */
+  get ready() { return this._readyPromise; }
+
+  /** Stops the subscription; ends any async iterator over it. */
+  unsubscribe() {
+    if (this.state === "closed" || this.state === "failed") return;
+    this.state = "closed";
+    this._herald._removeSubscription(this);
+    this._finishIterators(null);
+  }
+
+  /** Where to resume from: the last delivered seq, else `since`, else the first position. */
+  _cursor() {
+    if (this._last != null) return this._last;
+    if (this.since != null) return this.since;
+    return this._position;
+  }
+
+  /** The gateway confirmed the subscription (WebSocket `subscribed`, or an SSE stream opened). */
+  _confirmed(position) {
+    if (position != null && this._position == null && this.since != null) this._initialReplayTo = position;
+    if (position != null) this._position = position;
+    if (this.state === "pending") this.state = "active";
+    if (this._resume && this._resume.position == null && position != null) this._resumeAt(position);
+    this._readyResolve({ position });
+  }
+
+  /** Starts counting restored events: those at or below `position` are the ones missed. */
+  _resumeAt(position) {
+    this._resume = { position, restored: 0, done: (this._cursor() ?? -1) >= position };
+  }
+
+  _deliver(seq, event, subs) {
+    if (this.state === "closed" || this.state === "failed") return;
+    if (this._last != null && seq <= this._last) { this.duplicatesDropped++; return; }
+    if (this._last == null && this.since != null && seq <= this.since) { this.duplicatesDropped++; return; }
+    this._last = seq;
+    let replayed = this._initialReplayTo != null && seq <= this._initialReplayTo;
+    const resume = this._resume;
+    if (resume) {
+      if (resume.position != null && seq <= resume.position) {
+        resume.restored++;
+        replayed = true;
+      } else if (resume.position != null) {
+        resume.done = true;
+      }
+      this._herald._resumeProgress();
+    }
+    const meta = { seq, subs, replayed, subscription: this };
+    if (this._onEvent) {
+      try { this._onEvent(event, meta); } catch (error) { reportError(error); }
+    }
+    const item = { event, seq, subs, replayed };
+    for (const push of this._iterators) push(item);
+    if (this._early && this._early.length < ITERATOR_BUFFER) this._early.push(item);
+  }
+
+  _gap(gap) {
+    if (this.state === "closed" || this.state === "failed") return;
+    if (typeof gap.to === "number" && (this._last == null || gap.to > this._last)) this._last = gap.to;
+    if (this._onGap) {
+      try { this._onGap(gap, { subscription: this }); } catch (error) { reportError(error); }
+    }
+  }
+
+  _fail(error) {
+    if (this.state === "closed" || this.state === "failed") return;
+    this.state = "failed";
+    this.error = error;
+    this._readyReject(error);
+    if (this._onError) {
+      try { this._onError(error, { subscription: this }); } catch (e) { reportError(e); }
+    }
+    this._finishIterators(error);
+  }
+
+  _finishIterators(error) {
+    for (const push of this._iterators) push(null, error);
+    this._iterators.clear();
+  }
+
+  /**
+   * `for await (const {event, seq, subs, replayed} of subscription)`; leaving the loop
+   * unsubscribes. A subscription made without `onEvent` keeps its events (up to 10,000) for
+   * its first iterator, so none is lost between subscribe() and the loop.
+   */
+  [Symbol.asyncIterator]() {
+    const buffered = this._early || [];
+    this._early = null;
+    const waiting = [];
+    let done = this.state === "closed";
+    let failure = this.state === "failed" ? this.error : null;
+    const push = (item, error) => {
+      if (item === null) {
+        done = true;
+        failure = error || null;
+        while (waiting.length) {
+          const w = waiting.shift();
+          if (failure) w.reject(failure); else w.resolve({ value: undefined, done: true });
+        }
+        return;
+      }
+      if (waiting.length) waiting.shift().resolve({ value: item, done: false });
+      else if (buffered.length < ITERATOR_BUFFER) buffered.push(item);
+    };
+    if (!done && !failure) this._iterators.add(push);
+    const subscription = this;
+    return {
+      next() {
+        if (buffered.length) return Promise.resolve({ value: buffered.shift(), done: false });
+        if (failure) return Promise.reject(failure);
+        if (done) return Promise.resolve({ value: undefined, done: true });
+        return new Promise((resolve, reject) => waiting.push({ resolve, reject }));
+      },
+      return() {
+        subscription._iterators.delete(push);
+        subscription.unsubscribe();
+        push(null);
+        return Promise.resolve({ value: undefined, done: true });
+      },
+      [Symbol.asyncIterator]() { return this; },
+    };
+  }
+}
+
+/**
+ * One SSE stream: an EventSource when the event names are known, else fetch() read by hand
+ * (which sees every event name). Calls `handlers.open()`, `handlers.event(name, data, id)`,
+ * `handlers.error({opened, status, error})` — the last at most once, after which the stream
+ * is closed.
+ */
+class SSEStream {
+  constructor(url, names, handlers) {
+    this.url = url;
+    this.opened = false;
+    this.closed = false;
+    this._handlers = handlers;
+    if (names && typeof EventSource === "function") this._startEventSource(names);
+    else this._startFetch();
+  }
+
+  _startEventSource(names) {
+    const source = new EventSource(this.url);
+    this._source = source;
+    source.onopen = () => { if (!this.closed) { this.opened = true; this._handlers.open(); } };
+    source.onerror = () => {
+      if (this.closed) return;
+      // CLOSED: the answer was not a stream (an HTTP error); CONNECTING: the stream broke.
+      this._fail({ opened: this.opened, status: source.readyState === EventSource.CLOSED ? undefined : 0 });
+    };
+    const forward = (m) => { if (!this.closed) this._handlers.event(m.type, m.data, m.lastEventId); };
+    for (const name of new Set([...names, "herald.gap"])) source.addEventListener(name, forward);
+  }
+
+  async _startFetch() {
+    const controller = new AbortController();
+    this._controller = controller;
+    let response;
+    try {
+      response = await fetch(this.url, { headers: { Accept: "text/event-stream" }, cache: "no-store", signal: controller.signal });
+    } catch (error) {
+      this._fail({ opened: false, status: 0, error });
+      return;
+    }
+    if (this.closed) return;
+    if (!response.ok || !response.body) {
+      let body = null;
+      try { body = await response.json(); } catch { body = null; }
+      this._fail({ opened: false, status: response.status, error: body && body.error });
+      return;
+    }
+    this.opened = true;
+    this._handlers.open();
+    const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+    let buffer = "", name = "", data = [], id = "";
+    try {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done || this.closed) break;
+        buffer += value;
+        let newline;
+        while ((newline = buffer.search(/\r\n|\r|\n/)) >= 0) {
+          const line = buffer.slice(0, newline);
+          buffer = buffer.slice(newline + (buffer.startsWith("\r\n", newline) ? 2 : 1));
+          if (line === "") {
+            if (data.length) this._handlers.event(name || "message", data.join("\n"), id);
+            name = ""; data = [];
+            if (this.closed) return;
+            continue;
+          }
+          if (line.startsWith(":")) continue;
+          const colon = line.indexOf(":");
+          const field = colon < 0 ? line : line.slice(0, colon);
+          let text = colon < 0 ? "" : line.slice(colon + 1);
+          if (text.startsWith(" ")) text = text.slice(1);
+          if (field === "event") name = text;
+          else if (field === "data") data.push(text);
+          else if (field === "id") id = text;
+        }
+      }
+    } catch (error) {
+      if (!this.closed) this._fail({ opened: true, status: 0, error });
+      return;
+    }
+    if (!this.closed) this._fail({ opened: true, status: 0 });
+  }
+
+  _fail(info) {
+    if (this.closed) return;
+    this.close();
+    this._handlers.error(info);
+  }
+
+  close() {
+    if (this.closed) return;
+    this.closed = true;
+    if (this._source) this._source.close();
+    if (this._controller) this._controller.abort();
+  }
+}
+
+/**
+ * A connection to a Herald gateway, shared by any number of subscriptions.
+ *
+ * Events emitted (listen with {@link Herald#on}):
+ * - `status` `{state, transport, …}` on every change of `state`;
+ * - `connecting` `{transport, attempt}`, `open` `{transport, resumed}`,
+ *   `closed` `{transport, code, reason, retryInMs}` (retryInMs null once closed for good);
+ * - `fallback` `{from: "websocket", to: "sse", reason}` when the WebSocket cannot connect;
+ * - `resumed` `{transport, total, subscriptions: [{id, subscription, restored}]}` after a
+ *   reconnect, once the missed events have been replayed;
+ * - `error` `{error}` for failures that belong to no call (a presence re-join, …).
+ */
+export class Herald {
+  /**
+   * @param {object} [options]
+   * @param {string} [options.url] the gateway's base URL (default: this page's origin)
+   * @param {string|null|(() => string|null|Promise<string|null>)} [options.token] a token, or
+   *   a function asked for one on every (re)connect (nothing: connect anonymously)
+   * @param {"auto"|"websocket"|"sse"} [options.transport] "auto" (default): WebSocket, and SSE
+   *   when the WebSocket cannot connect
+   * @param {{initialMs?: number, maxMs?: number}} [options.reconnect] backoff bounds (500 ms … 15 s)
+   * @param {(status: object) => void} [options.onStatus] shorthand for `on("status", …)`
+   * @param {boolean} [options.connect] connect at once (default true)
+   */
+  constructor(options = {}) {
+    const origin = typeof location !== "undefined" ? location.origin : "http://localhost";
+    this.url = new URL(options.url || origin, origin).href.replace(/\/$/, "");
+    this._tokenOption = options.token ?? null;
+    this._transportOption = options.transport || "auto";
+    if (!["auto", "websocket", "sse"].includes(this._transportOption)) throw new TypeError(`unknown transport ${this._transportOption}`);
+    this._reconnect = { ...DEFAULT_RECONNECT, ...(options.reconnect || {}) };
+    this._mode = this._transportOption === "sse" || (this._transportOption === "auto" && typeof WebSocket !== "function") ? "sse" : "websocket";
+    /** @type {string} a random tag in every subscription id, so admin tools can tell clients apart. */
+    this.clientTag = Math.random().toString(36).slice(2, 8);
+    this._listeners = new Map();
+    this._subs = new Map();
+    this._groups = new Map();   // presence group → info
+    this._nextId = 1;
+    this._gen = 0;
+    this._state = "idle";
+    this._attempt = 0;
+    this._wsFailures = 0;
+    this._hadOpen = false;
+    this._closedForGood = false;
+    this._token = null;
+    this._ws = null;
+    this._fifo = [];            // id-less WebSocket requests awaiting their answer, in order
+    this._outbox = [];          // requests made while not connected
+    this._streams = new Map();  // SSE: key → {stream, identity, group, sub, opened}
+    this._presenceFailures = new Map();
+    this._resumeState = null;
+    this._retryTimer = null;
+    if (options.onStatus) this.on("status", options.onStatus);
+
+    /**
+     * Presence: membership of named groups, announced to others as `herald.presence` events.
+     * Groups are re-joined after every reconnect.
+     */
+    this.presence = {
+      /**
+       * Joins `group` with `info` (e.g. `{nick: "ada"}`); the token must allow it.
+       * @returns {Promise<{group: string, seq: number|null}>}
+       */
+      join: (group, info = {}) => this._presenceJoin(group, info),
+      /** Leaves `group`. @returns {Promise<{group: string, seq: number|null}>} */
+      leave: (group) => this._presenceLeave(group),
+      /** The groups joined, with their info. @returns {Map<string, object>} */
+      groups: () => new Map(this._groups),
+    };
+
+    this._onOnline = () => { if (this._state === "closed" && !this._closedForGood && !this._suspended) this.reconnectNow(); };
+    // A page put in the back/forward cache would keep its streams open (and hold the browser's
+    // six connections per host, and its presence): disconnect on pagehide, resume on pageshow.
+    this._onPageHide = () => {
+      if (this._closedForGood || this._state === "idle") return;
+      this._suspended = true;
+      clearTimeout(this._retryTimer);
+      this._teardown(new HeraldError("disconnected", "the page was hidden"));
+      this._setState("closed", { code: 1001, reason: "page hidden", retryInMs: null });
+    };
+    this._onPageShow = () => {
+      if (!this._suspended || this._closedForGood) return;
+      this._suspended = false;
+      this._connect();
+    };
+    if (typeof addEventListener === "function") {
+      addEventListener("online", this._onOnline);
+      addEventListener("pagehide", this._onPageHide);
+      addEventListener("pageshow", this._onPageShow);
+    }
+    if (options.connect !== false) queueMicrotask(() => { if (this._state === "idle") this._connect(); });
+  }
+
+  /** The transport in use: "websocket" or "sse". */
+  get transport() { return this._mode; }
+
+  /** "idle", "connecting", "open" or "closed". */
+  get state() { return this._state; }
+
+  /** The live subscriptions. @returns {Subscription[]} */
+  get subscriptions() { return [...this._subs.values()]; }
+
+  /**
+   * Listens to `type` (status, connecting, open, closed, fallback, resumed, error).
+   * @returns {() => void} a function that removes the listener
+   */
+  on(type, listener) {
+    if (!this._listeners.has(type)) this._listeners.set(type, new Set());
+    this._listeners.get(type).add(listener);
+    return () => this.off(type, listener);
+  }
+
+  /** Removes a listener added with {@link Herald#on}. */
+  off(type, listener) {
+    const set = this._listeners.get(type);
+    if (set) set.delete(listener);
+  }
+
+  _emit(type, detail) {
+    for (const listener of [...(this._listeners.get(type) || [])]) {
+      try { listener(detail); } catch (error) { reportError(error); }
+    }
+  }
+
+  _setState(state, detail = {}) {
+    this._state = state;
+    const full = { state, transport: this._mode, ...detail };
+    if (state !== "idle") this._emit(state, full);
+    this._emit("status", full);
+  }
+
+  /**
+   * Subscribes to the events matching `filter` (an EventBridge pattern) and/or `route`.
+   * @param {object} options
+   * @param {object} [options.filter] event pattern (default `{}`: every event, when no route)
+   * @param {string} [options.route] a route name from the gateway's config
+   * @param {number} [options.since] replay what history still holds after this seq first
+   * @param {(event: object, meta: {seq: number, subs: string[], replayed: boolean, subscription: Subscription}) => void} [options.onEvent]
+   * @param {(gap: {from: number, to: number, reason: string}) => void} [options.onGap]
+   * @param {(error: HeraldError) => void} [options.onError] the gateway refused the subscription
+   * @returns {Subscription}
+   */
+  subscribe(options = {}) {
+    if (this._closedForGood) throw new HeraldError("closed", "this Herald client is closed");
+    const opts = { ...options };
+    if (opts.filter == null && !opts.route) opts.filter = {};
+    if (opts.since != null && !(Number.isInteger(opts.since) && opts.since >= 0)) throw new TypeError("since must be a non-negative integer");
+    const sub = new Subscription(this, `${this.clientTag}-${this._nextId++}`, opts);
+    this._subs.set(sub.id, sub);
+    if (this._mode === "sse") this._scheduleReconcile();
+    else if (this._state === "open") this._sendSubscribe(sub);
+    return sub;
+  }
+
+  _removeSubscription(sub) {
+    this._subs.delete(sub.id);
+    if (this._mode === "sse") this._scheduleReconcile();
+    else if (this._state === "open") this._send({ op: "unsubscribe", id: sub.id });
+  }
+
+  /**
+   * Publishes one event: over the WebSocket (`publish` op) or, on SSE, with POST /v1/events.
+   * The token must allow it. Waits for a connection when there is none yet.
+   * @param {object} event
+   * @returns {Promise<{id: string, seq: number, duplicate?: boolean}>} rejects with a {@link HeraldError}
+   */
+  publish(event) {
+    if (!event || typeof event !== "object" || Array.isArray(event)) return Promise.reject(new TypeError("publish takes one event object"));
+    if (this._closedForGood) return Promise.reject(new HeraldError("closed", "this Herald client is closed"));
+    if (this._mode === "sse") return this._post(event);
+    return this._request("publish", { op: "publish", event });
+  }
+
+  /**
+   * Asks the token function for a fresh token and applies it: a WebSocket sends an `auth`
+   * op (the connection's credentials are replaced); SSE uses it for the streams it opens next.
+   * @returns {Promise<void>}
+   */
+  async reauthenticate() {
+    const token = await this._resolveToken();
+    this._token = token;
+    if (this._mode === "websocket" && this._state === "open" && token) {
+      await this._request("auth", { op: "auth", token });
+    }
+  }
+
+  /** Drops the current connection (if any) and connects again at once; subscriptions resume. */
+  reconnectNow() {
+    if (this._closedForGood) return;
+    this._suspended = false;
+    clearTimeout(this._retryTimer);
+    const wasOpen = this._state === "open";
+    this._teardown(new HeraldError("disconnected", "reconnecting"));
+    if (wasOpen) this._setState("closed", { code: 1000, reason: "reconnectNow", retryInMs: 0 });
+    this._connect();
+  }
+
+  /** Closes the connection for good; every subscription ends. */
+  close() {
+    if (this._closedForGood) return;
+    this._closedForGood = true;
+    clearTimeout(this._retryTimer);
+    if (typeof removeEventListener === "function") {
+      removeEventListener("online", this._onOnline);
+      removeEventListener("pagehide", this._onPageHide);
+      removeEventListener("pageshow", this._onPageShow);
+    }
+    this._teardown(new HeraldError("closed", "the client was closed"));
+    for (const entry of this._outbox.splice(0)) entry.reject(new HeraldError("closed", "the client was closed"));
+    for (const sub of [...this._subs.values()]) { sub.state = "closed"; sub._finishIterators(null); }
+    this._subs.clear();
+    this._setState("closed", { code: 1000, reason: "closed", retryInMs: null });
+  }
+
+  // MARK: - Connecting
+
+  async _resolveToken() {
+    const option = this._tokenOption;
+    const token = typeof option === "function" ? await option() : option;
+    return token ? String(token) : null;
+  }
+
+  async _connect() {
+    if (this._closedForGood || this._suspended) return;
+    clearTimeout(this._retryTimer);
+    const gen = ++this._gen;
+    this._setState("connecting", { attempt: this._attempt + 1 });
+    let token;
+    try {
+      token = await this._resolveToken();
+    } catch (error) {
+      if (gen !== this._gen) return;
+      this._emit("error", { error: new HeraldError("token", `could not get a token: ${error && error.message}`) });
+      this._scheduleRetry({ code: 0, reason: "no token" });
+      return;
+    }
+    if (gen !== this._gen || this._closedForGood) return;
+    this._token = token;
+    if (this._mode === "websocket") this._openWebSocket(gen, token);
+    else this._openSSE(gen);
+  }
+
+  _backoff() {
+    const { initialMs, maxMs } = this._reconnect;
+    const base = Math.min(maxMs, initialMs * 2 ** Math.min(this._attempt, 16));
+    return Math.round(base / 2 + Math.random() * base / 2);   // jitter: 50–100 % of the step
+  }
+
+  _scheduleRetry(detail) {
+    if (this._closedForGood) return;
+    const delay = this._backoff();
+    this._attempt++;
+    this._setState("closed", { ...detail, retryInMs: delay });
+    clearTimeout(this._retryTimer);
+    this._retryTimer = setTimeout(() => this._connect(), delay);
+  }
+
+  /** Closes whatever is open now, quietly; in-flight requests fail with `error`. */
+  _teardown(error) {
+    this._gen++;
+    clearTimeout(this._openTimer);
+    if (this._ws) {
+      const ws = this._ws;
+      this._ws = null;
+      ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
+      try { ws.close(1000); } catch { /* already closed */ }
+    }
+    for (const entry of this._streams.values()) entry.close();
+    this._streams.clear();
+    this._sseOpening = false;
+    for (const entry of this._fifo.splice(0)) if (!entry.settled) entry.reject(error);
+    this._cancelResume();
+  }
+
+  _opened() {
+    this._attempt = 0;
+    const resumed = this._hadOpen;
+    this._hadOpen = true;
+    this._setState("open", { resumed });
+  }
+
+  _dropped(detail) {
+    const error = new HeraldError("disconnected", `the connection closed (${detail.code}${detail.reason ? ` ${detail.reason}` : ""})`);
+    this._teardown(error);
+    this._scheduleRetry(detail);
+  }
+
+  // MARK: - WebSocket
+
+  _openWebSocket(gen, token) {
+    const url = new URL("/v1/ws", this.url);
+    url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+    if (token) url.searchParams.set("token", token);
+    let ws;
+    try {
+      ws = new WebSocket(url.href, "herald.v1");
+    } catch (error) {
+      this._webSocketFailed(gen, `the WebSocket could not be created (${error && error.message})`);
+      return;
+    }
+    this._ws = ws;
+    let opened = false;
+    this._openTimer = setTimeout(() => {
+      if (gen !== this._gen || opened) return;
+      ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
+      try { ws.close(); } catch { /* ignore */ }
+      this._ws = null;
+      this._webSocketFailed(gen, "the WebSocket did not open in time");
+    }, OPEN_TIMEOUT_MS);
+    ws.onopen = () => {
+      if (gen !== this._gen) return;
+      clearTimeout(this._openTimer);
+      opened = true;
+      this._wsFailures = 0;
+      if (this._hadOpen) this._beginResume(null);   // positions come with `subscribed`
+      this._opened();
+      // reauthenticate() ran while this socket was connecting with the older token.
+      if (this._token && this._token !== token) {
+        this._request("auth", { op: "auth", token: this._token }, { internal: true }).catch((error) => this._emit("error", { error }));
+      }
+      for (const sub of this._subs.values()) this._sendSubscribe(sub);
+      for (const [group, info] of this._groups) {
+        this._request("presence.join", { op: "presence.join", group, info }, { internal: true })
+          .catch((error) => { this._forgetRefusedJoin(group, info, error); this._emit("error", { error }); });
+      }
+      const waiting = this._outbox.splice(0);
+      for (const entry of waiting) this._dispatchRequest(entry);
+    };
+    ws.onmessage = (message) => { if (gen === this._gen) this._onMessage(message.data); };
+    ws.onerror = () => { /* a close event follows */ };
+    ws.onclose = (event) => {
+      if (gen !== this._gen) return;
+      clearTimeout(this._openTimer);
+      this._ws = null;
+      if (!opened) this._webSocketFailed(gen, `the WebSocket closed before it opened (${event.code})`);
+      else this._dropped({ code: event.code, reason: event.reason });
+    };
+  }
+
+  async _webSocketFailed(gen, reason) {
+    this._wsFailures++;
+    if (this._transportOption === "auto" && this._wsFailures >= 2) {
+      // Two failures: is it the WebSocket, or is the gateway away? Only the first means SSE.
+      let reachable = false;
+      try {
+        const response = await fetch(new URL("/healthz", this.url), { cache: "no-store" });
+        reachable = response.status < 500;
+      } catch { reachable = false; }
+      if (gen !== this._gen || this._closedForGood) return;
+      if (reachable) {
+        this._teardown(new HeraldError("disconnected", reason));
+        this._mode = "sse";
+        this._emit("fallback", { from: "websocket", to: "sse", reason });
+        // Queued WebSocket publishes go out as POSTs now; presence is handled by the streams.
+        for (const entry of this._outbox.splice(0)) {
+          if (entry.kind === "publish") this._post(entry.message.event).then(entry.resolve, entry.reject);
+          else if (entry.kind === "presence.join" || entry.kind === "presence.leave") entry.resolve({ group: entry.message.group, seq: null });
+          else entry.resolve({});
+        }
+        this._connect();
+        return;
+      }
+    }
+    if (gen !== this._gen) return;
+    this._teardown(new HeraldError("disconnected", reason));
+    this._scheduleRetry({ code: 0, reason });
+  }
+
+  _send(message) {
+    if (!this._ws || this._ws.readyState !== 1) return false;
+    this._ws.send(JSON.stringify(message));
+    return true;
+  }
+
+  _sendSubscribe(sub) {
+    const message = { op: "subscribe", id: sub.id };
+    if (sub.filter != null) message.filter = sub.filter;
+    if (sub.route) message.route = sub.route;
+    const since = sub._cursor();
+    if (since != null) message.since = since;
+    this._send(message);
+  }
+
+  /** A request answered without an id (publish, presence, auth): answers come in order. */
+  _request(kind, message, { internal = false } = {}) {
+    return new Promise((resolve, reject) => {
+      const entry = { kind, message, resolve, reject, settled: false, internal };
+      const settle = (fn) => (value) => { if (!entry.settled) { entry.settled = true; clearTimeout(entry.timer); fn(value); } };
+      entry.resolve = settle(resolve);
+      entry.reject = settle(reject);
+      entry.timer = setTimeout(() => entry.reject(new HeraldError("timeout", `no answer to ${kind} within ${REQUEST_TIMEOUT_MS / 1000} s`)), REQUEST_TIMEOUT_MS);
+      if (this._state === "open" && this._mode === "websocket") this._dispatchRequest(entry);
+      else this._outbox.push(entry);
+    });
+  }
+
+  _dispatchRequest(entry) {
+    if (entry.settled) return;
+    if (this._send(entry.message)) this._fifo.push(entry);
+    else this._outbox.push(entry);
+  }
+
+  _onMessage(text) {
+    let msg;
+    try { msg = JSON.parse(text); } catch { return; }
+    switch (msg.type) {
+      case "event": {
+        const ids = Array.isArray(msg.subs) ? msg.subs : [];
+        for (const id of ids) {
+          const sub = this._subs.get(id);
+          if (sub) sub._deliver(msg.seq, msg.event, ids);
+        }
+        break;
+      }
+      case "subscribed": {
+        const sub = this._subs.get(msg.id);
+        if (sub) { sub._confirmed(msg.position); this._resumeProgress(); }
+        break;
+      }
+      case "gap":
+        for (const id of msg.subs || []) {
+          const sub = this._subs.get(id);
+          if (sub) sub._gap({ from: msg.from, to: msg.to, reason: msg.reason });
+        }
+        break;
+      case "published":
+        this._answer((entry) => entry.resolve({ id: msg.id, seq: msg.seq }));
+        break;
+      case "presence.joined":
+      case "presence.left":
+        this._answer((entry) => entry.resolve({ group: msg.group, seq: msg.seq ?? null }));
+        break;
+      case "authenticated":
+        this._answer((entry) => entry.resolve({ subject: msg.subject }));
+        break;
+      case "error": {
+        const error = new HeraldError(msg.code || "error", msg.message || "error", { details: msg });
+        if (msg.id != null && this._subs.has(msg.id)) {
+          const sub = this._subs.get(msg.id);
+          this._subs.delete(msg.id);
+          sub._fail(error);
+          this._resumeProgress();
+        } else if (msg.id != null && String(msg.id).startsWith(`${this.clientTag}-`)) {
+          // An answer about a subscription already dropped here (e.g. its unsubscribe).
+        } else if (!this._answer((entry) => entry.reject(error))) {
+          this._emit("error", { error });
+        }
+        break;
+      }
+      default:
+        break;   // pong, unsubscribed, and anything newer
+    }
+  }
+
+  /** Hands the answer to the oldest waiting request; false when none waits. */
+  _answer(settle) {
+    const entry = this._fifo.shift();
+    if (!entry) return false;
+    settle(entry);
+    return true;
+  }
+
+  // MARK: - Presence
+
+  _presenceJoin(group, info) {
+    if (typeof group !== "string" || !group) return Promise.reject(new TypeError("a presence group is a non-empty string"));
+    info = info || {};
+    this._groups.set(group, info);
+    this._presenceFailures.delete(group);
+    if (this._mode === "sse") return this._presenceViaStreams(group);
+    return this._request("presence.join", { op: "presence.join", group, info })
+      .catch((error) => { this._forgetRefusedJoin(group, info, error); throw error; });
+  }
+
+  /** A join the gateway refused is not tried again after a reconnect. */
+  _forgetRefusedJoin(group, info, error) {
+    const transient = ["disconnected", "timeout", "closed"].includes(error && error.code);
+    if (!transient && this._groups.get(group) === info) this._groups.delete(group);
+  }
+
+  _presenceLeave(group) {
+    const joined = this._groups.delete(group);
+    if (this._mode === "sse") {
+      this._scheduleReconcile();
+      return Promise.resolve({ group, seq: null });
+    }
+    if (!joined) return Promise.resolve({ group, seq: null });
+    if (this._state !== "open") {
+      // Not connected: the gateway has already dropped this connection's memberships.
+      for (const entry of this._outbox.filter((e) => e.kind === "presence.join" && e.message.group === group)) {
+        entry.resolve({ group, seq: null });
+      }
+      this._outbox = this._outbox.filter((e) => !e.settled);
+      return Promise.resolve({ group, seq: null });
+    }
+    return this._request("presence.leave", { op: "presence.leave", group });
+  }
+
+  /** SSE: membership lasts as long as a stream opened with `presence=`; resolves once it is open. */
+  _presenceViaStreams(group) {
+    this._scheduleReconcile();
+    return new Promise((resolve, reject) => {
+      const started = Date.now();
+      const check = () => {
+        const failure = this._presenceFailures.get(group);
+        if (failure) { reject(failure); return; }
+        if (!this._groups.has(group)) { resolve({ group, seq: null }); return; }
+        const holder = [...this._streams.values()].find((s) => s.group === group);
+        if (holder && holder.opened) { resolve({ group, seq: null }); return; }
+        if (Date.now() - started > REQUEST_TIMEOUT_MS) { reject(new HeraldError("timeout", `could not join ${group}`)); return; }
+        setTimeout(check, 50);
+      };
+      check();
+    });
+  }
+
+  // MARK: - SSE
+
+  async _openSSE(gen) {
+    // The gateway's position now: where live-only subscriptions start, and the line between
+    // replayed and live events for the resume count.
+    const position = await this._fetchPosition();
+    if (gen !== this._gen || this._closedForGood) return;
+    this._ssePosition = position;
+    for (const sub of this._subs.values()) if (sub._cursor() == null && position != null) sub._position = position;
+    if (this._hadOpen) this._beginResume(position ?? Infinity);
+    this._sseGen = gen;
+    this._sseOpening = true;
+    this._reconcile();
+    this._checkSSEOpen();
+  }
+
+  async _fetchPosition() {
+    try {
+      const response = await fetch(new URL("/v1/stats", this.url), { cache: "no-store" });
+      const body = await response.json();
+      const seq = body && body.events && body.events.last_seq;
+      return typeof seq === "number" ? seq : null;
+    } catch {
+      return null;
+    }
+  }
+
+  _checkSSEOpen() {
+    if (!this._sseOpening || this._gen !== this._sseGen) return;
+    for (const s of this._streams.values()) if (!s.opened) return;
+    this._sseOpening = false;
+    this._opened();
+    this._resumeProgress();
+  }
+
+  _scheduleReconcile() {
+    if (this._reconcileQueued) return;
+    this._reconcileQueued = true;
+    queueMicrotask(() => {
+      this._reconcileQueued = false;
+      if (this._mode === "sse" && (this._state === "open" || this._sseOpening) && this._gen === this._sseGen) this._reconcile();
+    });
+  }
+
+  /** The streams there should be: one per subscription, and one per presence group that no
+   *  subscription to that group's presence events can carry. */
+  _wantedStreams() {
+    const wanted = new Map();
+    const carriers = new Map();
+    for (const group of this._groups.keys()) {
+      const target = canonical(presenceFilter(group));
+      for (const sub of this._subs.values()) {
+        if (!sub.route && sub.filter && canonical(sub.filter) === target) { carriers.set(sub.id, group); break; }
+      }
+    }
+    for (const sub of this._subs.values()) {
+      const group = carriers.get(sub.id) ?? null;
+      wanted.set(`sub:${sub.id}`, { sub, group, filter: sub.filter, route: sub.route });
+    }
+    const carried = new Set(carriers.values());
+    for (const group of this._groups.keys()) {
+      if (!carried.has(group)) wanted.set(`presence:${group}`, { sub: null, group, filter: presenceFilter(group), route: undefined });
+    }
+    for (const want of wanted.values()) {
+      want.identity = want.group == null ? "" : `${want.group}\n${canonical(this._groups.get(want.group))}`;
+    }
+    return wanted;
+  }
+
+  _reconcile() {
+    const wanted = this._wantedStreams();
+    for (const [key, current] of this._streams) {
+      const want = wanted.get(key);
+      if (!want || want.identity !== current.identity) {
+        current.stream.close();
+        this._streams.delete(key);
+      }
+    }
+    for (const [key, want] of wanted) {
+      if (!this._streams.has(key)) this._openStream(key, want);
+    }
+  }
+
+  _streamURL(want) {
+    const url = new URL("/v1/sse", this.url);
+    if (want.filter != null) url.searchParams.set("filter", JSON.stringify(want.filter));
+    if (want.route) url.searchParams.set("route", want.route);
+    if (this._token) url.searchParams.set("token", this._token);
+    const cursor = want.sub ? want.sub._cursor() : null;
+    if (cursor != null) url.searchParams.set("lastEventId", String(cursor));
+    if (want.group != null) {
+      url.searchParams.set("presence", want.group);
+      url.searchParams.set("presenceInfo", JSON.stringify(this._groups.get(want.group) || {}));
+    }
+    return url.href;
+  }
+
+  _openStream(key, want) {
+    const gen = this._gen;
+    const opening = this._sseOpening;
+    const entry = {
+      identity: want.identity, group: want.group, sub: want.sub, stream: null, opened: false, closed: false,
+      close() { entry.closed = true; if (entry.stream) entry.stream.close(); },
+    };
+    this._streams.set(key, entry);
+    const start = async () => {
+      // A live-only subscription added to a running stream set starts from the position now,
+      // so a later resume knows where it began.
+      if (want.sub && want.sub._cursor() == null && !opening) {
+        const position = await this._fetchPosition();
+        if (position != null && want.sub._cursor() == null) want.sub._position = position;
+      }
+      if (entry.closed || gen !== this._gen) return;
+      const url = this._streamURL(want);
+      const names = want.sub ? sseEventNames(want.filter, want.route) : ["herald.presence"];
+      entry.stream = new SSEStream(url, names, {
+        open: () => {
+          if (gen !== this._gen || entry.closed) return;
+          entry.opened = true;
+          if (want.sub) want.sub._confirmed(opening ? this._ssePosition : null);
+          this._checkSSEOpen();
+        },
+        event: (name, data, id) => {
+          if (gen !== this._gen || entry.closed || !want.sub) return;
+          let payload;
+          try { payload = JSON.parse(data); } catch { return; }
+          if (name === "herald.gap") { want.sub._gap(payload); return; }
+          const seq = Number(id);
+          if (!id || !Number.isFinite(seq)) return;
+          want.sub._deliver(seq, payload, [want.sub.id]);
+        },
+        error: (info) => { if (gen === this._gen && !entry.closed) this._streamFailed(key, entry, url, info); },
+      });
+    };
+    start();
+  }
+
+  async _streamFailed(key, entry, url, info) {
+    const gen = this._gen;
+    if (info.opened) {   // a stream that was working broke: reconnect everything, resuming
+      this._dropped({ code: info.status || 0, reason: "an event stream closed" });
+      return;
+    }
+    let status = info.status, error = info.error;
+    if (status === undefined) ({ status, error } = await this._probe(url));
+    if (gen !== this._gen) return;
+    if (status >= 400 && status < 500 && status !== 401 && status !== 429) {
+      // The gateway refused this stream for good: a forbidden presence join (the stream is
+      // opened again without it), or a subscription it will never accept (a bad pattern).
+      const failure = new HeraldError(error && error.code || `http_${status}`, error && error.message || `the stream was refused (${status})`, { status, details: error });
+      this._streams.delete(key);
+      if (entry.group != null && (status === 403 || !entry.sub)) {
+        this._groups.delete(entry.group);
+        this._presenceFailures.set(entry.group, failure);
+        this._emit("error", { error: failure });
+        this._reconcile();
+      } else if (entry.sub) {
+        this._subs.delete(entry.sub.id);
+        entry.sub._fail(failure);
+      }
+      this._checkSSEOpen();
+      return;
+    }
+    this._dropped({ code: status || 0, reason: status ? `the event stream was refused (${status})` : "the event stream could not connect" });
+  }
+
+  async _probe(url) {
+    const controller = new AbortController();
+    try {
+      const response = await fetch(url, { cache: "no-store", signal: controller.signal, headers: { Accept: "text/event-stream" } });
+      if (response.ok) { controller.abort(); return { status: response.status }; }
+      let body = null;
+      try { body = await response.json(); } catch { body = null; }
+      return { status: response.status, error: body && body.error };
+    } catch {
+      return { status: 0 };
+    }
+  }
+
+  async _post(event, retried = false) {
+    if (this._token == null && !retried && typeof this._tokenOption === "function") {
+      try { this._token = await this._resolveToken(); } catch { /* anonymous */ }
+    }
+    const headers = { "Content-Type": "application/json" };
+    if (this._token) headers.Authorization = `Bearer ${this._token}`;
+    let response;
+    try {
+      response = await fetch(new URL("/v1/events", this.url), { method: "POST", headers, body: JSON.stringify(event), cache: "no-store" });
+    } catch (error) {
+      throw new HeraldError("network", `could not reach the gateway (${error && error.message})`);
+    }
+    let body = null;
+    try { body = await response.json(); } catch { body = null; }
+    if (response.status === 401 && !retried && typeof this._tokenOption === "function") {
+      this._token = await this._resolveToken();   // the token may have expired: one fresh try
+      return this._post(event, true);
+    }
+    if (!response.ok) {
+      const e = body && body.error;
+      throw new HeraldError(e && e.code || `http_${response.status}`, e && e.message || `HTTP ${response.status}`, { status: response.status, details: e });
+    }
+    const accepted = body && Array.isArray(body.accepted) ? body.accepted[0] : null;
+    if (!accepted) throw new HeraldError("invalid_answer", "the gateway's answer had no accepted event", { status: response.status });
+    return { id: accepted.id, seq: accepted.seq, duplicate: accepted.duplicate };
+  }
+
+  // MARK: - Resume accounting
+
+  /** After a reconnect: count, per subscription, the events replayed up to `position`
+   *  (null: each subscription's own, from its `subscribed` answer). */
+  _beginResume(position) {
+    this._cancelResume();
+    const subs = [...this._subs.values()];
+    for (const sub of subs) {
+      if (position == null) sub._resume = { position: null, restored: 0, done: false };
+      else sub._resumeAt(position);
+    }
+    this._resumeState = { subs, started: Date.now(), timer: null, maxTimer: setTimeout(() => this._finishResume(), RESUME_MAX_MS) };
+  }
+
+  _cancelResume() {
+    const state = this._resumeState;
+    if (!state) return;
+    clearTimeout(state.timer);
+    clearTimeout(state.maxTimer);
+    for (const sub of state.subs) sub._resume = null;
+    this._resumeState = null;
+  }
+
+  /** Called as subscriptions are confirmed and replayed events arrive. */
+  _resumeProgress() {
+    const state = this._resumeState;
+    if (!state) return;
+    const live = state.subs.filter((s) => s.state !== "closed" && s.state !== "failed" && s._resume);
+    // Wait for every `subscribed` (WebSocket) or every stream to open (SSE).
+    if (this._mode === "sse" ? this._sseOpening : live.some((s) => s._resume.position == null)) return;
+    if (live.every((s) => s._resume.done)) { this._finishResume(); return; }
+    clearTimeout(state.timer);
+    state.timer = setTimeout(() => this._finishResume(), RESUME_SETTLE_MS);
+  }
+
+  _finishResume() {
+    const state = this._resumeState;
+    if (!state) return;
+    const subscriptions = state.subs.map((sub) => ({ id: sub.id, subscription: sub, restored: sub._resume ? sub._resume.restored : 0 }));
+    this._cancelResume();
+    this._emit("resumed", { transport: this._mode, total: subscriptions.reduce((n, s) => n + s.restored, 0), subscriptions });
+  }
+}
+
+export default Herald;

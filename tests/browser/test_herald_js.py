@@ -1,0 +1,155 @@
+"""public/herald.js on its own, driven from a page of the real gateway (both transports)."""
+
+import pytest
+
+from conftest import PUBLISHER_KEY
+
+# Runs `body` (an async function body; `Herald`, `token(nick, room)`, `post(events)` and
+# `until(condition, ms)` in scope) in the page and returns its result.
+HARNESS = """
+const done = arguments[arguments.length - 1];
+const [body, key] = [arguments[0], arguments[1]];
+(async () => {
+  const { Herald, HeraldError } = await import('/herald.js');
+  const token = async (nick, room) => {
+    const query = new URLSearchParams(room ? { nick, room } : { nick });
+    return (await (await fetch('/v1/demo/token?' + query)).json()).token;
+  };
+  const post = async (events) => {
+    const response = await fetch('/v1/events', { method: 'POST', body: JSON.stringify(events),
+      headers: { 'Content-Type': 'application/json', Authorization: 'Bearer ' + key } });
+    if (response.status !== 202) throw new Error('POST ' + response.status);
+    return (await response.json()).accepted;
+  };
+  const until = async (condition, ms = 5000) => {
+    const end = Date.now() + ms;
+    while (!condition()) {
+      if (Date.now() > end) throw new Error('timed out: ' + condition);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  };
+  return await (new Function('Herald', 'HeraldError', 'token', 'post', 'until',
+    'return (async () => {' + body + '})()'))(Herald, HeraldError, token, post, until);
+})().then((value) => done({ value }), (error) => done({ error: String(error && error.stack || error) }));
+"""
+
+
+def run(driver, gateway, body):
+    if not driver.current_url.startswith(gateway.url):
+        driver.get(f"{gateway.url}/playground.html")
+    driver.set_script_timeout(30)
+    result = driver.execute_async_script(HARNESS, body, PUBLISHER_KEY)
+    assert "error" not in result, result.get("error")
+    return result["value"]
+
+
+@pytest.mark.parametrize("transport", ["websocket", "sse"])
+def test_subscribe_iterate_and_publish(driver, gateway, transport):
+    accepted = gateway.publish([{"type": "chat.message", "room": "lib", "from": "backend", "text": "from history"}])["accepted"]
+    result = run(driver, gateway, f"""
+      const statuses = [];
+      const herald = new Herald({{ token: () => token('ada', 'lib'), transport: '{transport}', onStatus: (s) => statuses.push(s.state) }});
+      const sub = herald.subscribe({{ filter: {{ type: ['chat.message'], room: ['lib'] }}, since: 0 }});
+      const items = sub[Symbol.asyncIterator]();
+      const first = (await items.next()).value;
+      const published = await herald.publish({{ type: 'chat.message', room: 'lib', from: 'ada', text: 'from the library' }});
+      const second = (await items.next()).value;
+      let refused = null;
+      try {{ await herald.publish({{ type: 'chat.message', room: 'lib', from: 'mallory', text: 'forged' }}); }}
+      catch (error) {{ refused = {{ name: error.name, code: error.code, isError: error instanceof HeraldError }}; }}
+      await items.return();
+      const done = await items.next();
+      const transport = herald.transport;
+      herald.close();
+      return {{ first: {{ seq: first.seq, text: first.event.text, replayed: first.replayed }},
+               published, second: {{ seq: second.seq, text: second.event.text, replayed: second.replayed }},
+               refused, done: done.done, state: sub.state, transport, statuses, final: herald.state }};
+    """)
+    assert result["transport"] == transport
+    assert result["first"] == {"seq": accepted[0]["seq"], "text": "from history", "replayed": True}
+    assert result["published"]["seq"] > accepted[0]["seq"] and result["published"]["id"]
+    assert result["second"] == {"seq": result["published"]["seq"], "text": "from the library", "replayed": False}
+    assert result["refused"] == {"name": "HeraldError", "code": "forbidden", "isError": True}
+    assert result["done"] is True and result["state"] == "closed"
+    assert result["statuses"][:2] == ["connecting", "open"] and result["final"] == "closed"
+
+
+@pytest.mark.parametrize("transport", ["websocket", "sse"])
+def test_every_event_exactly_once_across_reconnects(driver, gateway, transport):
+    result = run(driver, gateway, f"""
+      const herald = new Herald({{ transport: '{transport}', reconnect: {{ initialMs: 50, maxMs: 200 }} }});
+      const seen = [], resumed = [];
+      herald.on('resumed', (r) => resumed.push(r.total));
+      const sub = herald.subscribe({{ filter: {{ n: [{{ numeric: ['>=', 0] }}] }}, onEvent: (e, m) => seen.push([m.seq, e.n]) }});
+      await sub.ready;
+      for (let i = 0; i < 30; i++) {{
+        await post([{{ type: 'tick', n: i }}]);
+        if (i % 7 === 3) herald.reconnectNow();
+      }}
+      await until(() => seen.length >= 30 && herald.state === 'open');
+      await new Promise((r) => setTimeout(r, 300));
+      herald.close();
+      return {{ seen, resumed, dropped: sub.duplicatesDropped }};
+    """)
+    assert [n for _, n in result["seen"]] == list(range(30)), "each event once, in order"
+    seqs = [s for s, _ in result["seen"]]
+    assert seqs == sorted(set(seqs))
+    assert len(result["resumed"]) >= 4, f"a resumed notification per reconnect: {result['resumed']}"
+
+
+def test_sse_stream_without_a_pinned_type_sees_every_event_name(driver, gateway):
+    """A filter that does not name the type cannot use EventSource listeners: read with fetch."""
+    result = run(driver, gateway, """
+      const herald = new Herald({ transport: 'sse' });
+      const got = [];
+      const sub = herald.subscribe({ filter: { room: ['x'] }, since: 0 });
+      await post([{ type: 'a.b', room: 'x' }, { eventType: 'c.d', room: 'x' }, { room: 'x' }, { type: 'a.b', room: 'y' }]);
+      for await (const { event, seq } of sub) { got.push(event.type || event.eventType || 'none'); if (got.length === 3) break; }
+      herald.close();
+      return { got, state: sub.state };
+    """)
+    assert result == {"got": ["a.b", "c.d", "none"], "state": "closed"}
+
+
+@pytest.mark.parametrize("transport", ["websocket", "sse"])
+def test_a_refused_subscription_fails_with_the_gateway_code(driver, gateway, transport):
+    result = run(driver, gateway, f"""
+      const herald = new Herald({{ transport: '{transport}' }});
+      const errors = [];
+      const bad = herald.subscribe({{ filter: {{ type: ['x'], n: [{{ numeric: ['<<', 1] }}] }}, onError: (e) => errors.push(e.code) }});
+      const good = herald.subscribe({{ filter: {{ type: ['x'] }} }});
+      let code = null;
+      try {{ await bad.ready; }} catch (error) {{ code = error.code; }}
+      await good.ready;
+      await post([{{ type: 'x', n: 1 }}]);
+      const item = (await good[Symbol.asyncIterator]().next()).value;
+      const state = herald.state;
+      herald.close();
+      return {{ code, errors, bad: bad.state, good: item.event.n, state }};
+    """)
+    assert result == {"code": "invalid_pattern", "errors": ["invalid_pattern"], "bad": "failed", "good": 1, "state": "open"}
+
+
+@pytest.mark.parametrize("transport", ["websocket", "sse"])
+def test_presence_join_refusal_and_leave(driver, gateway, transport):
+    result = run(driver, gateway, f"""
+      const herald = new Herald({{ token: () => token('ada', 'lib'), transport: '{transport}' }});
+      const events = [];
+      const watch = herald.subscribe({{ filter: {{ type: ['herald.presence'] }}, onEvent: (e) => events.push([e.group, e.action, e.info.nick]) }});
+      await watch.ready;
+      const members = async (group) => (await (await fetch('/v1/presence/' + encodeURIComponent(group))).json()).members.map((m) => m.info.nick);
+      await herald.presence.join('chat:lib', {{ nick: 'ada' }});
+      await until(() => events.length === 1);
+      const joined = await members('chat:lib');
+      let refused = null;
+      try {{ await herald.presence.join('chat:elsewhere', {{ nick: 'ada' }}); }} catch (error) {{ refused = error.code; }}
+      const groups = [...herald.presence.groups().keys()];
+      await herald.presence.leave('chat:lib');
+      await until(() => events.length === 2);
+      const left = await members('chat:lib');
+      const state = herald.state;
+      herald.close();
+      return {{ events, joined, refused, groups, left, state }};
+    """)
+    assert result == {"events": [["chat:lib", "join", "ada"], ["chat:lib", "leave", "ada"]], "joined": ["ada"],
+                      "refused": "forbidden", "groups": ["chat:lib"], "left": [], "state": "open"}
