@@ -77,7 +77,7 @@ struct Serve: ParsableCommand {
             "limits": "body=\(settings.limits.maxBodyBytes) event=\(settings.limits.maxEventBytes) batch=\(settings.limits.maxBatchEvents) subscriptions=\(settings.limits.maxSubscriptionsPerConnection)",
             "queue": "\(settings.delivery.queue.maxMessages) messages, \(settings.delivery.queue.maxBytes) bytes, \(settings.delivery.queue.policy.rawValue)",
             "history": "\(settings.history.maxEvents) events",
-            "jwt": "\(settings.auth.jwtSecret != nil ? "on" : "off")",
+            "jwt": settings.auth.jwtSecret != nil ? "on" : settings.auth.demo ? "demo tokens only (random secret)" : "off",
         ])
         if settings.auth.demo {
             logger.warning("auth.demo is on: anyone can get a token at /v1/demo/token; turn it off in production")
