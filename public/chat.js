@@ -35,6 +35,8 @@ const state = {
   presenceBuffer: [],
   presenceGeneration: 0,
   demoAvailable: true,
+  token: null,                // the latest demo token (also for GET /v1/presence)
+  unsent: null,               // {text, room, id, time} of a message whose answer has not come
   loading: false,
 };
 
@@ -252,7 +254,10 @@ function renderRooms() {
     const n = document.createElement("span");
     n.className = "count";
     n.textContent = String(count);
-    n.setAttribute("aria-label", `${count} message${count === 1 ? "" : "s"}`);
+    const unit = document.createElement("span");
+    unit.className = "visually-hidden";
+    unit.textContent = ` message${count === 1 ? "" : "s"}`;
+    n.append(unit);
     button.append(name, n);
     button.addEventListener("click", () => switchRoom(room));
     li.append(button);
@@ -284,7 +289,8 @@ async function refreshPresence() {
   try {
     const sub = state.subs.presence;
     if (sub) await sub.ready;
-    const response = await fetch(`/v1/presence/${encodeURIComponent(group(room))}`, { cache: "no-store" });
+    const headers = state.token ? { Authorization: `Bearer ${state.token}` } : {};
+    const response = await fetch(`/v1/presence/${encodeURIComponent(group(room))}`, { cache: "no-store", headers });
     if (!response.ok) throw new Error(`HTTP ${response.status}`);
     const body = await response.json();
     if (generation !== state.presenceGeneration || room !== state.room) return;
@@ -323,8 +329,10 @@ function renderPeople() {
     }
     return li;
   }));
-  $("people-count").textContent = String(sorted.length);
-  $("people-count").setAttribute("aria-label", `${sorted.length} ${sorted.length === 1 ? "person" : "people"}`);
+  const unit = document.createElement("span");
+  unit.className = "visually-hidden";
+  unit.textContent = sorted.length === 1 ? " person" : " people";
+  $("people-count").replaceChildren(String(sorted.length), unit);
 }
 
 // MARK: - Session
@@ -338,7 +346,8 @@ async function fetchToken() {
   }
   if (!response.ok) throw new Error(`the demo token was refused (${response.status})`);
   state.demoAvailable = true;
-  return (await response.json()).token;
+  state.token = (await response.json()).token;
+  return state.token;
 }
 
 function startSession() {
@@ -415,15 +424,14 @@ async function enterRoom(room, { first = false } = {}) {
     onGap: onGap("room"),
     onError: (error) => notice(`The room subscription failed: ${error.message}`, "error"),
   });
-  state.subs.room.ready.then(() => {
-    // The replay follows the confirmation at once; let it land before announcing new messages.
-    setTimeout(() => {
-      if (state.room !== room) return;
-      state.loading = false;
-      list.setAttribute("aria-busy", "false");
-      if (state.view === "room" && !state.roomMessages.length) renderList();
-    }, 150);
-  }, () => {});
+  const loaded = () => {
+    if (state.room !== room) return;
+    state.loading = false;
+    list.setAttribute("aria-busy", "false");
+    if (state.view === "room" && !state.roomMessages.length) renderList();
+  };
+  // The replay follows the confirmation at once; let it land before announcing new messages.
+  state.subs.room.ready.then(() => setTimeout(loaded, 150), loaded);
   state.subs.presence = herald.subscribe({
     filter: presenceFilter(group(room)),
     onEvent: onPresenceEvent,
@@ -502,16 +510,33 @@ function showJoin(message = "") {
 
 // MARK: - Sending
 
+/**
+ * Publishes a message. A message whose answer was lost (the connection dropped after it
+ * went out) is sent again with the same `source` and `id`, so the gateway's dedup window
+ * answers with the original seq instead of showing it twice.
+ */
 async function send(text) {
+  if (!state.unsent || state.unsent.text !== text || state.unsent.room !== state.room) {
+    state.unsent = { text, room: state.room, id: newMessageID(), time: new Date().toISOString() };
+  }
   const event = {
     type: "chat.message",
+    source: `herald-chat/${state.nick}`,
+    id: state.unsent.id,
     room: state.room,
     from: state.nick,
     text,
     mentions: parseMentions(text),
-    time: new Date().toISOString(),
+    time: state.unsent.time,
   };
-  return state.herald.publish(event);
+  const accepted = await state.herald.publish(event);
+  state.unsent = null;
+  return accepted;
+}
+
+function newMessageID() {
+  if (globalThis.crypto && typeof crypto.randomUUID === "function") return crypto.randomUUID();   // secure contexts only
+  return `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}${Math.random().toString(36).slice(2)}`;
 }
 
 $("compose").addEventListener("submit", async (e) => {

@@ -17,7 +17,8 @@ const REQUEST_TIMEOUT_MS = 10000;
 const OPEN_TIMEOUT_MS = 10000;
 const RESUME_SETTLE_MS = 300;   // quiet time after which a resume counts as complete
 const RESUME_MAX_MS = 5000;
-const ITERATOR_BUFFER = 10000;  // events kept for an async iterator that is not reading
+const ITERATOR_BUFFER = 10000;
+const STABLE_CONNECTION_MS = 5000; // a connection open this long resets the backoff  // events kept for an async iterator that is not reading
 
 /**
  * An error from the gateway or the client, with a machine-readable `code`: the gateway's
@@ -42,8 +43,6 @@ export class HeraldError extends Error {
   }
 }
 
-/** Top-level keys whose string values name an event's SSE event type (DESIGN §4). */
-const TYPE_KEYS = ["type", "eventType", "detail-type"];
 
 /** JSON with object keys sorted, so equal patterns compare equal. */
 function canonical(value) {
@@ -64,19 +63,13 @@ export function presenceFilter(group) {
  * pin the type (then the stream is read with fetch, which sees every name).
  */
 function sseEventNames(filter, route) {
+  // The gateway names an SSE event by its `type` first (DESIGN §4), so only a filter that
+  // pins `type` to strings tells the names; `eventType` alone does not (the event may
+  // also carry a `type`).
   if (route || !filter || typeof filter !== "object") return null;
-  const names = new Set();
-  let pinned = false;
-  for (const key of TYPE_KEYS) {
-    const values = filter[key];
-    if (values === undefined) continue;
-    if (!Array.isArray(values) || !values.every((v) => typeof v === "string")) return null;
-    values.forEach((v) => names.add(v));
-    pinned = true;
-  }
-  if (!pinned) return null;
-  names.add("message");
-  return [...names];
+  const values = filter.type;
+  if (!Array.isArray(values) || values.length === 0 || !values.every((v) => typeof v === "string")) return null;
+  return [...values];
 }
 
 function reportError(error) {
@@ -132,6 +125,7 @@ export class Subscription {
   unsubscribe() {
     if (this.state === "closed" || this.state === "failed") return;
     this.state = "closed";
+    this._readyReject(new HeraldError("closed", "the subscription was closed"));
     this._herald._removeSubscription(this);
     this._finishIterators(null);
   }
@@ -179,7 +173,10 @@ export class Subscription {
     }
     const item = { event, seq, subs, replayed };
     for (const push of this._iterators) push(item);
-    if (this._early && this._early.length < ITERATOR_BUFFER) this._early.push(item);
+    if (this._early) {
+      if (this._early.length < ITERATOR_BUFFER) this._early.push(item);
+      else this._overflow();
+    }
   }
 
   _gap(gap) {
@@ -199,6 +196,12 @@ export class Subscription {
       try { this._onError(error, { subscription: this }); } catch (e) { reportError(e); }
     }
     this._finishIterators(error);
+  }
+
+  /** An iterator fell ITERATOR_BUFFER events behind: end the subscription with an error. */
+  _overflow() {
+    this._fail(new HeraldError("overflow", `more than ${ITERATOR_BUFFER} events waited for an iterator that did not read them`));
+    this._herald._removeSubscription(this);
   }
 
   _finishIterators(error) {
@@ -229,6 +232,7 @@ export class Subscription {
       }
       if (waiting.length) waiting.shift().resolve({ value: item, done: false });
       else if (buffered.length < ITERATOR_BUFFER) buffered.push(item);
+      else subscription._overflow();   // never skip silently: end with an error
     };
     if (!done && !failure) this._iterators.add(push);
     const subscription = this;
@@ -555,7 +559,11 @@ export class Herald {
     }
     this._teardown(new HeraldError("closed", "the client was closed"));
     for (const entry of this._outbox.splice(0)) entry.reject(new HeraldError("closed", "the client was closed"));
-    for (const sub of [...this._subs.values()]) { sub.state = "closed"; sub._finishIterators(null); }
+    for (const sub of [...this._subs.values()]) {
+      sub.state = "closed";
+      sub._readyReject(new HeraldError("closed", "the client was closed"));
+      sub._finishIterators(null);
+    }
     this._subs.clear();
     this._setState("closed", { code: 1000, reason: "closed", retryInMs: null });
   }
@@ -621,13 +629,16 @@ export class Herald {
   }
 
   _opened() {
-    this._attempt = 0;
+    this._openedAt = Date.now();
     const resumed = this._hadOpen;
     this._hadOpen = true;
     this._setState("open", { resumed });
   }
 
   _dropped(detail) {
+    // A connection that lasted resets the backoff; one closed at once (a kick, overflow
+    // under the disconnect policy) keeps growing it, so retries do not hammer the gateway.
+    if (Date.now() - (this._openedAt || 0) > STABLE_CONNECTION_MS) this._attempt = 0;
     const error = new HeraldError("disconnected", `the connection closed (${detail.code}${detail.reason ? ` ${detail.reason}` : ""})`);
     this._teardown(error);
     this._scheduleRetry(detail);
@@ -661,18 +672,23 @@ export class Herald {
       opened = true;
       this._wsFailures = 0;
       if (this._hadOpen) this._beginResume(null);   // positions come with `subscribed`
-      this._opened();
-      // reauthenticate() ran while this socket was connecting with the older token.
+      // Resend what the connection carries before announcing it, so that a listener of
+      // `open` that subscribes or joins is not sent twice. Requests go out in this order:
+      // auth (reauthenticate() ran while this socket connected with the older token), the
+      // queued ones, then re-joins of groups that no queued join already covers.
+      const waiting = this._outbox.splice(0);
       if (this._token && this._token !== token) {
-        this._request("auth", { op: "auth", token: this._token }, { internal: true }).catch((error) => this._emit("error", { error }));
+        this._dispatchRequest(this._newRequest("auth", { op: "auth", token: this._token }, (error) => this._emit("error", { error })));
       }
       for (const sub of this._subs.values()) this._sendSubscribe(sub);
-      for (const [group, info] of this._groups) {
-        this._request("presence.join", { op: "presence.join", group, info }, { internal: true })
-          .catch((error) => { this._forgetRefusedJoin(group, info, error); this._emit("error", { error }); });
-      }
-      const waiting = this._outbox.splice(0);
       for (const entry of waiting) this._dispatchRequest(entry);
+      const queuedJoins = new Set(waiting.filter((e) => e.kind === "presence.join").map((e) => e.message.group));
+      for (const [group, info] of this._groups) {
+        if (queuedJoins.has(group)) continue;
+        this._dispatchRequest(this._newRequest("presence.join", { op: "presence.join", group, info },
+          (error) => { this._forgetRefusedJoin(group, info, error); this._emit("error", { error }); }));
+      }
+      this._opened();
     };
     ws.onmessage = (message) => { if (gen === this._gen) this._onMessage(message.data); };
     ws.onerror = () => { /* a close event follows */ };
@@ -730,16 +746,22 @@ export class Herald {
   }
 
   /** A request answered without an id (publish, presence, auth): answers come in order. */
-  _request(kind, message, { internal = false } = {}) {
+  _request(kind, message) {
     return new Promise((resolve, reject) => {
-      const entry = { kind, message, resolve, reject, settled: false, internal };
-      const settle = (fn) => (value) => { if (!entry.settled) { entry.settled = true; clearTimeout(entry.timer); fn(value); } };
-      entry.resolve = settle(resolve);
-      entry.reject = settle(reject);
-      entry.timer = setTimeout(() => entry.reject(new HeraldError("timeout", `no answer to ${kind} within ${REQUEST_TIMEOUT_MS / 1000} s`)), REQUEST_TIMEOUT_MS);
+      const entry = this._newRequest(kind, message, reject, resolve);
       if (this._state === "open" && this._mode === "websocket") this._dispatchRequest(entry);
       else this._outbox.push(entry);
     });
+  }
+
+  /** A request entry that settles once, by its answer or by a timeout. */
+  _newRequest(kind, message, reject, resolve = () => {}) {
+    const entry = { kind, message, settled: false };
+    const settle = (fn) => (value) => { if (!entry.settled) { entry.settled = true; clearTimeout(entry.timer); fn(value); } };
+    entry.resolve = settle(resolve);
+    entry.reject = settle(reject);
+    entry.timer = setTimeout(() => entry.reject(new HeraldError("timeout", `no answer to ${kind} within ${REQUEST_TIMEOUT_MS / 1000} s`)), REQUEST_TIMEOUT_MS);
+    return entry;
   }
 
   _dispatchRequest(entry) {
@@ -1012,7 +1034,8 @@ export class Herald {
       // The gateway refused this stream for good: a forbidden presence join (the stream is
       // opened again without it), or a subscription it will never accept (a bad pattern).
       const failure = new HeraldError(error && error.code || `http_${status}`, error && error.message || `the stream was refused (${status})`, { status, details: error });
-      this._streams.delete(key);
+      if (this._streams.get(key) === entry) this._streams.delete(key);
+      entry.close();
       if (entry.group != null && (status === 403 || !entry.sub)) {
         this._groups.delete(entry.group);
         this._presenceFailures.set(entry.group, failure);
@@ -1029,6 +1052,8 @@ export class Herald {
   }
 
   async _probe(url) {
+    // The same request, presence included, so a refused join shows as its 403 (a probe that
+    // succeeds announces a brief join and leave; it runs only after a stream failed to open).
     const controller = new AbortController();
     try {
       const response = await fetch(url, { cache: "no-store", signal: controller.signal, headers: { Accept: "text/event-stream" } });

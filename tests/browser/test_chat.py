@@ -170,7 +170,7 @@ def test_mentions_filter_and_room_list(driver, gateway, screenshot, transport):
 
     def rooms():
         return bob.js("return [...document.querySelectorAll('#rooms button.room')].map(b => "
-                      "[b.dataset.room, Number(b.querySelector('.count').textContent), b.getAttribute('aria-current')])")
+                      "[b.dataset.room, parseInt(b.querySelector('.count').textContent, 10), b.getAttribute('aria-current')])")
     wait_until(lambda: sorted(r[:2] for r in rooms()) == [["garden", 2], ["kitchen", 1], ["lobby", 2]], message="the room list with counts")
     assert [r[0] for r in rooms() if r[2] == "true"] == ["lobby"]
 
@@ -221,7 +221,7 @@ def test_presence_lists_each_nick_once_and_follows_closed_tabs(driver, gateway):
     ada_again = ChatTab(driver, gateway, "ada")  # a second tab of the same person
     wait_until(lambda: len(bob.js("return window.heraldDemo.members")) == 3, message="three members in the lobby")
     assert sorted(bob.people()) == ["ada", "bob"], "ada is listed once"
-    assert bob.js("return document.getElementById('people-count').textContent") == "2"
+    assert bob.js("return parseInt(document.getElementById('people-count').textContent, 10)") == 2
 
     bob.close()
     wait_until(lambda: ada.people() == ["ada"], message="bob to leave ada's list when his window closes")

@@ -153,3 +153,43 @@ def test_presence_join_refusal_and_leave(driver, gateway, transport):
     """)
     assert result == {"events": [["chat:lib", "join", "ada"], ["chat:lib", "leave", "ada"]], "joined": ["ada"],
                       "refused": "forbidden", "groups": ["chat:lib"], "left": [], "state": "open"}
+
+
+def test_work_queued_before_open_or_done_in_an_open_listener_goes_out_once(driver, gateway):
+    """A join made before the socket opens and a subscription made from an `open` listener
+    are each sent once: one join event, and the subscription stays alive."""
+    result = run(driver, gateway, """
+      const watcher = new Herald({ transport: 'websocket' });
+      const joins = [];
+      const watch = watcher.subscribe({ filter: { type: ['herald.presence'], group: ['chat:once'] }, onEvent: (e) => joins.push(e.action) });
+      await watch.ready;
+      const herald = new Herald({ token: () => token('ada', 'once'), transport: 'websocket', connect: false });
+      const joined = herald.presence.join('chat:once', { nick: 'ada' });
+      let late = null;
+      const got = [];
+      herald.on('open', () => { if (!late) late = herald.subscribe({ filter: { type: ['late'] }, onEvent: (e) => got.push(e.n) }); });
+      herald.reconnectNow();
+      await joined;
+      await until(() => late !== null);
+      await late.ready;
+      await post([{ type: 'late', n: 1 }]);
+      await until(() => got.length === 1);
+      await new Promise((r) => setTimeout(r, 300));
+      const result = { joins, lateState: late.state, got };
+      herald.close(); watcher.close();
+      return result;
+    """)
+    assert result == {"joins": ["join"], "lateState": "active", "got": [1]}
+
+
+def test_sse_filter_pinning_only_event_type_still_sees_events_named_by_type(driver, gateway):
+    """The gateway names an SSE event by `type` first, so `eventType` alone must not pick listeners."""
+    result = run(driver, gateway, """
+      const herald = new Herald({ transport: 'sse' });
+      const sub = herald.subscribe({ filter: { eventType: ['Reading'] }, since: 0 });
+      await post([{ type: 'sensor.v1', eventType: 'Reading', n: 7 }]);
+      const item = (await sub[Symbol.asyncIterator]().next()).value;
+      herald.close();
+      return item.event.n;
+    """)
+    assert result == 7
