@@ -704,13 +704,18 @@ export class Herald {
   async _webSocketFailed(gen, reason) {
     this._wsFailures++;
     if (this._transportOption === "auto" && this._wsFailures >= 2) {
-      // Two failures: is it the WebSocket, or is the gateway away? Only the first means SSE.
-      let reachable = false;
+      // Two failures: is it the WebSocket, the token, or is the gateway away? Only the first
+      // means SSE. The presence list authenticates like an upgrade, so it tells the token's fate
+      // (a refused upgrade is only "closed before open" to a browser).
+      let reachable = false, refused = false;
       try {
-        const response = await fetch(new URL("/healthz", this.url), { cache: "no-store" });
-        reachable = response.status < 500;
+        const headers = this._token ? { Authorization: `Bearer ${this._token}` } : {};
+        const response = await fetch(new URL("/v1/presence/herald.js-probe", this.url), { cache: "no-store", headers });
+        refused = response.status === 401;
+        reachable = response.status < 500 && !refused;
       } catch { reachable = false; }
       if (gen !== this._gen || this._closedForGood) return;
+      if (refused) this._emit("error", { error: new HeraldError("unauthorized", "the gateway refused the token; retrying with a new one") });
       if (reachable) {
         this._teardown(new HeraldError("disconnected", reason));
         this._mode = "sse";

@@ -193,3 +193,19 @@ def test_sse_filter_pinning_only_event_type_still_sees_events_named_by_type(driv
       return item.event.n;
     """)
     assert result == 7
+
+
+def test_a_refused_token_is_reported_and_does_not_switch_to_sse(driver, gateway):
+    """A browser sees a refused upgrade only as a close: the client asks the gateway whether
+    the token is the reason before it falls back to SSE."""
+    result = run(driver, gateway, """
+      const herald = new Herald({ token: 'not.a.token', reconnect: { initialMs: 50, maxMs: 100 } });
+      const errors = [], fallbacks = [];
+      herald.on('error', (e) => errors.push(e.error.code));
+      herald.on('fallback', (f) => fallbacks.push(f.to));
+      await until(() => errors.includes('unauthorized'), 8000);
+      const result = { transport: herald.transport, fallbacks };
+      herald.close();
+      return result;
+    """)
+    assert result == {"transport": "websocket", "fallbacks": []}
