@@ -59,8 +59,10 @@ final class Gateway {
     var draining = false
     /// Callbacks handled so far; the loop compares it across a service iteration.
     var callbacksHandled: UInt64 = 0
-    /// When SSE sockets were last checked for a closed peer.
+    /// When SSE sockets were last checked for a closed peer, and how many service
+    /// iterations in a row handled no callback.
     var lastStreamSweep: UInt64 = 0
+    var emptyServices = 0
     let startedAt = MonotonicClock.nanoseconds()
 
     init(config: HeraldConfig, logger: Logger, publicDirectory: String?) {

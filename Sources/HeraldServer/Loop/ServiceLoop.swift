@@ -97,7 +97,7 @@ final class ServiceLoop: @unchecked Sendable {
         while !stopped.load(ordering: .acquiring) {
             let handled = gateway.callbacksHandled
             if lws_service(context, 0) < 0 { break }
-            if gateway.callbacksHandled == handled { gateway.idleWakeup() }
+            gateway.serviced(handledCallbacks: gateway.callbacksHandled != handled)
             if gateway.draining && (gateway.isDrained || MonotonicClock.nanoseconds() > drainDeadline) {
                 break
             }

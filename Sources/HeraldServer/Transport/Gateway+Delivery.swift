@@ -215,11 +215,15 @@ extension Gateway {
         sweepStreams(now: now)
     }
 
-    /// Called when a service iteration dispatched no callback: most likely lws is woken
-    /// by a readable SSE socket it will not read (below), so look now, at most every 20 ms.
-    func idleWakeup() {
+    /// Called after each service iteration with whether it dispatched any callback. Several
+    /// empty iterations in a row mean lws is being woken by a readable SSE socket it will
+    /// not read (below), so look now, at most every 20 ms; a lone empty wake-up is lws'
+    /// own housekeeping and costs nothing.
+    func serviced(handledCallbacks: Bool) {
+        guard !handledCallbacks else { emptyServices = 0; return }
+        emptyServices += 1
         let now = MonotonicClock.nanoseconds()
-        if now - lastStreamSweep >= 20_000_000 { sweepStreams(now: now) }
+        if emptyServices >= 3 && now - lastStreamSweep >= 20_000_000 { sweepStreams(now: now) }
     }
 
     /// Ends every SSE stream whose socket has input: the peer closed it (or sent data,
@@ -228,7 +232,7 @@ extension Gateway {
     /// lws does not read an HTTP connection while its response is in progress, so it
     /// notices a closed SSE peer only when a write fails — after up to two heartbeats —
     /// and meanwhile its poll returns at once, again and again, for the readable socket.
-    /// The sweep runs every second and whenever such an empty wake-up happens, so a
+    /// The sweep runs every second and after a few empty wake-ups in a row, so a
     /// closed tab leaves its presence groups at once and the spin lasts milliseconds.
     private func sweepStreams(now: UInt64) {
         lastStreamSweep = now
