@@ -35,6 +35,7 @@ const state = {
   presenceBuffer: [],
   presenceGeneration: 0,
   demoAvailable: true,
+  shownNicks: null,           // the nicks last shown in the member list (null: none yet for this room)
   token: null,                // the latest demo token (also for GET /v1/presence)
   unsent: null,               // {text, room, id, time} of a message whose answer has not come
   loading: false,
@@ -307,6 +308,21 @@ async function refreshPresence() {
   renderPeople();
 }
 
+/**
+ * Tells screen readers who joined or left, in a polite status line, instead of making the
+ * rebuilt list live (it would be read out whole on every change). The first list of a
+ * room (`state.shownNicks` null) is not announced.
+ */
+function announcePeopleChanges(nicks) {
+  const before = state.shownNicks;
+  state.shownNicks = state.presencePosition == null ? null : nicks;   // the list is not loaded yet
+  if (!before || !state.shownNicks) return;
+  const joined = [...nicks].filter((n) => !before.has(n));
+  const left = [...before].filter((n) => !nicks.has(n));
+  const parts = [...joined.map((n) => `${n} joined`), ...left.map((n) => `${n} left`)];
+  if (parts.length) $("people-changes").textContent = parts.join(", ");
+}
+
 function renderPeople() {
   const nicks = new Map();   // nick → tabs
   for (const info of state.members.values()) {
@@ -314,6 +330,7 @@ function renderPeople() {
     if (nick) nicks.set(nick, (nicks.get(nick) || 0) + 1);
   }
   const sorted = [...nicks.keys()].sort((a, b) => (a === state.nick ? -1 : b === state.nick ? 1 : a.localeCompare(b)));
+  announcePeopleChanges(new Set(sorted));
   $("people").replaceChildren(...sorted.map((nick) => {
     const li = document.createElement("li");
     li.dataset.nick = nick;
@@ -400,6 +417,7 @@ async function enterRoom(room, { first = false } = {}) {
   state.room = room;
   state.roomMessages = [];
   state.members = new Map();
+  state.shownNicks = null;
   state.presenceBuffer = [];
   state.presencePosition = null;
   state.loading = true;

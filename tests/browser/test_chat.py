@@ -225,6 +225,9 @@ def test_presence_lists_each_nick_once_and_follows_closed_tabs(driver, gateway):
 
     bob.close()
     wait_until(lambda: ada.people() == ["ada"], message="bob to leave ada's list when his window closes")
+    # Screen readers hear the change in a status line, not the whole rebuilt list.
+    assert ada.js("return document.getElementById('people-changes').textContent") == "bob left"
+    assert ada.js("return document.getElementById('people').getAttribute('aria-live')") is None
     ada_again.close()
     wait_until(lambda: len(ada.js("return window.heraldDemo.members")) == 1, message="ada's second tab to leave")
     assert ada.people() == ["ada"]
