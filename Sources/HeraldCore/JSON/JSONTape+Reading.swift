@@ -196,15 +196,7 @@ extension JSONTape {
         if !node.hasEscapes {
             hasher.combine(bytes: UnsafeRawBufferPointer(start: base + start, count: length))
         } else {
-            withUnsafeTemporaryAllocation(byteCount: length, alignment: 1) { buffer in
-                var decoder = JSONStringDecoder(base: base, start: start, end: Int(node.end))
-                var n = 0
-                while n < length, let b = decoder.next() {
-                    buffer[n] = b
-                    n += 1
-                }
-                hasher.combine(bytes: UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
-            }
+            JSONStringDecoder.withDecoded(base: base, start: start, end: Int(node.end)) { hasher.combine(bytes: $0) }
         }
         return hasher.finalize()
     }
@@ -217,13 +209,7 @@ extension JSONTape {
         let raw = UnsafeRawBufferPointer(start: base + start, count: length)
         guard node.hasEscapes else { return String(decoding: raw, as: UTF8.self) }
         return String(unsafeUninitializedCapacity: length) { buffer in
-            var decoder = JSONStringDecoder(base: base, start: start, end: Int(node.end))
-            var n = 0
-            while n < length, let b = decoder.next() {
-                buffer[n] = b
-                n += 1
-            }
-            return n
+            JSONStringDecoder.decode(base: base, start: start, end: Int(node.end), into: UnsafeMutableRawPointer(buffer.baseAddress!))
         }
     }
 
@@ -320,6 +306,26 @@ struct JSONStringDecoder: IteratorProtocol {
         self.base = base
         self.position = start
         self.end = end
+    }
+
+    /// Decodes the content of `start..<end` into `out`, which must hold `end - start`
+    /// bytes (decoded content is never longer than the raw); returns the decoded length.
+    static func decode(base: UnsafeRawPointer, start: Int, end: Int, into out: UnsafeMutableRawPointer) -> Int {
+        var decoder = JSONStringDecoder(base: base, start: start, end: end)
+        var n = 0
+        while n < end - start, let b = decoder.next() {
+            out.storeBytes(of: b, toByteOffset: n, as: UInt8.self)
+            n += 1
+        }
+        return n
+    }
+
+    /// Calls `body` with the decoded content of `start..<end`, held in a temporary buffer.
+    static func withDecoded<R>(base: UnsafeRawPointer, start: Int, end: Int, _ body: (UnsafeRawBufferPointer) -> R) -> R {
+        withUnsafeTemporaryAllocation(byteCount: max(end - start, 1), alignment: 1) { buffer in
+            let n = decode(base: base, start: start, end: end, into: buffer.baseAddress!)
+            return body(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
+        }
     }
 
     func byte(_ offset: Int) -> UInt8 {

@@ -268,12 +268,7 @@ struct MatchScratch {
                 leaves[i].bytesStart = UInt32(start)
                 leaves[i].bytesCount = UInt32(length)
             } else {
-                var decoder = JSONStringDecoder(base: input.bytes, start: start, end: Int(node.end))
-                var n = 0
-                while n < length, let b = decoder.next() {
-                    arena[arenaUsed + n] = b
-                    n += 1
-                }
+                let n = JSONStringDecoder.decode(base: input.bytes, start: start, end: Int(node.end), into: arena.baseAddress! + arenaUsed)
                 leaves[i].bytesStart = UInt32(arenaUsed)
                 leaves[i].bytesCount = UInt32(n)
                 leaves[i].bytesInArena = true

@@ -172,14 +172,9 @@ struct PathTrie: Sendable {
             }
         }
         // An escaped key: decode it, then look it up the same way.
-        return withUnsafeTemporaryAllocation(byteCount: max(length, 1), alignment: 1) { buffer in
-            var decoder = JSONStringDecoder(base: event, start: start, end: Int(key.end))
-            var n = 0
-            while n < length, let b = decoder.next() {
-                buffer[n] = b
-                n += 1
-            }
-            let decoded = UnsafeRawPointer(buffer.baseAddress!)
+        return JSONStringDecoder.withDecoded(base: event, start: start, end: Int(key.end)) { buffer in
+            let decoded = buffer.baseAddress!
+            let n = buffer.count
             let hash = ByteHash.hash(decoded, n, seed: seed)
             return children.find(childKey(parent, hash)) { candidate in
                 let c = nodes[Int(candidate)]

@@ -152,14 +152,6 @@ enum LeafReader {
         guard tapeNode.hasEscapes else {
             return body(UnsafeRawBufferPointer(start: base + start, count: length))
         }
-        return withUnsafeTemporaryAllocation(byteCount: max(length, 1), alignment: 1) { buffer in
-            var decoder = JSONStringDecoder(base: base, start: start, end: Int(tapeNode.end))
-            var n = 0
-            while n < length, let b = decoder.next() {
-                buffer[n] = b
-                n += 1
-            }
-            return body(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
-        }
+        return JSONStringDecoder.withDecoded(base: base, start: start, end: Int(tapeNode.end), body)
     }
 }
