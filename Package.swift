@@ -19,6 +19,8 @@ let package = Package(
         .executable(name: "herald", targets: ["herald"]),
         .library(name: "HeraldCore", targets: ["HeraldCore"]),
         .library(name: "HeraldServer", targets: ["HeraldServer"]),
+        // The seeded event corpus, shared by the tests and the benchmark package.
+        .library(name: "HeraldPatternCorpus", targets: ["HeraldPatternCorpus"]),
     ],
     dependencies: [argumentParser, swiftLog, swiftCollections],
     targets: [
@@ -59,7 +61,8 @@ let package = Package(
             dependencies: ["HeraldServer", "HeraldClient", "HeraldCore", loggingProduct],
             path: "Sources/HeraldTestSupport"
         ),
-        .testTarget(name: "HeraldCoreTests", dependencies: ["HeraldCore"]),
+        .target(name: "HeraldPatternCorpus", dependencies: ["HeraldCore"]),
+        .testTarget(name: "HeraldCoreTests", dependencies: ["HeraldCore", "HeraldPatternCorpus"]),
         .testTarget(name: "HeraldClientTests", dependencies: ["HeraldClient"]),
         .testTarget(
             name: "HeraldServerTests",

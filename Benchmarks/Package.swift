@@ -17,6 +17,7 @@ let benchmark: Package.Dependency = .package(
 // (`main`, `herald`, a CI checkout), so derive it instead of hard-coding it.
 let heraldIdentity = String(Context.packageDirectory.split(separator: "/").dropLast().last ?? "herald").lowercased()
 let heraldCore: Target.Dependency = .product(name: "HeraldCore", package: heraldIdentity)
+let heraldPatternCorpus: Target.Dependency = .product(name: "HeraldPatternCorpus", package: heraldIdentity)
 let benchmarkProduct: Target.Dependency = .product(name: "Benchmark", package: "benchmark")
 let benchmarkPlugin: Target.PluginUsage = .plugin(name: "BenchmarkPlugin", package: "benchmark")
 
@@ -37,7 +38,7 @@ let package = Package(
 
         .executableTarget(
             name: "MatcherBenchmarks",
-            dependencies: [heraldCore, benchmarkProduct],
+            dependencies: [heraldCore, heraldPatternCorpus, benchmarkProduct],
             path: "Benchmarks/MatcherBenchmarks",
             plugins: [benchmarkPlugin]
         ),

@@ -1,4 +1,5 @@
 import HeraldCore
+import HeraldPatternCorpus
 import Testing
 
 // MARK: - Fixtures
