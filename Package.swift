@@ -63,7 +63,7 @@ let package = Package(
         ),
         .target(name: "HeraldPatternCorpus", dependencies: ["HeraldCore"]),
         .testTarget(name: "HeraldCoreTests", dependencies: ["HeraldCore", "HeraldPatternCorpus"]),
-        .testTarget(name: "HeraldClientTests", dependencies: ["HeraldClient"]),
+        .testTarget(name: "HeraldClientTests", dependencies: ["HeraldClient", "HeraldCore"]),
         .testTarget(
             name: "HeraldServerTests",
             dependencies: ["HeraldServer", "HeraldClient", "HeraldCore", "HeraldTestSupport"]

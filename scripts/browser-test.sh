@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs the browser tests (tests/browser: chat demo, herald.js, dashboard) in headless Chromium against the real gateway.
+# Runs the browser tests (e2e/browser: chat demo, herald.js, dashboard) in headless Chromium against the real gateway.
 # Installs what is missing, only when it is missing (idempotent, quiet): chromium and
 # chromium-driver from Debian, selenium, pytest, requests and websockets from PyPI; builds
 # the release binary when HERALD_BIN (default .build/release/herald) does not exist.
@@ -52,4 +52,4 @@ if [ ! -x "$HERALD_BIN" ]; then
 fi
 
 mkdir -p test-output/screenshots
-exec "$python" -m pytest -q tests/browser "$@"
+exec "$python" -m pytest -q e2e/browser "$@"

@@ -10,7 +10,7 @@ mkdir -p .build test-output
 set +e
 swift test --skip-build 2>&1 | tee .build/test-output.txt
 swift_status=${PIPESTATUS[0]}
-HERALD_BIN="$PWD/.build/debug/herald" python3 -m pytest -q tests 2>&1 | tee .build/pytest-output.txt
+HERALD_BIN="$PWD/.build/debug/herald" python3 -m pytest -q e2e 2>&1 | tee .build/pytest-output.txt
 pytest_status=${PIPESTATUS[0]}
 set -e
 echo "swift test exit $swift_status, pytest exit $pytest_status"

@@ -12,8 +12,8 @@
 /// Bytes of headroom lws needs before every buffer passed to lws_write().
 static const int herald_lws_pre = LWS_PRE;
 
-/// lws' sentinel for "no Content-Length" in lws_add_http_common_headers().
-static const lws_filepos_t herald_lws_illegal_content_length = LWS_ILLEGAL_HTTP_CONTENT_LEN;
+/// lws_write() mode for bytes sent as they are on a raw socket.
+static const enum lws_write_protocol herald_write_raw = LWS_WRITE_RAW;
 
 /// Log level bits (the LLL_ macros).
 static const int herald_lll_err = LLL_ERR;
@@ -25,6 +25,9 @@ static const int herald_lll_user = LLL_USER;
 /// Context creation options used by Herald.
 static const unsigned long long herald_opt_validate_utf8 = LWS_SERVER_OPTION_VALIDATE_UTF8;
 static const unsigned long long herald_opt_disable_ipv6 = LWS_SERVER_OPTION_DISABLE_IPV6;
+/// Every accepted connection is a raw socket bound to protocols[0]: Herald speaks HTTP/1.1
+/// and WebSocket itself (lws 4.1's HTTP server replays buffered pipelined input).
+static const unsigned long long herald_opt_only_raw = LWS_SERVER_OPTION_ONLY_RAW;
 
 /// A periodic callback on the service thread: lws' scheduler calls `fire(owner)` every
 /// `period_us` microseconds once started. The struct must stay at a fixed address until

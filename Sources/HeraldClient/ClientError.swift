@@ -1,3 +1,5 @@
+import HeraldCore
+
 /// Every failure of the built-in client: connection, timeout, end of stream, protocol
 /// violation, or (for the WebSocket handshake) a non-101 HTTP answer.
 public struct ClientError: Error, Sendable, CustomStringConvertible, Equatable {
@@ -61,5 +63,16 @@ public struct ClientError: Error, Sendable, CustomStringConvertible, Equatable {
             if body.count > 512 { text += "…" }
         }
         return text
+    }
+}
+
+extension ClientError {
+    /// Runs `body`, reporting a core codec's error as a protocol violation by the peer.
+    static func rethrowing<R>(_ body: () throws(HeraldError) -> R) throws(ClientError) -> R {
+        do throws(HeraldError) {
+            return try body()
+        } catch {
+            throw ClientError(.protocolViolation, error.message)
+        }
     }
 }

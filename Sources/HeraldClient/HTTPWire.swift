@@ -1,3 +1,5 @@
+import HeraldCore
+
 // HTTP/1.1 response parsing shared by HTTPConnection, SSEStream and WebSocketClient.
 // The parsing parts are pure functions over bytes so they can be tested without sockets.
 
@@ -131,112 +133,6 @@ enum BodyFraming: Equatable, Sendable {
     }
 }
 
-/// Incremental decoder for `Transfer-Encoding: chunked` (RFC 9112 §7.1).
-struct ChunkedDecoder: Sendable {
-    private enum State: Equatable, Sendable {
-        case sizeLine
-        case data(remaining: Int)
-        case dataEnd  // expecting the CRLF after chunk data
-        case dataEndLF  // saw CR after chunk data, expecting LF
-        case trailer
-        case done
-    }
-
-    private var state: State = .sizeLine
-    private var line: [UInt8] = []
-    var maxLineLength = 8 * 1024
-
-    init() {}
-
-    /// The last chunk and the trailer section have been read.
-    var isFinished: Bool { state == .done }
-
-    /// Between chunks (nothing of the next size line read yet) — an EOF here is "clean-ish".
-    var isAtChunkBoundary: Bool { state == .sizeLine && line.isEmpty }
-
-    /// Decodes as much of `input` as possible, appending chunk data to `output`.
-    /// Returns the number of bytes consumed; stops right after the end of the body.
-    mutating func decode(_ input: UnsafeBufferPointer<UInt8>, into output: inout [UInt8]) throws(ClientError) -> Int {
-        var i = 0
-        let n = input.count
-        while i < n {
-            switch state {
-            case .done:
-                return i
-            case .data(let remaining):
-                let take = min(remaining, n - i)
-                output.append(contentsOf: UnsafeBufferPointer(rebasing: input[i..<(i + take)]))
-                i += take
-                state = remaining == take ? .dataEnd : .data(remaining: remaining - take)
-            case .dataEnd:
-                let byte = input[i]
-                i += 1
-                if byte == CR {
-                    state = .dataEndLF
-                } else if byte == LF {
-                    state = .sizeLine
-                } else {
-                    throw ClientError(.protocolViolation, "chunked body: missing CRLF after chunk data")
-                }
-            case .dataEndLF:
-                guard input[i] == LF else {
-                    throw ClientError(.protocolViolation, "chunked body: missing LF after chunk data")
-                }
-                i += 1
-                state = .sizeLine
-            case .sizeLine, .trailer:
-                var j = i
-                while j < n && input[j] != LF { j += 1 }
-                line.append(contentsOf: UnsafeBufferPointer(rebasing: input[i..<j]))
-                if line.count > maxLineLength {
-                    throw ClientError(.protocolViolation, "chunked body: chunk-size or trailer line too long")
-                }
-                if j == n { return n }
-                i = j + 1
-                if line.last == CR { line.removeLast() }
-                if state == .trailer {
-                    if line.isEmpty { state = .done }
-                } else {
-                    let size = try ChunkedDecoder.parseSize(line)
-                    state = size == 0 ? .trailer : .data(remaining: size)
-                }
-                line.removeAll(keepingCapacity: true)
-            }
-        }
-        return i
-    }
-
-    private static func parseSize(_ line: [UInt8]) throws(ClientError) -> Int {
-        var size = 0
-        var digits = 0
-        for byte in line {
-            let value: Int
-            switch byte {
-            case 48...57: value = Int(byte) - 48
-            case 65...70: value = Int(byte) - 55
-            case 97...102: value = Int(byte) - 87
-            case SP, HT, UInt8(ascii: ";"):
-                // chunk extensions (and BWS before them) are ignored
-                guard digits > 0 else {
-                    throw ClientError(.protocolViolation, "chunked body: invalid chunk size line \(quoted(line))")
-                }
-                return size
-            default:
-                throw ClientError(.protocolViolation, "chunked body: invalid chunk size line \(quoted(line))")
-            }
-            digits += 1
-            guard digits <= 15 else {
-                throw ClientError(.protocolViolation, "chunked body: chunk size too large")
-            }
-            size = size * 16 + value
-        }
-        guard digits > 0 else {
-            throw ClientError(.protocolViolation, "chunked body: empty chunk size line")
-        }
-        return size
-    }
-}
-
 // MARK: - Reading from a socket
 
 extension ClientSocket {
@@ -317,7 +213,7 @@ extension ClientSocket {
             var decoder = ChunkedDecoder()
             while true {
                 let consumed = try withBuffered { (bytes) throws(ClientError) -> Int in
-                    try decoder.decode(bytes, into: &body)
+                    try ClientError.rethrowing { () throws(HeraldError) in try decoder.decode(bytes, into: &body) }
                 }
                 consume(consumed)
                 if decoder.isFinished { break }

@@ -1,3 +1,4 @@
+import HeraldCore
 /// A `GET` of a `text/event-stream`, read event by event. Blocking; owned by one thread
 /// or task at a time.
 ///
@@ -139,7 +140,7 @@ public final class SSEStream {
         case .chunked:
             decoded.removeAll(keepingCapacity: true)
             let consumed = try socket.withBuffered { (bytes) throws(ClientError) -> Int in
-                try chunkedDecoder.decode(bytes, into: &decoded)
+                try ClientError.rethrowing { () throws(HeraldError) in try chunkedDecoder.decode(bytes, into: &decoded) }
             }
             socket.consume(consumed)
             try parser.feed(decoded, into: &pending)

@@ -1,3 +1,4 @@
+import HeraldCore
 /// A blocking RFC 6455 client (no extensions, no TLS). Owned by one thread or task at a
 /// time: `receive` and the `send` methods must not be called concurrently.
 public final class WebSocketClient {
@@ -91,7 +92,7 @@ public final class WebSocketClient {
                     .protocolViolation,
                     "101 response without Connection: Upgrade (got \(head.header("connection") ?? "none"))")
             }
-            let expected = WebSocketClient.acceptValue(forKey: key)
+            let expected = WebSocketHandshake.acceptValue(forKey: key)
             guard let accept = head.header("sec-websocket-accept"), accept == expected else {
                 throw ClientError(
                     .protocolViolation,
@@ -128,11 +129,6 @@ public final class WebSocketClient {
     }
 
     deinit { socket.close() }
-
-    /// Sec-WebSocket-Accept for a Sec-WebSocket-Key (RFC 6455 §4.2.2).
-    public static func acceptValue(forKey key: String) -> String {
-        Base64.encode(SHA1.hash(Array((key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").utf8)))
-    }
 
     /// The TCP connection is still open (it may still be closing).
     public var isOpen: Bool { socket.isOpen }
@@ -259,7 +255,7 @@ public final class WebSocketClient {
                 pongsReceived += 1
             case WebSocketFrame.close:
                 let parsed: (code: UInt16?, reason: String)
-                do {
+                do throws(WebSocketProtocolError) {
                     parsed = try WebSocketFrame.parseClosePayload(frame.payload)
                 } catch {
                     try fail(1002, error.message)
@@ -314,13 +310,13 @@ public final class WebSocketClient {
     private func readFrame(deadline: Deadline) throws(ClientError) -> WebSocketFrame? {
         while true {
             let result: WebSocketFrame.DecodeResult
-            do {
+            do throws(WebSocketProtocolError) {
                 let limit = maxMessageSize
-                result = try socket.withBuffered { (bytes) throws(ClientError) -> WebSocketFrame.DecodeResult in
+                result = try socket.withBuffered { (bytes) throws(WebSocketProtocolError) -> WebSocketFrame.DecodeResult in
                     try WebSocketFrame.decode(bytes, maxPayload: limit)
                 }
             } catch {
-                try fail(error.message.contains("exceeds the limit") ? 1009 : 1002, error.message)
+                try fail(error.closeCode.rawValue, error.message)
             }
             switch result {
             case .frame(let frame, let consumed):

@@ -1,5 +1,6 @@
 public import HeraldCore
 public import Logging
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -16,6 +17,8 @@ import Glibc
 public final class HeraldServer: @unchecked Sendable {
     private let loop: ServiceLoop
     private var thread: pthread_t?
+    /// Set once `run()` or `start()` began serving.
+    private let serving = Atomic<Bool>(false)
 
     /// The TCP port the gateway listens on.
     public var port: Int { loop.port }
@@ -38,11 +41,13 @@ public final class HeraldServer: @unchecked Sendable {
 
     /// Serves on the calling thread until `shutdown()` completes.
     public func run() {
+        serving.store(true, ordering: .releasing)
         loop.run()
     }
 
     /// Serves on a new thread; returns at once.
     public func start() {
+        serving.store(true, ordering: .releasing)
         let box = Unmanaged.passRetained(loop)
         var handle = pthread_t()
         let result = pthread_create(&handle, nil, { argument in
@@ -56,6 +61,10 @@ public final class HeraldServer: @unchecked Sendable {
 
     /// Shuts down gracefully and waits until the loop has stopped. Safe from any thread.
     public func shutdown() {
+        guard serving.load(ordering: .acquiring) else {
+            loop.stopUnstarted()
+            return
+        }
         while !loop.isStopped {
             loop.requestShutdown()
             usleep(20_000)

@@ -1,6 +1,7 @@
 // Client against tiny in-process servers over real sockets on 127.0.0.1.
 
 import HeraldClient
+import HeraldCore
 import Testing
 
 #if canImport(Glibc)
@@ -298,7 +299,7 @@ private func acceptWebSocket(
     guard let head = conn.readHead(), let key = headerValue("sec-websocket-key", in: head) else { return nil }
     var headers = [
         "Upgrade: websocket", "Connection: Upgrade",
-        "Sec-WebSocket-Accept: \(accept ?? WebSocketClient.acceptValue(forKey: key))",
+        "Sec-WebSocket-Accept: \(accept ?? WebSocketHandshake.acceptValue(forKey: key))",
     ]
     let offered = (headerValue("sec-websocket-protocol", in: head) ?? "").split(separator: ",").map {
         $0.trimmingPrefix(" ").description

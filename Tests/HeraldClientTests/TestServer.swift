@@ -2,6 +2,7 @@
 // client can be exercised over real sockets without the Herald server.
 
 import HeraldClient
+import HeraldCore
 
 #if canImport(Glibc)
 import Glibc

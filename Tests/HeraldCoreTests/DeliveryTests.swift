@@ -12,7 +12,7 @@ import Testing
         var out: [String] = []
         while let next = queue.next() {
             switch next {
-            case .event(let e, _): out.append("\(e.seq)")
+            case .event(let e, _, _): out.append("\(e.seq)")
             case .control(let bytes): out.append(String(decoding: bytes, as: UTF8.self))
             case .gap(let from, let to, _, let reason): out.append("\(reason.rawValue) \(from)-\(to)")
             }
@@ -41,11 +41,23 @@ import Testing
     }
 
     @Test func theByteBoundCountsToo() {
-        let size = event(1, size: 100).byteCount
+        let size = event(1, size: 100).wireBytes(for: .webSocket)
         var queue = ClientQueue(limits: QueueLimits(maxMessages: 100, maxBytes: size * 2))
         for seq: UInt64 in 1...4 { _ = queue.enqueue(event(seq, size: 100), subscriptions: SubscriptionSet(slot: 0)) }
         #expect(queue.byteCount <= size * 2)
         #expect(seqs(&queue) == ["overflow 1-2", "3", "4"])
+    }
+
+    @Test func aQueueChargesWhatItsTransportSendsOnce() {
+        // Each event is charged the bytes of its own transport's encoding, not of both.
+        let big = event(1, size: 200_000)
+        for transport in TransportKind.allCases {
+            var queue = ClientQueue(limits: QueueLimits(maxMessages: 10, maxBytes: 10 << 20), transport: transport)
+            for seq: UInt64 in 1...5 { _ = queue.enqueue(event(seq, size: 200_000), subscriptions: SubscriptionSet(slot: 0)) }
+            #expect(queue.byteCount == 5 * big.wireBytes(for: transport))
+            #expect(queue.byteCount < 5 * 200_000 + 5 * 100, "\(transport)")
+            #expect(big.byteCount > 2 * 200_000, "the event itself holds both encodings")
+        }
     }
 
     @Test func dropNewestKeepsWhatWasQueuedAndReportsTheGapAfterIt() {
@@ -129,7 +141,7 @@ import Testing
         _ = queue.enqueue(event(1), subscriptions: SubscriptionSet(slot: 0))
         _ = queue.enqueue(event(2), subscriptions: both)
         queue.removeSubscription(0)
-        guard case .event(let e, let subs)? = queue.next() else { Issue.record("expected an event"); return }
+        guard case .event(let e, let subs, _)? = queue.next() else { Issue.record("expected an event"); return }
         #expect(e.seq == 2)
         #expect(subs == SubscriptionSet(slot: 1))
         #expect(queue.isEmpty)
@@ -151,7 +163,7 @@ import Testing
          ClientMessage.subscribe(id: "s1", filter: .object([.init("a", .array([.number(1)]))]), route: "chat", since: 1041)),
         (#"{"op":"subscribe","id":"s2","route":"chat"}"#, .subscribe(id: "s2", filter: nil, route: "chat", since: nil)),
         (#"{"op":"unsubscribe","id":"s1"}"#, .unsubscribe(id: "s1")),
-        (#"{"op":"publish","event":{"a":1}}"#, .publish(event: .object([.init("a", .number(1))]))),
+        (#"{"op":"publish","event":{ "a" : 12345678901234567 , "e":1.50}}"#, .publish(event: try! RawJSON(parsing: Array(#"{"a":12345678901234567,"e":1.50}"#.utf8)))),
         (#"{"op":"ping"}"#, .ping),
         (#"{"op":"auth","token":"t"}"#, .auth(token: "t")),
     ])

@@ -16,13 +16,28 @@ import Testing
         (#"{"id":"ce","eventId":"eb","type":"t"}"#, "ce", "t"),
         (#"{"eventId":"eb","eventType":"VibrationRecorded"}"#, "eb", "VibrationRecorded"),
         (#"{"eventId":"x","detail-type":"Order Placed","type":""}"#, "x", "Order Placed"),
-        (#"{"eventId":"x","type":7}"#, "x", "message"),
+        (#"{"eventId":"x","eventType":7}"#, "x", "message"),
         (#"{"eventId":"x\u00e9"}"#, "xé", "message"),
     ])
     func identityAndType(json: String, id: String, type: String) throws {
         let event = try #require(try parse(json).first)
         #expect(event.id == id)
         #expect(event.type == type)
+    }
+
+    @Test(arguments: [#"{"type":7}"#, #"{"type":["chat.message","herald.presence"]}"#, #"{"type":{"a":1}}"#, #"{"type":null}"#])
+    func typeMustBeOneString(json: String) {
+        // An array could carry a second type past a permission or the herald.* reservation.
+        #expect { try parse(json) } throws: { ($0 as? HeraldError)?.code == .invalidEvent && ($0 as? HeraldError)?.path == "$.type" }
+    }
+
+    @Test(arguments: [
+        (#"{"type":"herald.presence"}"#, true), (#"{"type":"HERALD.presence"}"#, true), (#"{"type":"Herald.x"}"#, true),
+        (#"{"type":"chat.message","eventType":"herald.gap"}"#, true), (#"{"detail-type":"hErAlD.x"}"#, true),
+        (#"{"type":"chat.message"}"#, false), (#"{"type":"heraldry"}"#, false), (#"{"eventType":["herald.x"]}"#, false),
+    ])
+    func reservedTypesAreRecognisedInAnyCase(json: String, reserved: Bool) throws {
+        #expect(try parse(json).first?.usesReservedType == reserved)
     }
 
     @Test func sourceIsKeptAndCompactJSONHasNoInsignificantWhitespace() throws {

@@ -92,7 +92,7 @@ let validCases: [ValidCase] = [
     ValidCase("negative zero", "-0", nodes: 1, .number),
     ValidCase("full number", "-0.0e+0", nodes: 1, .number),
     ValidCase("exponent upper", "1E-2", nodes: 1, .number),
-    ValidCase("big exponent", "123.456e789", nodes: 1, .number),
+    ValidCase("big exponent", "123.456e289", nodes: 1, .number),
     ValidCase("true", "true", nodes: 1, .true),
     ValidCase("false", "false", nodes: 1, .false),
     ValidCase("null", "null", nodes: 1, .null),
@@ -157,6 +157,8 @@ let invalidCases: [InvalidCase] = [
     InvalidCase("negative leading zero", "-01", at: 1, "leading zero in number"),
     InvalidCase("double zero", "[00]", at: 1, "leading zero in number"),
     InvalidCase("bare exponent", "1e", at: 2, "unexpected end of input"),
+    InvalidCase("number beyond float64", "123.456e789", at: 0, "number out of range"),
+    InvalidCase("negative number beyond float64", "[1,-1e400]", at: 3, "number out of range"),
     InvalidCase("bare signed exponent", "1e+", at: 3, "unexpected end of input"),
     InvalidCase("bare exponent in array", "[1e]", at: 3, "a digit in the exponent"),
     InvalidCase("exponent without digits", "[1E-x]", at: 4, "a digit in the exponent"),
@@ -460,7 +462,7 @@ struct JSONTapeReadingTests {
         ("9007199254740993", 9_007_199_254_740_992), ("12345678901234567890", 12_345_678_901_234_567_168),
         ("123456789012345678901234567890", 1.2345678901234568e29), ("0.000001", 0.000001),
         ("1.7976931348623157e308", 1.7976931348623157e308), ("5e-324", .leastNonzeroMagnitude),
-        ("2.2250738585072014e-308", 2.2250738585072014e-308), ("1e400", .infinity), ("-1e400", -.infinity),
+        ("2.2250738585072014e-308", 2.2250738585072014e-308), ("1e308", 1e308), ("-1e308", -1e308),
         ("1e-400", 0), ("0e999999999999", 0), ("100e-2", 1), ("0.30000000000000004", 0.30000000000000004),
     ] as [(String, Double)])
     func numberParsing(json: String, expected: Double) throws {
@@ -577,7 +579,8 @@ struct GeneratedDocument {
         if Bool.random(using: &rng) { token += "." + String(UInt32.random(in: 0...999_999, using: &rng)) }
         if Bool.random(using: &rng) {
             token += ["e", "E"].randomElement(using: &rng)! + ["", "+", "-"].randomElement(using: &rng)!
-            token += String(Int.random(in: 0...400, using: &rng))
+            // Positive exponents stay within float64 (past it the scanner refuses the number).
+            token += String(Int.random(in: 0...280, using: &rng))
         }
         numbers.append(token)
         kinds.append(.number)

@@ -128,10 +128,24 @@ import Testing
         try withTestServer { server in
             let connection = try HTTPConnection(host: server.host, port: server.port)
             defer { connection.close() }
-            let raw = "POST /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(TestServer.publisherKey)\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n7\r\n{\"a\":1}\r\n0\r\n\r\n"
+            // Neither Content-Length nor Transfer-Encoding: the body is unknown, so 411 and close.
+            let raw = "POST /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(TestServer.publisherKey)\r\nContent-Type: application/json\r\n\r\n"
             let response = try connection.sendRaw(raw)
             #expect(response.status == 411)
             #expect(response.errorCode == "length_required")
+        }
+    }
+
+    @Test func readsAChunkedBody() throws {
+        try withTestServer { server in
+            let connection = try HTTPConnection(host: server.host, port: server.port)
+            defer { connection.close() }
+            // HTTP/1.1 servers must read chunked bodies (RFC 9112 §7.1); the chunks are reassembled.
+            let raw = "POST /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(TestServer.publisherKey)\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n4\r\n{\"a\"\r\n3\r\n:1}\r\n0\r\n\r\n"
+            let response = try connection.sendRaw(raw)
+            #expect(response.status == 202)
+            #expect(try response.json["accepted"]?[0]?["seq"] == .number(1))
+            #expect(try server.request("GET", "/healthz").status == 200)
         }
     }
 

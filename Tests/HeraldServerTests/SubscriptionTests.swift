@@ -152,7 +152,7 @@ import Testing
             try ws.send(json: #"{"op":"subscribe","id":"s","filter":{"room":["lobby"]}}"#)
             _ = try ws.receiveJSON()
             try ws.send(json: #"{"op":"auth","token":"\#(TestServer.publisherKey)"}"#)
-            #expect(try ws.receiveJSON() == json(#"{"type":"authenticated","publisher":"test","subject":null}"#))
+            #expect(try ws.receiveJSON() == json(#"{"type":"authenticated","publisher":"test","subject":null,"expiresAt":null}"#))
             try ws.send(json: #"{"op":"publish","event":{"id":"w1","room":"lobby"}}"#)
             let event = try ws.receiveJSON()
             #expect(event["event"] == json(#"{"id":"w1","room":"lobby"}"#))

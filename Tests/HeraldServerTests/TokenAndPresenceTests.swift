@@ -87,7 +87,7 @@ import Glibc
             try ws.send(json: #"{"op":"publish","event":{"type":"chat.message","from":"ada"}}"#)
             #expect(try ws.receiveJSON()["code"] == .string("forbidden"))
             try ws.send(json: #"{"op":"auth","token":"\#(token(#"{"sub":"ada","herald.publish":{"from":["ada"]}}"#))"}"#)
-            #expect(try ws.receiveJSON() == json(#"{"type":"authenticated","publisher":null,"subject":"ada"}"#))
+            #expect(try ws.receiveJSON() == json(#"{"type":"authenticated","publisher":null,"subject":"ada","expiresAt":null}"#))
             try ws.send(json: #"{"op":"publish","event":{"id":"m1","type":"chat.message","from":"ada"}}"#)
             #expect(try ws.receiveJSON() == json(#"{"type":"published","id":"m1","seq":1}"#))
             try ws.send(json: #"{"op":"publish","event":{"type":"chat.message","from":"eve"}}"#)

@@ -56,7 +56,7 @@ public struct SubscriberToken: Sendable, Equatable {
         expiresAt = try seconds("exp")
         notBefore = try seconds("nbf")
         if let expiresAt, now > expiresAt + Self.leewaySeconds {
-            throw HeraldError(.unauthorized, "the token expired")
+            throw HeraldError(.tokenExpired, "the token expired")
         }
         if let notBefore, now + Self.leewaySeconds < notBefore {
             throw HeraldError(.unauthorized, "the token is not valid yet")

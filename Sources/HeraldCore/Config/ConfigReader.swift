@@ -214,7 +214,11 @@ struct ConfigReader {
     }
 
     private mutating func readLimits(_ value: JSONValue, _ path: String, into limits: inout HeraldConfig.Limits) {
-        let keys: Set<String> = ["maxBodyBytes", "maxEventBytes", "maxBatchEvents", "maxJSONDepth", "maxSubscriptionsPerConnection", "maxQueuedBytesTotal", "maxPatternBytes", "maxPatternFields"]
+        let keys: Set<String> = [
+            "maxBodyBytes", "maxEventBytes", "maxBatchEvents", "maxJSONDepth", "maxSubscriptionsPerConnection", "maxQueuedBytesTotal",
+            "maxPatternBytes", "maxPatternFields", "maxUnauthenticatedBodyBytes", "maxPendingInputBytesTotal", "headTimeoutSeconds",
+            "bodyTimeoutSeconds", "keepAliveSeconds", "maxHeadBytes", "maxHeaderBytes", "maxTargetBytes",
+        ]
         for member in object(value, path, allowed: keys) {
             let p = "\(path).\(member.key)"
             switch member.key {
@@ -227,6 +231,14 @@ struct ConfigReader {
             case "maxQueuedBytesTotal": if let n = int(member.value, p, in: (1 << 20)...(64 << 30)) { limits.maxQueuedBytesTotal = n }
             case "maxPatternBytes": if let n = int(member.value, p, in: 16...(1 << 20)) { limits.pattern.maxBytes = n }
             case "maxPatternFields": if let n = int(member.value, p, in: 1...10_000) { limits.pattern.maxFields = n }
+            case "maxUnauthenticatedBodyBytes": if let n = int(member.value, p, in: 1024...(64 << 20)) { limits.maxUnauthenticatedBodyBytes = n }
+            case "maxPendingInputBytesTotal": if let n = int(member.value, p, in: (1 << 20)...(64 << 30)) { limits.maxPendingInputBytesTotal = n }
+            case "headTimeoutSeconds": if let n = int(member.value, p, in: 1...600) { limits.headTimeoutSeconds = n }
+            case "bodyTimeoutSeconds": if let n = int(member.value, p, in: 1...600) { limits.bodyTimeoutSeconds = n }
+            case "keepAliveSeconds": if let n = int(member.value, p, in: 1...3600) { limits.keepAliveSeconds = n }
+            case "maxHeadBytes": if let n = int(member.value, p, in: 1024...(1 << 20)) { limits.head.maxHeadBytes = n }
+            case "maxHeaderBytes": if let n = int(member.value, p, in: 256...(1 << 20)) { limits.head.maxFieldBytes = n }
+            case "maxTargetBytes": if let n = int(member.value, p, in: 256...(1 << 20)) { limits.head.maxTargetBytes = n }
             default: break
             }
         }

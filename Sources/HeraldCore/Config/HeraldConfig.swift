@@ -69,6 +69,21 @@ public struct HeraldConfig: Sendable {
         /// All client queues together; past it the largest queues shed first.
         public var maxQueuedBytesTotal = 256 << 20
         public var pattern = PatternLimits()
+        /// The largest body (or WebSocket message) from a client that proved nothing: an
+        /// anonymous subscriber, `POST /v1/patterns/test`.
+        public var maxUnauthenticatedBodyBytes = 64 * 1024
+        /// Bytes held for unfinished input of all connections together (partial heads,
+        /// request bodies being read, partial WebSocket messages); past it new bodies get
+        /// 503 with `Retry-After`.
+        public var maxPendingInputBytesTotal = 64 << 20
+        /// A request head must arrive within this many seconds of its first byte.
+        public var headTimeoutSeconds = 10
+        /// A request body must arrive within this many seconds of its head.
+        public var bodyTimeoutSeconds = 5
+        /// An idle keep-alive connection is closed after this many seconds.
+        public var keepAliveSeconds = 60
+        /// Request head limits (414, 431).
+        public var head = HTTPHeadLimits()
 
         public var ingest: IngestLimits {
             IngestLimits(maxEventBytes: maxEventBytes, maxBatchEvents: maxBatchEvents, json: JSONLimits(maxDepth: maxJSONDepth))

@@ -5,11 +5,12 @@
 public enum ClientMessage: Sendable, Equatable {
     case subscribe(id: String, filter: JSONValue?, route: String?, since: UInt64?)
     case unsubscribe(id: String)
-    case publish(event: JSONValue)
+    /// The event exactly as sent (compacted); the server validates it like an ingest body.
+    case publish(event: RawJSON)
     case ping
     case auth(token: String)
     /// Join a presence group, or update this connection's `info` in it.
-    case presenceJoin(group: String, info: JSONValue)
+    case presenceJoin(group: String, info: RawJSON)
     case presenceLeave(group: String)
 
     /// Longest accepted subscription id.
@@ -23,11 +24,18 @@ public enum ClientMessage: Sendable, Equatable {
     /// - Throws: `invalid_message` (not JSON, not an object, a field of the wrong type) or
     ///   `unknown_op`; the error's `path` names the faulty field.
     public init(decoding text: [UInt8], limits: JSONLimits = JSONLimits()) throws(HeraldError) {
-        let value: JSONValue
+        let tape: JSONTape
         do throws(HeraldError) {
-            value = try JSONValue(parsing: text, limits: limits)
+            tape = try JSONScanner.scan(text, limits: limits)
         } catch {
             throw HeraldError(.invalidMessage, "the message is not valid JSON: \(error.message)", offset: error.offset)
+        }
+        let value = text.withUnsafeBytes { JSONValue(tape: tape, index: 0, bytes: $0) }
+        /// The member `key` of the message exactly as sent.
+        func raw(_ key: StaticString) -> RawJSON? {
+            text.withUnsafeBytes { bytes in
+                tape.member(key, inObjectAt: 0, in: bytes).map { RawJSON(tape: tape, index: $0, bytes: bytes) }
+            }
         }
         guard case .object = value else {
             throw HeraldError(.invalidMessage, "a message must be a JSON object, not \(value.kindName)", path: "$")
@@ -65,8 +73,11 @@ public enum ClientMessage: Sendable, Equatable {
         case "unsubscribe":
             self = .unsubscribe(id: try subscriptionID())
         case "publish":
-            guard let event = value["event"] else {
+            guard let event = raw("event") else {
                 throw HeraldError(.invalidMessage, "\"publish\" needs an \"event\" object", path: "$.event")
+            }
+            guard event.isObject else {
+                throw HeraldError(.notAnObject, "\"event\" must be a JSON object, not \(value["event"]?.kindName ?? "nothing")", path: "$.event")
             }
             self = .publish(event: event)
         case "ping":
@@ -78,7 +89,7 @@ public enum ClientMessage: Sendable, Equatable {
             self = .auth(token: token)
         case "presence.join":
             let group = try Self.presenceGroup(value["group"])
-            let info = value["info"] ?? .object([])
+            let info = raw("info") ?? RawJSON.emptyObject
             try Self.validatePresenceInfo(info, path: "$.info")
             self = .presenceJoin(group: group, info: info)
         case "presence.leave":
@@ -97,14 +108,12 @@ public enum ClientMessage: Sendable, Equatable {
     }
 
     /// Presence `info` is a JSON object of at most `maxPresenceInfoBytes`.
-    public static func validatePresenceInfo(_ info: JSONValue, path: String) throws(HeraldError) {
-        guard case .object = info else {
-            throw HeraldError(.invalidMessage, "presence \"info\" must be a JSON object, not \(info.kindName)", path: path)
+    public static func validatePresenceInfo(_ info: RawJSON, path: String) throws(HeraldError) {
+        guard info.isObject else {
+            throw HeraldError(.invalidMessage, "presence \"info\" must be a JSON object, not \(info.value.kindName)", path: path)
         }
-        var bytes: [UInt8] = []
-        JSONWriter.write(info, into: &bytes)
-        guard bytes.count <= maxPresenceInfoBytes else {
-            throw HeraldError(.invalidMessage, "presence \"info\" has \(bytes.count) bytes; the limit is \(maxPresenceInfoBytes)", path: path)
+        guard info.bytes.count <= maxPresenceInfoBytes else {
+            throw HeraldError(.invalidMessage, "presence \"info\" has \(info.bytes.count) bytes; the limit is \(maxPresenceInfoBytes)", path: path)
         }
     }
 

@@ -3,8 +3,9 @@ import DequeModule
 /// What a client is sent next: an event (shared, never copied), a control message of its
 /// own, or the notice that events are missing.
 public enum Outgoing: Sendable {
-    /// An event and the subscriptions of this client that matched it.
-    case event(Event, SubscriptionSet)
+    /// An event and the subscriptions of this client that matched it; `replayed` when it
+    /// was read from history for a resuming client (not a live delivery).
+    case event(Event, SubscriptionSet, replayed: Bool)
     /// A transport-encoded control message (acknowledgement, error, heartbeat).
     case control([UInt8])
     /// Events `from...to` were not delivered; `subscriptions` had matched them.
@@ -20,6 +21,9 @@ public enum Outgoing: Sendable {
 /// Control messages count towards the bound but are never dropped; a client that lets
 /// them pile up past `maxMessages` is reported as overflowing so it can be closed.
 ///
+/// A queue charges each event the bytes its transport sends for it (the WebSocket or the
+/// SSE encoding, not both), so `byteCount` is what the client has yet to receive.
+///
 /// Owned by the loop thread that owns the client; not thread-safe.
 /// - Complexity: `enqueue` and `next` are amortised O(1) when nothing is dropped;
 ///   dropping is O(position of the dropped entry), which is small for the oldest.
@@ -27,6 +31,8 @@ public struct ClientQueue: Sendable {
     public let limits: QueueLimits
     /// Index into `Event.coalesceKeys` for the `coalesce` policy.
     public let coalesceSlot: Int?
+    /// Whose encoding the queue charges for.
+    public let transport: TransportKind
     private var entries: Deque<Outgoing> = []
     private var messageCount = 0
     private var controlCount = 0
@@ -38,9 +44,10 @@ public struct ClientQueue: Sendable {
     /// Events replaced by a newer one of the same coalesce key.
     public private(set) var coalescedCount: UInt64 = 0
 
-    public init(limits: QueueLimits, coalesceSlot: Int? = nil) {
+    public init(limits: QueueLimits, coalesceSlot: Int? = nil, transport: TransportKind = .webSocket) {
         self.limits = limits
         self.coalesceSlot = coalesceSlot
+        self.transport = transport
     }
 
     /// Queued events and control messages (gap notices are not counted).
@@ -62,10 +69,10 @@ public struct ClientQueue: Sendable {
     }
 
     /// Queues an event and applies the policy when the bound is exceeded.
-    public mutating func enqueue(_ event: Event, subscriptions: SubscriptionSet) -> EnqueueResult {
-        entries.append(.event(event, subscriptions))
+    public mutating func enqueue(_ event: Event, subscriptions: SubscriptionSet, replayed: Bool = false) -> EnqueueResult {
+        entries.append(.event(event, subscriptions, replayed: replayed))
         messageCount += 1
-        byteCount += event.byteCount
+        byteCount += event.wireBytes(for: transport)
         guard messageCount > limits.maxMessages || byteCount > limits.maxBytes else { return .queued }
         switch limits.policy {
         case .disconnect:
@@ -103,9 +110,9 @@ public struct ClientQueue: Sendable {
     public mutating func next() -> Outgoing? {
         guard let entry = entries.popFirst() else { return nil }
         switch entry {
-        case .event(let event, _):
+        case .event(let event, _, _):
             messageCount -= 1
-            byteCount -= event.byteCount
+            byteCount -= event.wireBytes(for: transport)
         case .control(let bytes):
             messageCount -= 1
             controlCount -= 1
@@ -133,13 +140,13 @@ public struct ClientQueue: Sendable {
         var kept: Deque<Outgoing> = []
         for entry in entries {
             switch entry {
-            case .event(let event, var subs):
+            case .event(let event, var subs, let replayed):
                 subs.remove(slot)
                 if subs.isEmpty {
                     messageCount -= 1
-                    byteCount -= event.byteCount
+                    byteCount -= event.wireBytes(for: transport)
                 } else {
-                    kept.append(.event(event, subs))
+                    kept.append(.event(event, subs, replayed: replayed))
                 }
             case .gap(let from, let to, var subs, let reason):
                 subs.remove(slot)
@@ -156,7 +163,7 @@ public struct ClientQueue: Sendable {
     private mutating func dropOldest(keeping newest: Event) -> Int {
         var dropped = 0
         while messageCount > limits.maxMessages || byteCount > limits.maxBytes,
-              let index = entries.firstIndex(where: { if case .event(let e, _) = $0 { e !== newest } else { false } }) {
+              let index = entries.firstIndex(where: { if case .event(let e, _, _) = $0 { e !== newest } else { false } }) {
             removeEvent(at: index)
             dropped += 1
         }
@@ -166,9 +173,9 @@ public struct ClientQueue: Sendable {
     /// Removes the event at `index`; unless told otherwise, a gap notice takes its place
     /// (merged into an adjacent overflow gap).
     private mutating func removeEvent(at index: Int, leavingGap: Bool = true) {
-        guard case .event(let event, let subs) = entries[index] else { return }
+        guard case .event(let event, let subs, _) = entries[index] else { return }
         messageCount -= 1
-        byteCount -= event.byteCount
+        byteCount -= event.wireBytes(for: transport)
         guard leavingGap else {
             entries.remove(at: index)
             return
@@ -189,7 +196,7 @@ public struct ClientQueue: Sendable {
 
     private func indexOfEvent(withKey key: UInt64, slot: Int, before end: Int) -> Int? {
         for index in 0..<end {
-            if case .event(let event, _) = entries[index], event.coalesceKeys[slot] == key { return index }
+            if case .event(let event, _, _) = entries[index], event.coalesceKeys[slot] == key { return index }
         }
         return nil
     }

@@ -6,19 +6,24 @@
 /// `herald.presence` event so that it is routed, kept in history and resumed.
 public struct PresenceRegistry: Sendable {
     /// One connection in one group.
-    public struct Member: Sendable, Equatable {
+    public struct Member: Sendable {
         public var client: UInt64
-        public var info: JSONValue
+        /// What the connection joined with, exactly as it sent it.
+        public var info: RawJSON
         /// `ws` or `sse`.
         public var transport: String
-        /// The sequence number of the event that announced the latest join.
-        public var joinedSeq: UInt64
+        /// The event that announced the latest join: a member is listed to a caller only
+        /// when this event would be delivered to it (its token's scope).
+        public var joinEvent: Event?
 
-        public init(client: UInt64, info: JSONValue, transport: String, joinedSeq: UInt64) {
+        /// The sequence number of the event that announced the latest join.
+        public var joinedSeq: UInt64 { joinEvent?.seq ?? 0 }
+
+        public init(client: UInt64, info: RawJSON, transport: String, joinEvent: Event? = nil) {
             self.client = client
             self.info = info
             self.transport = transport
-            self.joinedSeq = joinedSeq
+            self.joinEvent = joinEvent
         }
     }
 

@@ -44,13 +44,15 @@ public enum WireFormat {
 
     public static let pong: [UInt8] = Array(#"{"type":"pong"}"#.utf8)
 
-    /// `{"type":"authenticated","publisher":…,"subject":…}` (null where unknown).
-    public static func authenticated(publisher: String?, subject: String?) -> [UInt8] {
+    /// `{"type":"authenticated","publisher":…,"subject":…,"expiresAt":…}` (null where
+    /// unknown; `expiresAt` is the token's `exp`, by which it must be renewed).
+    public static func authenticated(publisher: String?, subject: String?, expiresAt: Int64? = nil) -> [UInt8] {
         var out: [UInt8] = []
         JSONWriter.write(.object([
             .init("type", .string("authenticated")),
             .init("publisher", publisher.map(JSONValue.string) ?? .null),
             .init("subject", subject.map(JSONValue.string) ?? .null),
+            .init("expiresAt", expiresAt.map { .number(Double($0)) } ?? .null),
         ]), into: &out)
         return out
     }

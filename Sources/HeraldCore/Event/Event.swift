@@ -104,8 +104,20 @@ public final class Event: @unchecked Sendable {
         UnsafeRawBufferPointer(rebasing: storage[wsTailOffset..<(wsTailOffset + wsTailLength)])
     }
 
-    /// Bytes this event holds (what a queue charges for it).
+    /// Bytes this event holds in memory (both encodings; what history charges).
     public var byteCount: Int { storage.count }
+
+    /// Bytes one client of `transport` is sent for this event (what its queue charges):
+    /// the SSE block, or the shared WebSocket tail plus a typical per-connection head.
+    public func wireBytes(for transport: TransportKind) -> Int {
+        switch transport {
+        case .sse: sseLength
+        case .webSocket: wsTailLength + Self.webSocketHeadAllowance
+        }
+    }
+
+    /// The frame header and `{"type":"event","subs":["…"],` of a WebSocket event message.
+    static let webSocketHeadAllowance = 40
 
     /// The event JSON as a String (tests and cold paths).
     public var jsonText: String { String(decoding: json, as: UTF8.self) }

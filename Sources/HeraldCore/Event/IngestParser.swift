@@ -44,6 +44,9 @@ public struct IncomingEvent: Sendable {
     public var type: String
     /// The event as compact JSON.
     public var compactJSON: [UInt8]
+    /// `type`, `eventType` or `detail-type` begins with `herald.` in any case: a name
+    /// reserved for events the gateway itself emits (presence, gaps).
+    public var usesReservedType: Bool
 }
 
 /// Turns an ingest body into validated events, all or nothing.
@@ -128,11 +131,16 @@ public enum IngestParser {
             throw HeraldError(.invalidEvent, "the event id must not be empty", offset: Int(tape.nodes[node].start))
         }
         let source = try optionalString("source") ?? ""
-        var type = "message"
+        // `type` names the event for SSE and for permissions, so it is one string, never
+        // an array that could carry a second (reserved or forbidden) type.
+        _ = try optionalString("type")
+        var type: String?
+        var reserved = false
         for key in ["type", "eventType", "detail-type"] {
             if let index = tape.member(key, inObjectAt: node, in: body), tape.nodes[index].kind == .string {
                 let value = tape.string(at: index, in: body)
-                if !value.isEmpty { type = value; break }
+                if value.utf8.count >= 7, value.prefix(7).lowercased() == "herald." { reserved = true }
+                if type == nil, !value.isEmpty { type = value }
             }
         }
         let range = tape.nodes[node]
@@ -141,8 +149,9 @@ public enum IngestParser {
             id: id ?? UUID4.generate(),
             hasExplicitID: id != nil,
             source: source,
-            type: type,
-            compactJSON: compact(UnsafeRawBufferPointer(rebasing: body[Int(range.start)..<Int(range.end)]))
+            type: type ?? "message",
+            compactJSON: compact(UnsafeRawBufferPointer(rebasing: body[Int(range.start)..<Int(range.end)])),
+            usesReservedType: reserved
         )
     }
 

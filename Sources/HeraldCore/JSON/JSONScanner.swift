@@ -15,8 +15,8 @@ public struct JSONLimits: Sendable, Equatable {
 /// the only allocation is the growth of the tape's node array (a reused tape has none).
 /// It is also the gate against hostile input, so it is strict where JSON parsers are often
 /// lenient: UTF-8 is validated, lone surrogates, duplicate keys, leading zeros, comments,
-/// trailing commas and trailing garbage are refused, and nesting is bounded by
-/// `JSONLimits.maxDepth`.
+/// trailing commas, trailing garbage and numbers beyond a 64-bit float (`1e400`) are
+/// refused, and nesting is bounded by `JSONLimits.maxDepth`.
 ///
 /// Every syntax error is a `HeraldError` with code `.invalidJSON`, a precise message and
 /// the byte offset of the fault:
@@ -452,6 +452,14 @@ struct JSONScanCursor {
             guard i < count else { throw JSONScanCursor.endOfInput(count) }
             guard JSONScanCursor.isDigit(byte(i)) else { throw unexpected(at: i, expecting: "a digit in the exponent") }
             while i < count && JSONScanCursor.isDigit(byte(i)) { i += 1 }
+        }
+        // A number no 64-bit float can hold (1e400) would become infinity or null in
+        // every reader downstream; refuse it here, so every path treats it alike.
+        if JSONTape.fastNumber(base, start, i) == nil {
+            let text = String(decoding: UnsafeRawBufferPointer(start: base + start, count: i - start), as: UTF8.self)
+            if let value = Double(text), !value.isFinite {
+                throw HeraldError(.invalidJSON, "number out of range (beyond a 64-bit float)", offset: start)
+            }
         }
         tape.nodes.append(
             JSONTape.Node(

@@ -35,6 +35,9 @@ public struct GatewayMetrics: Sendable {
     public var droppedCoalesced: UInt64 = 0
     public var disconnectedOverflow: UInt64 = 0
     public var expiredGaps: UInt64 = 0
+    /// Events sent from history to resuming clients (not live deliveries: no latency).
+    public var replayedWebSocket: UInt64 = 0
+    public var replayedSSE: UInt64 = 0
     public var deliveryLatency = Histogram.latency()
     public var matchDuration = Histogram.matchDuration()
     /// One entry per configured route, then one for ad-hoc filters (name "").
@@ -64,6 +67,8 @@ public struct GatewayMetrics: Sendable {
         droppedCoalesced += other.droppedCoalesced
         disconnectedOverflow += other.disconnectedOverflow
         expiredGaps += other.expiredGaps
+        replayedWebSocket += other.replayedWebSocket
+        replayedSSE += other.replayedSSE
         deliveryLatency.merge(other.deliveryLatency)
         matchDuration.merge(other.matchDuration)
         for i in routes.indices where i < other.routes.count {

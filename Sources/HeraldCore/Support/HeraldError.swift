@@ -37,6 +37,46 @@ public struct HeraldError: Error, Sendable, Equatable, CustomStringConvertible {
         public static let invalidConfig = Code(rawValue: "invalid_config")
         public static let shuttingDown = Code(rawValue: "shutting_down")
         public static let io = Code(rawValue: "io_error")
+        /// A request that breaks HTTP/1.1 framing (request line, header syntax, body length).
+        public static let badRequest = Code(rawValue: "bad_request")
+        /// A request-target longer than the gateway reads.
+        public static let uriTooLong = Code(rawValue: "uri_too_long")
+        /// A request head, or one header field, larger than the gateway reads.
+        public static let headersTooLarge = Code(rawValue: "headers_too_large")
+        /// A transfer coding other than `chunked`.
+        public static let notImplemented = Code(rawValue: "not_implemented")
+        /// An HTTP version other than 1.0 and 1.1.
+        public static let versionNotSupported = Code(rawValue: "http_version_not_supported")
+        /// The request head or body did not arrive in time.
+        public static let requestTimeout = Code(rawValue: "request_timeout")
+        /// The gateway holds as much unfinished input as it allows; retry later.
+        public static let overloaded = Code(rawValue: "overloaded")
+        /// The connection's token expired.
+        public static let tokenExpired = Code(rawValue: "token_expired")
+        /// A WebSocket upgrade that does not follow RFC 6455 §4.2.1.
+        public static let upgradeRequired = Code(rawValue: "upgrade_required")
+
+        /// The HTTP status that answers this error: one table, so every endpoint agrees.
+        public var httpStatus: Int {
+            switch self {
+            case .unauthorized, .tokenExpired: 401
+            case .forbidden: 403
+            case .notFound, .unknownSubscription, .notAMember: 404
+            case .methodNotAllowed: 405
+            case .requestTimeout: 408
+            case .lengthRequired: 411
+            case .bodyTooLarge, .batchTooLarge, .eventTooLarge: 413
+            case .uriTooLong: 414
+            case .unsupportedMediaType: 415
+            case .upgradeRequired: 426
+            case .headersTooLarge: 431
+            case .io: 500
+            case .notImplemented: 501
+            case .shuttingDown, .overloaded: 503
+            case .versionNotSupported: 505
+            default: 400
+            }
+        }
     }
 
     public var code: Code

@@ -1,5 +1,6 @@
 import CLibWebSockets
 import HeraldCore
+import Logging
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -31,11 +32,19 @@ enum Credentials {
         return nil
     }
 
+    /// When a JWT's `exp` passes (seconds since the epoch); nil for keys and no token.
+    var expiresAt: Int64? {
+        if case .token(let token) = self { return token.expiresAt }
+        return nil
+    }
+
     /// Why the holder may not publish `event`, or nil when it may. Types beginning with
-    /// `herald.` are the gateway's own (presence) and never accepted from clients;
+    /// `herald.` (any case) are the gateway's own and never accepted from clients;
     /// `checkReserved` is false for presence changes, which are checked as what they emit.
-    func publishRefusal(_ event: EventView, type: String, checkReserved: Bool = true) -> HeraldError? {
-        if checkReserved && type.hasPrefix("herald.") {
+    /// A JWT's `herald.publish` is a permission (`Pattern.permits`): every value at each
+    /// path it constrains must satisfy it, array elements included.
+    func publishRefusal(_ event: EventView, reservedType: Bool, checkReserved: Bool = true) -> HeraldError? {
+        if checkReserved && reservedType {
             return HeraldError(.forbidden, "event types beginning with \"herald.\" are reserved for events the gateway emits")
         }
         switch self {
@@ -47,7 +56,8 @@ enum Credentials {
             guard let allowed = token.publish else {
                 return HeraldError(.forbidden, "this token has no herald.publish claim, so it may not publish")
             }
-            return allowed.matches(event) ? nil : HeraldError(.forbidden, "the token's herald.publish pattern does not allow this event")
+            return allowed.permits(event)
+                ? nil : HeraldError(.forbidden, "the token's herald.publish pattern does not allow this event (every value at each path it names must satisfy it)")
         }
     }
 }
@@ -93,7 +103,7 @@ extension Gateway {
     /// nil when every event is allowed. A batch is accepted whole or not at all.
     func publishRefusal(_ events: [IncomingEvent], credentials: Credentials, tape: JSONTape, body: UnsafeRawBufferPointer) -> HeraldError? {
         for (index, event) in events.enumerated() {
-            if var refusal = credentials.publishRefusal(EventView(tape: tape, node: event.node, bytes: body), type: event.type) {
+            if var refusal = credentials.publishRefusal(EventView(tape: tape, node: event.node, bytes: body), reservedType: event.usesReservedType) {
                 if events.count > 1 { refusal.index = index }
                 return refusal
             }
@@ -102,7 +112,27 @@ extension Gateway {
     }
 
     /// The token a request carries: `Authorization: Bearer`, else `?token=`.
-    func requestToken(_ wsi: OpaquePointer) -> String? {
-        PublisherKeys.bearerToken(LWS.header(wsi, WSI_TOKEN_HTTP_AUTHORIZATION)) ?? LWS.queryArgument(wsi, "token")
+    func requestToken(_ request: Request) -> String? {
+        PublisherKeys.bearerToken(request.head.field("authorization")) ?? request.query("token")
+    }
+
+    /// Ends the sessions whose JWT expired (with `SubscriberToken.leewaySeconds`): a
+    /// WebSocket gets an error frame `token_expired` and close 4001 unless it renewed its
+    /// token with the `auth` op in time; an SSE stream ends (the client reconnects with a
+    /// fresh token).
+    func expireTokens() {
+        let now = unixSeconds()
+        for subscriber in subscribers.values {
+            guard let expiresAt = subscriber.credentials.expiresAt, now > expiresAt + SubscriberToken.leewaySeconds else { continue }
+            subscriber.credentials = .anonymous
+            switch subscriber {
+            case let client as WebSocketClient:
+                send(client, WireFormat.webSocketError(HeraldError(.tokenExpired, "the token expired; renew it with the auth op before it does"), id: nil))
+                close(client, code: .tokenExpired, reason: "token expired", immediately: false)
+            default:
+                disconnect(subscriber, code: .tokenExpired, reason: "token expired")
+            }
+            logger.debug("token expired", metadata: ["client": "\(subscriber.id)"])
+        }
     }
 }

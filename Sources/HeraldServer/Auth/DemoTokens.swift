@@ -10,16 +10,16 @@ extension Gateway {
     /// How long a demo token is valid.
     static let demoTokenSeconds: Int64 = 24 * 3600
 
-    func issueDemoToken(_ wsi: OpaquePointer) -> Int32 {
+    func issueDemoToken(_ request: Request) -> HTTPServerResponse {
         guard config.auth.demo, let jwtSecret else {
-            return respond(wsi, error: HeraldError(.notFound, "demo tokens are off (auth.demo is false)"), status: 404)
+            return errorResponse(HeraldError(.notFound, "demo tokens are off (auth.demo is false)"))
         }
-        guard let nick = LWS.queryArgument(wsi, "nick"), Self.isDemoName(nick, maxLength: 32) else {
-            return respond(wsi, error: HeraldError(.invalidMessage, "nick must be 1 to 32 letters, digits, '_', '-' or '.'", path: "nick"), status: 400)
+        guard let nick = request.query("nick"), Self.isDemoName(nick, maxLength: 32) else {
+            return errorResponse(HeraldError(.invalidMessage, "nick must be 1 to 32 letters, digits, '_', '-' or '.'", path: "nick"))
         }
-        let room = LWS.queryArgument(wsi, "room")
+        let room = request.query("room")
         if let room, !Self.isDemoName(room, maxLength: 64) {
-            return respond(wsi, error: HeraldError(.invalidMessage, "room must be 1 to 64 letters, digits, '_', '-' or '.'", path: "room"), status: 400)
+            return errorResponse(HeraldError(.invalidMessage, "room must be 1 to 64 letters, digits, '_', '-' or '.'", path: "room"))
         }
         let publish = Self.demoPublishPattern(nick: nick, room: room)
         let now = unixSeconds()
@@ -38,7 +38,7 @@ extension Gateway {
             .init("expiresAt", .number(Double(now + Self.demoTokenSeconds))),
             .init("publish", publish),
         ]), into: &out)
-        return respond(wsi, status: 200, json: out)
+        return json(200, out)
     }
 
     /// Chat messages from `nick` (in `room`), and presence joins of `chat:<room>` as `nick`.

@@ -1,15 +1,13 @@
-import CLibWebSockets
 import HeraldCore
 import Logging
 
 /// Queueing, overflow, resume and liveness: what both transports share (DESIGN §5, §7).
 extension Gateway {
-    /// Queues an event for a subscriber and applies its overflow policy.
+    /// Queues a live event for a subscriber and applies its overflow policy.
     func deliver(_ event: Event, subscriptions: SubscriptionSet, to subscriber: Subscriber) {
         let wasEmpty = subscriber.queue.isEmpty
-        let before = (bytes: subscriber.queue.byteCount, dropped: subscriber.queue.droppedCount, coalesced: subscriber.queue.coalescedCount)
-        let result = subscriber.queue.enqueue(event, subscriptions: subscriptions)
-        queuedBytesTotal += subscriber.queue.byteCount - before.bytes
+        let before = (dropped: subscriber.queue.droppedCount, coalesced: subscriber.queue.coalescedCount)
+        let result = changeQueue(of: subscriber) { $0.enqueue(event, subscriptions: subscriptions) }
         subscriber.sentThrough = max(subscriber.sentThrough, event.seq)
         let dropped = subscriber.queue.droppedCount - before.dropped
         let coalesced = subscriber.queue.coalescedCount - before.coalesced
@@ -18,7 +16,7 @@ extension Gateway {
             metrics.disconnectedOverflow += 1
             closeForOverflow(subscriber)
         } else if wasEmpty {
-            LWS.requestWritable(subscriber.wsi)
+            subscriber.socket.requestWritable()
         }
     }
 
@@ -29,10 +27,17 @@ extension Gateway {
         subscriber.routes(of: subscriber.subscriptionSlots).forEach { metrics.routes[$0].dropped += dropped + coalesced }
     }
 
-    /// Counts an event written to a client: deliveries, latency, per route.
-    func countDelivery(_ event: Event, subscriptions: SubscriptionSet, to subscriber: Subscriber, webSocket: Bool, now: UInt64) {
+    /// Counts an event written to a client. A live delivery counts per transport and
+    /// route with its latency; a replay from history counts apart, without latency (its
+    /// age says how long the client was away, not how fast the gateway is).
+    func countDelivery(_ event: Event, subscriptions: SubscriptionSet, to subscriber: Subscriber, replayed: Bool, now: UInt64) {
         subscriber.sent += 1
-        if webSocket { metrics.deliveredWebSocket += 1 } else { metrics.deliveredSSE += 1 }
+        switch (subscriber.transport, replayed) {
+        case (.webSocket, false): metrics.deliveredWebSocket += 1
+        case (.sse, false): metrics.deliveredSSE += 1
+        case (.webSocket, true): metrics.replayedWebSocket += 1; return
+        case (.sse, true): metrics.replayedSSE += 1; return
+        }
         let latency = metrics.timingEnabled ? Double(now &- event.acceptedAt) / 1e9 : 0
         if metrics.timingEnabled { metrics.deliveryLatency.observe(latency) }
         subscriber.routes(of: subscriptions).forEach { route in
@@ -53,43 +58,39 @@ extension Gateway {
     /// Queues a transport-encoded control message (never dropped).
     func sendControl(_ bytes: [UInt8], to subscriber: Subscriber) {
         let wasEmpty = subscriber.queue.isEmpty
-        queuedBytesTotal += bytes.count
-        if subscriber.queue.enqueue(control: bytes) == .overflow {
-            if let client = subscriber as? WebSocketClient {
-                close(client, code: 1008, reason: "too many unread replies", immediately: true)
-            } else {
-                closeForOverflow(subscriber)
-            }
+        if changeQueue(of: subscriber, { $0.enqueue(control: bytes) }) == .overflow {
+            disconnect(subscriber, code: .policyViolation, reason: "too many unread replies")
         } else if wasEmpty {
-            LWS.requestWritable(subscriber.wsi)
+            subscriber.socket.requestWritable()
         }
     }
 
-    /// Takes the next entry to write, keeping the gateway-wide byte count.
+    /// Takes the next entry to write.
     func takeNext(from subscriber: Subscriber) -> Outgoing? {
-        let before = subscriber.queue.byteCount
-        let next = subscriber.queue.next()
-        queuedBytesTotal -= before - subscriber.queue.byteCount
-        return next
+        changeQueue(of: subscriber) { $0.next() }
     }
 
     /// The `disconnect` policy: WebSockets close with 4000, SSE streams end; the client
     /// resumes from history.
     func closeForOverflow(_ subscriber: Subscriber) {
-        disconnect(subscriber, code: 4000, reason: "queue overflow")
+        disconnect(subscriber, code: .queueOverflow, reason: "queue overflow")
         logger.debug("client disconnected on overflow", metadata: ["client": "\(subscriber.id)"])
     }
 
     /// Stops delivering to a client and closes it at its next WRITEABLE: a WebSocket with
     /// `code`, an SSE stream by ending it.
-    func disconnect(_ subscriber: Subscriber, code: UInt16, reason: String) {
+    func disconnect(_ subscriber: Subscriber, code: WebSocketCloseCode, reason: String) {
         index.removeAll(owner: subscriber.id)
-        if let client = subscriber as? WebSocketClient {
-            close(client, code: code, reason: reason, immediately: true)
-        } else if let client = subscriber as? SSEClient {
+        subscriber.catchUp = nil
+        switch subscriber {
+        case let client as WebSocketClient:
+            client.closing = (code, reason, true)
+        case let client as SSEClient:
             client.ending = true
-            LWS.requestWritable(client.wsi)
+        default:
+            break
         }
+        subscriber.socket.requestWritable()
     }
 
     /// Past `limits.maxQueuedBytesTotal`, the largest queues shed by their policy first,
@@ -104,11 +105,9 @@ extension Gateway {
                 closeForOverflow(subscriber)
                 continue
             }
-            let before = subscriber.queue.byteCount
-            let dropped = subscriber.queue.shed(toBytes: max(0, before - excess))
-            queuedBytesTotal -= before - subscriber.queue.byteCount
+            let dropped = changeQueue(of: subscriber) { $0.shed(toBytes: max(0, $0.byteCount - excess)) }
             countDrops(UInt64(dropped), coalesced: 0, for: subscriber)
-            LWS.requestWritable(subscriber.wsi)
+            subscriber.socket.requestWritable()
         }
         shedCount += 1
         let now = MonotonicClock.nanoseconds()
@@ -123,8 +122,13 @@ extension Gateway {
     // MARK: - Resume
 
     /// Starts replaying history after `since` for the subscriptions in `slots`.
+    ///
+    /// `since: 0` asks for everything history still holds, so it never causes a gap. A
+    /// position older than history gets one `expired` gap for the events no longer held
+    /// (whether any of them matched cannot be known once they are gone).
     func beginCatchUp(_ subscriber: Subscriber, since: UInt64, slots: SubscriptionSet) {
-        let since = min(since, lastSeq)  // a position from a previous run means "now"
+        var since = min(since, lastSeq)  // a position from a previous run means "now"
+        if since == 0 { since = (history.firstSeq ?? lastSeq + 1) - 1 }
         guard since < lastSeq else { return }
         if var catchUp = subscriber.catchUp {
             catchUp.cursor = min(catchUp.cursor, since)
@@ -149,7 +153,7 @@ extension Gateway {
             guard let event = history.event(seq: next) else {
                 let to = min(lastSeq, (history.firstSeq ?? lastSeq + 1) - 1)
                 let slots = to <= catchUp.floor ? catchUp.replaying : subscriber.subscriptionSlots
-                subscriber.queue.enqueueGap(from: next, to: to, subscriptions: slots, reason: .expired)
+                changeQueue(of: subscriber) { $0.enqueueGap(from: next, to: to, subscriptions: slots, reason: .expired) }
                 metrics.expiredGaps += 1
                 catchUp.cursor = to
                 continue
@@ -159,14 +163,12 @@ extension Gateway {
             let replaying = catchUp.replaying
             let matched = matchHistoryEvent(event, for: subscriber) { slot in next > floor || replaying.contains(slot) }
             if !matched.isEmpty {
-                let before = subscriber.queue.byteCount
-                _ = subscriber.queue.enqueue(event, subscriptions: matched)
-                queuedBytesTotal += subscriber.queue.byteCount - before
+                changeQueue(of: subscriber) { _ = $0.enqueue(event, subscriptions: matched, replayed: true) }
                 subscriber.sentThrough = max(subscriber.sentThrough, event.seq)
             }
         }
         subscriber.catchUp = catchUp.cursor >= lastSeq ? nil : catchUp
-        if wasEmpty && !subscriber.queue.isEmpty { LWS.requestWritable(subscriber.wsi) }
+        if wasEmpty && !subscriber.queue.isEmpty { subscriber.socket.requestWritable() }
     }
 
     /// Which of the subscriber's subscriptions an event from history matches.
@@ -183,71 +185,25 @@ extension Gateway {
 
     // MARK: - Liveness
 
-    /// A connection's timer fired: SSE heartbeat, or WebSocket ping and idle check.
-    func timerFired(_ wsi: OpaquePointer) {
-        switch connections[wsi] {
-        case .webSocket(let client)?:
-            let silent = MonotonicClock.nanoseconds() - client.lastHeard
-            if silent > UInt64(config.delivery.idleTimeoutSeconds) * 1_000_000_000 {
-                logger.debug("websocket idle, closing", metadata: ["client": "\(client.id)"])
-                close(client, code: 1001, reason: "idle timeout", immediately: true)
-                return
-            }
-            client.pingDue = true
-            LWS.requestWritable(wsi)
-            lws_set_timer_usecs(wsi, lws_usec_t(config.delivery.pingSeconds) * 1_000_000)
-        default:
-            break
-        }
-    }
-
-    /// Runs once a second on the loop thread: sends `: hb` heartbeats when due and ends
-    /// SSE streams whose peer has gone.
+    /// Runs once a second on the loop thread: SSE heartbeats when due, expired tokens,
+    /// late or idle HTTP requests.
     func tick() {
         let now = MonotonicClock.nanoseconds()
         let heartbeat = UInt64(config.delivery.heartbeatSeconds) * 1_000_000_000
-        for case .sse(let client) in connections.values where client.headSent && !client.ending {
-            if now - client.lastHeartbeat >= heartbeat {
+        for subscriber in subscribers.values {
+            if let client = subscriber as? SSEClient, !client.ending, now - client.lastHeartbeat >= heartbeat {
                 client.lastHeartbeat = now
                 if client.queue.isEmpty { sendControl(WireFormat.sseHeartbeat, to: client) }
             }
         }
-        sweepStreams(now: now)
-    }
-
-    /// Called after each service iteration with whether it dispatched any callback. Several
-    /// empty iterations in a row mean lws is being woken by a readable SSE socket it will
-    /// not read (below), so look now, at most every 20 ms; a lone empty wake-up is lws'
-    /// own housekeeping and costs nothing.
-    func serviced(handledCallbacks: Bool) {
-        guard !handledCallbacks else { emptyServices = 0; return }
-        emptyServices += 1
-        let now = MonotonicClock.nanoseconds()
-        if emptyServices >= 3 && now - lastStreamSweep >= 20_000_000 { sweepStreams(now: now) }
-    }
-
-    /// Ends every SSE stream whose socket has input: the peer closed it (or sent data,
-    /// which an SSE client never does).
-    ///
-    /// lws does not read an HTTP connection while its response is in progress, so it
-    /// notices a closed SSE peer only when a write fails — after up to two heartbeats —
-    /// and meanwhile its poll returns at once, again and again, for the readable socket.
-    /// The sweep runs every second and after a few empty wake-ups in a row, so a
-    /// closed tab leaves its presence groups at once and the spin lasts milliseconds.
-    private func sweepStreams(now: UInt64) {
-        lastStreamSweep = now
-        for case .sse(let client) in connections.values where client.headSent && !client.ending {
-            if LWS.hasPendingInput(client.wsi) {
-                client.ending = true
-                LWS.requestWritable(client.wsi)
-            }
-        }
+        expireTokens()
+        expireHTTP(now: now)
     }
 
     /// The queue settings for a client subscribing through `route` (or the defaults).
-    func queue(forRoute route: String?) -> ClientQueue {
+    func queue(forRoute route: String?, transport: TransportKind) -> ClientQueue {
         let limits = route.flatMap { config.route(named: $0)?.queue } ?? config.delivery.queue
         let slot = limits.coalesceKey.flatMap { key in FieldPath(key).flatMap { coalescePaths.firstIndex(of: $0) } }
-        return ClientQueue(limits: limits, coalesceSlot: slot)
+        return ClientQueue(limits: limits, coalesceSlot: slot, transport: transport)
     }
 }

@@ -1,222 +1,146 @@
-import CLibWebSockets
 import HeraldCore
 import Logging
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// Headers every API response carries.
-let apiHeaders: [(String, String)] = [("access-control-allow-origin", "*"), ("cache-control", "no-store")]
+let apiHeaders: [(name: String, value: String)] = [("access-control-allow-origin", "*"), ("cache-control", "no-store")]
+
+/// What to do with a request whose head has been read.
+enum RequestPlan {
+    /// Answer now; a body the request carries is read and dropped.
+    case respond(HTTPServerResponse)
+    /// Answer now and close the connection (the body, if any, is not read).
+    case close(HTTPServerResponse)
+    /// Read a body of at most `limit` bytes, then answer through the endpoint.
+    case readBody(BodyEndpoint, limit: Int)
+    /// Send the response head, then the file.
+    case file(FileSender, HTTPServerResponse)
+    /// The connection becomes a Server-Sent Events stream; `head` is its response head.
+    case eventStream(SSEClient, head: [UInt8])
+    /// The connection becomes a WebSocket; `head` is the `101` response.
+    case webSocket(WebSocketClient, head: [UInt8])
+}
 
 extension Gateway {
-    /// Routes a request whose head has been read.
-    func handleHTTPRequest(_ wsi: OpaquePointer, path: String) -> Int32 {
-        let method = LWS.method(wsi)
-        // A HEAD request gets the head of whatever a GET would get, errors included.
-        respondingToHead = method == "HEAD"
-        defer { respondingToHead = false }
-        if draining {
-            if path == "/v1/events" { metrics.rejected["shutting_down", default: 0] += 1 }
-            return respond(wsi, error: HeraldError(.shuttingDown, "the gateway is shutting down"), status: 503, closeAfter: true)
+    /// Routes a request by path, then by method. HEAD is answered like GET wherever GET is
+    /// allowed (the serving code drops the body).
+    func plan(_ request: Request, on connection: Connection) -> RequestPlan {
+        let path = request.head.path
+        let method = request.head.method
+        if WebSocketHandshake.isUpgrade(request.head) {
+            return planWebSocket(request, on: connection)
         }
         if path.hasPrefix("/v1/clients/") {
-            return deleteClient(wsi, method: method, idText: String(path.dropFirst("/v1/clients/".count)))
+            guard method == .delete else { return methodNotAllowed(method, allowed: "DELETE") }
+            return .respond(deleteClient(request, idText: String(path.dropFirst("/v1/clients/".count))))
         }
         if path.hasPrefix("/v1/presence/") {
-            guard method == "GET" || method == "HEAD" else { return methodNotAllowed(wsi, method: method, allowed: "GET, HEAD") }
-            do throws(HeraldError) {
-                _ = try authenticate(requestToken(wsi))
-                let group = try ClientMessage.presenceGroup(.string(String(path.dropFirst("/v1/presence/".count))))
-                return respond(wsi, status: 200, json: presenceJSON(group: group))
-            } catch {
-                return respond(wsi, error: error, status: error.code == .unauthorized ? 401 : 400)
-            }
+            guard method == .get || method == .head else { return methodNotAllowed(method, allowed: "GET, HEAD") }
+            return .respond(presenceList(request, group: String(path.dropFirst("/v1/presence/".count))))
         }
+        let readable = method == .get || method == .head
         switch path {
-        case "/v1/demo/token":
-            guard method == "GET" else { return methodNotAllowed(wsi, method: method, allowed: "GET") }
-            return issueDemoToken(wsi)
-        case "/v1/patterns/test":
-            return beginAPIRequest(wsi, method: method, operation: .testPattern)
-        case "/v1/routes/explain":
-            if method == "POST", let failure = authorizeAdmin(wsi) {
-                return respond(wsi, error: failure, status: 401, extraHeaders: [("www-authenticate", "Bearer")])
-            }
-            return beginAPIRequest(wsi, method: method, operation: .explainRoutes)
-        case "/metrics":
-            guard method == "GET" || method == "HEAD" else { return methodNotAllowed(wsi, method: method, allowed: "GET, HEAD") }
-            return respond(wsi, status: 200, body: prometheusText(), contentType: "text/plain; version=0.0.4; charset=utf-8")
-        case "/v1/stats":
-            guard method == "GET" || method == "HEAD" else { return methodNotAllowed(wsi, method: method, allowed: "GET, HEAD") }
-            return respond(wsi, status: 200, json: statsJSON())
-        case "/v1/clients":
-            guard method == "GET" || method == "HEAD" else { return methodNotAllowed(wsi, method: method, allowed: "GET, HEAD") }
-            if let failure = authorizeAdmin(wsi) {
-                return respond(wsi, error: failure, status: 401, extraHeaders: [("www-authenticate", "Bearer")])
-            }
-            let limit = LWS.queryArgument(wsi, "limit").flatMap { Int($0) } ?? 100
-            let offset = LWS.queryArgument(wsi, "offset").flatMap { Int($0) } ?? 0
-            guard (1...10_000).contains(limit), offset >= 0 else {
-                return respond(wsi, error: HeraldError(.invalidMessage, "limit must be in 1...10000 and offset non-negative"), status: 400)
-            }
-            return respond(wsi, status: 200, json: clientsJSON(limit: limit, offset: offset))
         case "/v1/events":
-            return beginIngest(wsi, method: method)
+            return planIngest(request)
+        case "/v1/patterns/test":
+            guard method == .post else { return methodNotAllowed(method, allowed: "POST") }
+            return planBody(request, .matcher(.testPattern), limit: min(config.limits.maxUnauthenticatedBodyBytes, config.limits.maxBodyBytes))
+        case "/v1/routes/explain":
+            guard method == .post else { return methodNotAllowed(method, allowed: "POST") }
+            if let failure = authorizeAdmin(request) { return .respond(errorResponse(failure)) }
+            return planBody(request, .matcher(.explainRoutes), limit: config.limits.maxBodyBytes)
         case "/v1/sse":
-            guard method == "GET" else { return methodNotAllowed(wsi, method: method, allowed: "GET") }
-            return beginSSE(wsi)
+            guard method == .get else { return methodNotAllowed(method, allowed: "GET") }
+            return planSSE(request, on: connection)
         case "/v1/ws":
-            guard method == "GET" else { return methodNotAllowed(wsi, method: method, allowed: "GET") }
-            return respond(wsi, error: HeraldError(.invalidMessage, "/v1/ws needs a WebSocket upgrade (subprotocol herald.v1)"), status: 426, extraHeaders: [("upgrade", "websocket")])
+            guard method == .get else { return methodNotAllowed(method, allowed: "GET") }
+            let error = HeraldError(.upgradeRequired, "/v1/ws needs a WebSocket upgrade (subprotocol herald.v1)")
+            return .respond(errorResponse(error, fields: [("upgrade", "websocket")]))
+        case "/v1/demo/token":
+            guard method == .get else { return methodNotAllowed(method, allowed: "GET") }
+            return .respond(issueDemoToken(request))
+        case "/metrics":
+            guard readable else { return methodNotAllowed(method, allowed: "GET, HEAD") }
+            return .respond(HTTPServerResponse(status: 200, contentType: "text/plain; version=0.0.4; charset=utf-8", fields: apiHeaders, body: prometheusText()))
+        case "/v1/stats":
+            guard readable else { return methodNotAllowed(method, allowed: "GET, HEAD") }
+            return .respond(json(200, statsJSON()))
+        case "/v1/clients":
+            guard readable else { return methodNotAllowed(method, allowed: "GET, HEAD") }
+            return .respond(listClients(request))
         case "/healthz":
-            guard method == "GET" || method == "HEAD" else { return methodNotAllowed(wsi, method: method, allowed: "GET, HEAD") }
-            return respond(wsi, status: 200, json: Array(#"{"status":"ok"}"#.utf8), head: method == "HEAD")
+            guard readable else { return methodNotAllowed(method, allowed: "GET, HEAD") }
+            return .respond(json(200, Array(#"{"status":"ok"}"#.utf8)))
         case "/readyz":
-            guard method == "GET" || method == "HEAD" else { return methodNotAllowed(wsi, method: method, allowed: "GET, HEAD") }
-            return respond(wsi, status: 200, json: Array(#"{"status":"ready"}"#.utf8), head: method == "HEAD")
+            guard readable else { return methodNotAllowed(method, allowed: "GET, HEAD") }
+            return .respond(json(200, Array(#"{"status":"ready"}"#.utf8)))
         default:
-            if path.hasPrefix("/v1/") || path == "/v1" {
-                return respond(wsi, error: HeraldError(.notFound, "no such endpoint: \(path)"), status: 404)
+            if path == "/v1" || path.hasPrefix("/v1/") {
+                return .respond(errorResponse(HeraldError(.notFound, "no such endpoint: \(path)")))
             }
-            guard method == "GET" || method == "HEAD" else { return methodNotAllowed(wsi, method: method, allowed: "GET, HEAD") }
-            return serveStaticFile(wsi, path: path, head: method == "HEAD")
+            guard readable else { return methodNotAllowed(method, allowed: "GET, HEAD") }
+            return planStaticFile(path)
         }
+    }
+
+    /// A body endpoint: the body must be delimited (Content-Length or chunked).
+    func planBody(_ request: Request, _ endpoint: BodyEndpoint, limit: Int) -> RequestPlan {
+        guard request.head.bodyFraming != .none || request.head.field("content-length") != nil else {
+            countIngestRefusal(endpoint, .lengthRequired)
+            return .close(errorResponse(HeraldError(.lengthRequired, "a Content-Length header (or a chunked body) is required")))
+        }
+        return .readBody(endpoint, limit: limit)
+    }
+
+    /// Answers a completed body request.
+    func answer(_ endpoint: BodyEndpoint, _ request: Request) -> HTTPServerResponse {
+        switch endpoint {
+        case .ingest(let format, let binary, let credentials):
+            return ingest(request.body, format: format, binary: binary, credentials: credentials)
+        case .matcher(let query):
+            return answerMatcherRequest(query, body: request.body)
+        }
+    }
+
+    /// Counts an ingest request refused before its body was used.
+    func countIngestRefusal(_ endpoint: BodyEndpoint, _ code: HeraldError.Code) {
+        if case .ingest = endpoint { metrics.rejected[code.rawValue, default: 0] += 1 }
     }
 
     /// `DELETE /v1/clients/{id}` (admin): disconnects one client.
-    private func deleteClient(_ wsi: OpaquePointer, method: String, idText: String) -> Int32 {
-        guard method == "DELETE" else { return methodNotAllowed(wsi, method: method, allowed: "DELETE") }
-        if let failure = authorizeAdmin(wsi) {
-            return respond(wsi, error: failure, status: 401, extraHeaders: [("www-authenticate", "Bearer")])
-        }
+    private func deleteClient(_ request: Request, idText: String) -> HTTPServerResponse {
+        if let failure = authorizeAdmin(request) { return errorResponse(failure) }
         guard let id = UInt64(idText), disconnectClient(id: id) else {
-            return respond(wsi, error: HeraldError(.notFound, "no client \(idText)"), status: 404)
+            return errorResponse(HeraldError(.notFound, "no client \(idText)"))
         }
-        return respond(wsi, status: 204, json: [])
+        return HTTPServerResponse(status: 204, contentType: nil, fields: apiHeaders)
     }
 
-    func methodNotAllowed(_ wsi: OpaquePointer, method: String, allowed: String) -> Int32 {
-        respond(wsi, error: HeraldError(.methodNotAllowed, "\(method) is not allowed here; use \(allowed)"), status: 405, extraHeaders: [("allow", allowed)])
+    /// `GET /v1/clients` (admin).
+    private func listClients(_ request: Request) -> HTTPServerResponse {
+        if let failure = authorizeAdmin(request) { return errorResponse(failure) }
+        let limit = request.query("limit").map { Int($0) ?? -1 } ?? 100
+        let offset = request.query("offset").map { Int($0) ?? -1 } ?? 0
+        guard (1...10_000).contains(limit), offset >= 0 else {
+            return errorResponse(HeraldError(.invalidMessage, "limit must be in 1...10000 and offset non-negative"))
+        }
+        return json(200, clientsJSON(limit: limit, offset: offset))
     }
 
-    /// Queues an error response.
-    func respond(_ wsi: OpaquePointer, error: HeraldError, status: Int, extraHeaders: [(String, String)] = [], closeAfter: Bool = false) -> Int32 {
-        if status >= 500 { logger.warning("request failed", metadata: ["status": "\(status)", "error": "\(error)"]) }
-        return respond(wsi, status: status, json: WireFormat.httpError(error), extraHeaders: extraHeaders, closeAfter: closeAfter)
+    func methodNotAllowed(_ method: HTTPMethod, allowed: String) -> RequestPlan {
+        .respond(errorResponse(HeraldError(.methodNotAllowed, "\(method) is not allowed here; use \(allowed)"), fields: [("allow", allowed)]))
     }
 
-    /// Queues a JSON response; it is written in the next WRITEABLE callbacks.
-    func respond(_ wsi: OpaquePointer, status: Int, json: [UInt8], extraHeaders: [(String, String)] = [], closeAfter: Bool = false, head: Bool = false) -> Int32 {
-        respond(wsi, status: status, body: json, contentType: "application/json", extraHeaders: extraHeaders, closeAfter: closeAfter, head: head)
+    // MARK: - Responses
+
+    /// A JSON response with the API headers.
+    func json(_ status: Int, _ body: [UInt8], fields: [(name: String, value: String)] = []) -> HTTPServerResponse {
+        HTTPServerResponse(status: status, fields: apiHeaders + fields, body: body)
     }
 
-    /// Queues a response; it is written in the next WRITEABLE callbacks.
-    func respond(_ wsi: OpaquePointer, status: Int, body: [UInt8], contentType: String, extraHeaders: [(String, String)] = [], closeAfter: Bool = false, head: Bool = false) -> Int32 {
-        let response = PendingResponse(status: status, contentType: contentType, headers: apiHeaders + extraHeaders, body: body, closeAfter: closeAfter, omitBody: head || respondingToHead)
-        if case .exchange(let exchange)? = connections[wsi] {
-            exchange.response = response
-        } else {
-            let exchange = HTTPExchange(purpose: .respond)
-            exchange.response = response
-            connections[wsi] = .exchange(exchange)
-        }
-        LWS.requestWritable(wsi)
-        return 0
-    }
-
-    func handleHTTPWriteable(_ wsi: OpaquePointer) -> Int32 {
-        switch connections[wsi] {
-        case .exchange(let exchange)?:
-            return writeResponse(wsi, exchange)
-        case .sse(let client)?:
-            return sseWriteable(wsi, client)
-        default:
-            return 0
-        }
-    }
-
-    /// Writes the head, then (in the next callback) the body of a pending response.
-    private func writeResponse(_ wsi: OpaquePointer, _ exchange: HTTPExchange) -> Int32 {
-        guard var response = exchange.response else { return 0 }
-        if !response.headSent {
-            var headers = response.headers
-            if response.closeAfter { headers.append(("connection", "close")) }
-            guard LWS.writeHead(wsi, status: response.status, contentType: response.contentType, contentLength: response.body.count, headers: headers) else { return -1 }
-            response.headSent = true
-            exchange.response = response
-            if !response.body.isEmpty && !response.omitBody {
-                LWS.requestWritable(wsi)
-                return 0
-            }
-        } else {
-            let buffer = WriteBuffer(capacity: response.body.count)
-            buffer.append(response.body)
-            guard LWS.write(wsi, buffer.start, buffer.count, LWS_WRITE_HTTP_FINAL) else { return -1 }
-        }
-        connections[wsi] = nil
-        if response.closeAfter { return -1 }
-        return lws_http_transaction_completed(wsi) != 0 ? -1 : 0
-    }
-
-    // MARK: - Static files
-
-    /// Serves a file below the public directory with its MIME type, or a 404.
-    private func serveStaticFile(_ wsi: OpaquePointer, path: String, head: Bool) -> Int32 {
-        guard let root = publicDirectory else {
-            return respond(wsi, error: HeraldError(.notFound, "no such file: \(path)"), status: 404)
-        }
-        var relative = path
-        if relative.hasSuffix("/") { relative += "index.html" }
-        // lws has already decoded %xx and collapsed "/../"; refuse anything still odd.
-        guard !relative.split(separator: "/").contains(where: { $0 == ".." || $0.hasPrefix(".") }), !relative.contains("\0") else {
-            return respond(wsi, error: HeraldError(.notFound, "no such file: \(path)"), status: 404)
-        }
-        let file = root + relative
-        var info = stat()
-        if stat(file, &info) != 0 || (info.st_mode & S_IFMT) != S_IFREG {
-            if stat(file, &info) == 0, (info.st_mode & S_IFMT) == S_IFDIR {
-                return respond(wsi, status: 301, json: [], extraHeaders: [("location", path + "/")])
-            }
-            return respond(wsi, error: HeraldError(.notFound, "no such file: \(path)"), status: 404)
-        }
-        if head {
-            return respond(wsi, status: 200, json: [], head: true)
-        }
-        let mime = MIMEType.forPath(relative)
-        let extra = "cache-control: no-cache\r\n"
-        connections[wsi] = .exchange(HTTPExchange(purpose: .respond))
-        let result = lws_serve_http_file(wsi, file, mime, extra, Int32(extra.utf8.count))
-        if result < 0 { connections[wsi] = nil; return -1 }
-        if result > 0 {
-            connections[wsi] = nil
-            return lws_http_transaction_completed(wsi) != 0 ? -1 : 0
-        }
-        return 0
-    }
-}
-
-/// Content types of the static files Herald serves.
-enum MIMEType {
-    static func forPath(_ path: String) -> String {
-        let ext = path.split(separator: ".").last.map { $0.lowercased() } ?? ""
-        switch ext {
-        case "html", "htm": return "text/html; charset=utf-8"
-        case "js", "mjs": return "text/javascript; charset=utf-8"
-        case "css": return "text/css; charset=utf-8"
-        case "json": return "application/json"
-        case "svg": return "image/svg+xml"
-        case "png": return "image/png"
-        case "jpg", "jpeg": return "image/jpeg"
-        case "gif": return "image/gif"
-        case "ico": return "image/x-icon"
-        case "webp": return "image/webp"
-        case "woff2": return "font/woff2"
-        case "woff": return "font/woff"
-        case "txt", "md": return "text/plain; charset=utf-8"
-        case "yaml", "yml": return "application/yaml"
-        case "map": return "application/json"
-        case "wasm": return "application/wasm"
-        default: return "application/octet-stream"
-        }
+    /// An error response; its status follows from the error's code.
+    func errorResponse(_ error: HeraldError, fields: [(name: String, value: String)] = []) -> HTTPServerResponse {
+        var extra = fields
+        if error.code.httpStatus == 401 { extra.append(("www-authenticate", "Bearer")) }
+        return json(error.code.httpStatus, WireFormat.httpError(error), fields: extra)
     }
 }

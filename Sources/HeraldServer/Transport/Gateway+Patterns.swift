@@ -1,33 +1,23 @@
-import CLibWebSockets
 import HeraldCore
 import Logging
 
 /// `POST /v1/patterns/test` and `POST /v1/routes/explain`: dry runs of the matcher.
 extension Gateway {
-    /// Checks method and length, then collects the JSON body.
-    func beginAPIRequest(_ wsi: OpaquePointer, method: String, operation: APIOperation) -> Int32 {
-        guard method == "POST" else { return methodNotAllowed(wsi, method: method, allowed: "POST") }
-        guard let lengthText = LWS.header(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH), let length = Int(lengthText) else {
-            return respond(wsi, error: HeraldError(.lengthRequired, "a Content-Length header is required"), status: 411, closeAfter: true)
-        }
-        guard length <= config.limits.maxBodyBytes else {
-            return respond(wsi, error: HeraldError(.bodyTooLarge, "the body has \(length) bytes; the limit is \(config.limits.maxBodyBytes)"), status: 413, closeAfter: true)
-        }
-        connections[wsi] = .exchange(HTTPExchange(purpose: .api(operation)))
-        return 0
-    }
-
-    /// Answers a collected API request.
-    func answer(_ operation: APIOperation, _ wsi: OpaquePointer, body: [UInt8]) -> Int32 {
+    /// Answers `POST /v1/patterns/test` and `POST /v1/routes/explain`. The event is
+    /// matched as sent (its own bytes), exactly as an ingested event would be.
+    func answerMatcherRequest(_ query: MatcherQuery, body: [UInt8]) -> HTTPServerResponse {
         do throws(HeraldError) {
-            let request = try JSONValue(parsing: body, limits: JSONLimits(maxDepth: config.limits.maxJSONDepth))
+            let limits = JSONLimits(maxDepth: config.limits.maxJSONDepth)
+            let tape = try JSONScanner.scan(body, limits: limits)
+            let request = body.withUnsafeBytes { JSONValue(tape: tape, index: 0, bytes: $0) }
             guard case .object = request else { throw HeraldError(.invalidMessage, "the body must be a JSON object", path: "$") }
-            guard let event = request["event"] else { throw HeraldError(.invalidMessage, "the body needs an \"event\" object", path: "$.event") }
-            guard case .object = event else { throw HeraldError(.notAnObject, "\"event\" must be a JSON object, not \(event.kindName)", path: "$.event") }
-            var eventBytes: [UInt8] = []
-            JSONWriter.write(event, into: &eventBytes)
-            let tape = try JSONScanner.scan(eventBytes, limits: JSONLimits(maxDepth: config.limits.maxJSONDepth))
-            switch operation {
+            guard let eventNode = body.withUnsafeBytes({ tape.member("event", inObjectAt: 0, in: $0) }) else {
+                throw HeraldError(.invalidMessage, "the body needs an \"event\" object", path: "$.event")
+            }
+            guard tape.nodes[eventNode].kind == .object else {
+                throw HeraldError(.notAnObject, "\"event\" must be a JSON object, not \(request["event"]?.kindName ?? "nothing")", path: "$.event")
+            }
+            switch query {
             case .testPattern:
                 guard let patternValue = request["pattern"] else { throw HeraldError(.invalidPattern, "the body needs a \"pattern\"", path: "$.pattern") }
                 let pattern: Pattern
@@ -36,24 +26,24 @@ extension Gateway {
                 } catch {
                     throw HeraldError(.invalidPattern, error.message, path: "$.pattern" + (error.path.map { String($0.dropFirst()) } ?? ""))
                 }
-                let matched = eventBytes.withUnsafeBytes { pattern.matches(EventView(tape: tape, node: 0, bytes: $0)) }
-                return respond(wsi, status: 200, json: Array((matched ? #"{"match":true}"# : #"{"match":false}"#).utf8))
+                let matched = body.withUnsafeBytes { pattern.matches(EventView(tape: tape, node: eventNode, bytes: $0)) }
+                return json(200, Array((matched ? #"{"match":true}"# : #"{"match":false}"#).utf8))
             case .explainRoutes:
                 var clientID: UInt64?
                 if let value = request["client"], value != .null {
-                    guard case .number(let n) = value, n >= 0, n == n.rounded() else {
+                    guard case .number(let n) = value, n >= 0, n == n.rounded(), n < 9e15 else {
                         throw HeraldError(.invalidMessage, "\"client\" must be a client id", path: "$.client")
                     }
                     clientID = UInt64(n)
                 }
-                let answer = eventBytes.withUnsafeBytes { explain(EventView(tape: tape, node: 0, bytes: $0), client: clientID) }
+                let answer = body.withUnsafeBytes { explain(EventView(tape: tape, node: eventNode, bytes: $0), client: clientID) }
                 guard let answer else { throw HeraldError(.notFound, "no client \(clientID ?? 0)", path: "$.client") }
                 var out: [UInt8] = []
                 JSONWriter.write(answer, into: &out)
-                return respond(wsi, status: 200, json: out)
+                return json(200, out)
             }
         } catch {
-            return respond(wsi, error: error, status: error.code == .notFound ? 404 : 400)
+            return errorResponse(error)
         }
     }
 
@@ -68,7 +58,7 @@ extension Gateway {
             if !matched.isEmpty { recipients += 1 }
             matched.forEach { slot in
                 guard let route = subscriber.descriptions[slot]?.routeIndex else { return }
-                perRoute[route][subscriber is WebSocketClient ? 0 : 1] += 1
+                perRoute[route][subscriber.transport == .webSocket ? 0 : 1] += 1
             }
         }
         var members: [JSONValue.Member] = [

@@ -1,87 +1,83 @@
-import CLibWebSockets
 import HeraldCore
 import Logging
 
 /// `GET /v1/sse`: Server-Sent Events streams (DESIGN §4).
 extension Gateway {
-    /// Validates the subscription and registers the stream; the head goes out at the first
-    /// WRITEABLE, before any event.
-    func beginSSE(_ wsi: OpaquePointer) -> Int32 {
+    /// Validates the subscription and registers the stream; its response head is the
+    /// first thing the connection sends, before any event.
+    func planSSE(_ request: Request, on connection: Connection) -> RequestPlan {
         let credentials: Credentials
         do throws(HeraldError) {
-            credentials = try authenticate(requestToken(wsi))
+            credentials = try authenticate(requestToken(request))
         } catch {
-            return respond(wsi, error: error, status: 401, extraHeaders: [("www-authenticate", "Bearer")])
+            return .respond(errorResponse(error))
         }
         var patterns: [Pattern]
-        var presence: (group: String, info: JSONValue)?
+        var presence: (group: String, info: RawJSON)?
+        var resumeFrom: UInt64?
+        let route: String?
         do throws(HeraldError) {
-            patterns = try subscriptionPatterns(
-                filterText: LWS.queryArgument(wsi, "filter"),
-                route: LWS.queryArgument(wsi, "route"))
-            if let group = LWS.queryArgument(wsi, "presence") {
-                let info = try LWS.queryArgument(wsi, "presenceInfo").map { text throws(HeraldError) in
-                    try JSONValue(parsing: text, limits: config.limits.ingest.json)
-                } ?? .object([])
+            route = try request.head.queryArgument("route")
+            patterns = try subscriptionPatterns(filterText: request.head.queryArgument("filter"), route: route)
+            if let group = try request.head.queryArgument("presence") {
+                var info = RawJSON.emptyObject
+                if let text = try request.head.queryArgument("presenceInfo") {
+                    info = try RawJSON(parsing: Array(text.utf8), limits: config.limits.ingest.json)
+                }
                 try ClientMessage.validatePresenceInfo(info, path: "presenceInfo")
                 presence = (try ClientMessage.presenceGroup(.string(group)), info)
             }
-        } catch {
-            return respond(wsi, error: error, status: 400)
-        }
-        var resumeFrom: UInt64?
-        if let text = LWS.customHeader(wsi, "last-event-id:") ?? LWS.queryArgument(wsi, "lastEventId") {
-            guard let seq = UInt64(text.trimmingSpaces()) else {
-                return respond(wsi, error: HeraldError(.invalidMessage, "Last-Event-ID must be a sequence number, got \"\(text)\""), status: 400)
+            var lastEventID = request.head.field("last-event-id")
+            if lastEventID == nil { lastEventID = try request.head.queryArgument("lastEventId") }
+            if let text = lastEventID {
+                guard let seq = UInt64(text.trimmingSpaces()) else {
+                    throw HeraldError(.invalidMessage, "Last-Event-ID must be a sequence number, got \"\(text.prefix(64))\"")
+                }
+                resumeFrom = seq
             }
-            resumeFrom = seq
+        } catch {
+            return .respond(errorResponse(error))
         }
 
-        let route = LWS.queryArgument(wsi, "route")
-        let client = SSEClient(id: nextClientID, wsi: wsi, queue: queue(forRoute: route), credentials: credentials)
+        let client = SSEClient(id: nextClientID, connection: connection, queue: queue(forRoute: route, transport: .sse), credentials: credentials)
         nextClientID += 1
         // The filter, when given, is the last pattern (after the route's).
         let filter = patterns.count > (route == nil ? 0 : 1) ? patterns.last?.value : nil
         if let scope = credentials.scope { patterns.append(scope) }
         client.patterns[0] = patterns
         client.descriptions[0] = describe(id: "sse", route: route, filter: filter)
-        connections[wsi] = .sse(client)
         subscribers[client.id] = client
         index.add(owner: client.id, slot: 0, patterns: patterns)
         if let resumeFrom { beginCatchUp(client, since: resumeFrom, slots: SubscriptionSet(slot: 0)) }
         if let presence {
             do throws(HeraldError) {
-                _ = try join(client, credentials: credentials, group: presence.group, info: presence.info, transport: "sse")
+                try join(client, credentials: credentials, group: presence.group, info: presence.info)
             } catch {
-                connections[wsi] = nil
                 forget(client)
-                return respond(wsi, error: error, status: error.code == .forbidden ? 403 : 400)
+                return .respond(errorResponse(error))
             }
         }
-        logger.debug("sse stream opened", metadata: ["client": "\(client.id)", "peer": "\(LWS.peerAddress(wsi))"])
-        LWS.requestWritable(wsi)
-        return 0
+        logger.debug("sse stream opened", metadata: ["client": "\(client.id)", "peer": "\(connection.peer)"])
+        var head: [UInt8] = []
+        HTTPServerResponse.encodeHead(
+            status: 200, contentType: "text/event-stream", contentLength: nil, fields: apiHeaders + [("x-accel-buffering", "no")],
+            keepAlive: true, into: &head)
+        return .eventStream(client, head: head)
     }
 
-    /// Writes the head, then as many queued blocks as fit in one write per callback.
-    func sseWriteable(_ wsi: OpaquePointer, _ client: SSEClient) -> Int32 {
-        if client.ending { return -1 }
-        if !client.headSent {
-            let headers = apiHeaders + [("x-accel-buffering", "no")]
-            guard LWS.writeHead(wsi, status: 200, contentType: "text/event-stream", contentLength: nil, headers: headers) else { return -1 }
-            client.headSent = true
-            lws_http_mark_sse(wsi)
-            if !client.queue.isEmpty { LWS.requestWritable(wsi) }
-            return 0
+    /// Appends as many queued blocks as fit in one write to the connection's output; an
+    /// ending stream closes once what is already in the output has gone.
+    func fillSSE(_ client: SSEClient, on connection: Connection) {
+        if client.ending {
+            connection.closeAfterOutput = true
+            return
         }
-        // As many queued blocks as fit in the budget go out in one write.
-        let buffer = client.scratch
-        buffer.reset()
+        let buffer = connection.output
         let now = MonotonicClock.nanoseconds()
         while buffer.count < writeBudget, let next = takeNext(from: client) {
             switch next {
-            case .event(let event, let subscriptions):
-                countDelivery(event, subscriptions: subscriptions, to: client, webSocket: false, now: now)
+            case .event(let event, let subscriptions, let replayed):
+                countDelivery(event, subscriptions: subscriptions, to: client, replayed: replayed, now: now)
                 buffer.append(UnsafeRawBufferPointer(event.sseFrame))
             case .control(let bytes):
                 buffer.append(bytes)
@@ -89,12 +85,6 @@ extension Gateway {
                 buffer.append(WireFormat.sseGap(from: from, to: to, reason: reason.rawValue))
             }
         }
-        if buffer.count > 0 {
-            guard LWS.write(wsi, buffer.start, buffer.count, LWS_WRITE_HTTP) else { return -1 }
-        }
-        if client.catchUp != nil { pump(client) }
-        if !client.queue.isEmpty { LWS.requestWritable(wsi) }
-        return 0
     }
 
     // MARK: - Shared by both transports

@@ -1,4 +1,3 @@
-import CLibWebSockets
 import HeraldCore
 import Logging
 
@@ -19,7 +18,7 @@ extension Gateway {
         }
         out.family("herald_ingest_bytes_total", type: "counter", help: "Bytes of ingest request bodies read.")
         out.sample("herald_ingest_bytes_total", [], Double(metrics.ingestBytes))
-        out.family("herald_deliveries_total", type: "counter", help: "Events written to client sockets, by transport.")
+        out.family("herald_deliveries_total", type: "counter", help: "Live events written to client sockets, by transport (replays from history are herald_replayed_total).")
         out.sample("herald_deliveries_total", [("transport", "ws")], Double(metrics.deliveredWebSocket))
         out.sample("herald_deliveries_total", [("transport", "sse")], Double(metrics.deliveredSSE))
         out.family("herald_dropped_total", type: "counter", help: "Events not delivered to a client, by reason; disconnect counts clients closed by the disconnect policy.")
@@ -28,6 +27,9 @@ extension Gateway {
         out.sample("herald_dropped_total", [("reason", "disconnect")], Double(metrics.disconnectedOverflow))
         out.family("herald_gaps_expired_total", type: "counter", help: "Gap notices sent because a resuming client asked for events no longer in history.")
         out.sample("herald_gaps_expired_total", [], Double(metrics.expiredGaps))
+        out.family("herald_replayed_total", type: "counter", help: "Events sent from history to resuming clients, by transport (not live deliveries: no latency sample).")
+        out.sample("herald_replayed_total", [("transport", "ws")], Double(metrics.replayedWebSocket))
+        out.sample("herald_replayed_total", [("transport", "sse")], Double(metrics.replayedSSE))
 
         let counts = connectionCounts()
         out.family("herald_connections", type: "gauge", help: "Open streaming connections, by transport.")
@@ -44,7 +46,7 @@ extension Gateway {
         out.histogram("herald_queue_depth", [], queueDepths())
         out.family("herald_queued_bytes", type: "gauge", help: "Bytes queued for all clients together.")
         out.sample("herald_queued_bytes", [], Double(queuedBytesTotal))
-        out.family("herald_delivery_latency_seconds", type: "histogram", help: "From ingest acceptance to the socket write, per delivered event.")
+        out.family("herald_delivery_latency_seconds", type: "histogram", help: "From ingest acceptance to the socket write, per live delivery (replays are not sampled).")
         out.histogram("herald_delivery_latency_seconds", [], metrics.deliveryLatency)
         out.family("herald_match_seconds", type: "histogram", help: "Matching one event against every subscription.")
         out.histogram("herald_match_seconds", [], metrics.matchDuration)
@@ -65,7 +67,7 @@ extension Gateway {
         out.family("herald_uptime_seconds", type: "gauge", help: "Seconds since the gateway started.")
         out.sample("herald_uptime_seconds", [], Double(now - startedAt) / 1e9)
         out.family("herald_build_info", type: "gauge", help: "Build information (always 1).")
-        out.sample("herald_build_info", [("version", HeraldVersion.current), ("lws", LWS.version)], 1)
+        out.sample("herald_build_info", [("version", HeraldVersion.current), ("lws", Socket.libraryVersion)], 1)
         return out.output
     }
 
@@ -73,7 +75,7 @@ extension Gateway {
     static let ingestErrorCodes = [
         "invalid_json", "not_an_object", "empty_batch", "invalid_event", "invalid_cloudevent", "unauthorized",
         "method_not_allowed", "length_required", "body_too_large", "batch_too_large", "event_too_large",
-        "unsupported_media_type", "shutting_down", "forbidden",
+        "unsupported_media_type", "shutting_down", "forbidden", "token_expired", "overloaded", "request_timeout",
     ]
 
     // MARK: - /v1/stats
@@ -108,6 +110,7 @@ extension Gateway {
                 .init("last_seq", .number(Double(lastSeq))),
             ])),
             .init("deliveries", .object([.init("ws", .number(Double(metrics.deliveredWebSocket))), .init("sse", .number(Double(metrics.deliveredSSE)))])),
+            .init("replayed", .object([.init("ws", .number(Double(metrics.replayedWebSocket))), .init("sse", .number(Double(metrics.replayedSSE)))])),
             .init("dropped", .object([
                 .init("overflow", .number(Double(metrics.droppedOverflow))), .init("coalesced", .number(Double(metrics.droppedCoalesced))),
                 .init("disconnect", .number(Double(metrics.disconnectedOverflow))),
@@ -138,10 +141,11 @@ extension Gateway {
     private func connectionCounts() -> (ws: Int, sse: Int, wsSubscriptions: Int) {
         var ws = 0, sse = 0, wsSubscriptions = 0
         for subscriber in subscribers.values {
-            if subscriber is WebSocketClient {
+            switch subscriber.transport {
+            case .webSocket:
                 ws += 1
                 wsSubscriptions += subscriber.descriptions.reduce(0) { $0 + ($1 == nil ? 0 : 1) }
-            } else {
+            case .sse:
                 sse += 1
             }
         }
@@ -157,8 +161,8 @@ extension Gateway {
     // MARK: - /v1/clients
 
     /// Checks the admin key of a request; nil when it is valid.
-    func authorizeAdmin(_ wsi: OpaquePointer) -> HeraldError? {
-        guard let token = PublisherKeys.bearerToken(LWS.header(wsi, WSI_TOKEN_HTTP_AUTHORIZATION)) else {
+    func authorizeAdmin(_ request: Request) -> HeraldError? {
+        guard let token = PublisherKeys.bearerToken(request.head.field("authorization")) else {
             return HeraldError(.unauthorized, "this endpoint needs Authorization: Bearer <admin key>")
         }
         return admins.publisher(forKey: token) == nil ? HeraldError(.unauthorized, "the admin key is not valid") : nil
@@ -170,7 +174,6 @@ extension Gateway {
         let all = subscribers.values.sorted { ($0.queue.count, $0.sent, $1.id) > ($1.queue.count, $1.sent, $0.id) }
         let page = all.dropFirst(offset).prefix(limit)
         let rows: [JSONValue] = page.map { client in
-            let webSocket = client as? WebSocketClient
             let subscriptions: [JSONValue] = client.descriptions.compactMap { description in
                 guard let description else { return nil }
                 return .object([
@@ -181,7 +184,7 @@ extension Gateway {
             }
             return .object([
                 .init("id", .number(Double(client.id))),
-                .init("transport", .string(webSocket == nil ? "sse" : "ws")),
+                .init("transport", .string(client.transport.name)),
                 .init("remote", .string(client.remote)),
                 .init("user", client.credentials.subject.map(JSONValue.string) ?? .null),
                 .init("publisher", client.credentials.publisherName.map(JSONValue.string) ?? .null),
@@ -203,7 +206,7 @@ extension Gateway {
     /// SSE stream ended). Returns false when there is no such client.
     func disconnectClient(id: UInt64) -> Bool {
         guard let subscriber = subscribers[id] else { return false }
-        disconnect(subscriber, code: 1008, reason: "disconnected by an administrator")
+        disconnect(subscriber, code: .policyViolation, reason: "disconnected by an administrator")
         logger.info("client disconnected by an administrator", metadata: ["client": "\(id)"])
         return true
     }

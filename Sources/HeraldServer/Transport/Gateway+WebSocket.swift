@@ -1,86 +1,85 @@
-import CLibWebSockets
 import HeraldCore
 import Logging
 
 /// `GET /v1/ws`: WebSocket sessions, subprotocol `herald.v1` (DESIGN §4).
 extension Gateway {
-    /// Decides whether an upgrade may proceed; a refusal is answered with an HTTP error.
-    /// Returns >0 when refused with a response, 0 to proceed.
-    func confirmUpgrade(_ wsi: OpaquePointer) -> Int32 {
-        let path = LWS.header(wsi, WSI_TOKEN_GET_URI) ?? ""
-        guard path == "/v1/ws" else {
-            return refuseUpgrade(wsi, HeraldError(.notFound, "WebSockets are served at /v1/ws, not \(path)"), status: 404)
+    /// Checks an upgrade request; a refusal is an HTTP error and the connection closes.
+    func planWebSocket(_ request: Request, on connection: Connection) -> RequestPlan {
+        guard request.head.path == "/v1/ws" else {
+            return .close(errorResponse(HeraldError(.notFound, "WebSockets are served at /v1/ws, not \(request.head.path)")))
         }
-        if draining {
-            return refuseUpgrade(wsi, HeraldError(.shuttingDown, "the gateway is shutting down"), status: 503)
-        }
+        let agreement: WebSocketHandshake.Agreement
         let credentials: Credentials
+        let route: String?
         do throws(HeraldError) {
-            credentials = try authenticate(requestToken(wsi))
+            agreement = try WebSocketHandshake.validate(request.head, subprotocol: "herald.v1")
+            credentials = try authenticate(requestToken(request))
+            route = try request.head.queryArgument("route")
+            if let route, config.route(named: route) == nil {
+                throw HeraldError(.unknownRoute, "no route named \"\(route)\"")
+            }
         } catch {
-            return refuseUpgrade(wsi, error, status: 401)
+            let fields: [(name: String, value: String)] = error.code == .upgradeRequired ? [("sec-websocket-version", "13")] : []
+            return .close(errorResponse(error, fields: fields))
         }
-        let route = LWS.queryArgument(wsi, "route")
-        if let route, config.route(named: route) == nil {
-            return refuseUpgrade(wsi, HeraldError(.unknownRoute, "no route named \"\(route)\""), status: 400)
-        }
-        pendingUpgrades[wsi] = PendingUpgrade(credentials: credentials, route: route)
-        return 0
-    }
-
-    /// Answers a refused upgrade. This is the one place Herald writes outside a WRITEABLE
-    /// callback: lws requires the refusal to be written before the callback returns.
-    private func refuseUpgrade(_ wsi: OpaquePointer, _ error: HeraldError, status: Int) -> Int32 {
-        let body = WireFormat.httpError(error)
-        var headers = apiHeaders + [("connection", "close")]
-        if status == 401 { headers.append(("www-authenticate", "Bearer")) }
-        guard LWS.writeHead(wsi, status: status, contentType: "application/json", contentLength: body.count, headers: headers) else { return -1 }
-        let buffer = WriteBuffer(capacity: body.count)
-        buffer.append(body)
-        guard LWS.write(wsi, buffer.start, buffer.count, LWS_WRITE_HTTP_FINAL) else { return -1 }
-        return 1
-    }
-
-    func webSocketEstablished(_ wsi: OpaquePointer) -> Int32 {
-        let upgrade = pendingUpgrades.removeValue(forKey: wsi) ?? PendingUpgrade(credentials: .anonymous, route: nil)
         let client = WebSocketClient(
-            id: nextClientID, wsi: wsi, queue: queue(forRoute: upgrade.route),
-            maxSubscriptions: config.limits.maxSubscriptionsPerConnection, credentials: upgrade.credentials)
+            id: nextClientID, connection: connection, queue: queue(forRoute: route, transport: .webSocket),
+            maxSubscriptions: config.limits.maxSubscriptionsPerConnection,
+            maxMessageBytes: messageLimit(for: credentials), credentials: credentials)
         nextClientID += 1
-        connections[wsi] = .webSocket(client)
         subscribers[client.id] = client
-        lws_set_timer_usecs(wsi, lws_usec_t(config.delivery.pingSeconds) * 1_000_000)
-        logger.debug("websocket opened", metadata: ["client": "\(client.id)", "peer": "\(LWS.peerAddress(wsi))"])
-        return 0
+        connection.socket.setTimer(microseconds: UInt64(config.delivery.pingSeconds) * 1_000_000)
+        logger.debug("websocket opened", metadata: ["client": "\(client.id)", "peer": "\(connection.peer)"])
+        return .webSocket(client, head: WebSocketHandshake.response(agreement))
     }
 
-    /// Collects a message from its fragments and handles it when complete.
-    func webSocketReceive(_ wsi: OpaquePointer, _ chunk: UnsafeRawBufferPointer) -> Int32 {
-        guard case .webSocket(let client)? = connections[wsi] else { return -1 }
+    /// The largest message a client may send: small until it proved who it is.
+    func messageLimit(for credentials: Credentials) -> Int {
+        if case .anonymous = credentials { return min(config.limits.maxUnauthenticatedBodyBytes, config.limits.maxBodyBytes) }
+        return config.limits.maxBodyBytes
+    }
+
+    /// Reads whole messages from the connection's input and handles each in order. A
+    /// protocol violation closes the session with the code that answers it.
+    func readWebSocket(_ client: WebSocketClient, on connection: Connection) {
+        while client.closing == nil, !connection.input.isEmpty {
+            let next: (message: WebSocketMessageReader.Message?, consumed: Int)
+            do throws(WebSocketProtocolError) {
+                next = try connection.input.withUnread { (bytes) throws(WebSocketProtocolError) in try client.reader.next(bytes) }
+            } catch {
+                connection.input.removeAll()
+                close(client, code: error.closeCode, reason: error.message, immediately: true)
+                return
+            }
+            connection.input.consume(next.consumed)
+            guard let message = next.message else { break }
+            handle(message, from: client, on: connection)
+        }
+        if client.closing != nil { connection.input.removeAll() }
+        if connection.input.count + client.reader.bufferedBytes > 0,
+           pendingInputBytes - connection.chargedInputBytes + connection.input.count + client.reader.bufferedBytes > config.limits.maxPendingInputBytesTotal {
+            connection.input.removeAll()
+            close(client, code: .tryAgainLater, reason: "the gateway holds too much unfinished input", immediately: true)
+        }
+    }
+
+    /// Handles one message from the client.
+    private func handle(_ message: WebSocketMessageReader.Message, from client: WebSocketClient, on connection: Connection) {
         client.lastHeard = MonotonicClock.nanoseconds()
-        if lws_is_first_fragment(wsi) != 0 {
-            client.incoming.removeAll(keepingCapacity: true)
-            client.incomingTooLarge = false
-        }
-        if client.incoming.count + chunk.count > config.limits.maxBodyBytes {
-            client.incomingTooLarge = true
-            client.incoming.removeAll()
-        } else if !client.incomingTooLarge {
-            client.incoming.append(contentsOf: chunk)
-        }
-        guard lws_is_final_fragment(wsi) != 0, lws_remaining_packet_payload(wsi) == 0 else { return 0 }
-        if client.incomingTooLarge {
-            close(client, code: 1009, reason: "message larger than \(config.limits.maxBodyBytes) bytes", immediately: false)
-            return 0
-        }
-        if lws_frame_is_binary(wsi) != 0 {
+        switch message {
+        case .text(let text):
+            handleMessage(text, from: client)
+        case .binary:
             send(client, WireFormat.webSocketError(HeraldError(.invalidMessage, "binary frames are not supported; send JSON text"), id: nil))
-            return 0
+        case .ping(let payload):
+            // Only the newest ping is answered (RFC 6455 §5.5.3), so a ping flood costs nothing.
+            client.pendingPong = payload
+            connection.socket.requestWritable()
+        case .pong:
+            break
+        case .close(let code, _):
+            close(client, code: code.map(WebSocketCloseCode.init(rawValue:)) ?? .normal, reason: "", immediately: true)
         }
-        let message = client.incoming
-        client.incoming.removeAll(keepingCapacity: true)
-        handleMessage(message, from: client)
-        return 0
     }
 
     private func handleMessage(_ text: [UInt8], from client: WebSocketClient) {
@@ -103,9 +102,7 @@ extension Gateway {
             client.descriptions[slot] = nil
             client.catchUp?.replaying.remove(slot)
             index.remove(owner: client.id, slot: slot)
-            let before = client.queue.byteCount
-            client.queue.removeSubscription(slot)
-            queuedBytesTotal -= before - client.queue.byteCount
+            changeQueue(of: client) { $0.removeSubscription(slot) }
             send(client, WireFormat.unsubscribed(id: id))
         case .publish(let event):
             publishFromWebSocket(client, event: event)
@@ -116,10 +113,12 @@ extension Gateway {
                 client.credentials = try authenticate(token)
             } catch {
                 send(client, WireFormat.webSocketError(error, id: nil))
-                close(client, code: 1008, reason: "invalid token", immediately: false)
+                close(client, code: .policyViolation, reason: "invalid token", immediately: false)
                 return
             }
-            send(client, WireFormat.authenticated(publisher: client.credentials.publisherName, subject: client.credentials.subject))
+            client.reader.maxMessageBytes = messageLimit(for: client.credentials)
+            send(client, WireFormat.authenticated(
+                publisher: client.credentials.publisherName, subject: client.credentials.subject, expiresAt: client.credentials.expiresAt))
         case .presenceJoin(let group, let info):
             joinPresence(client, group: group, info: info)
         case .presenceLeave(let group):
@@ -152,19 +151,20 @@ extension Gateway {
         if let since { beginCatchUp(client, since: since, slots: SubscriptionSet(slot: slot)) }
     }
 
-    private func publishFromWebSocket(_ client: WebSocketClient, event: JSONValue) {
-        var body: [UInt8] = []
-        JSONWriter.write(event, into: &body)
-        body.withUnsafeBytes { bytes in
+    /// Publishes an event exactly as the client sent it (compacted), validated and
+    /// authorized like an ingest body.
+    private func publishFromWebSocket(_ client: WebSocketClient, event: RawJSON) {
+        event.bytes.withUnsafeBytes { bytes in
             do throws(HeraldError) {
-                guard case .object = event else { throw HeraldError(.notAnObject, "\"event\" must be a JSON object, not \(event.kindName)", path: "$.event") }
                 let events = try IngestParser.parse(bytes, format: .json, limits: config.limits.ingest, tape: &ingestTape)
                 if let refusal = publishRefusal(events, credentials: client.credentials, tape: ingestTape, body: bytes) { throw refusal }
                 for accepted in publish(events, tape: ingestTape, body: bytes) {
                     send(client, WireFormat.published(id: accepted.id, seq: accepted.seq))
                 }
             } catch {
-                send(client, WireFormat.webSocketError(error, id: nil))
+                var located = error
+                if located.path == nil, located.offset != nil { located.path = "$.event" }
+                send(client, WireFormat.webSocketError(located, id: nil))
             }
         }
     }
@@ -176,42 +176,45 @@ extension Gateway {
 
     /// Closes the session with `code`: at the next WRITEABLE, or once the messages queued
     /// so far are written. No new events are queued for it meanwhile.
-    func close(_ client: WebSocketClient, code: UInt16, reason: String, immediately: Bool) {
+    func close(_ client: WebSocketClient, code: WebSocketCloseCode, reason: String, immediately: Bool) {
         if client.closing == nil || immediately { client.closing = (code, reason, immediately) }
         index.removeAll(owner: client.id)
         client.catchUp = nil
-        LWS.requestWritable(client.wsi)
+        client.socket.requestWritable()
     }
 
-    /// Writes as many queued messages as fit in `writeBudget` with one `lws_write`.
-    ///
-    /// Each message is framed here (server frames are unmasked and Herald negotiates no
-    /// extension) and the frames go out as one raw write, so a busy client costs one
-    /// WRITEABLE callback and one syscall per batch rather than per message.
-    func webSocketWriteable(_ wsi: OpaquePointer) -> Int32 {
-        guard case .webSocket(let client)? = connections[wsi] else { return 0 }
+    /// Appends control frames, then as many queued messages as fit in `writeBudget`, to
+    /// the connection's output. Each message is framed here (server frames are unmasked
+    /// and Herald negotiates no extension), so a busy client costs one callback and one
+    /// syscall per batch rather than per message.
+    func fillWebSocket(_ client: WebSocketClient, on connection: Connection) {
+        let buffer = connection.output
+        if let pong = client.pendingPong {
+            buffer.appendWebSocketFrame(opcode: WebSocketFrame.pong, payload: pong)
+            client.pendingPong = nil
+        }
         // A refusal closes after the error frames queued before it; shutdown closes at once.
         if let closing = client.closing, closing.immediately || client.queue.isEmpty || draining {
-            LWS.setCloseReason(wsi, code: closing.code, reason: closing.reason)
-            return -1
+            let code = closing.code.rawValue
+            buffer.appendWebSocketFrame(opcode: WebSocketFrame.close, payload: [UInt8(code >> 8), UInt8(code & 0xFF)] + closing.reason.utf8.prefix(120))
+            connection.closeAfterOutput = true
+            return
         }
-        let buffer = client.scratch
-        buffer.reset()
         if client.pingDue {
-            // FIN + ping with a 2-byte payload: lws reports only non-empty pongs to us.
-            for byte: UInt8 in [0x89, 0x02, UInt8(ascii: "h"), UInt8(ascii: "b")] { buffer.append(byte: byte) }
+            // A 2-byte payload: some clients report only non-empty pongs.
+            buffer.appendWebSocketFrame(opcode: WebSocketFrame.ping, payload: Array("hb".utf8))
             client.pingDue = false
         }
         let now = MonotonicClock.nanoseconds()
         while buffer.count < writeBudget, let next = takeNext(from: client) {
             switch next {
-            case .event(let event, let subscriptions):
-                countDelivery(event, subscriptions: subscriptions, to: client, webSocket: true, now: now)
+            case .event(let event, let subscriptions, let replayed):
+                countDelivery(event, subscriptions: subscriptions, to: client, replayed: replayed, now: now)
                 let head: StaticString = #"{"type":"event","subs":["#
                 var idsLength = 0
                 subscriptions.forEach { slot in idsLength += (client.descriptions[slot]?.encodedID.count ?? 0) + 1 }
                 let length = head.utf8CodeUnitCount + max(idsLength - 1, 0) + 2 + event.webSocketTail.count
-                buffer.appendWebSocketTextHeader(length: length)
+                buffer.appendWebSocketHeader(opcode: WebSocketFrame.text, length: length)
                 buffer.append(head)
                 var first = true
                 subscriptions.forEach { slot in
@@ -223,24 +226,27 @@ extension Gateway {
                 buffer.append("],")
                 buffer.append(event.webSocketTail)
             case .control(let bytes):
-                buffer.appendWebSocketTextHeader(length: bytes.count)
-                buffer.append(bytes)
+                buffer.appendWebSocketFrame(opcode: WebSocketFrame.text, payload: bytes)
             case .gap(let from, let to, let subscriptions, let reason):
                 var ids: [[UInt8]] = []
                 subscriptions.forEach { slot in if let s = client.descriptions[slot] { ids.append(s.encodedID) } }
-                let message = WireFormat.webSocketGap(subscriptionIDs: ids, from: from, to: to, reason: reason.rawValue)
-                buffer.appendWebSocketTextHeader(length: message.count)
-                buffer.append(message)
+                buffer.appendWebSocketFrame(
+                    opcode: WebSocketFrame.text, payload: WireFormat.webSocketGap(subscriptionIDs: ids, from: from, to: to, reason: reason.rawValue))
             }
         }
-        if buffer.count > 0 {
-            guard LWS.write(wsi, buffer.start, buffer.count, LWS_WRITE_HTTP) else { return -1 }
+    }
+
+    /// A WebSocket's ping timer fired: close it when it has been silent too long, else ping.
+    func timerFired(_ connection: Connection) {
+        guard case .webSocket(let client) = connection.mode else { return }
+        let silent = MonotonicClock.nanoseconds() - client.lastHeard
+        if silent > UInt64(config.delivery.idleTimeoutSeconds) * 1_000_000_000 {
+            logger.debug("websocket idle, closing", metadata: ["client": "\(client.id)"])
+            close(client, code: .goingAway, reason: "idle timeout", immediately: true)
+            return
         }
-        if client.catchUp != nil { pump(client) }
-        if !client.queue.isEmpty || client.closing != nil { LWS.requestWritable(wsi) }
-        return 0
+        client.pingDue = true
+        connection.socket.requestWritable()
+        connection.socket.setTimer(microseconds: UInt64(config.delivery.pingSeconds) * 1_000_000)
     }
 }
-
-/// Most bytes one WRITEABLE callback hands to lws.
-let writeBudget = 64 * 1024

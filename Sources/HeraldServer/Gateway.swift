@@ -19,13 +19,13 @@ final class Gateway {
     let admins: PublisherKeys
     var metrics: GatewayMetrics
     var statsWindow = StatsWindow()
-    /// Absolute path of the static files directory, if serving it.
-    let publicDirectory: String?
+    /// Canonical absolute path of the static files directory, if serving one.
+    let publicRoot: String?
 
-    var connections: [OpaquePointer: Connection] = [:]
+    /// Every open socket, by connection id.
+    var connections: [UInt64: Connection] = [:]
+    var nextConnectionID: UInt64 = 1
     var subscribers: [UInt64: Subscriber] = [:]
-    /// WebSocket upgrades that passed `CONFIRM_UPGRADE`, keyed by connection.
-    var pendingUpgrades: [OpaquePointer: PendingUpgrade] = [:]
     var index = SubscriptionIndex()
     var lastSeq: UInt64 = 0
     var history: History
@@ -34,7 +34,11 @@ final class Gateway {
     /// its value at each, in this order.
     let coalescePaths: [FieldPath]
     /// Bytes queued for all clients together (bounded by `limits.maxQueuedBytesTotal`).
-    var queuedBytesTotal = 0
+    /// Changed only in `changeQueue`.
+    private(set) var queuedBytesTotal = 0
+    /// Bytes of unfinished input held by all connections together (bounded by
+    /// `limits.maxPendingInputBytesTotal`); changed only in `chargeInput`.
+    var pendingInputBytes = 0
     /// How often queues were shed for the gateway-wide bound, and when that was last logged.
     var shedCount = 0
     var lastShedWarning: UInt64 = 0
@@ -48,21 +52,15 @@ final class Gateway {
     /// Reused for every presence event (kept apart from `ingestTape`, which may be in use
     /// when a disconnect announces a leave).
     var presenceTape = JSONTape()
+    /// Reused to encode every HTTP response.
+    var responseScratch: [UInt8] = []
     /// Who is in which presence group.
     var presence = PresenceRegistry()
     /// The HS256 secret for subscriber JWTs: `auth.jwtSecret`, or a random one per process
     /// when only demo tokens need it; nil when JWTs are not accepted.
     let jwtSecret: [UInt8]?
-    /// True while a HEAD request is being routed: its response carries no body.
-    var respondingToHead = false
     /// Shutting down: refuse new work, close clients.
     var draining = false
-    /// Callbacks handled so far; the loop compares it across a service iteration.
-    var callbacksHandled: UInt64 = 0
-    /// When SSE sockets were last checked for a closed peer, and how many service
-    /// iterations in a row handled no callback.
-    var lastStreamSweep: UInt64 = 0
-    var emptyServices = 0
     let startedAt = MonotonicClock.nanoseconds()
 
     init(config: HeraldConfig, logger: Logger, publicDirectory: String?) {
@@ -71,7 +69,7 @@ final class Gateway {
         self.publishers = PublisherKeys(config.auth.publisherKeys)
         self.admins = PublisherKeys(config.auth.adminKeys)
         self.metrics = GatewayMetrics(routeNames: config.routes.map(\.name), timingEnabled: config.metrics.timing)
-        self.publicDirectory = publicDirectory
+        self.publicRoot = publicDirectory.flatMap { Self.realPath($0) }
         if let secret = config.auth.jwtSecret {
             self.jwtSecret = Array(secret.utf8)
         } else if config.auth.demo {
@@ -91,70 +89,21 @@ final class Gateway {
         self.coalescePaths = paths
     }
 
-    /// Dispatches one libwebsockets callback. The return value goes back to lws
-    /// (non-zero closes the connection).
-    func handle(_ wsi: OpaquePointer, _ reason: lws_callback_reasons, _ user: UnsafeMutableRawPointer?, _ input: UnsafeMutableRawPointer?, _ length: Int) -> Int32 {
-        callbacksHandled &+= 1
-        switch reason {
-        case LWS_CALLBACK_HTTP:
-            let path = input.map { String(cString: $0.assumingMemoryBound(to: CChar.self)) } ?? "/"
-            return handleHTTPRequest(wsi, path: path)
-        case LWS_CALLBACK_HTTP_BODY:
-            return handleHTTPBody(wsi, UnsafeRawBufferPointer(start: input, count: length))
-        case LWS_CALLBACK_HTTP_BODY_COMPLETION:
-            return handleHTTPBodyCompletion(wsi)
-        case LWS_CALLBACK_HTTP_WRITEABLE:
-            return handleHTTPWriteable(wsi)
-        case LWS_CALLBACK_HTTP_FILE_COMPLETION:
-            connections[wsi] = nil
-            return lws_http_transaction_completed(wsi) != 0 ? -1 : 0
-        case LWS_CALLBACK_CLOSED_HTTP:
-            closeConnection(wsi)
-            return 0
-        case LWS_CALLBACK_TIMER:
-            timerFired(wsi)
-            return 0
-        case LWS_CALLBACK_RECEIVE_PONG:
-            if case .webSocket(let client)? = connections[wsi] { client.lastHeard = MonotonicClock.nanoseconds() }
-            return 0
-        case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
-            return confirmUpgrade(wsi)
-        case LWS_CALLBACK_ESTABLISHED:
-            return webSocketEstablished(wsi)
-        case LWS_CALLBACK_RECEIVE:
-            return webSocketReceive(wsi, UnsafeRawBufferPointer(start: input, count: length))
-        case LWS_CALLBACK_SERVER_WRITEABLE:
-            return webSocketWriteable(wsi)
-        case LWS_CALLBACK_CLOSED:
-            closeConnection(wsi)
-            return 0
-        case LWS_CALLBACK_WSI_DESTROY:
-            pendingUpgrades[wsi] = nil
-            if connections[wsi] != nil { closeConnection(wsi) }
-            return 0
-        default:
-            return lws_callback_http_dummy(wsi, reason, user, input, length)
-        }
+    /// Applies `change` to a subscriber's queue and keeps the gateway-wide byte count: the
+    /// one place `queuedBytesTotal` changes, so it is always the sum of the queues.
+    @discardableResult
+    func changeQueue<R>(of subscriber: Subscriber, _ change: (inout ClientQueue) -> R) -> R {
+        let before = subscriber.queue.byteCount
+        let result = change(&subscriber.queue)
+        queuedBytesTotal += subscriber.queue.byteCount - before
+        return result
     }
 
-    /// Forgets a connection and its subscriptions.
-    func closeConnection(_ wsi: OpaquePointer) {
-        guard let connection = connections.removeValue(forKey: wsi) else { return }
-        switch connection {
-        case .exchange: break
-        case .sse(let client):
-            forget(client)
-            logger.debug("sse stream closed", metadata: ["client": "\(client.id)"])
-        case .webSocket(let client):
-            forget(client)
-            logger.debug("websocket closed", metadata: ["client": "\(client.id)"])
-        }
-    }
-
+    /// Forgets a subscriber whose connection closed: its subscriptions, queue and presence.
     func forget(_ client: Subscriber) {
         index.removeAll(owner: client.id)
         subscribers[client.id] = nil
-        queuedBytesTotal -= client.queue.byteCount
+        changeQueue(of: client) { $0 = ClientQueue(limits: $0.limits, coalesceSlot: $0.coalesceSlot, transport: $0.transport) }
         leaveAllPresence(client)
     }
 
@@ -177,54 +126,61 @@ final class Gateway {
                 metrics.duplicates += 1
                 continue
             }
-            metrics.accepted += 1
-            lastSeq += 1
-            let coalesceKeys = coalescePaths.map { $0.valueHash(in: tape, node: incoming.node, bytes: body) }
-            let event = incoming.compactJSON.withUnsafeBytes {
-                Event(seq: lastSeq, id: incoming.id, source: incoming.source, type: incoming.type, acceptedAt: now,
-                      json: $0, headroom: LWS.pre, coalesceKeys: coalesceKeys)
-            }
+            let event = accept(incoming, tape: tape, body: body, now: now)
             if incoming.hasExplicitID { dedup.record(source: incoming.source, id: incoming.id, seq: event.seq, now: now) }
-            history.append(event, now: now)
-            matches.removeAll(keepingCapacity: true)
-            let matchStart = metrics.timingEnabled ? MonotonicClock.nanoseconds() : 0
-            index.match(EventView(tape: tape, node: incoming.node, bytes: body), into: &matches)
-            if metrics.timingEnabled { metrics.matchDuration.observe(Double(MonotonicClock.nanoseconds() - matchStart) / 1e9) }
-            var matchedRoutes = RouteSet()
-            for match in matches {
-                guard let subscriber = subscribers[match.owner] else { continue }
-                matchedRoutes.formUnion(subscriber.routes(of: match.subscriptions))
-                // A resuming client reads this event from history when its turn comes.
-                guard subscriber.catchUp == nil else { continue }
-                deliver(event, subscriptions: match.subscriptions, to: subscriber)
-            }
-            matchedRoutes.forEach { metrics.routes[$0].matched += 1 }
             accepted.append(.init(id: incoming.id, seq: event.seq, duplicate: false))
         }
-        if queuedBytesTotal > config.limits.maxQueuedBytesTotal { shedLargestQueues() }
         statsWindow.record(metrics, now: now)
         return accepted
     }
 
+    /// Sequences one event, keeps it in history and queues it for its live recipients.
+    func accept(_ incoming: IncomingEvent, tape: JSONTape, body: UnsafeRawBufferPointer, now: UInt64) -> Event {
+        metrics.accepted += 1
+        lastSeq += 1
+        let coalesceKeys = coalescePaths.map { $0.valueHash(in: tape, node: incoming.node, bytes: body) }
+        let event = incoming.compactJSON.withUnsafeBytes {
+            Event(seq: lastSeq, id: incoming.id, source: incoming.source, type: incoming.type, acceptedAt: now,
+                  json: $0, headroom: 0, coalesceKeys: coalesceKeys)
+        }
+        history.append(event, now: now)
+        matches.removeAll(keepingCapacity: true)
+        let matchStart = metrics.timingEnabled ? MonotonicClock.nanoseconds() : 0
+        index.match(EventView(tape: tape, node: incoming.node, bytes: body), into: &matches)
+        if metrics.timingEnabled { metrics.matchDuration.observe(Double(MonotonicClock.nanoseconds() - matchStart) / 1e9) }
+        var matchedRoutes = RouteSet()
+        for match in matches {
+            guard let subscriber = subscribers[match.owner] else { continue }
+            matchedRoutes.formUnion(subscriber.routes(of: match.subscriptions))
+            // A resuming client reads this event from history when its turn comes.
+            guard subscriber.catchUp == nil else { continue }
+            deliver(event, subscriptions: match.subscriptions, to: subscriber)
+        }
+        matchedRoutes.forEach { metrics.routes[$0].matched += 1 }
+        if queuedBytesTotal > config.limits.maxQueuedBytesTotal { shedLargestQueues() }
+        return event
+    }
+
     // MARK: - Shutdown
 
-    /// Starts a graceful shutdown: new requests get 503, WebSockets close with 1001, SSE
-    /// streams end. Returns true when no streaming client is left.
+    /// Starts a graceful shutdown: new requests get 503, idle connections close,
+    /// WebSockets close with 1001, SSE streams end.
     func beginDraining() {
         guard !draining else { return }
         draining = true
         logger.info("shutting down", metadata: ["clients": "\(subscribers.count)"])
-        for (wsi, connection) in connections {
-            switch connection {
+        for connection in connections.values {
+            switch connection.mode {
             case .webSocket(let client):
-                client.closing = (1001, "server shutting down", true)
-                LWS.requestWritable(wsi)
+                client.closing = (.goingAway, "server shutting down", true)
             case .sse(let client):
                 client.ending = true
-                LWS.requestWritable(wsi)
-            case .exchange:
-                break
+            case .http:
+                if case .awaitingHead = connection.http.phase, !connection.http.headStarted, connection.output.isEmpty {
+                    connection.closeAfterOutput = true
+                }
             }
+            connection.socket.requestWritable()
         }
     }
 

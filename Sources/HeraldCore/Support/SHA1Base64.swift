@@ -2,9 +2,9 @@
 // Sec-WebSocket-Accept = base64(SHA-1(key + GUID)). SHA-1 is used here only as the
 // protocol's checksum, not for security.
 
-enum SHA1 {
+public enum SHA1 {
     /// The 20-byte SHA-1 digest of `message` (FIPS 180-4).
-    static func hash(_ message: [UInt8]) -> [UInt8] {
+    public static func hash(_ message: [UInt8]) -> [UInt8] {
         var h0: UInt32 = 0x6745_2301
         var h1: UInt32 = 0xEFCD_AB89
         var h2: UInt32 = 0x98BA_DCFE
@@ -83,11 +83,11 @@ enum SHA1 {
     }
 }
 
-enum Base64 {
+public enum Base64 {
     private static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
 
     /// Standard base64 with "=" padding (RFC 4648 §4).
-    static func encode(_ bytes: [UInt8]) -> String {
+    public static func encode(_ bytes: [UInt8]) -> String {
         var out: [UInt8] = []
         out.reserveCapacity((bytes.count + 2) / 3 * 4)
         var i = 0

@@ -1,11 +1,11 @@
 import Testing
 
-@testable import HeraldClient
+@testable import HeraldCore
 
 @Suite struct HandshakeCryptoTests {
     @Test func rfc6455AcceptExample() {
         // RFC 6455 §1.3. (A 20-byte SHA-1 digest is always 28 base64 characters.)
-        let accept = WebSocketClient.acceptValue(forKey: "dGhlIHNhbXBsZSBub25jZQ==")
+        let accept = WebSocketHandshake.acceptValue(forKey: "dGhlIHNhbXBsZSBub25jZQ==")
         #expect(accept == "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=")
         #expect(accept.utf8.count == 28)
     }
@@ -120,16 +120,16 @@ import Testing
     @Test func decodeRejectsViolations() {
         // Control frame longer than 125 bytes (encoded with a 16-bit length).
         let bigPing = WebSocketFrame.encode(opcode: WebSocketFrame.ping, payload: [UInt8](repeating: 0, count: 126))
-        #expect(throws: ClientError.self) { try WebSocketFrame.decode(bigPing) }
+        #expect(throws: WebSocketProtocolError.self) { try WebSocketFrame.decode(bigPing) }
         // Fragmented control frame.
         let fragmentedClose = WebSocketFrame.encode(opcode: WebSocketFrame.close, payload: [3, 232], fin: false)
-        #expect(throws: ClientError.self) { try WebSocketFrame.decode(fragmentedClose) }
+        #expect(throws: WebSocketProtocolError.self) { try WebSocketFrame.decode(fragmentedClose) }
         // 64-bit length with the most significant bit set.
         let huge: [UInt8] = [0x82, 0x7F, 0x80, 0, 0, 0, 0, 0, 0, 1]
-        #expect(throws: ClientError.self) { try WebSocketFrame.decode(huge) }
+        #expect(throws: WebSocketProtocolError.self) { try WebSocketFrame.decode(huge) }
         // Over the caller's limit: refused from the header alone.
         let header16: [UInt8] = [0x82, 0x7E, 0x10, 0x00]
-        #expect(throws: ClientError.self) { try WebSocketFrame.decode(header16, maxPayload: 1000) }
+        #expect(throws: WebSocketProtocolError.self) { try WebSocketFrame.decode(header16, maxPayload: 1000) }
         // Non-minimal length encodings are accepted (lenient).
         let nonMinimal: [UInt8] = [0x81, 0x7E, 0x00, 0x02, 0x68, 0x69]
         #expect((try? WebSocketFrame.decode(nonMinimal)) == .frame(WebSocketFrame(opcode: 1, payload: [0x68, 0x69]), consumed: 6))
@@ -141,8 +141,8 @@ import Testing
         let parsed = try WebSocketFrame.parseClosePayload([0x0F, 0xA0] + Array("overflow".utf8))
         #expect(parsed.code == 4000 && parsed.reason == "overflow")
         #expect(try WebSocketFrame.parseClosePayload([]).code == nil)
-        #expect(throws: ClientError.self) { try WebSocketFrame.parseClosePayload([0x03]) }
-        #expect(throws: ClientError.self) { try WebSocketFrame.parseClosePayload([0x03, 0xED]) }  // 1005
-        #expect(throws: ClientError.self) { try WebSocketFrame.parseClosePayload([0x03, 0xE8, 0xC3, 0x28]) }
+        #expect(throws: WebSocketProtocolError.self) { try WebSocketFrame.parseClosePayload([0x03]) }
+        #expect(throws: WebSocketProtocolError.self) { try WebSocketFrame.parseClosePayload([0x03, 0xED]) }  // 1005
+        #expect(throws: WebSocketProtocolError.self) { try WebSocketFrame.parseClosePayload([0x03, 0xE8, 0xC3, 0x28]) }
     }
 }

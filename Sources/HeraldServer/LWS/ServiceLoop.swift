@@ -15,7 +15,8 @@ let lwsLogger = Logger(label: "herald.lws")
 /// `lws_cancel_service`; the loop reacts in `LWS_CALLBACK_EVENT_WAIT_CANCELLED`.
 ///
 /// - Note: `@unchecked Sendable`: `gateway` and the C structures are touched only by the
-///   loop thread (and by `init` before the loop starts); the cross-thread state is atomic.
+///   loop thread (and by `init` before the loop starts); the cross-thread state is atomic
+///   or guarded by `contextLock`.
 final class ServiceLoop: @unchecked Sendable {
     let gateway: Gateway
     private var context: OpaquePointer?
@@ -25,7 +26,7 @@ final class ServiceLoop: @unchecked Sendable {
     private let ticker: UnsafeMutablePointer<herald_ticker>
     private let shutdownRequested = Atomic<Bool>(false)
     private let stopped = Atomic<Bool>(false)
-    /// Guards waking the context against its destruction.
+    /// Guards waking or destroying the context against the other.
     private let contextLock = Mutex<Void>(())
     private var drainDeadline: UInt64 = 0
     /// The port the listener is bound to (the kernel's choice when config asked for 0).
@@ -33,33 +34,27 @@ final class ServiceLoop: @unchecked Sendable {
 
     init(config: HeraldConfig, logger: Logger, publicDirectory: String?) throws(HeraldError) {
         gateway = Gateway(config: config, logger: logger, publicDirectory: publicDirectory)
-        lws_set_log_level(LWS.logMask(config.log.lwsLevel), heraldLWSLog)
+        lws_set_log_level(Socket.logMask(config.log.lwsLevel), heraldLWSLog)
 
-        let httpName = strdup("http")!
-        let wsName = strdup("herald.v1")!
+        let protocolName = strdup("herald")!
         let host = strdup(config.listen.host)!
         let vhostName = strdup("herald")!
-        retainedStrings = [httpName, wsName, host, vhostName]
+        retainedStrings = [protocolName, host, vhostName]
 
         ticker = .allocate(capacity: 1)
         ticker.initialize(to: herald_ticker())
-        protocols = .allocate(capacity: 3)
-        protocols.initialize(repeating: lws_protocols(), count: 3)
-        protocols[0].name = UnsafePointer(httpName)
+        protocols = .allocate(capacity: 2)
+        protocols.initialize(repeating: lws_protocols(), count: 2)
+        protocols[0].name = UnsafePointer(protocolName)
         protocols[0].callback = heraldCallback
-        protocols[1].name = UnsafePointer(wsName)
-        protocols[1].callback = heraldCallback
-        protocols[1].rx_buffer_size = 65536
 
         var info = lws_context_creation_info()
         info.port = Int32(config.listen.port)
         info.iface = config.listen.host == "0.0.0.0" || config.listen.host == "*" ? nil : UnsafePointer(host)
         info.protocols = UnsafePointer(protocols)
         info.vhost_name = UnsafePointer(vhostName)
-        info.max_http_header_data = 16384
-        info.timeout_secs = 30
         info.pt_serv_buf_size = 65536
-        info.options = herald_opt_validate_utf8
+        info.options = herald_opt_only_raw
         if config.listen.host.contains(".") && config.listen.host != "::" { info.options |= herald_opt_disable_ipv6 }
         port = config.listen.port
         // The context keeps this pointer as its user data; the loop outlives the context.
@@ -77,15 +72,11 @@ final class ServiceLoop: @unchecked Sendable {
             Unmanaged<ServiceLoop>.fromOpaque(owner).takeUnretainedValue().gateway.tick()
         }
         herald_ticker_start(ticker)
-        let vhost = lws_get_vhost_by_name(created, "herald")
-        if let vhost { port = Int(lws_get_vhost_listen_port(vhost)) }
+        if let vhost = lws_get_vhost_by_name(created, "herald") { port = Int(lws_get_vhost_listen_port(vhost)) }
     }
 
     deinit {
-        if let context {
-            herald_ticker_stop(ticker)
-            lws_context_destroy(context)
-        }
+        destroyContext()
         ticker.deallocate()
         protocols.deallocate()
         retainedStrings.forEach { free($0) }
@@ -95,15 +86,19 @@ final class ServiceLoop: @unchecked Sendable {
     func run() {
         guard let context else { return }
         while !stopped.load(ordering: .acquiring) {
-            let handled = gateway.callbacksHandled
             if lws_service(context, 0) < 0 { break }
-            gateway.serviced(handledCallbacks: gateway.callbacksHandled != handled)
             if gateway.draining && (gateway.isDrained || MonotonicClock.nanoseconds() > drainDeadline) {
                 break
             }
         }
+        destroyContext()
+    }
+
+    /// Stops the ticker and destroys the context (closing every connection), once.
+    private func destroyContext() {
         contextLock.withLock { _ in
             stopped.store(true, ordering: .releasing)
+            guard let context else { return }
             herald_ticker_stop(ticker)
             lws_context_destroy(context)
             self.context = nil
@@ -111,6 +106,9 @@ final class ServiceLoop: @unchecked Sendable {
     }
 
     var isStopped: Bool { stopped.load(ordering: .acquiring) }
+
+    /// Stops a loop that never ran (nothing is serviced, so nothing needs draining).
+    func stopUnstarted() { destroyContext() }
 
     /// Asks the loop to shut down gracefully. Safe from any thread.
     func requestShutdown() {

@@ -1,5 +1,5 @@
-/// RFC 6455 §5.2 framing as pure functions over bytes (no sockets), used by
-/// `WebSocketClient` and usable directly by tests.
+/// RFC 6455 §5.2 framing as pure functions over bytes (no sockets), shared by the
+/// gateway (which reads masked client frames) and `HeraldClient` (which writes them).
 public struct WebSocketFrame: Sendable, Equatable {
     public static let continuation: UInt8 = 0x0
     public static let text: UInt8 = 0x1
@@ -130,10 +130,10 @@ public struct WebSocketFrame: Sendable, Equatable {
 
     /// Decodes the frame at the start of `bytes`.
     ///
-    /// Throws `.protocolViolation` for: a 64-bit length with the top bit set, a payload
-    /// longer than `maxPayload`, a control frame that is fragmented or longer than 125
-    /// bytes. RSV bits, opcodes and masking direction are left for the caller to judge.
-    public static func decode(_ bytes: UnsafeBufferPointer<UInt8>, maxPayload: Int = Int.max) throws(ClientError)
+    /// Throws for: a 64-bit length with the top bit set, a payload longer than
+    /// `maxPayload` (close code 1009), a control frame that is fragmented or longer than
+    /// 125 bytes (1002). RSV bits, opcodes and masking direction are left for the caller.
+    public static func decode(_ bytes: UnsafeBufferPointer<UInt8>, maxPayload: Int = Int.max) throws(WebSocketProtocolError)
         -> DecodeResult
     {
         guard bytes.count >= 2 else { return .needMore(totalNeeded: 2) }
@@ -156,10 +156,10 @@ public struct WebSocketFrame: Sendable, Equatable {
             var wide: UInt64 = 0
             for i in 2..<10 { wide = wide << 8 | UInt64(bytes[i]) }
             guard wide & (1 << 63) == 0 else {
-                throw ClientError(.protocolViolation, "WebSocket frame: 64-bit payload length has its most significant bit set")
+                throw WebSocketProtocolError(.protocolError, "WebSocket frame: 64-bit payload length has its most significant bit set")
             }
             guard wide <= UInt64(Int.max - 14) else {
-                throw ClientError(.protocolViolation, "WebSocket frame: payload length \(wide) is too large")
+                throw WebSocketProtocolError(.protocolError, "WebSocket frame: payload length \(wide) is too large")
             }
             length = Int(wide)
             offset = 10
@@ -168,14 +168,14 @@ public struct WebSocketFrame: Sendable, Equatable {
         }
         if opcode & 0x8 != 0 {
             guard length <= 125 else {
-                throw ClientError(.protocolViolation, "WebSocket frame: control frame (opcode \(opcode)) with \(length)-byte payload (max 125)")
+                throw WebSocketProtocolError(.protocolError, "WebSocket frame: control frame (opcode \(opcode)) with \(length)-byte payload (max 125)")
             }
             guard fin else {
-                throw ClientError(.protocolViolation, "WebSocket frame: fragmented control frame (opcode \(opcode))")
+                throw WebSocketProtocolError(.protocolError, "WebSocket frame: fragmented control frame (opcode \(opcode))")
             }
         }
         guard length <= maxPayload else {
-            throw ClientError(.protocolViolation, "WebSocket frame: payload of \(length) bytes exceeds the limit of \(maxPayload)")
+            throw WebSocketProtocolError(.messageTooBig, "WebSocket frame: payload of \(length) bytes exceeds the limit of \(maxPayload)")
         }
         var maskKey: [UInt8]?
         if masked {
@@ -195,9 +195,9 @@ public struct WebSocketFrame: Sendable, Equatable {
             WebSocketFrame(fin: fin, rsv: rsv, opcode: opcode, maskKey: maskKey, payload: payload), consumed: total)
     }
 
-    public static func decode(_ bytes: [UInt8], maxPayload: Int = Int.max) throws(ClientError) -> DecodeResult {
+    public static func decode(_ bytes: [UInt8], maxPayload: Int = Int.max) throws(WebSocketProtocolError) -> DecodeResult {
         let result = bytes.withUnsafeBufferPointer { buffer in
-            Result { () throws(ClientError) -> DecodeResult in try decode(buffer, maxPayload: maxPayload) }
+            Result { () throws(WebSocketProtocolError) -> DecodeResult in try decode(buffer, maxPayload: maxPayload) }
         }
         return try result.get()
     }
@@ -212,10 +212,10 @@ public struct WebSocketFrame: Sendable, Equatable {
 
     /// Parses a close payload; throws for a 1-byte payload, a code that may not be sent
     /// on the wire (RFC 6455 §7.4), or a reason that is not UTF-8.
-    public static func parseClosePayload(_ payload: [UInt8]) throws(ClientError) -> (code: UInt16?, reason: String) {
+    public static func parseClosePayload(_ payload: [UInt8]) throws(WebSocketProtocolError) -> (code: UInt16?, reason: String) {
         if payload.isEmpty { return (nil, "") }
         guard payload.count >= 2 else {
-            throw ClientError(.protocolViolation, "WebSocket close frame with a 1-byte payload")
+            throw WebSocketProtocolError(.protocolError, "WebSocket close frame with a 1-byte payload")
         }
         let code = UInt16(payload[0]) << 8 | UInt16(payload[1])
         let allowed: Bool
@@ -225,11 +225,48 @@ public struct WebSocketFrame: Sendable, Equatable {
         default: allowed = false
         }
         guard allowed else {
-            throw ClientError(.protocolViolation, "WebSocket close frame with invalid status code \(code)")
+            throw WebSocketProtocolError(.protocolError, "WebSocket close frame with invalid status code \(code)")
         }
         guard let reason = String(validating: payload[2...], as: UTF8.self) else {
-            throw ClientError(.protocolViolation, "WebSocket close frame with a reason that is not valid UTF-8")
+            throw WebSocketProtocolError(.invalidPayload, "WebSocket close frame with a reason that is not valid UTF-8")
         }
         return (code, reason)
     }
+}
+
+/// A violation of RFC 6455 by the peer, with the close code that answers it (§7.4.1).
+public struct WebSocketProtocolError: Error, Sendable, Equatable, CustomStringConvertible {
+    public var closeCode: WebSocketCloseCode
+    public var message: String
+
+    public init(_ closeCode: WebSocketCloseCode, _ message: String) {
+        self.closeCode = closeCode
+        self.message = message
+    }
+
+    public var description: String { "\(closeCode.rawValue): \(message)" }
+}
+
+/// The close codes Herald sends or judges (RFC 6455 §7.4.1, DESIGN §4).
+public struct WebSocketCloseCode: RawRepresentable, Hashable, Sendable {
+    public let rawValue: UInt16
+    public init(rawValue: UInt16) { self.rawValue = rawValue }
+
+    public static let normal = WebSocketCloseCode(rawValue: 1000)
+    /// The gateway shuts down, or the peer went idle.
+    public static let goingAway = WebSocketCloseCode(rawValue: 1001)
+    /// A framing rule was broken (mask, RSV bits, opcode, fragmentation, length).
+    public static let protocolError = WebSocketCloseCode(rawValue: 1002)
+    /// A text message or close reason that is not UTF-8.
+    public static let invalidPayload = WebSocketCloseCode(rawValue: 1007)
+    /// Authentication failed, or replies piled up unread.
+    public static let policyViolation = WebSocketCloseCode(rawValue: 1008)
+    /// A message larger than the gateway accepts.
+    public static let messageTooBig = WebSocketCloseCode(rawValue: 1009)
+    /// The gateway is overloaded (too many bytes of unfinished input); retry later.
+    public static let tryAgainLater = WebSocketCloseCode(rawValue: 1013)
+    /// The `disconnect` overflow policy: resume from history.
+    public static let queueOverflow = WebSocketCloseCode(rawValue: 4000)
+    /// The connection's token expired and was not renewed with the `auth` op.
+    public static let tokenExpired = WebSocketCloseCode(rawValue: 4001)
 }

@@ -1,68 +1,11 @@
 import HeraldCore
 
-/// What the loop knows about one libwebsockets connection.
-enum Connection {
-    /// A plain HTTP request/response (ingest, API, static files).
-    case exchange(HTTPExchange)
-    /// A Server-Sent Events stream.
-    case sse(SSEClient)
-    /// A WebSocket session.
-    case webSocket(WebSocketClient)
-}
-
-/// A response waiting for WRITEABLE callbacks: head first, then body.
-struct PendingResponse {
-    var status: Int
-    var contentType: String
-    var headers: [(String, String)]
-    var body: [UInt8]
-    /// Close the connection after the body (the request body was not read).
-    var closeAfter: Bool
-    var headSent = false
-    /// For HEAD requests: send the head with the body's length, but no body.
-    var omitBody = false
-}
-
-/// One HTTP request being served.
-final class HTTPExchange {
-    enum Purpose {
-        /// POST /v1/events: collect the body, then ingest it.
-        case ingest(IngestFormat, binary: BinaryCloudEvent?, credentials: Credentials)
-        /// Collect (and drop) the body, then send `rejection`.
-        case reject(PendingResponse)
-        /// Collect a JSON body for an API operation, then answer it.
-        case api(APIOperation)
-        /// Nothing to read; a response or file is on its way.
-        case respond
-    }
-
-    var purpose: Purpose
-    var body: [UInt8] = []
-    var response: PendingResponse?
-
-    init(purpose: Purpose) { self.purpose = purpose }
-}
-
-/// API operations that take a JSON request body.
-enum APIOperation {
-    /// `POST /v1/patterns/test`.
-    case testPattern
-    /// `POST /v1/routes/explain` (admin).
-    case explainRoutes
-}
-
-/// What `CONFIRM_UPGRADE` learned about a WebSocket before it was established.
+/// What a WebSocket upgrade proved before the connection switched protocols.
 struct PendingUpgrade {
     /// What the upgrade's token proved.
     var credentials: Credentials
     /// The route whose queue settings the session uses (`/v1/ws?route=`).
     var route: String?
-}
-
-/// The CloudEvents attributes of a binary-mode request (`ce-*` headers).
-struct BinaryCloudEvent {
-    var attributes: [(String, String)]
-    var contentType: String?
 }
 
 /// A resume in progress: events after `cursor` are read from history instead of live.
@@ -79,7 +22,9 @@ struct CatchUp {
 /// A subscriber that events are fanned out to (an SSE stream or a WebSocket session).
 class Subscriber {
     let id: UInt64
-    let wsi: OpaquePointer
+    let transport: TransportKind
+    /// The socket to wake when there is something to send.
+    let socket: Socket
     var queue: ClientQueue
     /// The patterns of each live subscription slot (all must match).
     var patterns: [[Pattern]?]
@@ -94,19 +39,18 @@ class Subscriber {
     /// The highest sequence number queued for this client.
     var sentThrough: UInt64 = 0
     let connectedAt = MonotonicClock.nanoseconds()
-    let scratch: WriteBuffer
     /// What the client's token proved; decides what it may see, publish and join.
     var credentials: Credentials
 
-    init(id: UInt64, wsi: OpaquePointer, queue: ClientQueue, credentials: Credentials, slots: Int, scratchCapacity: Int) {
+    init(id: UInt64, transport: TransportKind, connection: Connection, queue: ClientQueue, credentials: Credentials, slots: Int) {
         self.id = id
+        self.transport = transport
         self.credentials = credentials
-        self.wsi = wsi
+        self.socket = connection.socket
+        self.remote = connection.peer
         self.queue = queue
         self.patterns = Array(repeating: nil, count: slots)
         self.descriptions = Array(repeating: nil, count: slots)
-        self.remote = LWS.peerAddress(wsi)
-        self.scratch = WriteBuffer(capacity: scratchCapacity)
     }
 
     /// The live subscriptions (slots) of this client.
@@ -147,31 +91,32 @@ struct SubscriptionDescription {
 
 /// An SSE stream: one subscription (slot 0), events as `text/event-stream` blocks.
 final class SSEClient: Subscriber {
-    var headSent = false
-    /// Set on shutdown, overflow or a closed peer: end the stream at the next WRITEABLE.
+    /// Set on shutdown, overflow or an expired token: end the stream at the next WRITEABLE.
     var ending = false
     /// When the last `: hb` comment was due (or the stream opened).
     var lastHeartbeat = MonotonicClock.nanoseconds()
 
-    init(id: UInt64, wsi: OpaquePointer, queue: ClientQueue, credentials: Credentials) {
-        super.init(id: id, wsi: wsi, queue: queue, credentials: credentials, slots: 1, scratchCapacity: 256)
+    init(id: UInt64, connection: Connection, queue: ClientQueue, credentials: Credentials) {
+        super.init(id: id, transport: .sse, connection: connection, queue: queue, credentials: credentials, slots: 1)
     }
 }
 
 /// A WebSocket session: many subscriptions, JSON text frames both ways.
 final class WebSocketClient: Subscriber {
-    /// The message being reassembled from fragments.
-    var incoming: [UInt8] = []
-    var incomingTooLarge = false
+    /// Reassembles the client's frames into messages.
+    var reader: WebSocketMessageReader
     /// Set when the session must close: after the queued messages, or at once.
-    var closing: (code: UInt16, reason: String, immediately: Bool)?
+    var closing: (code: WebSocketCloseCode, reason: String, immediately: Bool)?
+    /// The payload of the newest ping, to be answered before anything else.
+    var pendingPong: [UInt8]?
     /// A ping is to go out with the next write.
     var pingDue = false
     /// When the peer last sent anything (a message or a pong).
     var lastHeard = MonotonicClock.nanoseconds()
 
-    init(id: UInt64, wsi: OpaquePointer, queue: ClientQueue, maxSubscriptions: Int, credentials: Credentials) {
-        super.init(id: id, wsi: wsi, queue: queue, credentials: credentials, slots: maxSubscriptions, scratchCapacity: 1024)
+    init(id: UInt64, connection: Connection, queue: ClientQueue, maxSubscriptions: Int, maxMessageBytes: Int, credentials: Credentials) {
+        reader = WebSocketMessageReader(maxMessageBytes: maxMessageBytes)
+        super.init(id: id, transport: .webSocket, connection: connection, queue: queue, credentials: credentials, slots: maxSubscriptions)
     }
 
     func slot(of subscriptionID: String) -> Int? {

@@ -2,7 +2,7 @@
 /v1/stats (and /v1/clients) whose figures move over time. Not used by the tests, which run
 against the real gateway.
 
-    python3 tests/browser/mock_server.py [--port 18556] [--admin-key admin-test-key]
+    python3 e2e/browser/mock_server.py [--port 18556] [--admin-key admin-test-key]
 
 then open http://127.0.0.1:18556/dashboard.html. GET /mock/down?seconds=5 makes /v1/stats
 fail for a while, to see the disconnected state.

@@ -1,0 +1,171 @@
+import HeraldCore
+
+/// One accepted socket: the input not handled yet, the output not sent yet, and the
+/// protocol it speaks now (HTTP requests, then perhaps an SSE stream or a WebSocket).
+///
+/// The loop thread owns it; lws keeps it alive from `opened` to `closed` (see
+/// `heraldCallback`). Input is handled in order and exactly once: a request is answered
+/// before the next pipelined one is read, and input that waits for its turn is bounded
+/// (reading pauses past `Connection.maxWaitingInput`).
+final class Connection {
+    /// What the connection speaks now.
+    enum Mode {
+        case http
+        case sse(SSEClient)
+        case webSocket(WebSocketClient)
+    }
+
+    let id: UInt64
+    let socket: Socket
+    /// The peer's IP address.
+    let peer: String
+    var mode: Mode = .http
+    /// Requests and their bodies (while `mode` is `.http`).
+    var http: HTTPState
+    /// Input read from the socket and not handled yet.
+    var input = InputBuffer()
+    /// Output not handed to the socket yet.
+    let output = WriteBuffer()
+    /// Close once `output` is written: a response said `Connection: close`, or the peer
+    /// broke the protocol. Input after that point is ignored.
+    var closeAfterOutput = false
+    /// Reading is paused because handled input is waiting for output to drain.
+    var readingPaused = false
+    /// Bytes of unfinished input this connection holds, as charged to the gateway-wide
+    /// `limits.maxPendingInputBytesTotal`.
+    var chargedInputBytes = 0
+
+    /// Unhandled input a connection may hold before reading pauses.
+    static let maxWaitingInput = 64 * 1024
+
+    init(id: UInt64, socket: Socket, now: UInt64, headLimits: HTTPHeadLimits) {
+        self.id = id
+        self.socket = socket
+        self.peer = socket.peerAddress
+        self.http = HTTPState(decoder: HTTPRequestDecoder(limits: headLimits), since: now)
+    }
+
+    /// Nothing more is to be sent: the output is empty and no file is being streamed.
+    /// A connection that is to close closes only then.
+    var isDoneSending: Bool {
+        guard output.isEmpty else { return false }
+        if case .http = mode, case .sendingFile = http.phase { return false }
+        return true
+    }
+
+    /// The subscriber this connection streams to, if it became one.
+    var subscriber: Subscriber? {
+        switch mode {
+        case .http: nil
+        case .sse(let client): client
+        case .webSocket(let client): client
+        }
+    }
+}
+
+/// Where a connection is in its current HTTP request.
+struct HTTPState {
+    enum Phase {
+        /// Waiting for a request head (idle, or part of one has arrived).
+        case awaitingHead
+        /// Collecting a body for `request`.
+        case readingBody(BodyRead)
+        /// Dropping a body whose answer was already queued, to reach the next request.
+        case discardingBody(HTTPBodyReader)
+        /// Sending a static file in pieces as the socket drains.
+        case sendingFile(FileSender)
+    }
+
+    var decoder: HTTPRequestDecoder
+    var phase: Phase = .awaitingHead
+    /// When the current phase began (for the head, body and keep-alive timeouts).
+    var since: UInt64
+    /// True once part of a request head has arrived (the head timeout runs).
+    var headStarted = false
+
+    init(decoder: HTTPRequestDecoder, since: UInt64) {
+        self.decoder = decoder
+        self.since = since
+    }
+}
+
+/// A request whose body is being collected.
+struct BodyRead {
+    var request: Request
+    var reader: HTTPBodyReader
+    /// The most body bytes this request may carry.
+    var limit: Int
+    /// What to do with the request once the body is complete.
+    var endpoint: BodyEndpoint
+}
+
+/// A request as the endpoints see it: the head, the body once read, and who sent it.
+struct Request {
+    var head: HTTPRequestHead
+    var body: [UInt8] = []
+    let peer: String
+
+    /// A HEAD request is answered with the head a GET would get, without the body.
+    var isHead: Bool { head.method == .head }
+
+    /// The decoded query argument, or nil when absent or malformed.
+    func query(_ name: String) -> String? { (try? head.queryArgument(name)) ?? nil }
+}
+
+/// Endpoints that read a body before they answer.
+enum BodyEndpoint {
+    /// `POST /v1/events`.
+    case ingest(IngestFormat, binary: BinaryCloudEvent?, credentials: Credentials)
+    /// A dry run of the matcher.
+    case matcher(MatcherQuery)
+}
+
+/// The matcher's dry runs.
+enum MatcherQuery {
+    /// `POST /v1/patterns/test`.
+    case testPattern
+    /// `POST /v1/routes/explain` (admin).
+    case explainRoutes
+}
+
+/// The CloudEvents attributes of a binary-mode request (`ce-*` headers).
+struct BinaryCloudEvent {
+    var attributes: [(String, String)]
+    var contentType: String?
+}
+
+/// Bytes read from a socket and not handled yet, consumed from the front.
+struct InputBuffer {
+    private var bytes: [UInt8] = []
+    private var start = 0
+
+    var count: Int { bytes.count - start }
+    var isEmpty: Bool { start == bytes.count }
+
+    mutating func append(_ chunk: UnsafeRawBufferPointer) {
+        if start > 0 && start >= bytes.count / 2 {
+            bytes.removeFirst(start)
+            start = 0
+        }
+        bytes.append(contentsOf: chunk)
+    }
+
+    /// Calls `body` with the unhandled bytes.
+    func withUnread<R, E: Error>(_ body: (UnsafeRawBufferPointer) throws(E) -> R) throws(E) -> R {
+        let result: Result<R, E> = bytes.withUnsafeBytes { raw in
+            Result { () throws(E) -> R in try body(UnsafeRawBufferPointer(rebasing: raw[start...])) }
+        }
+        return try result.get()
+    }
+
+    mutating func consume(_ n: Int) {
+        start += n
+        if start == bytes.count {
+            // Keep a small buffer for the next read; give a large one back.
+            if bytes.capacity > 64 * 1024 { bytes = [] } else { bytes.removeAll(keepingCapacity: true) }
+            start = 0
+        }
+    }
+
+    mutating func removeAll() { consume(count) }
+}

@@ -1,0 +1,326 @@
+import HeraldCore
+import Logging
+
+/// The life of a connection: bytes in, bytes out, timeouts, close. Requests are read and
+/// answered here one at a time, in order, each exactly once (RFC 9112 §9.3.2 pipelining).
+extension Gateway {
+    // MARK: - Socket events
+
+    func opened(_ socket: Socket) -> Connection {
+        let connection = Connection(id: nextConnectionID, socket: socket, now: MonotonicClock.nanoseconds(), headLimits: config.limits.head)
+        nextConnectionID += 1
+        connections[connection.id] = connection
+        return connection
+    }
+
+    /// Input arrived. Returns false when the connection must close at once.
+    func received(_ bytes: UnsafeRawBufferPointer, on connection: Connection) -> Bool {
+        // After a refusal or a close frame nothing the peer sends is read any more.
+        if connection.closeAfterOutput { return true }
+        switch connection.mode {
+        case .http:
+            connection.input.append(bytes)
+            if case .awaitingHead = connection.http.phase, !connection.http.headStarted {
+                connection.http.headStarted = true
+                connection.http.since = MonotonicClock.nanoseconds()
+            }
+            serveHTTP(connection)
+        case .webSocket(let client):
+            connection.input.append(bytes)
+            readWebSocket(client, on: connection)
+        case .sse(let client):
+            // An SSE client has nothing to say after its request; input means it misbehaves.
+            _ = client
+        }
+        chargeInput(of: connection)
+        return true
+    }
+
+    /// The socket can take more output: one write per callback. Returns false when the
+    /// connection must close — only once an earlier write drained, so lws never drops
+    /// the last bytes (a final response, a close frame).
+    func writable(_ connection: Connection) -> Bool {
+        if connection.closeAfterOutput && connection.isDoneSending { return false }
+        switch connection.mode {
+        case .http:
+            if connection.output.isEmpty {
+                connection.output.releaseIfLarge()
+                serveHTTP(connection)
+                chargeInput(of: connection)
+            }
+        case .sse(let client):
+            if !connection.closeAfterOutput { fillSSE(client, on: connection) }
+        case .webSocket(let client):
+            if !connection.closeAfterOutput { fillWebSocket(client, on: connection) }
+        }
+        guard flush(connection) else { return false }
+        if connection.closeAfterOutput && connection.isDoneSending { connection.socket.requestWritable() }
+        if let subscriber = connection.subscriber, !connection.closeAfterOutput {
+            if subscriber.catchUp != nil { pump(subscriber) }
+            // More to send, or a WebSocket that closes once its queue is written.
+            if !subscriber.queue.isEmpty || (subscriber as? WebSocketClient)?.closing != nil { connection.socket.requestWritable() }
+        }
+        return true
+    }
+
+    func closed(_ connection: Connection) {
+        connections[connection.id] = nil
+        pendingInputBytes -= connection.chargedInputBytes
+        connection.chargedInputBytes = 0
+        if let subscriber = connection.subscriber {
+            forget(subscriber)
+            logger.debug("\(subscriber.transport.name) closed", metadata: ["client": "\(subscriber.id)"])
+        }
+    }
+
+    /// Hands at most `writeBudget` bytes of output to the socket in one write.
+    /// Returns false when the write failed.
+    func flush(_ connection: Connection) -> Bool {
+        let output = connection.output
+        guard !output.isEmpty else { return true }
+        let count = min(output.count, writeBudget)
+        guard connection.socket.write(output.unsent, count: count) else { return false }
+        output.consume(count)
+        if !output.isEmpty { connection.socket.requestWritable() }
+        return true
+    }
+
+    // MARK: - Requests
+
+    /// Reads and answers requests from the connection's input until it needs more input,
+    /// its output is a full write ahead, or it is to close.
+    func serveHTTP(_ connection: Connection) {
+        reading: while case .http = connection.mode, connection.output.count < writeBudget {
+            if case .sendingFile(let sender) = connection.http.phase {
+                guard sender.fill(connection.output, upTo: writeBudget) else {
+                    connection.closeAfterOutput = true
+                    connection.http.phase = .awaitingHead
+                    break reading
+                }
+                if sender.isFinished { startAwaitingHead(connection) } else { break reading }
+                continue
+            }
+            // After a response that closes the connection nothing more is read.
+            guard !connection.closeAfterOutput else { break reading }
+            switch connection.http.phase {
+            case .sendingFile:
+                break reading
+            case .awaitingHead:
+                guard !connection.input.isEmpty else { break reading }
+                let decoded: (head: HTTPRequestHead, consumed: Int)?
+                do throws(HeraldError) {
+                    decoded = try connection.input.withUnread { (bytes) throws(HeraldError) in try connection.http.decoder.decodeHead(bytes) }
+                } catch {
+                    respondAndClose(connection, errorResponse(error), keepAliveRequested: false, isHead: false)
+                    break reading
+                }
+                guard let decoded else { break reading }
+                connection.input.consume(decoded.consumed)
+                begin(Request(head: decoded.head, peer: connection.peer), on: connection)
+            case .readingBody(var read):
+                do throws(HeraldError) {
+                    let complete = try readBody(&read, from: connection)
+                    guard complete else {
+                        connection.http.phase = .readingBody(read)
+                        break reading
+                    }
+                } catch {
+                    respondAndClose(connection, errorResponse(error), keepAliveRequested: false, isHead: false)
+                    break reading
+                }
+                startAwaitingHead(connection)
+                let response = answer(read.endpoint, read.request)
+                respond(connection, response, to: read.request)
+            case .discardingBody(var reader):
+                do throws(HeraldError) {
+                    let consumed = try connection.input.withUnread { (bytes) throws(HeraldError) in try reader.read(bytes) { _ in } }
+                    connection.input.consume(consumed)
+                } catch {
+                    connection.closeAfterOutput = true
+                    break reading
+                }
+                guard reader.isComplete else {
+                    connection.http.phase = .discardingBody(reader)
+                    break reading
+                }
+                startAwaitingHead(connection)
+            }
+        }
+        if !connection.output.isEmpty || connection.closeAfterOutput { connection.socket.requestWritable() }
+        updateReading(connection)
+    }
+
+    /// Acts on a request whose head has been read.
+    private func begin(_ request: Request, on connection: Connection) {
+        let plan = draining
+            ? .close(errorResponse(HeraldError(.shuttingDown, "the gateway is shutting down")))
+            : self.plan(request, on: connection)
+        switch plan {
+        case .respond(let response):
+            respond(connection, response, to: request)
+            skipBody(of: request, on: connection)
+        case .close(let response):
+            respondAndClose(connection, response, keepAliveRequested: request.head.keepAlive, isHead: request.isHead)
+        case .readBody(let endpoint, let limit):
+            readBody(of: request, limit: limit, then: endpoint, on: connection)
+        case .file(let sender, let response):
+            respond(connection, response, to: request)
+            if !request.isHead { connection.http.phase = .sendingFile(sender) }
+            skipBody(of: request, on: connection)
+        case .eventStream(let client, let response):
+            connection.output.append(response)
+            connection.mode = .sse(client)
+            connection.input.removeAll()
+        case .webSocket(let client, let response):
+            connection.output.append(response)
+            connection.mode = .webSocket(client)
+            if !connection.input.isEmpty { readWebSocket(client, on: connection) }
+        }
+    }
+
+    /// Starts collecting a body, or refuses it: too large (413), more unfinished input
+    /// gateway-wide than `limits.maxPendingInputBytesTotal` (503).
+    private func readBody(of request: Request, limit: Int, then endpoint: BodyEndpoint, on connection: Connection) {
+        let framing = request.head.bodyFraming
+        if let length = framing.declaredLength, length > limit {
+            countIngestRefusal(endpoint, .bodyTooLarge)
+            let error = HeraldError(.bodyTooLarge, "the body has \(length) bytes; the limit is \(limit)")
+            respondAndClose(connection, errorResponse(error), keepAliveRequested: false, isHead: false)
+            return
+        }
+        if pendingInputBytes + (framing.declaredLength ?? 0) > config.limits.maxPendingInputBytesTotal {
+            refuseOverloaded(connection, endpoint)
+            return
+        }
+        var read = BodyRead(request: request, reader: HTTPBodyReader(framing: framing), limit: limit, endpoint: endpoint)
+        if case .length(let length) = framing { read.request.body.reserveCapacity(length) }
+        if request.head.expectsContinue && framing != .none {
+            connection.output.append(Array("HTTP/1.1 100 Continue\r\n\r\n".utf8))
+        }
+        connection.http.phase = .readingBody(read)
+        connection.http.since = MonotonicClock.nanoseconds()
+    }
+
+    /// Moves body bytes from the input into `read`. Returns true once the body is complete.
+    private func readBody(_ read: inout BodyRead, from connection: Connection) throws(HeraldError) -> Bool {
+        let limit = read.limit
+        var tooLarge = false
+        let consumed = try connection.input.withUnread { (bytes) throws(HeraldError) in
+            try read.reader.read(bytes) { chunk in
+                if read.request.body.count + chunk.count > limit { tooLarge = true } else { read.request.body.append(contentsOf: chunk) }
+            }
+        }
+        connection.input.consume(consumed)
+        if tooLarge {
+            countIngestRefusal(read.endpoint, .bodyTooLarge)
+            throw HeraldError(.bodyTooLarge, "the body exceeds \(limit) bytes")
+        }
+        if !read.reader.isComplete, pendingInputBytes - connection.chargedInputBytes + read.request.body.count > config.limits.maxPendingInputBytesTotal {
+            countIngestRefusal(read.endpoint, .overloaded)
+            throw HeraldError(.overloaded, "the gateway holds too much unfinished input; retry later")
+        }
+        return read.reader.isComplete
+    }
+
+    private func refuseOverloaded(_ connection: Connection, _ endpoint: BodyEndpoint) {
+        countIngestRefusal(endpoint, .overloaded)
+        let response = errorResponse(
+            HeraldError(.overloaded, "the gateway holds too much unfinished input; retry later"), fields: [("retry-after", "1")])
+        respondAndClose(connection, response, keepAliveRequested: false, isHead: false)
+    }
+
+    /// Drops the body of a request that was answered without it, so the next pipelined
+    /// request can be read; a body too large to be worth reading (or one the client holds
+    /// back for `100 Continue`) closes the connection after the answer instead.
+    private func skipBody(of request: Request, on connection: Connection) {
+        let framing = request.head.bodyFraming
+        guard framing != .none else { return }
+        if request.head.expectsContinue || (framing.declaredLength ?? 0) > config.limits.maxBodyBytes {
+            connection.closeAfterOutput = true
+            return
+        }
+        connection.http.phase = .discardingBody(HTTPBodyReader(framing: framing))
+        connection.http.since = MonotonicClock.nanoseconds()
+    }
+
+    private func startAwaitingHead(_ connection: Connection) {
+        connection.http.phase = .awaitingHead
+        connection.http.headStarted = !connection.input.isEmpty
+        connection.http.since = MonotonicClock.nanoseconds()
+    }
+
+    /// Queues a response; it says `Connection: close` (and the connection closes after it)
+    /// when the client asked for that or the gateway is draining.
+    func respond(_ connection: Connection, _ response: HTTPServerResponse, to request: Request) {
+        let keepAlive = request.head.keepAlive && !draining
+        encode(response, into: connection.output, omitBody: request.isHead, keepAlive: keepAlive)
+        if !keepAlive { connection.closeAfterOutput = true }
+    }
+
+    /// Queues a final response and closes after it.
+    func respondAndClose(_ connection: Connection, _ response: HTTPServerResponse, keepAliveRequested: Bool, isHead: Bool) {
+        encode(response, into: connection.output, omitBody: isHead, keepAlive: false)
+        connection.closeAfterOutput = true
+        connection.socket.requestWritable()
+    }
+
+    private func encode(_ response: HTTPServerResponse, into output: WriteBuffer, omitBody: Bool, keepAlive: Bool) {
+        if response.status >= 500 { logger.warning("request failed", metadata: ["status": "\(response.status)"]) }
+        responseScratch.removeAll(keepingCapacity: true)
+        response.encode(into: &responseScratch, omitBody: omitBody, keepAlive: keepAlive)
+        output.append(responseScratch)
+    }
+
+    // MARK: - Bounds on unfinished input
+
+    /// Pauses reading while handled input waits for output to drain, and resumes it.
+    private func updateReading(_ connection: Connection) {
+        let shouldPause = connection.input.count >= Connection.maxWaitingInput
+        if shouldPause != connection.readingPaused {
+            connection.readingPaused = shouldPause
+            connection.socket.setReading(!shouldPause)
+        }
+    }
+
+    /// Charges the connection's unfinished input (unread bytes, a body being collected, a
+    /// partial WebSocket message) to the gateway-wide total.
+    func chargeInput(of connection: Connection) {
+        var held = connection.input.count
+        if case .http = connection.mode, case .readingBody(let read) = connection.http.phase { held += read.request.body.count }
+        if case .webSocket(let client) = connection.mode { held += client.reader.bufferedBytes }
+        pendingInputBytes += held - connection.chargedInputBytes
+        connection.chargedInputBytes = held
+    }
+
+    // MARK: - Timeouts
+
+    /// Closes HTTP connections whose head or body is late (408) or that idled past
+    /// `limits.keepAliveSeconds` (silently). Runs once a second.
+    func expireHTTP(now: UInt64) {
+        let head = UInt64(config.limits.headTimeoutSeconds) * 1_000_000_000
+        let body = UInt64(config.limits.bodyTimeoutSeconds) * 1_000_000_000
+        let idle = UInt64(config.limits.keepAliveSeconds) * 1_000_000_000
+        for connection in connections.values {
+            guard case .http = connection.mode, !connection.closeAfterOutput else { continue }
+            let age = now &- connection.http.since
+            switch connection.http.phase {
+            case .awaitingHead where connection.http.headStarted:
+                if age > head { timeOut(connection, "the request head did not arrive within \(config.limits.headTimeoutSeconds) s") }
+            case .awaitingHead:
+                if age > idle && connection.output.isEmpty { connection.socket.kill() }
+            case .readingBody, .discardingBody:
+                if age > body { timeOut(connection, "the request body did not arrive within \(config.limits.bodyTimeoutSeconds) s") }
+            case .sendingFile:
+                break
+            }
+        }
+    }
+
+    private func timeOut(_ connection: Connection, _ message: String) {
+        if case .readingBody(let read) = connection.http.phase { countIngestRefusal(read.endpoint, .requestTimeout) }
+        respondAndClose(connection, errorResponse(HeraldError(.requestTimeout, message)), keepAliveRequested: false, isHead: false)
+    }
+}
+
+/// Most bytes one WRITEABLE callback hands to lws.
+let writeBudget = 64 * 1024
