@@ -19,6 +19,11 @@ public enum WebSocketHandshake {
         public var accept: String
         /// The subprotocol to confirm, or nil when the client asked for none.
         public var subprotocol: String?
+
+        public init(accept: String, subprotocol: String?) {
+            self.accept = accept
+            self.subprotocol = subprotocol
+        }
     }
 
     /// Checks an upgrade request (RFC 6455 §4.2.1).
