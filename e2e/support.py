@@ -79,15 +79,21 @@ class Herald:
 
     # MARK: HTTP over one raw socket
 
-    def connect(self, timeout=5.0):
-        sock = socket.create_connection(("127.0.0.1", self.port), timeout=timeout)
+    def connect(self, timeout=5.0, receive_buffer=None):
+        """A TCP connection to the gateway; `receive_buffer` shrinks the kernel's buffer
+        (a client that reads slowly then holds up the gateway's writes quickly)."""
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if receive_buffer:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+        sock.settimeout(timeout)
+        sock.connect(("127.0.0.1", self.port))
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return sock
 
-    def exchange(self, data, responses, timeout=5.0):
+    def exchange(self, data, responses, timeout=5.0, close_wait=0.3):
         """Sends `data` in one write and reads `responses` HTTP responses (fewer if the
         server closes). Returns (responses, closed) where closed tells whether the server
-        closed the connection after them."""
+        closed the connection within `close_wait` seconds after them."""
         sock = self.connect(timeout)
         try:
             sock.sendall(data)
@@ -98,13 +104,13 @@ class Herald:
                 if response is None:
                     break
                 out.append(response)
-            return out, reader.closed_after(0.3)
+            return out, reader.closed_after(close_wait) if close_wait else reader.eof
         finally:
             sock.close()
 
     def get(self, path, headers=None, timeout=5.0):
         extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
-        found, _ = self.exchange(f"GET {path} HTTP/1.1\r\nHost: t\r\n{extra}\r\n".encode(), 1, timeout)
+        found, _ = self.exchange(f"GET {path} HTTP/1.1\r\nHost: t\r\n{extra}\r\n".encode(), 1, timeout, close_wait=0)
         assert found, f"no answer to GET {path}"
         return found[0]
 
@@ -112,7 +118,8 @@ class Herald:
         data = body.encode() if isinstance(body, str) else body
         extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
         found, _ = self.exchange(
-            f"POST {path} HTTP/1.1\r\nHost: t\r\nContent-Type: {content_type}\r\nContent-Length: {len(data)}\r\n{extra}\r\n".encode() + data, 1)
+            f"POST {path} HTTP/1.1\r\nHost: t\r\nContent-Type: {content_type}\r\nContent-Length: {len(data)}\r\n{extra}\r\n".encode() + data, 1,
+            close_wait=0)
         assert found, f"no answer to POST {path}"
         return found[0]
 
@@ -271,9 +278,9 @@ class ResponseReader:
 # MARK: WebSocket over a raw socket
 
 
-def ws_connect(herald, path="/v1/ws", headers=None, subprotocol="herald.v1", timeout=5.0):
+def ws_connect(herald, path="/v1/ws", headers=None, subprotocol="herald.v1", timeout=5.0, receive_buffer=None):
     """Opens a WebSocket with a hand-written handshake; returns (socket, response)."""
-    sock = herald.connect(timeout)
+    sock = herald.connect(timeout, receive_buffer)
     key = base64.b64encode(os.urandom(16)).decode()
     extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
     if subprotocol:
@@ -382,3 +389,40 @@ def jwt(claims, secret=JWT_SECRET):
     body = b64url(json.dumps(claims).encode())
     signature = hmac.new(secret.encode(), f"{header}.{body}".encode(), hashlib.sha256).digest()
     return f"{header}.{body}.{b64url(signature)}"
+
+
+def open_websockets(herald, count, timeout=60.0):
+    """Opens `count` WebSockets at once (non-blocking handshakes); returns their sockets."""
+    import selectors
+    selector = selectors.DefaultSelector()
+    request = (b"GET /v1/ws HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+               b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+    pending = {}
+    opened = []
+    deadline = time.time() + timeout
+    for _ in range(count):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setblocking(False)
+        sock.connect_ex(("127.0.0.1", herald.port))
+        selector.register(sock, selectors.EVENT_WRITE)
+        pending[sock] = b""
+    while pending:
+        if time.time() > deadline:
+            raise TimeoutError(f"{len(pending)} of {count} WebSockets did not open")
+        for key, events in selector.select(timeout=1):
+            sock = key.fileobj
+            if events & selectors.EVENT_WRITE:
+                sock.send(request)
+                selector.modify(sock, selectors.EVENT_READ)
+                continue
+            data = sock.recv(4096)
+            if not data:
+                raise EOFError("a WebSocket handshake was refused")
+            pending[sock] += data
+            if b"\r\n\r\n" in pending[sock]:
+                assert pending[sock].startswith(b"HTTP/1.1 101"), pending[sock][:60]
+                selector.unregister(sock)
+                del pending[sock]
+                opened.append(sock)
+    selector.close()
+    return opened

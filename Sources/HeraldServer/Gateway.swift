@@ -59,6 +59,9 @@ final class Gateway {
     /// The HS256 secret for subscriber JWTs: `auth.jwtSecret`, or a random one per process
     /// when only demo tokens need it; nil when JWTs are not accepted.
     let jwtSecret: [UInt8]?
+    /// Connections closed since free memory was last given back, and when the last closed.
+    var closedSinceTrim = 0
+    var lastClosedAt: UInt64 = 0
     /// Shutting down: refuse new work, close clients.
     var draining = false
     let startedAt = MonotonicClock.nanoseconds()

@@ -60,6 +60,7 @@ struct Serve: ParsableCommand {
         logger.logLevel = level
 
         signal(SIGPIPE, SIG_IGN)
+        let openFiles = raiseOpenFileLimit()
 
         let server: HeraldServer
         do {
@@ -78,6 +79,7 @@ struct Serve: ParsableCommand {
             "queue": "\(settings.delivery.queue.maxMessages) messages, \(settings.delivery.queue.maxBytes) bytes, \(settings.delivery.queue.policy.rawValue)",
             "history": "\(settings.history.maxEvents) events",
             "jwt": settings.auth.jwtSecret != nil ? "on" : settings.auth.demo ? "demo tokens only (random secret)" : "off",
+            "openFiles": "\(openFiles)",
         ])
         if settings.auth.demo {
             logger.warning("auth.demo is on: anyone can get a token at /v1/demo/token; turn it off in production")
@@ -102,4 +104,18 @@ struct Serve: ParsableCommand {
         sources.forEach { $0.cancel() }
         logger.info("herald stopped")
     }
+}
+
+/// Raises the soft limit on open files to the hard limit: every connection is a file
+/// descriptor, and the usual soft default (1,024) would cap a gateway far below what the
+/// system allows. Returns the limit now in force.
+func raiseOpenFileLimit() -> UInt64 {
+    var limit = rlimit()
+    guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return 0 }
+    if limit.rlim_cur < limit.rlim_max {
+        var raised = limit
+        raised.rlim_cur = limit.rlim_max
+        if setrlimit(Int32(RLIMIT_NOFILE.rawValue), &raised) == 0 { limit = raised }
+    }
+    return UInt64(limit.rlim_cur)
 }

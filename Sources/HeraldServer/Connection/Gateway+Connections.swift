@@ -65,6 +65,8 @@ extension Gateway {
 
     func closed(_ connection: Connection) {
         connections[connection.id] = nil
+        closedSinceTrim += 1
+        lastClosedAt = MonotonicClock.nanoseconds()
         pendingInputBytes -= connection.chargedInputBytes
         connection.chargedInputBytes = 0
         if let subscriber = connection.subscriber {
@@ -116,6 +118,8 @@ extension Gateway {
                 }
                 guard let decoded else { break reading }
                 connection.input.consume(decoded.consumed)
+                // The head is in: its timer stops; the next head's starts with its first byte.
+                startAwaitingHead(connection)
                 begin(Request(head: decoded.head, peer: connection.peer), on: connection)
             case .readingBody(var read):
                 do throws(HeraldError) {

@@ -53,6 +53,9 @@ struct Socket: Hashable {
     /// Bytes of headroom lws needs in front of every buffer passed to `write`.
     static let headroom = Int(herald_lws_pre)
 
+    /// Returns the allocator's free memory to the system (after a wave of disconnects).
+    static func releaseFreeMemory() { herald_release_free_memory() }
+
     /// The libwebsockets version string.
     static var libraryVersion: String { String(cString: lws_get_library_version()) }
 

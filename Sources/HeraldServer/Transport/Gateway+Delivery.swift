@@ -198,6 +198,16 @@ extension Gateway {
         }
         expireTokens()
         expireHTTP(now: now)
+        releaseMemoryAfterDisconnects(now: now)
+    }
+
+    /// Once a wave of at least 256 disconnects has settled (a second without one), gives
+    /// the allocator's free pages back, so the process shrinks with its load instead of
+    /// keeping its peak for ever.
+    private func releaseMemoryAfterDisconnects(now: UInt64) {
+        guard closedSinceTrim >= 256, now - lastClosedAt > 1_000_000_000 else { return }
+        closedSinceTrim = 0
+        Socket.releaseFreeMemory()
     }
 
     /// The queue settings for a client subscribing through `route` (or the defaults).

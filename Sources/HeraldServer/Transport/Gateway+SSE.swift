@@ -44,8 +44,7 @@ extension Gateway {
         // The filter, when given, is the last pattern (after the route's).
         let filter = patterns.count > (route == nil ? 0 : 1) ? patterns.last?.value : nil
         if let scope = credentials.scope { patterns.append(scope) }
-        client.patterns[0] = patterns
-        client.descriptions[0] = describe(id: "sse", route: route, filter: filter)
+        client.setSubscription(0, patterns: patterns, description: describe(id: "sse", route: route, filter: filter))
         subscribers[client.id] = client
         index.add(owner: client.id, slot: 0, patterns: patterns)
         if let resumeFrom { beginCatchUp(client, since: resumeFrom, slots: SubscriptionSet(slot: 0)) }

@@ -46,6 +46,10 @@ extension Gateway {
         out.histogram("herald_queue_depth", [], queueDepths())
         out.family("herald_queued_bytes", type: "gauge", help: "Bytes queued for all clients together.")
         out.sample("herald_queued_bytes", [], Double(queuedBytesTotal))
+        out.family("herald_pending_input_bytes", type: "gauge", help: "Bytes of unfinished input held for all connections (partial requests and bodies, partial WebSocket messages); bounded by limits.maxPendingInputBytesTotal.")
+        out.sample("herald_pending_input_bytes", [], Double(pendingInputBytes))
+        out.family("herald_open_connections", type: "gauge", help: "Open TCP connections (HTTP requests, SSE streams and WebSockets).")
+        out.sample("herald_open_connections", [], Double(connections.count))
         out.family("herald_delivery_latency_seconds", type: "histogram", help: "From ingest acceptance to the socket write, per live delivery (replays are not sampled).")
         out.histogram("herald_delivery_latency_seconds", [], metrics.deliveryLatency)
         out.family("herald_match_seconds", type: "histogram", help: "Matching one event against every subscription.")
@@ -122,6 +126,8 @@ extension Gateway {
             ])),
             .init("history", .object([.init("events", .number(Double(history.count))), .init("bytes", .number(Double(history.byteCount)))])),
             .init("queued_bytes", .number(Double(queuedBytesTotal))),
+            .init("pending_input_bytes", .number(Double(pendingInputBytes))),
+            .init("open_connections", .number(Double(connections.count))),
             .init("queue_depth", .object([
                 .init("p50", exact(0.5)), .init("p99", exact(0.99)), .init("max", .number(Double(depths.last ?? 0))),
             ])),

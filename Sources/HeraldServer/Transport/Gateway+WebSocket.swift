@@ -98,8 +98,7 @@ extension Gateway {
                 send(client, WireFormat.webSocketError(HeraldError(.unknownSubscription, "no subscription \"\(id)\" on this connection"), id: id))
                 return
             }
-            client.patterns[slot] = nil
-            client.descriptions[slot] = nil
+            client.clearSubscription(slot)
             client.catchUp?.replaying.remove(slot)
             index.remove(owner: client.id, slot: slot)
             changeQueue(of: client) { $0.removeSubscription(slot) }
@@ -131,8 +130,8 @@ extension Gateway {
             send(client, WireFormat.webSocketError(HeraldError(.duplicateSubscription, "subscription \"\(id)\" already exists on this connection"), id: id))
             return
         }
-        guard let slot = client.descriptions.firstIndex(where: { $0 == nil }) else {
-            send(client, WireFormat.webSocketError(HeraldError(.tooManySubscriptions, "a connection may hold at most \(client.descriptions.count) subscriptions"), id: id))
+        guard let slot = client.freeSlot() else {
+            send(client, WireFormat.webSocketError(HeraldError(.tooManySubscriptions, "a connection may hold at most \(client.maxSlots) subscriptions"), id: id))
             return
         }
         var patterns: [Pattern] = []
@@ -144,8 +143,7 @@ extension Gateway {
             send(client, WireFormat.webSocketError(error, id: id))
             return
         }
-        client.patterns[slot] = patterns
-        client.descriptions[slot] = describe(id: id, route: route, filter: filter)
+        client.setSubscription(slot, patterns: patterns, description: describe(id: id, route: route, filter: filter))
         index.add(owner: client.id, slot: slot, patterns: patterns)
         send(client, WireFormat.subscribed(id: id, position: lastSeq))
         if let since { beginCatchUp(client, since: since, slots: SubscriptionSet(slot: slot)) }

@@ -26,10 +26,14 @@ class Subscriber {
     /// The socket to wake when there is something to send.
     let socket: Socket
     var queue: ClientQueue
-    /// The patterns of each live subscription slot (all must match).
-    var patterns: [[Pattern]?]
+    /// The patterns of each subscription slot in use so far (all must match); nil for a
+    /// slot freed by an unsubscribe. Slots grow as they are used, so an idle connection
+    /// holds none.
+    private(set) var patterns: [[Pattern]?] = []
     /// What each slot was subscribed with, for `/v1/clients` and per-route metrics.
-    var descriptions: [SubscriptionDescription?]
+    private(set) var descriptions: [SubscriptionDescription?] = []
+    /// The most subscriptions this client may hold at once.
+    let maxSlots: Int
     /// The peer's address.
     let remote: String
     /// Events written to this client.
@@ -49,8 +53,28 @@ class Subscriber {
         self.socket = connection.socket
         self.remote = connection.peer
         self.queue = queue
-        self.patterns = Array(repeating: nil, count: slots)
-        self.descriptions = Array(repeating: nil, count: slots)
+        self.maxSlots = slots
+    }
+
+    /// A free slot for a new subscription, or nil when the client holds `maxSlots`.
+    func freeSlot() -> Int? {
+        descriptions.firstIndex { $0 == nil } ?? (descriptions.count < maxSlots ? descriptions.count : nil)
+    }
+
+    /// Records a subscription in `slot` (from `freeSlot()`).
+    func setSubscription(_ slot: Int, patterns list: [Pattern], description: SubscriptionDescription) {
+        if slot == descriptions.count {
+            patterns.append(nil)
+            descriptions.append(nil)
+        }
+        patterns[slot] = list
+        descriptions[slot] = description
+    }
+
+    /// Frees `slot` (after an unsubscribe).
+    func clearSubscription(_ slot: Int) {
+        patterns[slot] = nil
+        descriptions[slot] = nil
     }
 
     /// The live subscriptions (slots) of this client.
