@@ -217,9 +217,15 @@ function onMessage(view) {
 
 function onGap(view) {
   return (gap) => {
-    const span = gap.from === gap.to ? `message ${gap.from}` : `messages ${gap.from}–${gap.to}`;
-    const why = gap.reason === "expired" ? "no longer in the gateway's history" : "dropped because this client fell behind";
-    push(view, { system: `Some events could not be delivered (${span}: ${why}).`, kind: "gap" });
+    // The reasons say different things: "overflow" means messages of this room were
+    // dropped; "expired" means the gateway's history no longer reaches back to where this
+    // window left off, so some messages may (or may not) be missing.
+    const text = gap.reason === "overflow"
+      ? `Some messages were dropped because this window fell behind (positions ${gap.from}–${gap.to}).`
+      : gap.reason === "expired"
+        ? "Earlier messages may be missing: the gateway's history no longer reaches back to where this window left off."
+        : `Some messages may be missing (${gap.reason}).`;
+    push(view, { system: text, kind: "gap" });
   };
 }
 

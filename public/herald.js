@@ -45,6 +45,19 @@ export class HeraldError extends Error {
 
 
 /** JSON with object keys sorted, so equal patterns compare equal. */
+/** A JWT's `exp` (seconds since the epoch), or null when the token is not a JWT with one. */
+function tokenExpiry(token) {
+  const parts = String(token).split(".");
+  if (parts.length !== 3) return null;
+  try {
+    const json = atob(parts[1].replace(/-/g, "+").replace(/_/g, "/").padEnd(Math.ceil(parts[1].length / 4) * 4, "="));
+    const exp = JSON.parse(json).exp;
+    return typeof exp === "number" && Number.isFinite(exp) ? exp : null;
+  } catch {
+    return null;
+  }
+}
+
 function canonical(value) {
   if (Array.isArray(value)) return `[${value.map(canonical).join(",")}]`;
   if (value && typeof value === "object") {
@@ -488,7 +501,10 @@ export class Herald {
    * @param {string} [options.route] a route name from the gateway's config
    * @param {number} [options.since] replay what history still holds after this seq first
    * @param {(event: object, meta: {seq: number, subs: string[], replayed: boolean, subscription: Subscription}) => void} [options.onEvent]
-   * @param {(gap: {from: number, to: number, reason: string}) => void} [options.onGap]
+   * @param {(gap: {from: number, to: number, reason: string}) => void} [options.onGap] events
+   *   `from`–`to` will not arrive: `reason` "overflow" means events of this subscription were
+   *   dropped (this client fell behind); "expired" means history no longer reaches back to
+   *   the resume position, so matching events may be missing (the gateway cannot know)
    * @param {(error: HeraldError) => void} [options.onError] the gateway refused the subscription
    * @returns {Subscription}
    */
@@ -531,6 +547,7 @@ export class Herald {
   async reauthenticate() {
     const token = await this._resolveToken();
     this._token = token;
+    this._scheduleTokenRefresh(token);
     if (this._mode === "websocket" && this._state === "open" && token) {
       await this._request("auth", { op: "auth", token });
     }
@@ -552,6 +569,7 @@ export class Herald {
     if (this._closedForGood) return;
     this._closedForGood = true;
     clearTimeout(this._retryTimer);
+    clearTimeout(this._refreshTimer);
     if (typeof removeEventListener === "function") {
       removeEventListener("online", this._onOnline);
       removeEventListener("pagehide", this._onPageHide);
@@ -576,6 +594,25 @@ export class Herald {
     return token ? String(token) : null;
   }
 
+  /**
+   * The gateway ends a session whose JWT expired (error `token_expired`, close 4001; SSE
+   * streams end). When the token comes from a function, ask it for a new one before that
+   * happens and apply it with `reauthenticate()`: a minute before `exp`, or a tenth of the
+   * remaining lifetime for short-lived tokens. (The payload is read only for its `exp`;
+   * the gateway verifies the token.)
+   */
+  _scheduleTokenRefresh(token) {
+    clearTimeout(this._refreshTimer);
+    if (!token || typeof this._tokenOption !== "function" || this._closedForGood) return;
+    const exp = tokenExpiry(token);
+    if (exp == null) return;
+    const remaining = exp * 1000 - Date.now();
+    const delay = Math.max(1000, remaining - Math.min(60_000, Math.max(5_000, remaining / 10)));
+    this._refreshTimer = setTimeout(() => {
+      this.reauthenticate().catch((error) => this._emit("error", { error: new HeraldError("token", `could not renew the token: ${error && error.message}`) }));
+    }, delay);
+  }
+
   async _connect() {
     if (this._closedForGood || this._suspended) return;
     clearTimeout(this._retryTimer);
@@ -592,6 +629,7 @@ export class Herald {
     }
     if (gen !== this._gen || this._closedForGood) return;
     this._token = token;
+    this._scheduleTokenRefresh(token);
     if (this._mode === "websocket") this._openWebSocket(gen, token);
     else this._openSSE(gen);
   }
@@ -806,7 +844,7 @@ export class Herald {
         this._answer((entry) => entry.resolve({ group: msg.group, seq: msg.seq ?? null }));
         break;
       case "authenticated":
-        this._answer((entry) => entry.resolve({ subject: msg.subject }));
+        this._answer((entry) => entry.resolve({ subject: msg.subject, expiresAt: msg.expiresAt ?? null }));
         break;
       case "error": {
         const error = new HeraldError(msg.code || "error", msg.message || "error", { details: msg });

@@ -25,6 +25,7 @@ REPO = Path(__file__).resolve().parents[2]
 PUBLIC = REPO / "public"
 SCREENSHOTS = REPO / "test-output" / "screenshots"
 PUBLISHER_KEY = "browser-test-publisher-key"
+JWT_SECRET = "browser-test-jwt-secret-of-at-least-32-bytes"
 ADMIN_KEY = "browser-test-admin-key"
 
 
@@ -70,6 +71,7 @@ class Gateway:
             "auth": {
                 "anonymous": True,
                 "demo": True,  # GET /v1/demo/token: the chat page's tokens
+                "jwtSecret": JWT_SECRET,  # so tests can mint tokens of their own (expiry)
                 "publisherKeys": [{"name": "t", "sha256": sha256(PUBLISHER_KEY)}],
                 "adminKeys": [{"name": "admin", "sha256": sha256(ADMIN_KEY)}],
             },

@@ -2,7 +2,14 @@
 
 import pytest
 
-from conftest import PUBLISHER_KEY
+import sys
+import time
+from pathlib import Path
+
+from conftest import JWT_SECRET, PUBLISHER_KEY
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from support import jwt  # noqa: E402
 
 # Runs `body` (an async function body; `Herald`, `token(nick, room)`, `post(events)` and
 # `until(condition, ms)` in scope) in the page and returns its result.
@@ -209,3 +216,35 @@ def test_a_refused_token_is_reported_and_does_not_switch_to_sse(driver, gateway)
       return result;
     """)
     assert result == {"transport": "websocket", "fallbacks": []}
+
+
+@pytest.mark.parametrize("transport", ["websocket", "sse"])
+def test_a_token_about_to_expire_is_renewed_without_losing_events(driver, gateway, transport):
+    """The gateway ends a session whose token expired (30 s leeway). herald.js asks its token
+    function again before that and applies the new token; events keep arriving, none twice."""
+    now = int(time.time())
+    claims = {"sub": "ada", "herald.publish": {"type": ["chat.message"]}}
+    short = jwt({**claims, "exp": now - 27}, JWT_SECRET)   # the gateway ends it ~3 s from now
+    long = jwt({**claims, "exp": now + 600}, JWT_SECRET)
+    result = run(driver, gateway, f"""
+      const tokens = ['{short}', '{long}', '{long}', '{long}'];
+      let asked = 0;
+      const connects = [];
+      const herald = new Herald({{ token: () => tokens[Math.min(asked++, tokens.length - 1)], transport: '{transport}',
+                                  onStatus: (s) => {{ if (s.state === 'connecting') connects.push(Date.now()); }} }});
+      const seqs = [];
+      herald.subscribe({{ filter: {{ type: ['renewal'] }}, onEvent: (e, meta) => seqs.push(meta.seq) }});
+      await until(() => herald.state === 'open');
+      for (let i = 0; i < 6; i++) {{
+        await post([{{ type: 'renewal', n: i }}]);
+        await new Promise((r) => setTimeout(r, 1000));
+      }}
+      await until(() => seqs.length >= 6, 8000);
+      const result = {{ asked, seqs, connects: connects.length }};
+      herald.close();
+      return result;
+    """)
+    assert result["asked"] >= 2, "the token function was asked again"
+    if transport == "websocket":
+        assert result["connects"] == 1, "renewed with the auth op: the WebSocket never closed"
+    assert len(result["seqs"]) == 6 and len(set(result["seqs"])) == 6 and result["seqs"] == sorted(result["seqs"])
