@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test: Swift unit and end-to-end tests (real sockets), then the Python
-# end-to-end tests against the real `herald serve` binary (Prometheus parser, browser).
+# end-to-end suites against the real `herald serve` binary (e2e/: api, hostile, schema,
+# browser), with the pinned packages scripts/setup.sh installs into .venv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh test
@@ -10,7 +11,7 @@ mkdir -p .build test-output
 set +e
 swift test --skip-build 2>&1 | tee .build/test-output.txt
 swift_status=${PIPESTATUS[0]}
-HERALD_BIN="$PWD/.build/debug/herald" python3 -m pytest -q e2e 2>&1 | tee .build/pytest-output.txt
+HERALD_BIN="$PWD/.build/debug/herald" .venv/bin/python -m pytest -q e2e 2>&1 | tee .build/pytest-output.txt
 pytest_status=${PIPESTATUS[0]}
 set -e
 echo "swift test exit $swift_status, pytest exit $pytest_status"

@@ -31,6 +31,17 @@ import Glibc
         #expect(throws: ClientError.self) { try HTTPClient.request(host: "127.0.0.1", port: server.port, path: "/healthz", timeout: .seconds(1)) }
     }
 
+    @Test func shuttingDownAServerThatNeverRanReturnsAtOnce() throws {
+        // It used to spin for ever, waiting for a loop that was never started.
+        let server = try HeraldServer(config: testConfig(), logger: Logger(label: "test"))
+        let port = server.port
+        let started = ContinuousClock.now
+        server.shutdown()
+        #expect(ContinuousClock.now - started < .milliseconds(500))
+        #expect(throws: ClientError.self) { try HTTPClient.request(host: "127.0.0.1", port: port, path: "/healthz", timeout: .seconds(1)) }
+        server.shutdown()  // twice is harmless
+    }
+
     @Test func anSSEStreamTheClientClosesIsForgottenAtOnce() throws {
         // heartbeatSeconds 60: only the gateway's own check can notice the closed peer.
         try withTestServer(testConfig { $0.delivery.heartbeatSeconds = 60 }) { server in

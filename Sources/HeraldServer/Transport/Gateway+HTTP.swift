@@ -118,8 +118,13 @@ extension Gateway {
     /// `GET /v1/clients` (admin).
     private func listClients(_ request: Request) -> HTTPServerResponse {
         if let failure = authorizeAdmin(request) { return errorResponse(failure) }
-        let limit = request.query("limit").map { Int($0) ?? -1 } ?? 100
-        let offset = request.query("offset").map { Int($0) ?? -1 } ?? 0
+        // Past the end is an empty page, however far past (digits beyond Int are clamped).
+        func count(_ text: String) -> Int {
+            guard !text.isEmpty, text.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else { return -1 }
+            return Int(text) ?? Int.max
+        }
+        let limit = request.query("limit").map(count) ?? 100
+        let offset = request.query("offset").map(count) ?? 0
         guard (1...10_000).contains(limit), offset >= 0 else {
             return errorResponse(HeraldError(.invalidMessage, "limit must be in 1...10000 and offset non-negative"))
         }
