@@ -43,7 +43,7 @@ import Glibc
     }
 
     @Test func anSSEStreamTheClientClosesIsForgottenAtOnce() throws {
-        // heartbeatSeconds 60: only the gateway's own check can notice the closed peer.
+        // heartbeatSeconds 60: no write fails soon; the gateway reads the end of input.
         try withTestServer(testConfig { $0.delivery.heartbeatSeconds = 60 }) { server in
             func sseConnections() throws -> JSONValue? { try server.request("GET", "/v1/stats").json["connections"]?["sse"] }
             var streams: [SSEStream] = []
@@ -56,7 +56,7 @@ import Glibc
             while try sseConnections() != .number(0), ContinuousClock.now - closed < .seconds(3) {
                 usleep(20_000)
             }
-            // Seen within a service iteration or two, well before the 1 s sweep.
+            // Seen when the socket reports the end of input, long before a heartbeat.
             #expect(ContinuousClock.now - closed < .milliseconds(900))
             #expect(try sseConnections() == .number(0))
         }

@@ -1,42 +1,14 @@
-"""Starts the real `herald serve` binary for end-to-end tests written in Python."""
-import hashlib
-import json
-import os
-import subprocess
-import tempfile
-import time
+"""Starts the real `herald serve` binary for the API suite (support.Herald), with a
+urllib-based request helper that returns (status, body text)."""
+import urllib.error
 import urllib.request
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-PUBLISHER_KEY = "e2e-publisher-key"
-ADMIN_KEY = "e2e-admin-key"
+from support import ADMIN_KEY, PUBLISHER_KEY, Herald, sha256  # noqa: F401 (re-exported for the tests)
 
 
-def sha256(text):
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-class Gateway:
-    def __init__(self, config):
-        binary = os.environ.get("HERALD_BIN", os.path.join(ROOT, ".build/debug/herald"))
-        self.dir = tempfile.TemporaryDirectory()
-        config_path = os.path.join(self.dir.name, "config.json")
-        port_path = os.path.join(self.dir.name, "port")
-        with open(config_path, "w") as f:
-            json.dump(config, f)
-        self.process = subprocess.Popen(
-            [binary, "serve", "--config", config_path, "--host", "127.0.0.1", "--port", "0", "--port-file", port_path],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.time() + 20
-        while not os.path.exists(port_path) or not open(port_path).read().strip():
-            if time.time() > deadline or self.process.poll() is not None:
-                raise RuntimeError("herald did not start")
-            time.sleep(0.05)
-        self.port = int(open(port_path).read())
-        self.base = f"http://127.0.0.1:{self.port}"
-
+class Gateway(Herald):
     def request(self, method, path, body=None, headers=None):
         data = body.encode() if isinstance(body, str) else body
         req = urllib.request.Request(self.base + path, data=data, method=method, headers=headers or {})
@@ -49,13 +21,6 @@ class Gateway:
     def publish(self, body):
         return self.request("POST", "/v1/events", body,
                             {"Authorization": f"Bearer {PUBLISHER_KEY}", "Content-Type": "application/json"})
-
-    def stop(self):
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=5)
-        finally:
-            self.dir.cleanup()
 
 
 @pytest.fixture
@@ -78,4 +43,7 @@ def make_gateway():
 
     yield make
     for gateway in started:
-        gateway.stop()
+        try:
+            assert gateway.terminate() == 0
+        finally:
+            gateway.close()

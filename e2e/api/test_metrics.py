@@ -6,7 +6,7 @@ import time
 import websockets
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import ADMIN_KEY
+from support import ADMIN_KEY
 
 
 def scrape(gateway):

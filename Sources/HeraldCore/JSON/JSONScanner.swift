@@ -384,18 +384,7 @@ struct JSONScanCursor {
     /// no overlong forms, no surrogates, nothing above U+10FFFF); returns the offset after it.
     func scanUTF8(at i: Int) throws(HeraldError) -> Int {
         let lead = byte(i)
-        let length: Int
-        var secondLow: UInt8 = 0x80
-        var secondHigh: UInt8 = 0xBF
-        switch lead {
-        case 0xC2...0xDF: length = 2
-        case 0xE0: length = 3; secondLow = 0xA0
-        case 0xE1...0xEC, 0xEE...0xEF: length = 3
-        case 0xED: length = 3; secondHigh = 0x9F
-        case 0xF0: length = 4; secondLow = 0x90
-        case 0xF1...0xF3: length = 4
-        case 0xF4: length = 4; secondHigh = 0x8F
-        default:
+        guard let (length, secondLow, secondHigh) = UTF8Validation.rule(lead: lead) else {
             throw HeraldError(.invalidJSON, "invalid UTF-8 byte \(JSONScanCursor.hexByte(lead))", offset: i)
         }
         guard i + 1 < count, byte(i + 1) & 0xC0 == 0x80 else {

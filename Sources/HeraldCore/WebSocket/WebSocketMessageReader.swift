@@ -101,37 +101,3 @@ public struct WebSocketMessageReader: Sendable {
         WebSocketProtocolError(.messageTooBig, "message larger than \(maxMessageBytes) bytes")
     }
 }
-
-/// UTF-8 well-formedness (RFC 3629: no overlongs, no surrogates, nothing past U+10FFFF).
-public enum UTF8Validation {
-    /// - Complexity: O(n); ASCII runs are checked eight bytes at a time.
-    public static func isValid(_ bytes: UnsafeRawBufferPointer) -> Bool {
-        var i = 0
-        let n = bytes.count
-        while i < n {
-            if i + 8 <= n, bytes.loadUnaligned(fromByteOffset: i, as: UInt64.self) & 0x8080_8080_8080_8080 == 0 {
-                i += 8
-                continue
-            }
-            let lead = bytes[i]
-            if lead < 0x80 { i += 1; continue }
-            let length: Int
-            var low: UInt8 = 0x80
-            var high: UInt8 = 0xBF
-            switch lead {
-            case 0xC2...0xDF: length = 2
-            case 0xE0: length = 3; low = 0xA0
-            case 0xE1...0xEC, 0xEE...0xEF: length = 3
-            case 0xED: length = 3; high = 0x9F
-            case 0xF0: length = 4; low = 0x90
-            case 0xF1...0xF3: length = 4
-            case 0xF4: length = 4; high = 0x8F
-            default: return false
-            }
-            guard i + length <= n, bytes[i + 1] >= low, bytes[i + 1] <= high else { return false }
-            for k in 2..<length where bytes[i + k] & 0xC0 != 0x80 { return false }
-            i += length
-        }
-        return true
-    }
-}

@@ -44,7 +44,6 @@ extension Gateway {
         switch connection.mode {
         case .http:
             if connection.output.isEmpty {
-                connection.output.releaseIfLarge()
                 serveHTTP(connection)
                 chargeInput(of: connection)
             }
@@ -54,6 +53,7 @@ extension Gateway {
             if !connection.closeAfterOutput { fillWebSocket(client, on: connection) }
         }
         guard flush(connection) else { return false }
+        if connection.output.isEmpty { connection.output.releaseIfLarge() }
         if connection.closeAfterOutput && connection.isDoneSending { connection.socket.requestWritable() }
         if let subscriber = connection.subscriber, !connection.closeAfterOutput {
             if subscriber.catchUp != nil { pump(subscriber) }
@@ -113,7 +113,7 @@ extension Gateway {
                 do throws(HeraldError) {
                     decoded = try connection.input.withUnread { (bytes) throws(HeraldError) in try connection.http.decoder.decodeHead(bytes) }
                 } catch {
-                    respondAndClose(connection, errorResponse(error), keepAliveRequested: false, isHead: false)
+                    respondAndClose(connection, errorResponse(error))
                     break reading
                 }
                 guard let decoded else { break reading }
@@ -129,7 +129,7 @@ extension Gateway {
                         break reading
                     }
                 } catch {
-                    respondAndClose(connection, errorResponse(error), keepAliveRequested: false, isHead: false)
+                    respondAndClose(connection, errorResponse(error))
                     break reading
                 }
                 startAwaitingHead(connection)
@@ -164,7 +164,7 @@ extension Gateway {
             respond(connection, response, to: request)
             skipBody(of: request, on: connection)
         case .close(let response):
-            respondAndClose(connection, response, keepAliveRequested: request.head.keepAlive, isHead: request.isHead)
+            respondAndClose(connection, response, isHead: request.isHead)
         case .readBody(let endpoint, let limit):
             readBody(of: request, limit: limit, then: endpoint, on: connection)
         case .file(let sender, let response):
@@ -189,7 +189,7 @@ extension Gateway {
         if let length = framing.declaredLength, length > limit {
             countIngestRefusal(endpoint, .bodyTooLarge)
             let error = HeraldError(.bodyTooLarge, "the body has \(length) bytes; the limit is \(limit)")
-            respondAndClose(connection, errorResponse(error), keepAliveRequested: false, isHead: false)
+            respondAndClose(connection, errorResponse(error))
             return
         }
         if pendingInputBytes + (framing.declaredLength ?? 0) > config.limits.maxPendingInputBytesTotal {
@@ -230,7 +230,7 @@ extension Gateway {
         countIngestRefusal(endpoint, .overloaded)
         let response = errorResponse(
             HeraldError(.overloaded, "the gateway holds too much unfinished input; retry later"), fields: [("retry-after", "1")])
-        respondAndClose(connection, response, keepAliveRequested: false, isHead: false)
+        respondAndClose(connection, response)
     }
 
     /// Drops the body of a request that was answered without it, so the next pipelined
@@ -262,7 +262,7 @@ extension Gateway {
     }
 
     /// Queues a final response and closes after it.
-    func respondAndClose(_ connection: Connection, _ response: HTTPServerResponse, keepAliveRequested: Bool, isHead: Bool) {
+    func respondAndClose(_ connection: Connection, _ response: HTTPServerResponse, isHead: Bool = false) {
         encode(response, into: connection.output, omitBody: isHead, keepAlive: false)
         connection.closeAfterOutput = true
         connection.socket.requestWritable()
@@ -287,10 +287,13 @@ extension Gateway {
     }
 
     /// Charges the connection's unfinished input (unread bytes, a body being collected, a
-    /// partial WebSocket message) to the gateway-wide total.
+    /// partial WebSocket message) to the gateway-wide total; called after every change.
     func chargeInput(of connection: Connection) {
         var held = connection.input.count
-        if case .http = connection.mode, case .readingBody(let read) = connection.http.phase { held += read.request.body.count }
+        if case .http = connection.mode, case .readingBody(let read) = connection.http.phase {
+            // A declared length is reserved whole (its buffer is allocated for it).
+            held += max(read.request.body.count, read.request.head.bodyFraming.declaredLength ?? 0)
+        }
         if case .webSocket(let client) = connection.mode { held += client.reader.bufferedBytes }
         pendingInputBytes += held - connection.chargedInputBytes
         connection.chargedInputBytes = held
@@ -322,7 +325,7 @@ extension Gateway {
 
     private func timeOut(_ connection: Connection, _ message: String) {
         if case .readingBody(let read) = connection.http.phase { countIngestRefusal(read.endpoint, .requestTimeout) }
-        respondAndClose(connection, errorResponse(HeraldError(.requestTimeout, message)), keepAliveRequested: false, isHead: false)
+        respondAndClose(connection, errorResponse(HeraldError(.requestTimeout, message)))
     }
 }
 
