@@ -137,5 +137,11 @@ def test_websocket_publish_keeps_the_bytes(herald):
     http = herald.publish('{"type":"exact","e":1e400}')
     assert http.status == 400 and http.error_code == "invalid_json" and "number out of range" in http.json()["error"]["message"]
     assert herald.stats()["events"]["accepted"] == 1
+    # Binary-mode CloudEvents embed their JSON data as sent too.
+    binary = herald.post("/v1/events", '{"big": 12345678901234567, "f": 2.50}', content_type="application/json", headers={
+        "Authorization": f"Bearer {PUBLISHER_KEY}", "ce-specversion": "1.0", "ce-id": "b1", "ce-source": "/t", "ce-type": "exact"})
+    assert binary.status == 202
+    opcode, payload = sub.receive()
+    assert b'"data":{"big":12345678901234567,"f":2.50}' in payload, payload
     sub.close()
     pub.close()
