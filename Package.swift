@@ -29,7 +29,12 @@ let package = Package(
         .systemLibrary(
             name: "CLibWebSockets",
             pkgConfig: "libwebsockets",
-            providers: [.apt(["libwebsockets-dev", "libssl-dev"])]
+            providers: [.apt(["libwebsockets-dev"])]
+        ),
+        .systemLibrary(
+            name: "COpenSSL",
+            pkgConfig: "libcrypto",
+            providers: [.apt(["libssl-dev"])]
         ),
 
         // MARK: - Pure core (no I/O, no Foundation)
@@ -40,7 +45,7 @@ let package = Package(
 
         .target(
             name: "HeraldServer",
-            dependencies: ["CLibWebSockets", "HeraldCore", loggingProduct]
+            dependencies: ["CLibWebSockets", "COpenSSL", "HeraldCore", loggingProduct]
         ),
 
         // MARK: - Executable

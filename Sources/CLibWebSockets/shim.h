@@ -1,13 +1,10 @@
-// The one C boundary of Herald: libwebsockets and the few OpenSSL calls Herald needs.
-// Anything Swift cannot import (macros, varargs) is re-exposed here with a herald_ prefix.
+// Herald's boundary to libwebsockets (and the one libc call the loop needs that Swift's
+// Glibc module lacks). Anything Swift cannot import (macros, varargs) is re-exposed here
+// with a herald_ prefix. OpenSSL's digests and HMAC are in COpenSSL.
 #ifndef HERALD_CLIBWEBSOCKETS_SHIM_H
 #define HERALD_CLIBWEBSOCKETS_SHIM_H
 
 #include <libwebsockets.h>
-#include <openssl/sha.h>
-#include <openssl/crypto.h>
-#include <openssl/hmac.h>
-#include <openssl/rand.h>
 #include <malloc.h>
 
 /// Bytes of headroom lws needs before every buffer passed to lws_write().
@@ -24,7 +21,6 @@ static const int herald_lll_info = LLL_INFO;
 static const int herald_lll_user = LLL_USER;
 
 /// Context creation options used by Herald.
-static const unsigned long long herald_opt_validate_utf8 = LWS_SERVER_OPTION_VALIDATE_UTF8;
 static const unsigned long long herald_opt_disable_ipv6 = LWS_SERVER_OPTION_DISABLE_IPV6;
 /// Every accepted connection is a raw socket bound to protocols[0]: Herald speaks HTTP/1.1
 /// and WebSocket itself (lws 4.1's HTTP server replays buffered pipelined input).
@@ -55,27 +51,6 @@ static inline void herald_ticker_start(herald_ticker *ticker) {
 /// Removes the ticker from the scheduler.
 static inline void herald_ticker_stop(herald_ticker *ticker) {
     lws_sul_cancel(&ticker->sul);
-}
-
-/// SHA-256 of `len` bytes into `out` (32 bytes).
-static inline void herald_sha256(const unsigned char *data, size_t len, unsigned char *out) {
-    SHA256(data, len, out);
-}
-
-/// Constant-time comparison of two 32-byte digests: 1 when equal.
-static inline int herald_digest_equal(const unsigned char *a, const unsigned char *b) {
-    return CRYPTO_memcmp(a, b, 32) == 0;
-}
-
-/// HMAC-SHA256 of `len` bytes under `key` into `out` (32 bytes).
-static inline void herald_hmac_sha256(const unsigned char *key, size_t keylen, const unsigned char *data, size_t len, unsigned char *out) {
-    unsigned int outlen = 32;
-    HMAC(EVP_sha256(), key, (int)keylen, data, len, out, &outlen);
-}
-
-/// `len` cryptographically strong random bytes into `out`: 1 on success.
-static inline int herald_random_bytes(unsigned char *out, int len) {
-    return RAND_bytes(out, len);
 }
 
 /// Gives the allocator's free pages back to the system (glibc keeps freed memory in its

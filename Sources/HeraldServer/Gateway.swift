@@ -1,78 +1,60 @@
-import CLibWebSockets
+import COpenSSL
 import HeraldCore
 import Logging
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// The gateway's state and logic on its loop thread.
+/// The server side of one loop: connections, HTTP, the two streaming transports and
+/// credentials, around the socket-free `Hub` that decides delivery.
 ///
-/// libwebsockets calls `heraldCallback` for every connection event; the callback finds
-/// this object through the context's user pointer and hands it the event. Everything in
-/// here runs on the one loop thread that services the context, so nothing is locked: the
-/// connection table, the subscription index, the sequence counter and every client queue
-/// are plain values owned by this object.
+/// libwebsockets calls `heraldCallback` for every socket event; the callback hands it to
+/// this object. Everything here runs on the loop thread that services the context, so
+/// nothing is locked. After every callback the loop asks the Hub which sessions have
+/// something new to write (`applyWakes`) and requests a WRITEABLE callback for each.
 final class Gateway {
     let config: HeraldConfig
     let logger: Logger
+    let hub: Hub
     let publishers: PublisherKeys
     let admins: PublisherKeys
-    var metrics: GatewayMetrics
-    var statsWindow = StatsWindow()
+    /// The HS256 secret for subscriber JWTs: `auth.jwtSecret`, or a random one per process
+    /// when only demo tokens need it; nil when JWTs are not accepted.
+    let jwtSecret: [UInt8]?
     /// Canonical absolute path of the static files directory, if serving one.
     let publicRoot: String?
+    let router: Router
+    var statsWindow = StatsWindow()
+    let startedAt = MonotonicClock.nanoseconds()
 
     /// Every open socket, by connection id.
     var connections: [UInt64: Connection] = [:]
     var nextConnectionID: UInt64 = 1
-    var subscribers: [UInt64: Subscriber] = [:]
-    var index = SubscriptionIndex()
-    var lastSeq: UInt64 = 0
-    var history: History
-    var dedup: Deduplicator
-    /// The distinct `coalesceKey` paths of the configuration; an event carries the hash of
-    /// its value at each, in this order.
-    let coalescePaths: [FieldPath]
-    /// Bytes queued for all clients together (bounded by `limits.maxQueuedBytesTotal`).
-    /// Changed only in `changeQueue`.
-    private(set) var queuedBytesTotal = 0
+    /// The connections that carry a session, by `Session.index` (an array access per wake).
+    var streams: [Connection?] = []
     /// Bytes of unfinished input held by all connections together (bounded by
     /// `limits.maxPendingInputBytesTotal`); changed only in `chargeInput`.
     var pendingInputBytes = 0
-    /// How often queues were shed for the gateway-wide bound, and when that was last logged.
-    var shedCount = 0
-    var lastShedWarning: UInt64 = 0
-    /// Reused to rescan history events when a client resumes.
-    var replayTape = JSONTape()
-    var nextClientID: UInt64 = 1
-    /// Reused for every event so matching allocates nothing.
-    var matches: [SubscriptionIndex.Match] = []
-    /// Reused for every ingest body.
+    /// Reused for every ingest body and every HTTP response.
     var ingestTape = JSONTape()
-    /// Reused for every presence event (kept apart from `ingestTape`, which may be in use
-    /// when a disconnect announces a leave).
-    var presenceTape = JSONTape()
-    /// Reused to encode every HTTP response.
     var responseScratch: [UInt8] = []
-    /// Who is in which presence group.
-    var presence = PresenceRegistry()
-    /// The HS256 secret for subscriber JWTs: `auth.jwtSecret`, or a random one per process
-    /// when only demo tokens need it; nil when JWTs are not accepted.
-    let jwtSecret: [UInt8]?
     /// Connections closed since free memory was last given back, and when the last closed.
     var closedSinceTrim = 0
     var lastClosedAt: UInt64 = 0
+    /// The Hub's shedding rounds when they were last logged, and when.
+    var loggedShedRounds = 0
+    var lastShedWarning: UInt64 = 0
     /// Shutting down: refuse new work, close clients.
     var draining = false
-    let startedAt = MonotonicClock.nanoseconds()
 
     init(config: HeraldConfig, logger: Logger, publicDirectory: String?) {
         self.config = config
         self.logger = logger
+        self.hub = Hub(config: config, clock: HubClock(now: MonotonicClock.nanoseconds, unixSeconds: unixSeconds))
         self.publishers = PublisherKeys(config.auth.publisherKeys)
         self.admins = PublisherKeys(config.auth.adminKeys)
-        self.metrics = GatewayMetrics(routeNames: config.routes.map(\.name), timingEnabled: config.metrics.timing)
         self.publicRoot = publicDirectory.flatMap { Self.realPath($0) }
+        self.router = Router.herald
         if let secret = config.auth.jwtSecret {
             self.jwtSecret = Array(secret.utf8)
         } else if config.auth.demo {
@@ -83,85 +65,39 @@ final class Gateway {
         } else {
             self.jwtSecret = nil
         }
-        self.history = History(limits: config.history)
-        self.dedup = Deduplicator(windowSeconds: config.dedup.windowSeconds, maxEntries: config.dedup.maxEntries)
-        var paths: [FieldPath] = []
-        for key in [config.delivery.queue.coalesceKey] + config.routes.map(\.queue?.coalesceKey) {
-            if let key, let path = FieldPath(key), !paths.contains(path) { paths.append(path) }
-        }
-        self.coalescePaths = paths
     }
 
-    /// Applies `change` to a subscriber's queue and keeps the gateway-wide byte count: the
-    /// one place `queuedBytesTotal` changes, so it is always the sum of the queues.
-    @discardableResult
-    func changeQueue<R>(of subscriber: Subscriber, _ change: (inout ClientQueue) -> R) -> R {
-        let before = subscriber.queue.byteCount
-        let result = change(&subscriber.queue)
-        queuedBytesTotal += subscriber.queue.byteCount - before
-        return result
+    /// Requests a WRITEABLE callback for every session the Hub woke. Runs after every
+    /// callback and every tick, so a wake costs one array access and one lws call.
+    func applyWakes() {
+        hub.drainWakes { session in wakeStream(of: session) }
     }
 
-    /// Forgets a subscriber whose connection closed: its subscriptions, queue and presence.
-    func forget(_ client: Subscriber) {
-        index.removeAll(owner: client.id)
-        subscribers[client.id] = nil
-        changeQueue(of: client) { $0 = ClientQueue(limits: $0.limits, coalesceSlot: $0.coalesceSlot, transport: $0.transport) }
-        leaveAllPresence(client)
-    }
-
-    // MARK: - Publishing
-
-    /// Sequences validated events and queues them for every matching subscriber.
-    ///
-    /// `tape` and `body` are the scanned ingest body the events' nodes point into; each
-    /// event is matched once, in place, and encoded once. An event whose `(source, id)`
-    /// was accepted within the dedup window is answered with its original `seq` and not
-    /// delivered again.
-    /// - Complexity: O(events × (match + recipients)).
-    func publish(_ events: [IncomingEvent], tape: JSONTape, body: UnsafeRawBufferPointer) -> [WireFormat.Acceptance] {
-        var accepted: [WireFormat.Acceptance] = []
-        accepted.reserveCapacity(events.count)
+    /// Once a second: the Hub's checks, late or idle HTTP requests, memory after a wave of
+    /// disconnects, and a warning when queues were shed.
+    func tick() {
         let now = MonotonicClock.nanoseconds()
-        for incoming in events {
-            if incoming.hasExplicitID, let original = dedup.lookup(source: incoming.source, id: incoming.id, now: now) {
-                accepted.append(.init(id: incoming.id, seq: original, duplicate: true))
-                metrics.duplicates += 1
-                continue
-            }
-            let event = accept(incoming, tape: tape, body: body, now: now)
-            if incoming.hasExplicitID { dedup.record(source: incoming.source, id: incoming.id, seq: event.seq, now: now) }
-            accepted.append(.init(id: incoming.id, seq: event.seq, duplicate: false))
+        hub.tick()
+        expireHTTP(now: now)
+        releaseMemoryAfterDisconnects(now: now)
+        if hub.shedRounds != loggedShedRounds, now - lastShedWarning > 10_000_000_000 {
+            lastShedWarning = now
+            logger.warning("queued bytes reached limits.maxQueuedBytesTotal; the largest queues shed events", metadata: [
+                "queuedBytes": "\(hub.queuedBytesTotal)", "limit": "\(config.limits.maxQueuedBytesTotal)",
+                "sheddingRounds": "\(hub.shedRounds)",
+            ])
+            loggedShedRounds = hub.shedRounds
         }
-        statsWindow.record(metrics, now: now)
-        return accepted
+        applyWakes()
     }
 
-    /// Sequences one event, keeps it in history and queues it for its live recipients.
-    func accept(_ incoming: IncomingEvent, tape: JSONTape, body: UnsafeRawBufferPointer, now: UInt64) -> Event {
-        metrics.accepted += 1
-        lastSeq += 1
-        let coalesceKeys = coalescePaths.map { $0.valueHash(in: tape, node: incoming.node, bytes: body) }
-        let event = incoming.compactJSON.withUnsafeBytes {
-            Event(seq: lastSeq, id: incoming.id, source: incoming.source, type: incoming.type, acceptedAt: now,
-                  json: $0, headroom: 0, coalesceKeys: coalesceKeys)
-        }
-        history.append(event, now: now)
-        matches.removeAll(keepingCapacity: true)
-        let matchStart = metrics.timingEnabled ? MonotonicClock.nanoseconds() : 0
-        index.match(EventView(tape: tape, node: incoming.node, bytes: body), into: &matches)
-        if metrics.timingEnabled { metrics.matchDuration.observe(Double(MonotonicClock.nanoseconds() - matchStart) / 1e9) }
-        var matchedRoutes = RouteSet()
-        for match in matches {
-            guard let subscriber = subscribers[match.owner] else { continue }
-            matchedRoutes.formUnion(subscriber.routes(of: match.subscriptions))
-            // A resuming client reads this event from history when its turn comes.
-            guard subscriber.catchUp == nil else { continue }
-            deliver(event, subscriptions: match.subscriptions, to: subscriber)
-        }
-        matchedRoutes.forEach { metrics.routes[$0].matched += 1 }
-        if queuedBytesTotal > config.limits.maxQueuedBytesTotal { shedLargestQueues() }
-        return event
+    /// Once a wave of at least 256 disconnects has settled (a second without one), gives
+    /// the allocator's free pages back, so the process shrinks with its load instead of
+    /// keeping its peak for ever.
+    private func releaseMemoryAfterDisconnects(now: UInt64) {
+        guard closedSinceTrim >= 256, now - lastClosedAt > 1_000_000_000 else { return }
+        closedSinceTrim = 0
+        Socket.releaseFreeMemory()
     }
 
     // MARK: - Shutdown
@@ -171,29 +107,25 @@ final class Gateway {
     func beginDraining() {
         guard !draining else { return }
         draining = true
-        logger.info("shutting down", metadata: ["clients": "\(subscribers.count)"])
+        logger.info("shutting down", metadata: ["clients": "\(hub.sessionCount)"])
+        hub.beginDraining()
         for connection in connections.values {
-            switch connection.mode {
-            case .webSocket(let client):
-                client.closing = (.goingAway, "server shutting down", true)
-            case .sse(let client):
-                client.ending = true
-            case .http:
-                if case .awaitingHead = connection.http.phase, !connection.http.headStarted, connection.output.isEmpty {
-                    connection.closeAfterOutput = true
-                }
+            if case .http = connection.mode, case .awaitingHead = connection.http.phase, !connection.http.headStarted,
+               connection.output.isEmpty {
+                connection.closeAfterOutput = true
+                connection.socket.requestWritable()
             }
-            connection.socket.requestWritable()
         }
+        applyWakes()
     }
 
     /// True when every streaming client has gone.
-    var isDrained: Bool { subscribers.isEmpty }
+    var isDrained: Bool { hub.sessionCount == 0 }
 }
 
 /// Monotonic time for latency measurements.
 enum MonotonicClock {
-    static func nanoseconds() -> UInt64 {
+    @Sendable static func nanoseconds() -> UInt64 {
         var ts = timespec()
         clock_gettime(CLOCK_MONOTONIC, &ts)
         return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)

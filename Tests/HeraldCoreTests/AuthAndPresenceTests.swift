@@ -98,7 +98,7 @@ import Testing
     @Test func presenceMembershipIsPerConnection() {
         func info(_ text: String) -> RawJSON { try! RawJSON(parsing: Array(text.utf8)) }
         func joined(_ seq: UInt64) -> Event {
-            Array("{}".utf8).withUnsafeBytes { Event(seq: seq, id: "\(seq)", source: "herald", type: "herald.presence", acceptedAt: 0, json: $0, headroom: 0) }
+            Array("{}".utf8).withUnsafeBytes { Event(seq: seq, id: "\(seq)", source: "herald", type: "herald.presence", acceptedAt: 0, json: $0) }
         }
         var registry = PresenceRegistry()
         registry.join("chat:lobby", .init(client: 1, info: info(#"{"nick":"ada"}"#), transport: "ws", joinEvent: joined(3)))

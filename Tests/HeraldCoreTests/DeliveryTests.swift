@@ -5,7 +5,7 @@ import Testing
 @Suite struct DeliveryTests {
     func event(_ seq: UInt64, size: Int = 10, key: UInt64? = nil, at time: UInt64 = 0) -> Event {
         let json = Array(#"{"p":""#.utf8) + Array(repeating: UInt8(ascii: "x"), count: size) + Array(#""}"#.utf8)
-        return json.withUnsafeBytes { Event(seq: seq, id: "\(seq)", source: "", type: "t", acceptedAt: time, json: $0, headroom: 0, coalesceKeys: [key]) }
+        return json.withUnsafeBytes { Event(seq: seq, id: "\(seq)", source: "", type: "t", acceptedAt: time, json: $0, coalesceKeys: [key]) }
     }
 
     func seqs(_ queue: inout ClientQueue) -> [String] {

@@ -95,7 +95,7 @@ import Testing
 
     @Test func eventEncodingsAreBuiltOnce() throws {
         let json = Array(#"{"type":"a\nb"}"#.utf8)
-        let event = json.withUnsafeBytes { Event(seq: 42, id: "i", source: "", type: "a\nb", acceptedAt: 0, json: $0, headroom: 16) }
+        let event = json.withUnsafeBytes { Event(seq: 42, id: "i", source: "", type: "a\nb", acceptedAt: 0, json: $0) }
         #expect(String(decoding: UnsafeRawBufferPointer(event.sseFrame), as: UTF8.self) == "id: 42\nevent: a b\ndata: {\"type\":\"a\\nb\"}\n\n")
         #expect(String(decoding: event.webSocketTail, as: UTF8.self) == #""seq":42,"event":{"type":"a\nb"}}"#)
         #expect(event.jsonText == #"{"type":"a\nb"}"#)

@@ -6,4 +6,12 @@ public enum TransportKind: String, Sendable, CaseIterable {
 
     /// The label used in metrics, `/v1/clients` and presence (`ws`, `sse`).
     public var name: String { rawValue }
+
+    /// Position in `allCases` (for per-transport tables).
+    public var index: Int {
+        switch self {
+        case .webSocket: 0
+        case .sse: 1
+        }
+    }
 }

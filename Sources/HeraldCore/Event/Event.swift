@@ -3,14 +3,12 @@
 /// Herald's fan-out cost per client must be a queue slot and a socket write, never a
 /// re-encoding. So when an event is accepted its wire forms are built once, into one
 /// allocation, and every recipient's queue holds a reference to this object:
-/// - the SSE block `id: <seq>\nevent: <type>\ndata: <json>\n\n`, preceded by `headroom`
-///   writable bytes (libwebsockets needs `LWS_PRE` bytes in front of every write);
+/// - the SSE block `id: <seq>\nevent: <type>\ndata: <json>\n\n`;
 /// - the tail of the WebSocket message `"seq":<seq>,"event":<json>}`, which follows the
 ///   small per-connection head `{"type":"event","subs":[…],`.
 ///
-/// - Note: `@unchecked Sendable`: every stored property is immutable after `init`; the only
-///   bytes ever written afterwards are the headroom in front of the SSE block, which
-///   libwebsockets scribbles on from the one loop thread that writes the event.
+/// - Note: `@unchecked Sendable`: every stored property is immutable after `init`, and the
+///   bytes behind `storage` are written only there.
 public final class Event: @unchecked Sendable {
     /// Gateway sequence number, strictly increasing.
     public let seq: UInt64
@@ -27,7 +25,6 @@ public final class Event: @unchecked Sendable {
     public let coalesceKeys: [UInt64?]
 
     private let storage: UnsafeMutableRawBufferPointer
-    private let headroom: Int
     private let sseLength: Int
     private let wsTailOffset: Int
     private let wsTailLength: Int
@@ -36,17 +33,14 @@ public final class Event: @unchecked Sendable {
 
     /// Builds the event and its encodings from the compact JSON text of the event.
     ///
-    /// - Parameters:
-    ///   - headroom: writable bytes to reserve in front of the SSE block.
-    ///   - json: the event as compact JSON (one line, no insignificant whitespace).
-    public init(seq: UInt64, id: String, source: String, type: String, acceptedAt: UInt64, json: UnsafeRawBufferPointer, headroom: Int, coalesceKeys: [UInt64?] = []) {
+    /// - Parameter json: the event as compact JSON (one line, no insignificant whitespace).
+    public init(seq: UInt64, id: String, source: String, type: String, acceptedAt: UInt64, json: UnsafeRawBufferPointer, coalesceKeys: [UInt64?] = []) {
         self.seq = seq
         self.coalesceKeys = coalesceKeys
         self.id = id
         self.source = source
         self.type = type
         self.acceptedAt = acceptedAt
-        self.headroom = headroom
 
         var head: [UInt8] = []
         head.reserveCapacity(48 + type.utf8.count)
@@ -61,13 +55,13 @@ public final class Event: @unchecked Sendable {
         tailHead.append(contentsOf: ",\"event\":".utf8)
 
         sseLength = head.count + json.count + 2
-        wsTailOffset = headroom + sseLength
+        wsTailOffset = sseLength
         wsTailLength = tailHead.count + json.count + 1
-        jsonOffset = headroom + head.count
+        jsonOffset = head.count
         jsonLength = json.count
 
         storage = .allocate(byteCount: wsTailOffset + wsTailLength, alignment: 16)
-        var cursor = headroom
+        var cursor = 0
         func put(_ bytes: some Collection<UInt8>) {
             for b in bytes { storage[cursor] = b; cursor += 1 }
         }
@@ -77,7 +71,6 @@ public final class Event: @unchecked Sendable {
             }
             cursor += raw.count
         }
-        storage.baseAddress!.initializeMemory(as: UInt8.self, repeating: 0, count: headroom)
         put(head)
         put(raw: json)
         put([0x0A, 0x0A])
@@ -94,9 +87,9 @@ public final class Event: @unchecked Sendable {
         UnsafeRawBufferPointer(rebasing: storage[jsonOffset..<(jsonOffset + jsonLength)])
     }
 
-    /// The SSE block; `headroom` writable bytes precede its base address.
-    public var sseFrame: UnsafeMutableRawBufferPointer {
-        UnsafeMutableRawBufferPointer(rebasing: storage[headroom..<(headroom + sseLength)])
+    /// The SSE block.
+    public var sseFrame: UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(rebasing: storage[0..<sseLength])
     }
 
     /// The shared tail of the WebSocket `event` message.

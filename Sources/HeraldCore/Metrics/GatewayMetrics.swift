@@ -9,8 +9,7 @@ public typealias RouteSet = SubscriptionSet
 ///
 /// Owned and updated by the loop thread as plain integers — no atomics, no locks, no
 /// metric handles per event — and read by the same thread when `/metrics` or `/v1/stats`
-/// is served. With several loops each would own one and a scrape would sum them
-/// (`merge`).
+/// is served.
 public struct GatewayMetrics: Sendable {
     /// Counters of one named route (or of ad-hoc filters, the route "").
     public struct Route: Sendable {
@@ -29,15 +28,14 @@ public struct GatewayMetrics: Sendable {
     /// Refused ingest requests by error code.
     public var rejected: [String: UInt64] = [:]
     public var ingestBytes: UInt64 = 0
-    public var deliveredWebSocket: UInt64 = 0
-    public var deliveredSSE: UInt64 = 0
+    /// Live events written to clients, per transport.
+    public var delivered = PerTransport<UInt64>(0)
     public var droppedOverflow: UInt64 = 0
     public var droppedCoalesced: UInt64 = 0
     public var disconnectedOverflow: UInt64 = 0
     public var expiredGaps: UInt64 = 0
     /// Events sent from history to resuming clients (not live deliveries: no latency).
-    public var replayedWebSocket: UInt64 = 0
-    public var replayedSSE: UInt64 = 0
+    public var replayed = PerTransport<UInt64>(0)
     public var deliveryLatency = Histogram.latency()
     public var matchDuration = Histogram.matchDuration()
     /// One entry per configured route, then one for ad-hoc filters (name "").
@@ -51,33 +49,9 @@ public struct GatewayMetrics: Sendable {
     /// Index of the ad-hoc ("") route entry.
     public var adHocRoute: Int { routes.count - 1 }
 
-    public var delivered: UInt64 { deliveredWebSocket + deliveredSSE }
+    public var deliveredTotal: UInt64 { delivered.sum }
     public var dropped: UInt64 { droppedOverflow + droppedCoalesced }
     public var rejectedTotal: UInt64 { rejected.values.reduce(0, +) }
-
-    /// Adds another loop's figures.
-    public mutating func merge(_ other: GatewayMetrics) {
-        accepted += other.accepted
-        duplicates += other.duplicates
-        for (code, count) in other.rejected { rejected[code, default: 0] += count }
-        ingestBytes += other.ingestBytes
-        deliveredWebSocket += other.deliveredWebSocket
-        deliveredSSE += other.deliveredSSE
-        droppedOverflow += other.droppedOverflow
-        droppedCoalesced += other.droppedCoalesced
-        disconnectedOverflow += other.disconnectedOverflow
-        expiredGaps += other.expiredGaps
-        replayedWebSocket += other.replayedWebSocket
-        replayedSSE += other.replayedSSE
-        deliveryLatency.merge(other.deliveryLatency)
-        matchDuration.merge(other.matchDuration)
-        for i in routes.indices where i < other.routes.count {
-            routes[i].matched += other.routes[i].matched
-            routes[i].delivered += other.routes[i].delivered
-            routes[i].dropped += other.routes[i].dropped
-            routes[i].latency.merge(other.routes[i].latency)
-        }
-    }
 }
 
 /// Rates over the last 1 s, 10 s and 60 s, from snapshots of the cumulative counters.
@@ -110,7 +84,7 @@ public struct StatsWindow: Sendable {
     public init() {}
 
     public static func snapshot(of metrics: GatewayMetrics, at now: UInt64) -> Snapshot {
-        Snapshot(at: now, accepted: metrics.accepted, delivered: metrics.delivered, dropped: metrics.dropped, latency: metrics.deliveryLatency)
+        Snapshot(at: now, accepted: metrics.accepted, delivered: metrics.deliveredTotal, dropped: metrics.dropped, latency: metrics.deliveryLatency)
     }
 
     /// Records a snapshot unless one was taken less than a second ago.
@@ -134,4 +108,21 @@ public struct StatsWindow: Sendable {
             latencyP50: latency.quantile(0.5),
             latencyP99: latency.quantile(0.99))
     }
+}
+
+/// One value per transport, indexed by `TransportKind`: counters that follow the closed
+/// set of transports without a field per transport.
+public struct PerTransport<Value: Sendable>: Sendable {
+    private var values: [Value]
+
+    public init(_ initial: Value) { values = Array(repeating: initial, count: TransportKind.allCases.count) }
+
+    public subscript(kind: TransportKind) -> Value {
+        get { values[kind.index] }
+        set { values[kind.index] = newValue }
+    }
+}
+
+extension PerTransport where Value == UInt64 {
+    public var sum: UInt64 { values.reduce(0, +) }
 }

@@ -40,14 +40,6 @@ public struct Histogram: Sendable, Equatable {
         count += 1
     }
 
-    /// Adds another histogram with the same bounds (for per-loop aggregation).
-    public mutating func merge(_ other: Histogram) {
-        precondition(other.bounds == bounds, "merging histograms with different buckets")
-        for i in counts.indices { counts[i] += other.counts[i] }
-        sum += other.sum
-        count += other.count
-    }
-
     /// The difference `self - earlier`, for rates over a window.
     public func subtracting(_ earlier: Histogram) -> Histogram {
         var delta = self

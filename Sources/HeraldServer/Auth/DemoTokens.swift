@@ -6,6 +6,12 @@ import HeraldCore
 /// the demo needs and nothing a backend would rely on — publishing `chat.message` events
 /// whose `from` is the nickname (in `room`, when given) and joining the presence group
 /// `chat:<room>` under that nickname.
+struct DemoTokenEndpoint: Endpoint {
+    func plan(_ request: Request, connection: Connection, gateway: Gateway) -> RequestPlan {
+        .respond(gateway.issueDemoToken(request))
+    }
+}
+
 extension Gateway {
     /// How long a demo token is valid.
     static let demoTokenSeconds: Int64 = 24 * 3600

@@ -1,4 +1,4 @@
-import CLibWebSockets
+import COpenSSL
 import HeraldCore
 
 /// The publisher keys a gateway accepts, held only as SHA-256 digests.

@@ -10,9 +10,10 @@ import HeraldCore
 final class Connection {
     /// What the connection speaks now.
     enum Mode {
+        /// Requests and responses.
         case http
-        case sse(SSEClient)
-        case webSocket(WebSocketClient)
+        /// A streaming transport carrying a Hub session (SSE, WebSocket).
+        case stream(any StreamTransport)
     }
 
     let id: UInt64
@@ -53,13 +54,10 @@ final class Connection {
         return true
     }
 
-    /// The subscriber this connection streams to, if it became one.
-    var subscriber: Subscriber? {
-        switch mode {
-        case .http: nil
-        case .sse(let client): client
-        case .webSocket(let client): client
-        }
+    /// The transport this connection streams with, if it became a stream.
+    var transport: (any StreamTransport)? {
+        if case .stream(let transport) = mode { return transport }
+        return nil
     }
 }
 
@@ -95,8 +93,8 @@ struct BodyRead {
     var reader: HTTPBodyReader
     /// The most body bytes this request may carry.
     var limit: Int
-    /// What to do with the request once the body is complete.
-    var endpoint: BodyEndpoint
+    /// What answers the request once the body is complete.
+    var handler: any BodyHandler
 }
 
 /// A request as the endpoints see it: the head, the body once read, and who sent it.
@@ -110,22 +108,6 @@ struct Request {
 
     /// The decoded query argument, or nil when absent or malformed.
     func query(_ name: String) -> String? { (try? head.queryArgument(name)) ?? nil }
-}
-
-/// Endpoints that read a body before they answer.
-enum BodyEndpoint {
-    /// `POST /v1/events`.
-    case ingest(IngestFormat, binary: BinaryCloudEvent?, credentials: Credentials)
-    /// A dry run of the matcher.
-    case matcher(MatcherQuery)
-}
-
-/// The matcher's dry runs.
-enum MatcherQuery {
-    /// `POST /v1/patterns/test`.
-    case testPattern
-    /// `POST /v1/routes/explain` (admin).
-    case explainRoutes
 }
 
 /// The CloudEvents attributes of a binary-mode request (`ce-*` headers).

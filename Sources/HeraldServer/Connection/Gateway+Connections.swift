@@ -25,12 +25,9 @@ extension Gateway {
                 connection.http.since = MonotonicClock.nanoseconds()
             }
             serveHTTP(connection)
-        case .webSocket(let client):
+        case .stream(let transport):
             connection.input.append(bytes)
-            readWebSocket(client, on: connection)
-        case .sse(let client):
-            // An SSE client has nothing to say after its request; input means it misbehaves.
-            _ = client
+            transport.received(on: connection, in: self)
         }
         chargeInput(of: connection)
         return true
@@ -47,18 +44,14 @@ extension Gateway {
                 serveHTTP(connection)
                 chargeInput(of: connection)
             }
-        case .sse(let client):
-            if !connection.closeAfterOutput { fillSSE(client, on: connection) }
-        case .webSocket(let client):
-            if !connection.closeAfterOutput { fillWebSocket(client, on: connection) }
+        case .stream(let transport):
+            if !connection.closeAfterOutput { fillStream(transport, on: connection) }
         }
         guard flush(connection) else { return false }
         if connection.output.isEmpty { connection.output.releaseIfLarge() }
         if connection.closeAfterOutput && connection.isDoneSending { connection.socket.requestWritable() }
-        if let subscriber = connection.subscriber, !connection.closeAfterOutput {
-            if subscriber.catchUp != nil { pump(subscriber) }
-            // More to send, or a WebSocket that closes once its queue is written.
-            if !subscriber.queue.isEmpty || (subscriber as? WebSocketClient)?.closing != nil { connection.socket.requestWritable() }
+        if let transport = connection.transport, !connection.closeAfterOutput, hub.finishedWriting(transport.session) {
+            connection.socket.requestWritable()
         }
         return true
     }
@@ -69,9 +62,10 @@ extension Gateway {
         lastClosedAt = MonotonicClock.nanoseconds()
         pendingInputBytes -= connection.chargedInputBytes
         connection.chargedInputBytes = 0
-        if let subscriber = connection.subscriber {
-            forget(subscriber)
-            logger.debug("\(subscriber.transport.name) closed", metadata: ["client": "\(subscriber.id)"])
+        if let session = connection.transport?.session {
+            streams[session.index] = nil
+            hub.closeSession(session)
+            logger.debug("\(session.transport.name) closed", metadata: ["client": "\(session.id)"])
         }
     }
 
@@ -133,7 +127,7 @@ extension Gateway {
                     break reading
                 }
                 startAwaitingHead(connection)
-                let response = answer(read.endpoint, read.request)
+                let response = read.handler.answer(read.request, gateway: self)
                 respond(connection, response, to: read.request)
             case .discardingBody(var reader):
                 do throws(HeraldError) {
@@ -158,45 +152,41 @@ extension Gateway {
     private func begin(_ request: Request, on connection: Connection) {
         let plan = draining
             ? .close(errorResponse(HeraldError(.shuttingDown, "the gateway is shutting down")))
-            : self.plan(request, on: connection)
+            : router.plan(request, connection: connection, gateway: self)
         switch plan {
         case .respond(let response):
             respond(connection, response, to: request)
             skipBody(of: request, on: connection)
         case .close(let response):
             respondAndClose(connection, response, isHead: request.isHead)
-        case .readBody(let endpoint, let limit):
-            readBody(of: request, limit: limit, then: endpoint, on: connection)
+        case .readBody(let handler, let limit):
+            readBody(of: request, limit: limit, then: handler, on: connection)
         case .file(let sender, let response):
             respond(connection, response, to: request)
             if !request.isHead { connection.http.phase = .sendingFile(sender) }
             skipBody(of: request, on: connection)
-        case .eventStream(let client, let response):
-            connection.output.append(response)
-            connection.mode = .sse(client)
-            connection.input.removeAll()
-        case .webSocket(let client, let response):
-            connection.output.append(response)
-            connection.mode = .webSocket(client)
-            if !connection.input.isEmpty { readWebSocket(client, on: connection) }
+        case .stream(let transport, let head):
+            connection.output.append(head)
+            attach(transport, to: connection)
+            if !connection.input.isEmpty { transport.received(on: connection, in: self) }
         }
     }
 
     /// Starts collecting a body, or refuses it: too large (413), more unfinished input
     /// gateway-wide than `limits.maxPendingInputBytesTotal` (503).
-    private func readBody(of request: Request, limit: Int, then endpoint: BodyEndpoint, on connection: Connection) {
+    private func readBody(of request: Request, limit: Int, then handler: any BodyHandler, on connection: Connection) {
         let framing = request.head.bodyFraming
         if let length = framing.declaredLength, length > limit {
-            countIngestRefusal(endpoint, .bodyTooLarge)
+            handler.refused(.bodyTooLarge, gateway: self)
             let error = HeraldError(.bodyTooLarge, "the body has \(length) bytes; the limit is \(limit)")
             respondAndClose(connection, errorResponse(error))
             return
         }
         if pendingInputBytes + (framing.declaredLength ?? 0) > config.limits.maxPendingInputBytesTotal {
-            refuseOverloaded(connection, endpoint)
+            refuseOverloaded(connection, handler)
             return
         }
-        var read = BodyRead(request: request, reader: HTTPBodyReader(framing: framing), limit: limit, endpoint: endpoint)
+        var read = BodyRead(request: request, reader: HTTPBodyReader(framing: framing), limit: limit, handler: handler)
         if case .length(let length) = framing { read.request.body.reserveCapacity(length) }
         if request.head.expectsContinue && framing != .none {
             connection.output.append(Array("HTTP/1.1 100 Continue\r\n\r\n".utf8))
@@ -216,18 +206,18 @@ extension Gateway {
         }
         connection.input.consume(consumed)
         if tooLarge {
-            countIngestRefusal(read.endpoint, .bodyTooLarge)
+            read.handler.refused(.bodyTooLarge, gateway: self)
             throw HeraldError(.bodyTooLarge, "the body exceeds \(limit) bytes")
         }
         if !read.reader.isComplete, pendingInputBytes - connection.chargedInputBytes + read.request.body.count > config.limits.maxPendingInputBytesTotal {
-            countIngestRefusal(read.endpoint, .overloaded)
+            read.handler.refused(.overloaded, gateway: self)
             throw HeraldError(.overloaded, "the gateway holds too much unfinished input; retry later")
         }
         return read.reader.isComplete
     }
 
-    private func refuseOverloaded(_ connection: Connection, _ endpoint: BodyEndpoint) {
-        countIngestRefusal(endpoint, .overloaded)
+    private func refuseOverloaded(_ connection: Connection, _ handler: any BodyHandler) {
+        handler.refused(.overloaded, gateway: self)
         let response = errorResponse(
             HeraldError(.overloaded, "the gateway holds too much unfinished input; retry later"), fields: [("retry-after", "1")])
         respondAndClose(connection, response)
@@ -294,7 +284,7 @@ extension Gateway {
             // A declared length is reserved whole (its buffer is allocated for it).
             held += max(read.request.body.count, read.request.head.bodyFraming.declaredLength ?? 0)
         }
-        if case .webSocket(let client) = connection.mode { held += client.reader.bufferedBytes }
+        if let transport = connection.transport as? WebSocketTransport { held += transport.reader.bufferedBytes }
         pendingInputBytes += held - connection.chargedInputBytes
         connection.chargedInputBytes = held
     }
@@ -324,7 +314,7 @@ extension Gateway {
     }
 
     private func timeOut(_ connection: Connection, _ message: String) {
-        if case .readingBody(let read) = connection.http.phase { countIngestRefusal(read.endpoint, .requestTimeout) }
+        if case .readingBody(let read) = connection.http.phase { read.handler.refused(.requestTimeout, gateway: self) }
         respondAndClose(connection, errorResponse(HeraldError(.requestTimeout, message)))
     }
 }

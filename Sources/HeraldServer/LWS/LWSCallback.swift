@@ -2,7 +2,8 @@ import CLibWebSockets
 import Logging
 
 /// The single libwebsockets callback: it turns lws' raw-socket reasons into calls on the
-/// `Gateway` and returns what lws must do (non-zero closes the connection).
+/// `Gateway` and returns what lws must do (non-zero closes the connection). After each,
+/// the sessions the Hub woke are asked for WRITEABLE callbacks.
 ///
 /// The gateway is found through the context's user pointer (set once in `ServiceLoop`).
 /// Each connection's `Connection` object is retained in the socket's opaque user data from
@@ -17,6 +18,8 @@ func heraldCallback(
     guard let wsi, let context = lws_get_context(wsi), let opaque = lws_context_user(context) else { return 0 }
     let loop = Unmanaged<ServiceLoop>.fromOpaque(opaque).takeUnretainedValue()
     let gateway = loop.gateway
+    // Whatever the event did, the sessions it gave something to write get a WRITEABLE.
+    defer { gateway.applyWakes() }
     switch reason {
     case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
         loop.wakeUp()
@@ -31,10 +34,6 @@ func heraldCallback(
     case LWS_CALLBACK_RAW_WRITEABLE:
         guard let connection = connection(of: wsi) else { return -1 }
         return gateway.writable(connection) ? 0 : -1
-    case LWS_CALLBACK_TIMER:
-        guard let connection = connection(of: wsi) else { return 0 }
-        gateway.timerFired(connection)
-        return 0
     case LWS_CALLBACK_RAW_CLOSE:
         guard let pointer = lws_get_opaque_user_data(wsi) else { return 0 }
         lws_set_opaque_user_data(wsi, nil)

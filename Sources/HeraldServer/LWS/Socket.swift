@@ -30,11 +30,6 @@ struct Socket: Hashable {
         _ = lws_rx_flow_control(wsi, enabled ? 1 : 0)
     }
 
-    /// A TIMER callback after `microseconds` (replacing any earlier one).
-    func setTimer(microseconds: UInt64) {
-        lws_set_timer_usecs(wsi, lws_usec_t(microseconds))
-    }
-
     /// Closes the connection from outside its own callbacks (lws closes it at once, on
     /// this thread, and then reports `closed`).
     func kill() {

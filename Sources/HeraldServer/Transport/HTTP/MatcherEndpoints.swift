@@ -1,7 +1,39 @@
 import HeraldCore
 import Logging
 
-/// `POST /v1/patterns/test` and `POST /v1/routes/explain`: dry runs of the matcher.
+/// The matcher's dry runs.
+enum MatcherQuery {
+    /// `POST /v1/patterns/test`.
+    case testPattern
+    /// `POST /v1/routes/explain` (admin).
+    case explainRoutes
+}
+
+/// `POST /v1/patterns/test`: does this pattern match this event? No key is needed, so
+/// the body is small (`limits.maxUnauthenticatedBodyBytes`).
+struct PatternTestEndpoint: Endpoint {
+    func plan(_ request: Request, connection: Connection, gateway: Gateway) -> RequestPlan {
+        let limits = gateway.config.limits
+        return gateway.planBody(request, MatcherBody(query: .testPattern), limit: min(limits.maxUnauthenticatedBodyBytes, limits.maxBodyBytes))
+    }
+}
+
+/// `POST /v1/routes/explain` (admin): which live subscriptions would receive this event?
+struct ExplainEndpoint: Endpoint {
+    func plan(_ request: Request, connection: Connection, gateway: Gateway) -> RequestPlan {
+        if let failure = gateway.authorizeAdmin(request) { return .respond(gateway.errorResponse(failure)) }
+        return gateway.planBody(request, MatcherBody(query: .explainRoutes), limit: gateway.config.limits.maxBodyBytes)
+    }
+}
+
+/// The body of a dry run.
+struct MatcherBody: BodyHandler {
+    var query: MatcherQuery
+    func answer(_ request: Request, gateway: Gateway) -> HTTPServerResponse {
+        gateway.answerMatcherRequest(query, body: request.body)
+    }
+}
+
 extension Gateway {
     /// Answers `POST /v1/patterns/test` and `POST /v1/routes/explain`. The event is
     /// matched as sent (its own bytes), exactly as an ingested event would be.
@@ -51,26 +83,25 @@ extension Gateway {
     /// one client, which of its subscriptions match and, for those that do not, the first
     /// pattern field that decided. Nil when `client` names no client.
     private func explain(_ event: EventView, client: UInt64?) -> JSONValue? {
-        var perRoute: [[Int]] = Array(repeating: [0, 0], count: metrics.routes.count)
+        let routes = hub.metrics.routes
+        var perRoute = Array(repeating: PerTransport<UInt64>(0), count: routes.count)
         var recipients = 0
-        for subscriber in subscribers.values {
-            let matched = subscriber.matchingSubscriptions(event) { _ in true }
+        for case let session? in hub.sessions {
+            let matched = session.matchingSubscriptions(event)
             if !matched.isEmpty { recipients += 1 }
             matched.forEach { slot in
-                guard let route = subscriber.descriptions[slot]?.routeIndex else { return }
-                perRoute[route][subscriber.transport == .webSocket ? 0 : 1] += 1
+                guard let route = session.descriptions[slot]?.routeIndex else { return }
+                perRoute[route][session.transport] += 1
             }
         }
         var members: [JSONValue.Member] = [
             .init("clients", .number(Double(recipients))),
-            .init("routes", .object(metrics.routes.indices.map { index in
-                .init(metrics.routes[index].name, .object([
-                    .init("ws", .number(Double(perRoute[index][0]))), .init("sse", .number(Double(perRoute[index][1]))),
-                ]))
+            .init("routes", .object(routes.indices.map { index in
+                .init(routes[index].name, .object(TransportKind.allCases.map { .init($0.name, .number(Double(perRoute[index][$0]))) }))
             })),
         ]
         if let client {
-            guard let subscriber = subscribers[client] else { return nil }
+            guard let subscriber = hub.session(id: client) else { return nil }
             var rows: [JSONValue] = []
             for (slot, description) in subscriber.descriptions.enumerated() {
                 guard let description, let patterns = subscriber.patterns[slot] else { continue }

@@ -3,7 +3,14 @@ import HeraldCore
 import Glibc
 #endif
 
-/// Static files from `publicDirectory` (the demo, the dashboard, herald.js).
+/// Static files from `publicDirectory` (the demo, the dashboard, herald.js): what the
+/// router falls back to for GET and HEAD outside `/v1`.
+struct StaticFilesEndpoint: Endpoint {
+    func plan(_ request: Request, connection: Connection, gateway: Gateway) -> RequestPlan {
+        gateway.planStaticFile(request.head.path)
+    }
+}
+
 extension Gateway {
     /// A file below the public directory with its MIME type, a redirect for a directory,
     /// or a 404. Symbolic links are followed only while they stay inside the directory.

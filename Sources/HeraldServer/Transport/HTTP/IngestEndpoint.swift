@@ -2,10 +2,11 @@ import HeraldCore
 import Logging
 
 /// `POST /v1/events`: the HTTP ingest endpoint (DESIGN §3).
-extension Gateway {
-    /// Checks what can be checked from the head; the body is read only when it will be
-    /// used (a refusal known from the head drops the body, so the connection stays usable).
-    func planIngest(_ request: Request) -> RequestPlan {
+///
+/// What can be checked from the head is checked first; the body is read only when it will
+/// be used (a refusal known from the head drops the body, so the connection stays usable).
+struct IngestEndpoint: Endpoint {
+    func plan(_ request: Request, connection: Connection, gateway: Gateway) -> RequestPlan {
         let head = request.head
         if head.method == .options {
             return .respond(HTTPServerResponse(status: 204, contentType: nil, fields: apiHeaders + [
@@ -14,15 +15,11 @@ extension Gateway {
                 ("access-control-max-age", "600"),
             ]))
         }
-        guard head.method == .post else {
-            metrics.rejected[HeraldError.Code.methodNotAllowed.rawValue, default: 0] += 1
-            return methodNotAllowed(head.method, allowed: "POST, OPTIONS")
-        }
         var credentials = Credentials.anonymous
         var refusal: HeraldError?
         if let token = PublisherKeys.bearerToken(head.field("authorization")) {
             do throws(HeraldError) {
-                credentials = try authenticate(token)
+                credentials = try gateway.authenticate(token)
             } catch {
                 let message = SubscriberToken.looksLikeJWT(token) ? error.message : "the publisher key is not valid"
                 refusal = HeraldError(error.code == .tokenExpired ? .tokenExpired : .unauthorized, message)
@@ -51,15 +48,37 @@ extension Gateway {
             format = .json
         }
         if let refusal {
-            metrics.rejected[refusal.code.rawValue, default: 0] += 1
-            return .respond(errorResponse(refusal))
+            gateway.hub.metrics.rejected[refusal.code.rawValue, default: 0] += 1
+            return .respond(gateway.errorResponse(refusal))
         }
-        return planBody(request, .ingest(format, binary: binary, credentials: credentials), limit: config.limits.maxBodyBytes)
+        return gateway.planBody(request, IngestBody(format: format, binary: binary, credentials: credentials), limit: gateway.config.limits.maxBodyBytes)
     }
 
+    func refusedMethod(_ method: HTTPMethod, gateway: Gateway) {
+        gateway.hub.metrics.rejected[HeraldError.Code.methodNotAllowed.rawValue, default: 0] += 1
+    }
+}
+
+/// The body of an ingest request: validated, authorized and published once complete.
+struct IngestBody: BodyHandler {
+    var format: IngestFormat
+    /// The CloudEvents attributes of a binary-mode request (`ce-*` headers).
+    var binary: BinaryCloudEvent?
+    var credentials: Credentials
+
+    func answer(_ request: Request, gateway: Gateway) -> HTTPServerResponse {
+        gateway.ingest(request.body, format: format, binary: binary, credentials: credentials)
+    }
+
+    func refused(_ code: HeraldError.Code, gateway: Gateway) {
+        gateway.hub.metrics.rejected[code.rawValue, default: 0] += 1
+    }
+}
+
+extension Gateway {
     /// Validates, authorizes and publishes a complete ingest body.
     func ingest(_ body: [UInt8], format: IngestFormat, binary: BinaryCloudEvent?, credentials: Credentials) -> HTTPServerResponse {
-        metrics.ingestBytes += UInt64(body.count)
+        hub.metrics.ingestBytes += UInt64(body.count)
         var body = body
         if let binary {
             do throws(HeraldError) {
@@ -71,10 +90,11 @@ extension Gateway {
         return body.withUnsafeBytes { bytes -> HTTPServerResponse in
             do throws(HeraldError) {
                 let events = try IngestParser.parse(bytes, format: format, limits: config.limits.ingest, tape: &ingestTape)
-                if let refusal = publishRefusal(events, credentials: credentials, tape: ingestTape, body: bytes) {
+                if let refusal = credentials.publishRefusal(events, tape: ingestTape, body: bytes) {
                     return rejectIngest(refusal)
                 }
-                let accepted = publish(events, tape: ingestTape, body: bytes)
+                let accepted = hub.publish(events, tape: ingestTape, body: bytes)
+                statsWindow.record(hub.metrics, now: MonotonicClock.nanoseconds())
                 return json(202, WireFormat.accepted(accepted))
             } catch {
                 return rejectIngest(error)
@@ -84,7 +104,7 @@ extension Gateway {
 
     /// Refuses an ingest request and counts it by its error code.
     private func rejectIngest(_ error: HeraldError) -> HTTPServerResponse {
-        metrics.rejected[error.code.rawValue, default: 0] += 1
+        hub.metrics.rejected[error.code.rawValue, default: 0] += 1
         return errorResponse(error)
     }
 

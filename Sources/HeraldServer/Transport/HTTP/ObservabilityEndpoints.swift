@@ -1,13 +1,62 @@
 import HeraldCore
 import Logging
 
-/// Observability endpoints: `/metrics`, `/v1/stats`, `/v1/clients` (DESIGN §9).
+/// `GET /metrics`: the Prometheus text exposition.
+struct MetricsEndpoint: Endpoint {
+    func plan(_ request: Request, connection: Connection, gateway: Gateway) -> RequestPlan {
+        .respond(HTTPServerResponse(
+            status: 200, contentType: "text/plain; version=0.0.4; charset=utf-8", fields: apiHeaders, body: gateway.prometheusText()))
+    }
+}
+
+/// `GET /v1/stats`: the same figures as JSON, with rates, for the dashboard.
+struct StatsEndpoint: Endpoint {
+    func plan(_ request: Request, connection: Connection, gateway: Gateway) -> RequestPlan {
+        .respond(gateway.json(200, gateway.statsJSON()))
+    }
+}
+
+/// `GET /v1/clients` (admin): one row per client, busiest queues first.
+struct ClientsEndpoint: Endpoint {
+    func plan(_ request: Request, connection: Connection, gateway: Gateway) -> RequestPlan {
+        if let failure = gateway.authorizeAdmin(request) { return .respond(gateway.errorResponse(failure)) }
+        // Past the end is an empty page, however far past (digits beyond Int are clamped).
+        func count(_ text: String) -> Int {
+            guard !text.isEmpty, text.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else { return -1 }
+            return Int(text) ?? Int.max
+        }
+        let limit = request.query("limit").map(count) ?? 100
+        let offset = request.query("offset").map(count) ?? 0
+        guard (1...10_000).contains(limit), offset >= 0 else {
+            return .respond(gateway.errorResponse(HeraldError(.invalidMessage, "limit must be in 1...10000 and offset non-negative")))
+        }
+        return .respond(gateway.json(200, gateway.clientsJSON(limit: limit, offset: offset)))
+    }
+}
+
+/// `DELETE /v1/clients/{id}` (admin): disconnects one client (WebSocket close 1008
+/// "disconnected by an administrator", SSE stream ended).
+struct DisconnectClientEndpoint: Endpoint {
+    func plan(_ request: Request, connection: Connection, gateway: Gateway) -> RequestPlan {
+        if let failure = gateway.authorizeAdmin(request) { return .respond(gateway.errorResponse(failure)) }
+        let idText = String(request.head.path.dropFirst("/v1/clients/".count))
+        guard let id = UInt64(idText), let session = gateway.hub.session(id: id) else {
+            return .respond(gateway.errorResponse(HeraldError(.notFound, "no client \(idText)")))
+        }
+        gateway.hub.close(session, code: .policyViolation, reason: "disconnected by an administrator", immediately: true)
+        gateway.logger.info("client disconnected by an administrator", metadata: ["client": "\(id)"])
+        return .respond(HTTPServerResponse(status: 204, contentType: nil, fields: apiHeaders))
+    }
+}
+
+/// The figures behind `/metrics`, `/v1/stats` and `/v1/clients` (DESIGN §9).
 extension Gateway {
     // MARK: - /metrics
 
     /// The Prometheus text exposition of every figure.
     func prometheusText() -> [UInt8] {
         let now = MonotonicClock.nanoseconds()
+        let metrics = hub.metrics
         var out = PrometheusText()
         out.family("herald_events_ingested_total", type: "counter", help: "Events offered on ingest, by result.")
         out.sample("herald_events_ingested_total", [("result", "accepted")], Double(metrics.accepted))
@@ -19,8 +68,9 @@ extension Gateway {
         out.family("herald_ingest_bytes_total", type: "counter", help: "Bytes of ingest request bodies read.")
         out.sample("herald_ingest_bytes_total", [], Double(metrics.ingestBytes))
         out.family("herald_deliveries_total", type: "counter", help: "Live events written to client sockets, by transport (replays from history are herald_replayed_total).")
-        out.sample("herald_deliveries_total", [("transport", "ws")], Double(metrics.deliveredWebSocket))
-        out.sample("herald_deliveries_total", [("transport", "sse")], Double(metrics.deliveredSSE))
+        for kind in TransportKind.allCases {
+            out.sample("herald_deliveries_total", [("transport", kind.name)], Double(metrics.delivered[kind]))
+        }
         out.family("herald_dropped_total", type: "counter", help: "Events not delivered to a client, by reason; disconnect counts clients closed by the disconnect policy.")
         out.sample("herald_dropped_total", [("reason", "overflow")], Double(metrics.droppedOverflow))
         out.sample("herald_dropped_total", [("reason", "coalesced")], Double(metrics.droppedCoalesced))
@@ -28,24 +78,23 @@ extension Gateway {
         out.family("herald_gaps_expired_total", type: "counter", help: "Gap notices sent because a resuming client asked for events no longer in history.")
         out.sample("herald_gaps_expired_total", [], Double(metrics.expiredGaps))
         out.family("herald_replayed_total", type: "counter", help: "Events sent from history to resuming clients, by transport (not live deliveries: no latency sample).")
-        out.sample("herald_replayed_total", [("transport", "ws")], Double(metrics.replayedWebSocket))
-        out.sample("herald_replayed_total", [("transport", "sse")], Double(metrics.replayedSSE))
+        for kind in TransportKind.allCases {
+            out.sample("herald_replayed_total", [("transport", kind.name)], Double(metrics.replayed[kind]))
+        }
 
-        let counts = connectionCounts()
+        let counts = sessionCounts()
         out.family("herald_connections", type: "gauge", help: "Open streaming connections, by transport.")
-        out.sample("herald_connections", [("transport", "ws")], Double(counts.ws))
-        out.sample("herald_connections", [("transport", "sse")], Double(counts.sse))
+        for kind in TransportKind.allCases { out.sample("herald_connections", [("transport", kind.name)], Double(counts.sessions[kind])) }
         out.family("herald_subscriptions", type: "gauge", help: "Live subscriptions, by transport.")
-        out.sample("herald_subscriptions", [("transport", "ws")], Double(counts.wsSubscriptions))
-        out.sample("herald_subscriptions", [("transport", "sse")], Double(counts.sse))
+        for kind in TransportKind.allCases { out.sample("herald_subscriptions", [("transport", kind.name)], Double(counts.subscriptions[kind])) }
         out.family("herald_presence_groups", type: "gauge", help: "Presence groups with at least one member.")
-        out.sample("herald_presence_groups", [], Double(presence.groupCount))
+        out.sample("herald_presence_groups", [], Double(hub.presence.groupCount))
         out.family("herald_presence_members", type: "gauge", help: "Presence memberships (one per connection and group).")
-        out.sample("herald_presence_members", [], Double(presence.memberCount))
+        out.sample("herald_presence_members", [], Double(hub.presence.memberCount))
         out.family("herald_queue_depth", type: "histogram", help: "Messages waiting in each client's queue, over clients, at scrape time.")
         out.histogram("herald_queue_depth", [], queueDepths())
         out.family("herald_queued_bytes", type: "gauge", help: "Bytes queued for all clients together.")
-        out.sample("herald_queued_bytes", [], Double(queuedBytesTotal))
+        out.sample("herald_queued_bytes", [], Double(hub.queuedBytesTotal))
         out.family("herald_pending_input_bytes", type: "gauge", help: "Bytes of unfinished input held for all connections (partial requests and bodies, partial WebSocket messages); bounded by limits.maxPendingInputBytesTotal.")
         out.sample("herald_pending_input_bytes", [], Double(pendingInputBytes))
         out.family("herald_open_connections", type: "gauge", help: "Open TCP connections (HTTP requests, SSE streams and WebSockets).")
@@ -55,9 +104,9 @@ extension Gateway {
         out.family("herald_match_seconds", type: "histogram", help: "Matching one event against every subscription.")
         out.histogram("herald_match_seconds", [], metrics.matchDuration)
         out.family("herald_history_events", type: "gauge", help: "Events retained in history for resume.")
-        out.sample("herald_history_events", [], Double(history.count))
+        out.sample("herald_history_events", [], Double(hub.retained.events))
         out.family("herald_history_bytes", type: "gauge", help: "Bytes retained in history.")
-        out.sample("herald_history_bytes", [], Double(history.byteCount))
+        out.sample("herald_history_bytes", [], Double(hub.retained.bytes))
 
         out.family("herald_route_matched_total", type: "counter", help: "Events that matched at least one subscription through the route (\"\": ad-hoc filters).")
         for route in metrics.routes { out.sample("herald_route_matched_total", [("route", route.name)], Double(route.matched)) }
@@ -87,10 +136,14 @@ extension Gateway {
     /// The same figures as JSON, with rates over 1 s / 10 s / 60 s, for the dashboard.
     func statsJSON() -> [UInt8] {
         let now = MonotonicClock.nanoseconds()
+        let metrics = hub.metrics
         statsWindow.record(metrics, now: now)
+        func perTransport(_ values: PerTransport<UInt64>) -> JSONValue {
+            .object(TransportKind.allCases.map { .init($0.name, .number(Double(values[$0]))) })
+        }
         let current = StatsWindow.snapshot(of: metrics, at: now)
-        let counts = connectionCounts()
-        let depths = subscribers.values.map(\.queue.count).sorted()
+        let counts = sessionCounts()
+        let depths = hub.sessions.compactMap { $0?.queue.count }.sorted()
         func exact(_ q: Double) -> JSONValue {
             depths.isEmpty ? .number(0) : .number(Double(depths[min(depths.count - 1, Int(Double(depths.count) * q))]))
         }
@@ -111,21 +164,21 @@ extension Gateway {
             .init("events", .object([
                 .init("accepted", .number(Double(metrics.accepted))), .init("duplicate", .number(Double(metrics.duplicates))),
                 .init("rejected", .number(Double(metrics.rejectedTotal))), .init("rejected_by_reason", .object(rejected)),
-                .init("last_seq", .number(Double(lastSeq))),
+                .init("last_seq", .number(Double(hub.lastSeq))),
             ])),
-            .init("deliveries", .object([.init("ws", .number(Double(metrics.deliveredWebSocket))), .init("sse", .number(Double(metrics.deliveredSSE)))])),
-            .init("replayed", .object([.init("ws", .number(Double(metrics.replayedWebSocket))), .init("sse", .number(Double(metrics.replayedSSE)))])),
+            .init("deliveries", perTransport(metrics.delivered)),
+            .init("replayed", perTransport(metrics.replayed)),
             .init("dropped", .object([
                 .init("overflow", .number(Double(metrics.droppedOverflow))), .init("coalesced", .number(Double(metrics.droppedCoalesced))),
                 .init("disconnect", .number(Double(metrics.disconnectedOverflow))),
             ])),
-            .init("connections", .object([.init("ws", .number(Double(counts.ws))), .init("sse", .number(Double(counts.sse)))])),
-            .init("subscriptions", .number(Double(index.count))),
+            .init("connections", perTransport(counts.sessions)),
+            .init("subscriptions", .number(Double(hub.subscriptionCount))),
             .init("presence", .object([
-                .init("groups", .number(Double(presence.groupCount))), .init("members", .number(Double(presence.memberCount))),
+                .init("groups", .number(Double(hub.presence.groupCount))), .init("members", .number(Double(hub.presence.memberCount))),
             ])),
-            .init("history", .object([.init("events", .number(Double(history.count))), .init("bytes", .number(Double(history.byteCount)))])),
-            .init("queued_bytes", .number(Double(queuedBytesTotal))),
+            .init("history", .object([.init("events", .number(Double(hub.retained.events))), .init("bytes", .number(Double(hub.retained.bytes)))])),
+            .init("queued_bytes", .number(Double(hub.queuedBytesTotal))),
             .init("pending_input_bytes", .number(Double(pendingInputBytes))),
             .init("open_connections", .number(Double(connections.count))),
             .init("queue_depth", .object([
@@ -144,23 +197,20 @@ extension Gateway {
         return out
     }
 
-    private func connectionCounts() -> (ws: Int, sse: Int, wsSubscriptions: Int) {
-        var ws = 0, sse = 0, wsSubscriptions = 0
-        for subscriber in subscribers.values {
-            switch subscriber.transport {
-            case .webSocket:
-                ws += 1
-                wsSubscriptions += subscriber.descriptions.reduce(0) { $0 + ($1 == nil ? 0 : 1) }
-            case .sse:
-                sse += 1
-            }
+    /// Sessions and live subscriptions, per transport.
+    private func sessionCounts() -> (sessions: PerTransport<UInt64>, subscriptions: PerTransport<UInt64>) {
+        var sessions = PerTransport<UInt64>(0)
+        var subscriptions = PerTransport<UInt64>(0)
+        for case let session? in hub.sessions {
+            sessions[session.transport] += 1
+            subscriptions[session.transport] += UInt64(session.subscriptionCount)
         }
-        return (ws, sse, wsSubscriptions)
+        return (sessions, subscriptions)
     }
 
     private func queueDepths() -> Histogram {
         var depths = Histogram.queueDepth()
-        for subscriber in subscribers.values { depths.observe(Double(subscriber.queue.count)) }
+        for case let session? in hub.sessions { depths.observe(Double(session.queue.count)) }
         return depths
     }
 
@@ -177,7 +227,7 @@ extension Gateway {
     /// One row per client, busiest queues first: `?limit=` (default 100) and `?offset=`.
     func clientsJSON(limit: Int, offset: Int) -> [UInt8] {
         let now = MonotonicClock.nanoseconds()
-        let all = subscribers.values.sorted { ($0.queue.count, $0.sent, $1.id) > ($1.queue.count, $1.sent, $0.id) }
+        let all = hub.sessions.compactMap { $0 }.sorted { ($0.queue.count, $0.sent, $1.id) > ($1.queue.count, $1.sent, $0.id) }
         let page = all.dropFirst(offset).prefix(limit)
         let rows: [JSONValue] = page.map { client in
             let subscriptions: [JSONValue] = client.descriptions.compactMap { description in
@@ -199,22 +249,13 @@ extension Gateway {
                 .init("queue_bytes", .number(Double(client.queue.byteCount))),
                 .init("sent", .number(Double(client.sent))),
                 .init("dropped", .number(Double(client.queue.droppedCount + client.queue.coalescedCount))),
-                .init("resuming", .bool(client.catchUp != nil)),
-                .init("connected_s", .number((Double(now - client.connectedAt) / 1e6).rounded() / 1000)),
+                .init("resuming", .bool(client.isResuming)),
+                .init("connected_s", .number((Double(now - client.openedAt) / 1e6).rounded() / 1000)),
             ])
         }
         var out: [UInt8] = []
         JSONWriter.write(.object([.init("total", .number(Double(all.count))), .init("clients", .array(rows))]), into: &out)
         return out
-    }
-
-    /// Disconnects one client (WebSocket close 1008 "disconnected by an administrator",
-    /// SSE stream ended). Returns false when there is no such client.
-    func disconnectClient(id: UInt64) -> Bool {
-        guard let subscriber = subscribers[id] else { return false }
-        disconnect(subscriber, code: .policyViolation, reason: "disconnected by an administrator")
-        logger.info("client disconnected by an administrator", metadata: ["client": "\(id)"])
-        return true
     }
 }
 

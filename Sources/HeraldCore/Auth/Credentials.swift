@@ -1,0 +1,68 @@
+/// What a request or connection proved with its token (DESIGN §8), and therefore what
+/// it may subscribe to and publish.
+public enum Credentials: Sendable {
+    /// No token, where `auth.anonymous` allows that: may subscribe, may not publish.
+    case anonymous
+    /// A publisher key from config: may publish anything a client may publish.
+    case publisherKey(name: String)
+    /// A subscriber JWT: its scope narrows subscriptions, its publish pattern what it sends.
+    case token(SubscriberToken)
+
+    /// ANDed with every subscription the holder makes.
+    public var scope: Pattern? {
+        if case .token(let token) = self { return token.scope }
+        return nil
+    }
+
+    /// How `/v1/clients` and `authenticated` frames name the holder.
+    public var publisherName: String? {
+        if case .publisherKey(let name) = self { return name }
+        return nil
+    }
+
+    public var subject: String? {
+        if case .token(let token) = self { return token.subject }
+        return nil
+    }
+
+    /// When a JWT's `exp` passes (seconds since the epoch); nil for keys and no token.
+    public var expiresAt: Int64? {
+        if case .token(let token) = self { return token.expiresAt }
+        return nil
+    }
+
+    /// Why the holder may not publish `event`, or nil when it may. Types beginning with
+    /// `herald.` (any case) are the gateway's own and never accepted from clients;
+    /// `checkReserved` is false for presence changes, which are checked as what they emit.
+    /// A JWT's `herald.publish` is a permission (`Pattern.permits`): every value at each
+    /// path it constrains must satisfy it, array elements included.
+    public func publishRefusal(_ event: EventView, reservedType: Bool, checkReserved: Bool = true) -> HeraldError? {
+        if checkReserved && reservedType {
+            return HeraldError(.forbidden, "event types beginning with \"herald.\" are reserved for events the gateway emits")
+        }
+        switch self {
+        case .anonymous:
+            return HeraldError(.forbidden, "publishing and joining presence groups need a publisher key or a token with a herald.publish claim")
+        case .publisherKey:
+            return nil
+        case .token(let token):
+            guard let allowed = token.publish else {
+                return HeraldError(.forbidden, "this token has no herald.publish claim, so it may not publish")
+            }
+            return allowed.permits(event)
+                ? nil : HeraldError(.forbidden, "the token's herald.publish pattern does not allow this event (every value at each path it names must satisfy it)")
+        }
+    }
+
+    /// Why the holder may not publish one of `events` (naming its index in a batch), or
+    /// nil when every event is allowed: a batch is accepted whole or not at all.
+    public func publishRefusal(_ events: [IncomingEvent], tape: JSONTape, body: UnsafeRawBufferPointer) -> HeraldError? {
+        for (index, event) in events.enumerated() {
+            if var refusal = publishRefusal(EventView(tape: tape, node: event.node, bytes: body), reservedType: event.usesReservedType) {
+                if events.count > 1 { refusal.index = index }
+                return refusal
+            }
+        }
+        return nil
+    }
+}

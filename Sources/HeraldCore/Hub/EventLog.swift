@@ -1,0 +1,94 @@
+/// Where accepted events are ordered and kept, so that clients resume from them (DESIGN §5).
+///
+/// Why a protocol: today history is a ring in memory; the durable-log issue adds a
+/// segmented file log whose appends are written and fsynced on another thread. The Hub
+/// therefore never assumes an append is durable at once: `append` says whether it is
+/// (`.durable`) or will be (`.pending`); a pending event is neither delivered nor
+/// acknowledged until the log reports it through `Hub.logged(through:)`, which the log's
+/// writer thread reaches through the loop's inbox. On start, `recover()` hands back what
+/// the log holds, so the Hub rebuilds its sequence, dedup window and history.
+///
+/// Owned by one loop; a log that works on another thread keeps that side to itself.
+public protocol EventLog: AnyObject {
+    /// The position the next appended event gets (1 for an empty log).
+    var nextPosition: UInt64 { get }
+    /// The oldest position still readable, or nil when nothing is retained.
+    var oldestPosition: UInt64? { get }
+    /// Events and bytes retained (for `/metrics` and `/v1/stats`).
+    var retainedCount: Int { get }
+    var retainedBytes: Int { get }
+
+    /// Appends an event whose `seq` is `nextPosition`.
+    func append(_ event: Event, now: UInt64) -> LogAppend
+    /// The retained event at `position`, if any (resume reads from here).
+    func event(at position: UInt64) -> Event?
+    /// Drops what retention no longer allows (called once a second).
+    func expire(now: UInt64)
+    /// What the log holds after a restart, oldest first (empty for a memory-only log).
+    func recover() throws(HeraldError) -> [Event]
+}
+
+/// Whether an appended event may be delivered and acknowledged now.
+public enum LogAppend: Sendable, Equatable {
+    /// Stored as durably as the log promises: deliver and acknowledge it.
+    case durable
+    /// Stored once the log says so (`Hub.logged(through:)`).
+    case pending
+}
+
+/// The log Herald has without `storage.path`: the history ring in memory. Appends are
+/// durable at once in the only sense memory allows (a restart forgets them).
+public final class InMemoryEventLog: EventLog {
+    private var history: History
+    public private(set) var nextPosition: UInt64 = 1
+
+    public init(limits: HistoryLimits) { history = History(limits: limits) }
+
+    public var oldestPosition: UInt64? { history.firstSeq }
+    public var retainedCount: Int { history.count }
+    public var retainedBytes: Int { history.byteCount }
+
+    public func append(_ event: Event, now: UInt64) -> LogAppend {
+        precondition(event.seq == nextPosition, "events are appended in sequence")
+        nextPosition += 1
+        history.append(event, now: now)
+        return .durable
+    }
+
+    public func event(at position: UInt64) -> Event? { history.event(seq: position) }
+
+    public func expire(now: UInt64) { history.expire(now: now) }
+
+    public func recover() throws(HeraldError) -> [Event] { [] }
+}
+
+/// Events accepted by other gateway nodes, and this node's events for them.
+///
+/// Why a protocol: one node needs none (`LocalBroker`); the cluster issue adds a Redis
+/// Streams broker. There every node appends what it accepts to one shared stream and a
+/// reader thread of each node reads the stream back and posts the events, already
+/// positioned by the stream, to each loop's inbox, which hands them to `Hub.receive(_:)`.
+/// The broker is told of every event this node accepted with `share`.
+public protocol EventBroker: AnyObject, Sendable {
+    /// Events this node accepted and logged, in order.
+    func share(_ events: [Event])
+}
+
+/// The broker of a single node: nothing to share, nothing arrives.
+public final class LocalBroker: EventBroker {
+    public init() {}
+    public func share(_ events: [Event]) {}
+}
+
+/// The Hub's sense of time, injected so that tests are deterministic.
+public struct HubClock: Sendable {
+    /// Monotonic nanoseconds: latencies, ages, timeouts.
+    public var now: @Sendable () -> UInt64
+    /// Seconds since the Unix epoch: JWT expiry.
+    public var unixSeconds: @Sendable () -> Int64
+
+    public init(now: @escaping @Sendable () -> UInt64, unixSeconds: @escaping @Sendable () -> Int64) {
+        self.now = now
+        self.unixSeconds = unixSeconds
+    }
+}

@@ -1,0 +1,103 @@
+/// Presence (DESIGN §4): who is in which group. Every change is an ordinary
+/// `herald.presence` event, published through the pipeline, so subscribers route it by
+/// pattern and resume it from history. A join is allowed when the session's credentials
+/// may publish the join event it causes; a member is listed to a caller only when its
+/// join event would be delivered to the caller.
+extension Hub {
+    /// Adds `session` to `group` (or updates its info) and announces it; returns the
+    /// join event's position.
+    /// - Throws: `forbidden` when the credentials may not cause this join event,
+    ///   `too_many_groups` past `limits.maxSubscriptionsPerConnection` groups.
+    @discardableResult
+    public func join(_ session: Session, group: String, info: RawJSON) throws(HeraldError) -> UInt64 {
+        let isNew = !presence.isMember(session.id, of: group)
+        if isNew, presence.groups(of: session.id).count >= config.limits.maxSubscriptionsPerConnection {
+            throw HeraldError(.tooManyGroups, "a connection may be in at most \(config.limits.maxSubscriptionsPerConnection) presence groups")
+        }
+        var member = PresenceRegistry.Member(client: session.id, info: info, transport: session.transport.name)
+        let count = presence.members(of: group).count + (isNew ? 1 : 0)
+        let body = presenceEvent(group: group, action: "join", member: member, reason: nil, count: count)
+        member.joinEvent = try publishPresence(body, credentials: session.credentials)
+        presence.join(group, member)
+        return member.joinedSeq
+    }
+
+    /// Removes `session` from `group` and announces it; returns the leave event's
+    /// position, or nil when the session was not a member.
+    public func leave(_ session: Session, group: String) -> UInt64? {
+        guard let member = presence.leave(group, client: session.id) else { return nil }
+        return emitLeave(group: group, member: member, reason: "left")
+    }
+
+    /// Leaves every group of a session that went away (reason `disconnected`).
+    func leaveAllPresence(_ session: Session) {
+        for group in presence.groups(of: session.id) {
+            guard let member = presence.leave(group, client: session.id) else { continue }
+            emitLeave(group: group, member: member, reason: "disconnected")
+        }
+    }
+
+    /// The members of `group` whose join event `credentials` would see (its scope).
+    public func members(of group: String, visibleTo credentials: Credentials) -> [PresenceRegistry.Member] {
+        presence.members(of: group).filter { member in
+            guard let scope = credentials.scope else { return true }
+            guard let event = member.joinEvent else { return false }
+            replayTape.removeAll()
+            do throws(HeraldError) {
+                try JSONScanner.scan(event.json, limits: JSONLimits(maxDepth: config.limits.maxJSONDepth), into: &replayTape)
+            } catch {
+                return false  // cannot happen: the event was validated when accepted
+            }
+            return scope.matches(EventView(tape: replayTape, node: 0, bytes: event.json))
+        }
+    }
+
+    /// A leave needs no permission: the member is going either way.
+    @discardableResult
+    private func emitLeave(group: String, member: PresenceRegistry.Member, reason: String) -> UInt64 {
+        let body = presenceEvent(group: group, action: "leave", member: member, reason: reason, count: presence.members(of: group).count)
+        do throws(HeraldError) {
+            return try publishPresence(body, credentials: nil).seq
+        } catch {
+            return lastSeq  // cannot happen: the gateway builds a valid event
+        }
+    }
+
+    /// The `herald.presence` event for one change; `info` goes in exactly as sent.
+    private func presenceEvent(group: String, action: String, member: PresenceRegistry.Member, reason: String?, count: Int) -> [UInt8] {
+        var out: [UInt8] = Array(#"{"type":"herald.presence","source":"herald","group":"#.utf8)
+        JSONWriter.writeString(group, into: &out)
+        out.append(contentsOf: #","action":"#.utf8)
+        JSONWriter.writeString(action, into: &out)
+        out.append(contentsOf: #","member":"#.utf8)
+        JSONWriter.writeString(String(member.client), into: &out)
+        out.append(contentsOf: #","info":"#.utf8)
+        out.append(contentsOf: member.info.bytes)
+        out.append(contentsOf: #","count":"#.utf8)
+        JSONWriter.writeInteger(count, into: &out)
+        if let reason {
+            out.append(contentsOf: #","reason":"#.utf8)
+            JSONWriter.writeString(reason, into: &out)
+        }
+        out.append(UInt8(ascii: "}"))
+        return out
+    }
+
+    /// Sequences and delivers a presence event after checking that `credentials` (nil:
+    /// the gateway's own change) may cause it.
+    private func publishPresence(_ body: [UInt8], credentials: Credentials?) throws(HeraldError) -> Event {
+        let outcome = body.withUnsafeBytes { bytes -> Result<Event, HeraldError> in
+            do throws(HeraldError) {
+                let events = try IngestParser.parse(bytes, format: .json, limits: config.limits.ingest, tape: &presenceTape)
+                let view = EventView(tape: presenceTape, node: events[0].node, bytes: bytes)
+                if let credentials, let refusal = credentials.publishRefusal(view, reservedType: events[0].usesReservedType, checkReserved: false) {
+                    return .failure(refusal)
+                }
+                return .success(accept(events[0], tape: presenceTape, body: bytes, now: clock.now()))
+            } catch {
+                return .failure(error)
+            }
+        }
+        return try outcome.get()
+    }
+}

@@ -1,0 +1,157 @@
+/// The publish pipeline: sequence → dedup → log → match → enqueue (DESIGN §1).
+extension Hub {
+    /// Sequences validated events, logs them and queues each for its live recipients.
+    ///
+    /// `tape` and `body` are the scanned ingest body the events' nodes point into; each
+    /// event is matched once, in place, and encoded once. An event whose `(source, id)`
+    /// was accepted within the dedup window is answered with its original `seq` and not
+    /// delivered again. Permission checks are the caller's (they depend on how the
+    /// client authenticated). An event the log has not made durable yet is answered here
+    /// with its `seq` but delivered only once `logged(through:)` reaches it; the caller
+    /// acknowledges when `committedThrough` does.
+    /// - Complexity: O(events × (match + recipients)).
+    public func publish(_ events: [IncomingEvent], tape: JSONTape, body: UnsafeRawBufferPointer) -> [WireFormat.Acceptance] {
+        var accepted: [WireFormat.Acceptance] = []
+        accepted.reserveCapacity(events.count)
+        let now = clock.now()
+        for incoming in events {
+            if incoming.hasExplicitID, let original = dedup.lookup(source: incoming.source, id: incoming.id, now: now) {
+                accepted.append(.init(id: incoming.id, seq: original, duplicate: true))
+                metrics.duplicates += 1
+                continue
+            }
+            let event = accept(incoming, tape: tape, body: body, now: now)
+            if incoming.hasExplicitID { dedup.record(source: incoming.source, id: incoming.id, seq: event.seq, now: now) }
+            accepted.append(.init(id: incoming.id, seq: event.seq, duplicate: false))
+        }
+        return accepted
+    }
+
+    /// Sequences one event and logs it; delivers it when the log says it is durable.
+    @discardableResult
+    func accept(_ incoming: IncomingEvent, tape: JSONTape, body: UnsafeRawBufferPointer, now: UInt64) -> Event {
+        metrics.accepted += 1
+        let coalesceKeys = coalescePaths.map { $0.valueHash(in: tape, node: incoming.node, bytes: body) }
+        let event = incoming.compactJSON.withUnsafeBytes {
+            Event(seq: log.nextPosition, id: incoming.id, source: incoming.source, type: incoming.type, acceptedAt: now,
+                  json: $0, coalesceKeys: coalesceKeys)
+        }
+        switch log.append(event, now: now) {
+        case .durable where pending.isEmpty:
+            committedThrough = event.seq
+            route(event, view: EventView(tape: tape, node: incoming.node, bytes: body))
+            broker.share([event])
+        case .durable, .pending:
+            pending.append(event)
+        }
+        return event
+    }
+
+    /// The log made every event up to `position` durable: deliver them, in order. Called
+    /// from the loop's inbox by a log that writes on another thread.
+    public func logged(through position: UInt64) {
+        var ready: [Event] = []
+        while let first = pending.first, first.seq <= position {
+            pending.removeFirst()
+            committedThrough = first.seq
+            routeRescanning(first)
+            ready.append(first)
+        }
+        if !ready.isEmpty { broker.share(ready) }
+    }
+
+    /// Delivers events that another node accepted (through the broker), already
+    /// positioned by the shared stream. Events at or before this hub's last position were
+    /// seen already and are skipped.
+    public func receive(_ remote: [Event]) {
+        let now = clock.now()
+        for event in remote where event.seq >= log.nextPosition {
+            precondition(event.seq == log.nextPosition, "remote events arrive in order, without holes")
+            _ = log.append(event, now: now)
+            committedThrough = event.seq
+            if !event.id.isEmpty { dedup.record(source: event.source, id: event.id, seq: event.seq, now: now) }
+            routeRescanning(event)
+        }
+    }
+
+    /// Matches a committed event against every live subscription, in place on its tape,
+    /// and queues it for each recipient.
+    func route(_ event: Event, view: EventView) {
+        matches.removeAll(keepingCapacity: true)
+        let matchStart = metrics.timingEnabled ? clock.now() : 0
+        index.match(view, into: &matches)
+        if metrics.timingEnabled { metrics.matchDuration.observe(Double(clock.now() - matchStart) / 1e9) }
+        var matchedRoutes = RouteSet()
+        for match in matches {
+            guard let session = session(owner: match.owner) else { continue }
+            matchedRoutes.formUnion(session.routes(of: match.subscriptions))
+            // A resuming client reads this event from history when its turn comes.
+            guard session.catchUp == nil else { continue }
+            deliver(event, subscriptions: match.subscriptions, to: session)
+        }
+        matchedRoutes.forEach { metrics.routes[$0].matched += 1 }
+        if queuedBytesTotal > config.limits.maxQueuedBytesTotal { shedLargestQueues() }
+    }
+
+    /// `route` for an event whose ingest tape is gone: its JSON is scanned again.
+    func routeRescanning(_ event: Event) {
+        replayTape.removeAll()
+        do throws(HeraldError) {
+            try JSONScanner.scan(event.json, limits: JSONLimits(maxDepth: config.limits.maxJSONDepth), into: &replayTape)
+        } catch {
+            return  // cannot happen: the event was validated when it was accepted
+        }
+        route(event, view: EventView(tape: replayTape, node: 0, bytes: event.json))
+    }
+
+    /// The open session a subscription index entry belongs to (owners are session
+    /// indices, so this is an array access).
+    func session(owner: UInt64) -> Session? {
+        sessions[Int(owner)]
+    }
+
+    /// Queues a live event for a session and applies its overflow policy.
+    func deliver(_ event: Event, subscriptions: SubscriptionSet, to session: Session) {
+        let wasEmpty = session.queue.isEmpty
+        let before = (dropped: session.queue.droppedCount, coalesced: session.queue.coalescedCount)
+        let result = changeQueue(of: session) { $0.enqueue(event, subscriptions: subscriptions) }
+        session.sentThrough = max(session.sentThrough, event.seq)
+        let dropped = session.queue.droppedCount - before.dropped
+        let coalesced = session.queue.coalescedCount - before.coalesced
+        if dropped + coalesced > 0 { countDrops(dropped, coalesced: coalesced, for: session) }
+        if result == .overflow {
+            metrics.disconnectedOverflow += 1
+            close(session, code: .queueOverflow, reason: "queue overflow", immediately: true)
+        } else if wasEmpty {
+            wake(session)
+        }
+    }
+
+    /// Counts dropped events in total and for the routes of the session's subscriptions.
+    func countDrops(_ dropped: UInt64, coalesced: UInt64, for session: Session) {
+        metrics.droppedOverflow += dropped
+        metrics.droppedCoalesced += coalesced
+        session.routes(of: session.subscriptionSlots).forEach { metrics.routes[$0].dropped += dropped + coalesced }
+    }
+
+    /// Past `limits.maxQueuedBytesTotal`, the largest queues shed by their policy first,
+    /// until the total is back under 75 % of the bound (so that shedding is not redone for
+    /// every event).
+    func shedLargestQueues() {
+        let target = config.limits.maxQueuedBytesTotal / 4 * 3
+        let largest = sessions.compactMap { $0 }.sorted { $0.queue.byteCount > $1.queue.byteCount }
+        for session in largest where queuedBytesTotal > target {
+            let excess = queuedBytesTotal - target
+            if session.queue.limits.policy == .disconnect {
+                metrics.disconnectedOverflow += 1
+                close(session, code: .queueOverflow, reason: "queue overflow", immediately: true)
+                changeQueue(of: session) { $0 = ClientQueue(limits: $0.limits, coalesceSlot: $0.coalesceSlot, transport: $0.transport) }
+                continue
+            }
+            let dropped = changeQueue(of: session) { $0.shed(toBytes: max(0, $0.byteCount - excess)) }
+            countDrops(UInt64(dropped), coalesced: 0, for: session)
+            wake(session)
+        }
+        shedRounds += 1
+    }
+}

@@ -1,0 +1,114 @@
+/// What a session writes next, resume from history, and what is counted when it writes.
+extension Hub {
+    /// The next thing to write for `session`: a keepalive, the next queued entry, or the
+    /// close. A transport calls this until it has a write's worth (or `.idle`), encodes
+    /// each answer, then calls `finishedWriting(_:)`.
+    ///
+    /// A session that is closing writes its close at once when told to close
+    /// immediately or while the gateway drains, otherwise after its queue; after `.close`
+    /// it answers `.idle`.
+    public func nextWrite(for session: Session) -> SessionWrite {
+        if session.closeWritten { return .idle }
+        if let closing = session.closing {
+            if closing.immediately || draining || session.queue.isEmpty {
+                session.closeWritten = true
+                return .close(closing)
+            }
+        } else if session.keepaliveDue {
+            session.keepaliveDue = false
+            return .keepalive
+        }
+        guard let entry = changeQueue(of: session, { $0.next() }) else { return .idle }
+        return .entry(entry)
+    }
+
+    /// After a write: a resuming session reads on through history while its queue has
+    /// room. Returns whether the session has more to write.
+    public func finishedWriting(_ session: Session) -> Bool {
+        if session.catchUp != nil { pump(session) }
+        return !session.closeWritten && (!session.queue.isEmpty || session.closing != nil)
+    }
+
+    /// Counts an event written to a client. A live delivery counts per transport and
+    /// route with its latency; a replay from history counts apart, without latency (its
+    /// age says how long the client was away, not how fast the gateway is).
+    public func recordDelivery(_ event: Event, subscriptions: SubscriptionSet, to session: Session, replayed: Bool, now: UInt64) {
+        session.sent += 1
+        if replayed {
+            metrics.replayed[session.transport] += 1
+            return
+        }
+        metrics.delivered[session.transport] += 1
+        let latency = metrics.timingEnabled ? Double(now &- event.acceptedAt) / 1e9 : 0
+        if metrics.timingEnabled { metrics.deliveryLatency.observe(latency) }
+        session.routes(of: subscriptions).forEach { route in
+            metrics.routes[route].delivered += 1
+            if metrics.timingEnabled { metrics.routes[route].latency.observe(latency) }
+        }
+    }
+
+    // MARK: - Resume
+
+    /// Replays history after `since` for the subscriptions in `slots`, then goes live.
+    ///
+    /// `since: 0` asks for everything history still holds, so it never causes a gap. A
+    /// position older than history gets one `expired` gap for the events no longer held
+    /// (whether any of them matched cannot be known once they are gone). A position past
+    /// the last one means "now".
+    public func resume(_ session: Session, since: UInt64, slots: SubscriptionSet) {
+        var since = min(since, committedThrough)
+        if since == 0 { since = (log.oldestPosition ?? committedThrough + 1) - 1 }
+        guard since < committedThrough else { return }
+        if var catchUp = session.catchUp {
+            catchUp.cursor = min(catchUp.cursor, since)
+            catchUp.replaying.formUnion(slots)
+            session.catchUp = catchUp
+        } else {
+            session.catchUp = CatchUp(cursor: since, floor: session.sentThrough, replaying: slots)
+        }
+        pump(session)
+    }
+
+    /// Moves a resuming session forward through history while its queue has room; when it
+    /// reaches the last committed event it is live again. Events that have left history
+    /// become one `expired` gap notice. Nothing is delivered twice and nothing out of
+    /// order, because live events for the session wait in history until the cursor
+    /// reaches them.
+    func pump(_ session: Session) {
+        guard var catchUp = session.catchUp else { return }
+        let room = max(1, session.queue.limits.maxMessages / 2)
+        let wasEmpty = session.queue.isEmpty
+        while catchUp.cursor < committedThrough && session.queue.count < room && !session.queue.isFull {
+            let next = catchUp.cursor + 1
+            guard let event = log.event(at: next) else {
+                let to = min(committedThrough, (log.oldestPosition ?? committedThrough + 1) - 1)
+                let slots = to <= catchUp.floor ? catchUp.replaying : session.subscriptionSlots
+                changeQueue(of: session) { $0.enqueueGap(from: next, to: to, subscriptions: slots, reason: .expired) }
+                metrics.expiredGaps += 1
+                catchUp.cursor = to
+                continue
+            }
+            catchUp.cursor = next
+            let floor = catchUp.floor
+            let replaying = catchUp.replaying
+            let matched = matchRetained(event, for: session) { slot in next > floor || replaying.contains(slot) }
+            if !matched.isEmpty {
+                changeQueue(of: session) { _ = $0.enqueue(event, subscriptions: matched, replayed: true) }
+                session.sentThrough = max(session.sentThrough, event.seq)
+            }
+        }
+        session.catchUp = catchUp.cursor >= committedThrough ? nil : catchUp
+        if wasEmpty && !session.queue.isEmpty { wake(session) }
+    }
+
+    /// Which of the session's subscriptions a retained event matches.
+    private func matchRetained(_ event: Event, for session: Session, include: (Int) -> Bool) -> SubscriptionSet {
+        replayTape.removeAll()
+        do throws(HeraldError) {
+            try JSONScanner.scan(event.json, limits: JSONLimits(maxDepth: config.limits.maxJSONDepth), into: &replayTape)
+        } catch {
+            return SubscriptionSet()  // cannot happen: the event was validated when accepted
+        }
+        return session.matchingSubscriptions(EventView(tape: replayTape, node: 0, bytes: event.json), include: include)
+    }
+}

@@ -1,0 +1,238 @@
+import HeraldCore
+import Logging
+
+/// `GET /v1/ws`: a WebSocket session, subprotocol `herald.v1` (DESIGN §4): many
+/// subscriptions, JSON text frames both ways.
+///
+/// Frames are read by `WebSocketMessageReader` (RFC 6455 rules, close codes) and each
+/// message is an op on the Hub; the session's writes are framed here, many per write
+/// (server frames are unmasked and Herald negotiates no extension).
+final class WebSocketTransport: StreamTransport {
+    let session: Session
+    /// Reassembles the client's frames into messages.
+    var reader: WebSocketMessageReader
+    /// The payload of the newest ping, answered before anything else.
+    var pendingPong: [UInt8]?
+
+    init(session: Session, maxMessageBytes: Int) {
+        self.session = session
+        self.reader = WebSocketMessageReader(maxMessageBytes: maxMessageBytes)
+    }
+
+    // MARK: - Input
+
+    /// Reads whole messages from the connection's input and handles each in order. A
+    /// protocol violation closes the session with the code that answers it.
+    func received(on connection: Connection, in gateway: Gateway) {
+        let hub = gateway.hub
+        while session.closing == nil, !connection.input.isEmpty {
+            let next: (message: WebSocketMessageReader.Message?, consumed: Int)
+            do throws(WebSocketProtocolError) {
+                next = try connection.input.withUnread { (bytes) throws(WebSocketProtocolError) in try reader.next(bytes) }
+            } catch {
+                connection.input.removeAll()
+                hub.close(session, code: error.closeCode, reason: error.message, immediately: true)
+                return
+            }
+            connection.input.consume(next.consumed)
+            guard let message = next.message else { break }
+            hub.heard(from: session)
+            handle(message, gateway: gateway)
+        }
+        if session.closing != nil { connection.input.removeAll() }
+        let held = connection.input.count + reader.bufferedBytes
+        if held > 0, gateway.pendingInputBytes - connection.chargedInputBytes + held > gateway.config.limits.maxPendingInputBytesTotal {
+            connection.input.removeAll()
+            hub.close(session, code: .tryAgainLater, reason: "the gateway holds too much unfinished input", immediately: true)
+        }
+    }
+
+    private func handle(_ message: WebSocketMessageReader.Message, gateway: Gateway) {
+        switch message {
+        case .text(let text):
+            handleOp(text, gateway: gateway)
+        case .binary:
+            reply(WireFormat.webSocketError(HeraldError(.invalidMessage, "binary frames are not supported; send JSON text"), id: nil), gateway)
+        case .ping(let payload):
+            // Only the newest ping is answered (RFC 6455 §5.5.3), so a ping flood costs nothing.
+            pendingPong = payload
+            gateway.wakeStream(of: session)
+        case .pong:
+            break
+        case .close(let code, _):
+            gateway.hub.close(session, code: code.map(WebSocketCloseCode.init(rawValue:)) ?? .normal, reason: "", immediately: true)
+        }
+    }
+
+    private func reply(_ bytes: [UInt8], _ gateway: Gateway) {
+        gateway.hub.send(session, control: bytes)
+    }
+
+    private func handleOp(_ text: [UInt8], gateway: Gateway) {
+        let hub = gateway.hub
+        let message: ClientMessage
+        do throws(HeraldError) {
+            message = try ClientMessage(decoding: text, limits: gateway.config.limits.ingest.json)
+        } catch {
+            reply(WireFormat.webSocketError(error, id: ClientMessage.subscriptionID(in: text)), gateway)
+            return
+        }
+        switch message {
+        case .subscribe(let id, let filter, let route, let since):
+            do throws(HeraldError) {
+                let pattern = try filter.map { value throws(HeraldError) in try Pattern(value, limits: gateway.config.limits.pattern) }
+                let subscribed = try hub.subscribe(session, id: id, route: route, filter: pattern)
+                reply(WireFormat.subscribed(id: id, position: subscribed.position), gateway)
+                if let since { hub.resume(session, since: since, slots: SubscriptionSet(slot: subscribed.slot)) }
+            } catch {
+                reply(WireFormat.webSocketError(error, id: id), gateway)
+            }
+        case .unsubscribe(let id):
+            if hub.unsubscribe(session, id: id) {
+                reply(WireFormat.unsubscribed(id: id), gateway)
+            } else {
+                reply(WireFormat.webSocketError(HeraldError(.unknownSubscription, "no subscription \"\(id)\" on this connection"), id: id), gateway)
+            }
+        case .publish(let event):
+            publish(event, gateway: gateway)
+        case .ping:
+            reply(WireFormat.pong, gateway)
+        case .auth(let token):
+            do throws(HeraldError) {
+                hub.authenticate(session, as: try gateway.authenticate(token))
+            } catch {
+                reply(WireFormat.webSocketError(error, id: nil), gateway)
+                hub.close(session, code: .policyViolation, reason: "invalid token", immediately: false)
+                return
+            }
+            reader.maxMessageBytes = gateway.messageLimit(for: session.credentials)
+            reply(WireFormat.authenticated(
+                publisher: session.credentials.publisherName, subject: session.credentials.subject,
+                expiresAt: session.credentials.expiresAt), gateway)
+        case .presenceJoin(let group, let info):
+            do throws(HeraldError) {
+                let seq = try hub.join(session, group: group, info: info)
+                reply(WireFormat.presenceReply("presence.joined", group: group, seq: seq), gateway)
+            } catch {
+                reply(WireFormat.webSocketError(error, id: nil), gateway)
+            }
+        case .presenceLeave(let group):
+            if let seq = hub.leave(session, group: group) {
+                reply(WireFormat.presenceReply("presence.left", group: group, seq: seq), gateway)
+            } else {
+                let error = HeraldError(.notAMember, "this connection is not in presence group \"\(group)\"", path: "$.group")
+                reply(WireFormat.webSocketError(error, id: nil), gateway)
+            }
+        }
+    }
+
+    /// Publishes an event exactly as the client sent it (compacted), validated and
+    /// authorized like an ingest body.
+    private func publish(_ event: RawJSON, gateway: Gateway) {
+        event.bytes.withUnsafeBytes { bytes in
+            do throws(HeraldError) {
+                let events = try IngestParser.parse(bytes, format: .json, limits: gateway.config.limits.ingest, tape: &gateway.ingestTape)
+                if let refusal = session.credentials.publishRefusal(events, tape: gateway.ingestTape, body: bytes) { throw refusal }
+                for accepted in gateway.hub.publish(events, tape: gateway.ingestTape, body: bytes) {
+                    reply(WireFormat.published(id: accepted.id, seq: accepted.seq), gateway)
+                }
+            } catch {
+                var located = error
+                if located.path == nil, located.offset != nil { located.path = "$.event" }
+                reply(WireFormat.webSocketError(located, id: nil), gateway)
+            }
+        }
+    }
+
+    // MARK: - Output
+
+    func beginWrite(into buffer: WriteBuffer) {
+        guard let pong = pendingPong else { return }
+        buffer.appendWebSocketFrame(opcode: WebSocketFrame.pong, payload: pong)
+        pendingPong = nil
+    }
+
+    func encode(_ write: SessionWrite, into buffer: WriteBuffer, gateway: Gateway, now: UInt64) {
+        switch write {
+        case .keepalive:
+            // A 2-byte payload: some clients report only non-empty pongs.
+            buffer.appendWebSocketFrame(opcode: WebSocketFrame.ping, payload: Self.pingPayload)
+        case .entry(.event(let event, let subscriptions, let replayed)):
+            gateway.hub.recordDelivery(event, subscriptions: subscriptions, to: session, replayed: replayed, now: now)
+            let head: StaticString = #"{"type":"event","subs":["#
+            var idsLength = 0
+            subscriptions.forEach { slot in idsLength += (session.descriptions[slot]?.encodedID.count ?? 0) + 1 }
+            let length = head.utf8CodeUnitCount + max(idsLength - 1, 0) + 2 + event.webSocketTail.count
+            buffer.appendWebSocketHeader(opcode: WebSocketFrame.text, length: length)
+            buffer.append(head)
+            var first = true
+            subscriptions.forEach { slot in
+                guard let subscription = session.descriptions[slot] else { return }
+                if !first { buffer.append(byte: UInt8(ascii: ",")) }
+                first = false
+                buffer.append(subscription.encodedID)
+            }
+            buffer.append("],")
+            buffer.append(event.webSocketTail)
+        case .entry(.control(let bytes)):
+            buffer.appendWebSocketFrame(opcode: WebSocketFrame.text, payload: bytes)
+        case .entry(.gap(let from, let to, let subscriptions, let reason)):
+            var ids: [[UInt8]] = []
+            subscriptions.forEach { slot in if let s = session.descriptions[slot] { ids.append(s.encodedID) } }
+            buffer.appendWebSocketFrame(
+                opcode: WebSocketFrame.text, payload: WireFormat.webSocketGap(subscriptionIDs: ids, from: from, to: to, reason: reason.rawValue))
+        case .close(let closing):
+            if let notice = closing.notice {
+                buffer.appendWebSocketFrame(opcode: WebSocketFrame.text, payload: WireFormat.webSocketError(notice, id: nil))
+            }
+            let code = closing.code.rawValue
+            buffer.appendWebSocketFrame(opcode: WebSocketFrame.close, payload: [UInt8(code >> 8), UInt8(code & 0xFF)] + closing.reason.utf8.prefix(120))
+        case .idle:
+            break
+        }
+    }
+
+    private static let pingPayload = Array("hb".utf8)
+}
+
+/// The WebSocket upgrade (any path; only `/v1/ws` is served): a refusal is an HTTP/1.1
+/// JSON error and the connection closes.
+struct WebSocketUpgrade: Endpoint {
+    func plan(_ request: Request, connection: Connection, gateway: Gateway) -> RequestPlan {
+        guard request.head.path == "/v1/ws" else {
+            return .close(gateway.errorResponse(HeraldError(.notFound, "WebSockets are served at /v1/ws, not \(request.head.path)")))
+        }
+        let agreement: WebSocketHandshake.Agreement
+        let credentials: Credentials
+        let route: String?
+        do throws(HeraldError) {
+            agreement = try WebSocketHandshake.validate(request.head, subprotocol: "herald.v1")
+            credentials = try gateway.authenticate(gateway.requestToken(request))
+            route = try request.head.queryArgument("route")
+            if let route, gateway.config.route(named: route) == nil {
+                throw HeraldError(.unknownRoute, "no route named \"\(route)\"")
+            }
+        } catch {
+            let fields: [(name: String, value: String)] = error.code == .upgradeRequired ? [("sec-websocket-version", "13")] : []
+            return .close(gateway.errorResponse(error, fields: fields))
+        }
+        let session = gateway.hub.openSession(transport: .webSocket, remote: connection.peer, credentials: credentials, route: route)
+        gateway.logger.debug("websocket opened", metadata: ["client": "\(session.id)", "peer": "\(connection.peer)"])
+        let transport = WebSocketTransport(session: session, maxMessageBytes: gateway.messageLimit(for: credentials))
+        return .stream(transport, head: WebSocketHandshake.response(agreement))
+    }
+}
+
+extension Gateway {
+    /// The largest message a WebSocket client may send: small until it proved who it is.
+    func messageLimit(for credentials: Credentials) -> Int {
+        if case .anonymous = credentials { return min(config.limits.maxUnauthenticatedBodyBytes, config.limits.maxBodyBytes) }
+        return config.limits.maxBodyBytes
+    }
+
+    /// Asks for a WRITEABLE callback on the connection of `session` (what the transport
+    /// owes the client outside the session's queue, such as a pong).
+    func wakeStream(of session: Session) {
+        if session.index < streams.count, let connection = streams[session.index] { connection.socket.requestWritable() }
+    }
+}

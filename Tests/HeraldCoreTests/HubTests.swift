@@ -1,0 +1,360 @@
+import HeraldCore
+import Testing
+
+/// The Hub without sockets: publishing, resume, overflow policies, the gateway-wide
+/// bound, dedup, presence, liveness and the log and broker seams — synchronous and
+/// deterministic (the clock is a variable).
+@Suite struct HubTests {
+    /// A clock the test moves by hand.
+    final class ManualClock: @unchecked Sendable {
+        var nanoseconds: UInt64 = 1_000_000_000
+        var unix: Int64 = 1_800_000_000
+        func advance(seconds: Double) {
+            nanoseconds += UInt64(seconds * 1e9)
+            unix += Int64(seconds)
+        }
+        var hubClock: HubClock { HubClock(now: { self.nanoseconds }, unixSeconds: { self.unix }) }
+    }
+
+    let clock = ManualClock()
+
+    func makeHub(_ customize: (inout HeraldConfig) -> Void = { _ in }, log: (any EventLog)? = nil, broker: any EventBroker = LocalBroker()) -> Hub {
+        var config = HeraldConfig()
+        config.routes = [.init(name: "chat", pattern: try! Pattern(parsing: Array(#"{"type":["chat"]}"#.utf8)))]
+        customize(&config)
+        return Hub(config: config, clock: clock.hubClock, log: log, broker: broker)
+    }
+
+    @discardableResult
+    func publish(_ hub: Hub, _ json: String) -> [WireFormat.Acceptance] {
+        var tape = JSONTape()
+        let bytes = Array(json.utf8)
+        return bytes.withUnsafeBytes { raw in
+            let events = try! IngestParser.parse(raw, format: .json, limits: IngestLimits(), tape: &tape)
+            return hub.publish(events, tape: tape, body: raw)
+        }
+    }
+
+    func session(_ hub: Hub, _ transport: TransportKind = .webSocket, credentials: Credentials = .anonymous, route: String? = nil) -> Session {
+        hub.openSession(transport: transport, remote: "127.0.0.1", credentials: credentials, route: route)
+    }
+
+    @discardableResult
+    func subscribe(_ hub: Hub, _ session: Session, _ id: String, _ filter: String?, route: String? = nil, since: UInt64? = nil) throws -> Hub.Subscribed {
+        let pattern = try filter.map { try Pattern(parsing: Array($0.utf8)) }
+        let subscribed = try hub.subscribe(session, id: id, route: route, filter: pattern)
+        if let since { hub.resume(session, since: since, slots: SubscriptionSet(slot: subscribed.slot)) }
+        return subscribed
+    }
+
+    /// Everything the session would write now, as short strings.
+    /// Everything the session's socket would write now, in order.
+    func writes(_ hub: Hub, _ session: Session) -> [String] {
+        var out: [String] = []
+        while let next = write(hub, session) { out.append(next) }
+        return out
+    }
+
+    /// One socket write, as a writeable callback makes it; nil when there is nothing to send.
+    func write(_ hub: Hub, _ session: Session) -> String? {
+        while true {
+            switch hub.nextWrite(for: session) {
+            case .idle:
+                if !hub.finishedWriting(session) { return nil }
+            case .keepalive:
+                return "keepalive"
+            case .close(let closing):
+                return "close \(closing.code.rawValue)" + (closing.notice.map { " \($0.code)" } ?? "")
+            case .entry(.event(let event, let subs, let replayed)):
+                var ids: [String] = []
+                subs.forEach { ids.append(session.descriptions[$0]?.id ?? "?") }
+                return "\(replayed ? "replay" : "event") \(event.seq) \(ids.joined(separator: ","))"
+            case .entry(.gap(let from, let to, _, let reason)):
+                return "gap \(reason.rawValue) \(from)-\(to)"
+            case .entry(.control(let bytes)):
+                return String(decoding: bytes, as: UTF8.self)
+            }
+        }
+    }
+
+    func woken(_ hub: Hub) -> [UInt64] {
+        var ids: [UInt64] = []
+        hub.drainWakes { ids.append($0.id) }
+        return ids
+    }
+
+    /// The gateway-wide total is the sum of the queues.
+    func checkTotal(_ hub: Hub) {
+        let sum = hub.sessions.compactMap { $0?.queue.byteCount }.reduce(0, +)
+        #expect(hub.queuedBytesTotal == sum)
+    }
+
+    // MARK: -
+
+    @Test func matchingEventsAreQueuedOnceWithEverySubscriptionAndTheSocketIsWoken() throws {
+        let hub = makeHub()
+        let ada = session(hub)
+        let bob = session(hub, .sse)
+        try subscribe(hub, ada, "room", #"{"room":["lobby"]}"#)
+        try subscribe(hub, ada, "all", nil, route: "chat")
+        try subscribe(hub, bob, "sse", #"{"room":["ops"]}"#)
+        publish(hub, #"[{"type":"chat","room":"lobby"},{"type":"chat","room":"ops"},{"type":"x","room":"ops"}]"#)
+        #expect(woken(hub) == [ada.id, bob.id])
+        #expect(writes(hub, ada) == ["event 1 room,all", "event 2 all"])
+        #expect(writes(hub, bob) == ["event 2 sse", "event 3 sse"])
+        #expect(hub.metrics.routes[0].matched == 2, "route chat")
+        checkTotal(hub)
+    }
+
+    @Test func resumeAcrossTheLiveAndReplaySwitchLosesAndRepeatsNothing() throws {
+        // A small queue makes the replay advance in steps, while live events keep coming.
+        let hub = makeHub { $0.delivery.queue = QueueLimits(maxMessages: 4, maxBytes: 1 << 20, policy: .dropOldest) }
+        for n in 1...10 { publish(hub, #"{"type":"chat","n":\#(n)}"#) }
+        let client = session(hub)
+        try subscribe(hub, client, "live", #"{"type":["chat"]}"#)
+        publish(hub, #"{"type":"chat","n":11}"#)
+        #expect(writes(hub, client) == ["event 11 live"])
+        // A second subscription resumes from 3 on the same connection.
+        try subscribe(hub, client, "back", #"{"type":["chat"]}"#, since: 3)
+        var seen: [String] = []
+        for n in 12...15 {
+            publish(hub, #"{"type":"chat","n":\#(n)}"#)
+            if let one = write(hub, client) { seen.append(one) }  // one write at a time: the replay advances
+        }
+        seen += writes(hub, client)
+        publish(hub, #"{"type":"chat","n":16}"#)
+        seen += writes(hub, client)
+        let seqs = seen.map { Int($0.split(separator: " ")[1])! }
+        #expect(seqs == Array(4...16), "\(seen)")
+        #expect(seen.prefix(8).allSatisfy { $0.hasPrefix("replay") && $0.hasSuffix(" back") || $0.hasSuffix(" back,live") || $0.hasSuffix(" live,back") })
+        #expect(seen.last == "event 16 live,back", "live again")
+        #expect(!client.isResuming)
+        checkTotal(hub)
+    }
+
+    @Test func sinceZeroNeverGapsAndAPositionOlderThanHistoryDoes() throws {
+        let hub = makeHub { $0.history = HistoryLimits(maxEvents: 3) }
+        for n in 1...8 { publish(hub, #"{"type":"chat","n":\#(n)}"#) }
+        let fresh = session(hub)
+        try subscribe(hub, fresh, "s", #"{"type":["chat"]}"#, since: 0)
+        #expect(writes(hub, fresh) == ["replay 6 s", "replay 7 s", "replay 8 s"])
+        let late = session(hub)
+        try subscribe(hub, late, "s", #"{"type":["chat"]}"#, since: 2)
+        #expect(writes(hub, late) == ["gap expired 3-5", "replay 6 s", "replay 7 s", "replay 8 s"])
+        let ahead = session(hub)
+        try subscribe(hub, ahead, "s", #"{"type":["chat"]}"#, since: 99)
+        #expect(writes(hub, ahead).isEmpty, "a position past the last means now")
+    }
+
+    @Test(arguments: [OverflowPolicy.dropOldest, .dropNewest, .coalesce, .disconnect])
+    func everyOverflowPolicy(policy: OverflowPolicy) throws {
+        let hub = makeHub {
+            $0.delivery.queue = QueueLimits(maxMessages: 3, maxBytes: 1 << 20, policy: policy, coalesceKey: policy == .coalesce ? "symbol" : nil)
+        }
+        let client = session(hub)
+        try subscribe(hub, client, "q", "{}")
+        for (n, symbol) in ["A", "B", "A", "C", "B"].enumerated() { publish(hub, #"{"symbol":"\#(symbol)","n":\#(n)}"#) }
+        let expected: [String]
+        switch policy {
+        case .dropOldest: expected = ["gap overflow 1-2", "event 3 q", "event 4 q", "event 5 q"]
+        case .dropNewest: expected = ["event 1 q", "event 2 q", "event 3 q", "gap overflow 4-5"]
+        // Coalescing acts on overflow: C has no older twin so the oldest A goes with a
+        // gap, then the second B replaces the first.
+        case .coalesce: expected = ["gap overflow 1-1", "event 3 q", "event 4 q", "event 5 q"]
+        case .disconnect: expected = ["close 4000"]
+        }
+        #expect(writes(hub, client) == expected)
+        if policy == .disconnect { #expect(hub.metrics.disconnectedOverflow == 1) }
+        checkTotal(hub)
+    }
+
+    @Test func theGatewayWideBoundShedsTheLargestQueuesFirst() throws {
+        let hub = makeHub {
+            $0.delivery.queue = QueueLimits(maxMessages: 1000, maxBytes: 10 << 20, policy: .dropOldest)
+            $0.limits.maxQueuedBytesTotal = 40_000
+        }
+        let big = session(hub)
+        let small = session(hub)
+        try subscribe(hub, big, "b", "{}")
+        try subscribe(hub, small, "s", #"{"to":["small"]}"#)
+        let pad = String(repeating: "x", count: 1000)
+        publish(hub, #"{"to":"small","pad":"\#(pad)"}"#)
+        for _ in 0..<40 { publish(hub, #"{"to":"big","pad":"\#(pad)"}"#) }
+        #expect(hub.queuedBytesTotal <= 40_000)
+        #expect(hub.shedRounds >= 1)
+        #expect(small.queue.count == 1, "the small queue kept its event")
+        #expect(big.queue.droppedCount > 0 && hub.metrics.droppedOverflow == big.queue.droppedCount)
+        #expect(writes(hub, big).first?.hasPrefix("gap overflow") == true)
+        checkTotal(hub)
+    }
+
+    @Test func aDuplicateIsAnsweredWithItsFirstSeqAndNotDeliveredTwice() throws {
+        let hub = makeHub()
+        let client = session(hub)
+        try subscribe(hub, client, "s", "{}")
+        let first = publish(hub, #"{"source":"billing","id":"inv-7","type":"paid"}"#)
+        let again = publish(hub, #"[{"source":"billing","id":"inv-7","type":"paid"},{"source":"other","id":"inv-7"}]"#)
+        #expect(first.map(\.seq) == [1] && !first[0].duplicate)
+        #expect(again.map(\.seq) == [1, 2] && again.map(\.duplicate) == [true, false])
+        #expect(writes(hub, client) == ["event 1 s", "event 2 s"])
+        #expect(hub.metrics.duplicates == 1)
+        clock.advance(seconds: 301)  // past dedup.windowSeconds
+        #expect(publish(hub, #"{"source":"billing","id":"inv-7"}"#).map(\.duplicate) == [false])
+    }
+
+    @Test func presenceIsPublishedListedByScopeAndLeftOnClose() throws {
+        let hub = makeHub()
+        let watcher = session(hub)
+        try subscribe(hub, watcher, "p", #"{"type":["herald.presence"]}"#)
+        let key = Credentials.publisherKey(name: "k")
+        let ada = session(hub, credentials: key)
+        let bob = session(hub, .sse, credentials: key)
+        let joined = try hub.join(ada, group: "chat:a", info: RawJSON(parsing: Array(#"{"nick": "ada"}"#.utf8)))
+        try hub.join(bob, group: "chat:b", info: RawJSON(parsing: Array(#"{"nick":"bob"}"#.utf8)))
+        #expect(joined == 1)
+        #expect(writes(hub, watcher) == ["event 1 p", "event 2 p"])
+        #expect(hub.members(of: "chat:a", visibleTo: .anonymous).map(\.info.bytes) == [Array(#"{"nick":"ada"}"#.utf8)])
+        let scoped = try SubscriberToken(claims: #"{"herald.scope":{"group":["chat:b"]}}"#)
+        #expect(hub.members(of: "chat:a", visibleTo: .token(scoped)).isEmpty, "outside the scope")
+        #expect(hub.members(of: "chat:b", visibleTo: .token(scoped)).count == 1)
+        #expect { try hub.join(session(hub), group: "chat:a", info: .emptyObject) } throws: { ($0 as? HeraldError)?.code == .forbidden }
+        hub.closeSession(ada)
+        #expect(hub.presence.members(of: "chat:a").isEmpty)
+        #expect(writes(hub, watcher) == ["event 3 p"])
+        #expect(hub.leave(bob, group: "chat:b") == 4)
+        #expect(hub.leave(bob, group: "chat:b") == nil)
+    }
+
+    @Test func keepalivesIdleSessionsAndExpiredTokens() throws {
+        let hub = makeHub()
+        let ws = session(hub)
+        let sse = session(hub, .sse)
+        let expiring = session(hub, credentials: .token(try SubscriberToken(claims: #"{"exp":1800000005}"#)))
+        let renewed = session(hub, credentials: .token(try SubscriberToken(claims: #"{"exp":1800000005}"#)))
+        clock.advance(seconds: 16)
+        hub.tick()
+        #expect(writes(hub, sse) == ["keepalive"], "heartbeat after heartbeatSeconds (15)")
+        #expect(writes(hub, ws).isEmpty, "pings after pingSeconds (20)")
+        hub.authenticate(renewed, as: .token(try SubscriberToken(claims: #"{"exp":1800009999}"#)))
+        clock.advance(seconds: 20)  // past exp + 30 s of leeway
+        hub.tick()
+        #expect(writes(hub, ws) == ["keepalive"])
+        #expect(writes(hub, expiring) == ["close 4001 token_expired"])
+        #expect(writes(hub, renewed) == ["keepalive"])
+        hub.heard(from: renewed)
+        clock.advance(seconds: 45)  // ws silent for 65 s > idleTimeoutSeconds (60)
+        hub.tick()
+        #expect(writes(hub, ws) == ["close 1001"])
+        #expect(writes(hub, renewed) == ["keepalive"], "it was heard 45 s ago")
+        // A tick that comes late (a busy loop) pings before it judges a silent client.
+        let late = session(hub)
+        clock.advance(seconds: 61)
+        hub.tick()
+        #expect(writes(hub, late) == ["keepalive"], "never pinged, so not yet idle")
+        clock.advance(seconds: 1)
+        hub.tick()
+        #expect(writes(hub, late) == ["close 1001"])
+    }
+
+    @Test func controlMessagesQueueInOrderAndACloseWaitsForThem() throws {
+        let hub = makeHub()
+        let client = session(hub)
+        hub.send(client, control: Array("ack".utf8))
+        hub.close(client, code: .policyViolation, reason: "invalid token", immediately: false)
+        hub.send(client, control: Array("late".utf8))
+        #expect(writes(hub, client) == ["ack", "late", "close 1008"])
+        #expect(hub.nextWrite(for: client).isIdle, "nothing after the close")
+    }
+
+    @Test func anAsynchronousLogHoldsDeliveryUntilItIsDurable() throws {
+        let log = PendingLog()
+        let broker = RecordingBroker()
+        let hub = makeHub(log: log, broker: broker)
+        let client = session(hub)
+        try subscribe(hub, client, "s", "{}")
+        #expect(publish(hub, #"[{"n":1},{"n":2}]"#).map(\.seq) == [1, 2])
+        #expect(writes(hub, client).isEmpty && hub.committedThrough == 0, "nothing delivered before the fsync")
+        hub.logged(through: 1)
+        #expect(writes(hub, client) == ["event 1 s"] && hub.committedThrough == 1)
+        hub.logged(through: 2)
+        #expect(writes(hub, client) == ["event 2 s"])
+        #expect(broker.shared == [[1], [2]])
+    }
+
+    @Test func eventsFromOtherNodesAreDeliveredInTheirOrder() throws {
+        let hub = makeHub()
+        let client = session(hub)
+        try subscribe(hub, client, "s", #"{"type":["chat"]}"#)
+        let remote = (1...3).map { n in
+            Array(#"{"type":"chat","n":\#(n)}"#.utf8).withUnsafeBytes {
+                Event(seq: UInt64(n), id: "r\(n)", source: "node-b", type: "chat", acceptedAt: clock.nanoseconds, json: $0)
+            }
+        }
+        hub.receive(remote)
+        hub.receive([remote[2]])  // seen already
+        #expect(writes(hub, client) == ["event 1 s", "event 2 s", "event 3 s"])
+        #expect(publish(hub, #"{"type":"chat"}"#).map(\.seq) == [4])
+        #expect(publish(hub, #"{"type":"chat","source":"node-b","id":"r2"}"#).first?.duplicate == true, "dedup spans nodes")
+    }
+
+    @Test func unsubscribingDropsWhatWasQueuedForItOnly() throws {
+        let hub = makeHub()
+        let client = session(hub)
+        try subscribe(hub, client, "a", "{}")
+        try subscribe(hub, client, "b", #"{"n":[2]}"#)
+        publish(hub, #"[{"n":1},{"n":2}]"#)
+        #expect(hub.unsubscribe(client, id: "a"))
+        #expect(!hub.unsubscribe(client, id: "a"))
+        #expect(writes(hub, client) == ["event 2 b"])
+        #expect(throws: HeraldError.self) { try subscribe(hub, client, "b", "{}") }
+        checkTotal(hub)
+    }
+
+    @Test func sessionIndicesAreReusedAndAClosedSessionIsForgotten() throws {
+        let hub = makeHub()
+        let first = session(hub)
+        try subscribe(hub, first, "s", "{}")
+        hub.closeSession(first)
+        let second = session(hub)
+        #expect(second.index == first.index && second.id != first.id)
+        publish(hub, "{}")
+        #expect(writes(hub, second).isEmpty, "the old subscription went with its session")
+        #expect(hub.sessionCount == 1 && hub.subscriptionCount == 0)
+    }
+}
+
+/// A log that makes nothing durable until told (like a file log waiting for fsync).
+final class PendingLog: EventLog {
+    private let memory = InMemoryEventLog(limits: HistoryLimits())
+    var nextPosition: UInt64 { memory.nextPosition }
+    var oldestPosition: UInt64? { memory.oldestPosition }
+    var retainedCount: Int { memory.retainedCount }
+    var retainedBytes: Int { memory.retainedBytes }
+    func append(_ event: Event, now: UInt64) -> LogAppend {
+        _ = memory.append(event, now: now)
+        return .pending
+    }
+    func event(at position: UInt64) -> Event? { memory.event(at: position) }
+    func expire(now: UInt64) {}
+    func recover() throws(HeraldError) -> [Event] { [] }
+}
+
+/// A broker that records what it was asked to share.
+final class RecordingBroker: EventBroker, @unchecked Sendable {
+    var shared: [[UInt64]] = []
+    func share(_ events: [Event]) { shared.append(events.map(\.seq)) }
+}
+
+extension SessionWrite {
+    var isIdle: Bool { if case .idle = self { true } else { false } }
+}
+
+extension SubscriberToken {
+    /// An unsigned token with these claims (the Hub never checks signatures).
+    init(claims: String) throws {
+        // Any deterministic "MAC" will do: the Hub trusts tokens the server verified.
+        let mac: SubscriberToken.HMAC = { _, message in Array(repeating: UInt8(message.count & 0xFF), count: 32) }
+        let text = SubscriberToken.sign(claims: try JSONValue(parsing: claims), secret: [], hmac: mac)
+        self = try SubscriberToken(verifying: text, secret: [], now: 1_800_000_000 - 100, audience: nil, limits: PatternLimits(), hmac: mac)
+    }
+}
