@@ -73,12 +73,12 @@ final class Gateway {
         hub.drainWakes { session in wakeStream(of: session) }
     }
 
-    /// Once a second: the Hub's checks, late or idle HTTP requests, memory after a wave of
+    /// Once a second: the Hub's checks, late, idle or stalled connections, memory after a wave of
     /// disconnects, and a warning when queues were shed.
     func tick() {
         let now = MonotonicClock.nanoseconds()
         hub.tick()
-        expireHTTP(now: now)
+        expireConnections(now: now)
         releaseMemoryAfterDisconnects(now: now)
         if hub.shedRounds != loggedShedRounds, now - lastShedWarning > 10_000_000_000 {
             lastShedWarning = now

@@ -9,6 +9,8 @@ import json
 import random
 import time
 
+import pytest
+
 from support import ADMIN_KEY, PUBLISHER_KEY, ResponseReader
 
 
@@ -156,3 +158,68 @@ def test_a_body_over_the_limit_is_refused_before_it_is_read(herald):
     head = request("POST", "/v1/events", None, {**KEY, "Content-Length": str(50 << 20)})
     responses, closed = herald.exchange(head + b"{" * 1000, 2, timeout=2)
     assert [r.status for r in responses] == [413] and responses[0].error_code == "body_too_large" and closed
+
+
+def test_answers_larger_than_a_write_keep_flowing(herald):
+    # Past 64 KiB of answers (one socket write) the rest of the pipeline stalled and the
+    # gateway finally answered a request it had already read with 408.
+    data = request("GET", "/metrics") * 60 + request("GET", "/v1/sentinel")
+    responses, _ = herald.exchange(data, 61, timeout=10, close_wait=0)
+    assert [r.status for r in responses] == [200] * 60 + [404]
+    assert sum(len(r.body) for r in responses) > 3 * 64 * 1024
+
+
+def test_large_files_and_the_requests_behind_them(make_herald, public_dir):
+    herald = make_herald(publicDirectory=public_dir)
+    with open(f"{public_dir}/big.bin", "rb") as f:
+        big = f.read()
+    assert len(big) > 3 * 1024 * 1024
+    data = request("GET", "/big.bin") + request("HEAD", "/big.bin") + request("GET", "/big.bin") + request("GET", "/index.html")
+    sock = herald.connect()
+    try:
+        sock.sendall(data)
+        reader = ResponseReader(sock, timeout=20)
+        first, head, second, page = reader.read(), reader.read(head_only=True), reader.read(), reader.read()
+    finally:
+        sock.close()
+    assert first.status == 200 and first.body == big
+    assert head.status == 200 and head.header("content-length") == str(len(big))
+    assert second.body == big and page.body == b"<h1>herald</h1>"
+
+
+def test_a_file_request_with_a_body_gets_the_file_then_closes(make_herald, public_dir):
+    # The body used to replace the file: the head promised 15 bytes that never came.
+    herald = make_herald(publicDirectory=public_dir)
+    responses, closed = herald.exchange(request("GET", "/index.html", "x") + request("GET", "/healthz"), 2, timeout=3)
+    assert [r.status for r in responses] == [200] and responses[0].body == b"<h1>herald</h1>"
+    assert responses[0].header("connection") == "close" and closed
+
+
+def test_empty_lines_before_a_request(herald):
+    responses, closed = herald.exchange(b"\r\n\r\n" + request("GET", "/healthz"), 1)
+    assert responses[0].status == 200 and not closed, "a client may end a body with an extra CRLF"
+    responses, closed = herald.exchange(b"\n" * 9 + request("GET", "/healthz"), 2)
+    assert [r.status for r in responses] == [400] and closed, "a stream of empty lines is refused, not kept"
+
+
+LENIENT_FRAMING = {
+    "chunk size ends in LF": b"2\n{}\r\n0\r\n\r\n",
+    "chunk data ends in LF": b"2\r\n{}\n0\r\n\r\n",
+    "CR in an extension": b"2;a\rb\r\n{}\r\n0\r\n\r\n",
+    "trailer ends in LF": b"2\r\n{}\r\n0\r\nX: y\n\r\n",
+}
+
+
+@pytest.mark.parametrize("body", LENIENT_FRAMING.values(), ids=LENIENT_FRAMING.keys())
+def test_lenient_chunked_framing_is_refused(herald, body):
+    head = (b"POST /v1/patterns/test HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n")
+    responses, closed = herald.exchange(head + body + request("GET", "/healthz"), 2, timeout=2)
+    assert [r.status for r in responses] == [400] and responses[0].error_code == "bad_request" and closed
+
+
+def test_an_empty_content_length_is_refused(herald):
+    data = request("POST", "/v1/events", None, {**KEY, "Content-Length": ""}) + b'{"type":"x"}'
+    responses, closed = herald.exchange(data, 2, timeout=2)
+    assert [r.status for r in responses] == [400] and closed
+    assert herald.stats()["events"]["accepted"] == 0

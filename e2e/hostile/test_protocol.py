@@ -4,12 +4,11 @@ connection, an HTML page or an anonymous stream."""
 import json
 import os
 import random
-import tempfile
 import time
 
 import pytest
 
-from support import ResponseReader, close_code, frame, ws_connect
+from support import PUBLISHER_KEY, ResponseReader, WebSocket, close_code, frame, ws_connect
 
 
 def answer(herald, data, timeout=3):
@@ -68,19 +67,6 @@ def test_demo_nick_with_a_newline_is_refused(herald):
     assert accepted.status == 200 and accepted.json()["nick"] == "ada"
 
 
-@pytest.fixture
-def public_dir():
-    with tempfile.TemporaryDirectory() as root:
-        public = os.path.join(root, "public")
-        os.mkdir(public)
-        with open(os.path.join(public, "index.html"), "w") as f:
-            f.write("<h1>herald</h1>")
-        os.symlink("/etc/passwd", os.path.join(public, "leak"))
-        os.symlink("/etc", os.path.join(public, "outside"))
-        os.symlink("index.html", os.path.join(public, "alias.html"))
-        yield public
-
-
 def test_static_files_stay_inside_the_directory(make_herald, public_dir):
     herald = make_herald(publicDirectory=public_dir)
     head, _ = answer(herald, b"HEAD /index.html HTTP/1.1\r\nHost: t\r\n\r\n")
@@ -90,6 +76,29 @@ def test_static_files_stay_inside_the_directory(make_herald, public_dir):
     for escape in ["/leak", "/outside/passwd", "/outside/", "/..%2Fetc/passwd", "/.%2E/.%2E/etc/passwd"]:
         response = herald.get(escape)
         assert response.status == 404 and b"root:" not in response.body, escape
+
+
+def test_a_directory_redirect_stays_on_this_origin(make_herald, public_dir):
+    # "//sub" was answered with "Location: //sub/", a link to the host "sub".
+    herald = make_herald(publicDirectory=public_dir)
+    for path in ["/sub", "//sub", "///sub"]:
+        response = herald.get(path)
+        assert response.status == 301 and response.header("location") == "/sub/", path
+    assert herald.get("/sub/").body == b"<h1>sub</h1>"
+
+
+def test_a_client_that_stops_reading_is_dropped(make_herald, public_dir):
+    herald = make_herald(publicDirectory=public_dir, limits={"sendTimeoutSeconds": 2})
+    alone = herald.metric("herald_open_connections")  # the /metrics request itself
+    sock = herald.connect(receive_buffer=4096)
+    sock.sendall(b"GET /big.bin HTTP/1.1\r\nHost: t\r\n\r\n" * 8)
+    time.sleep(0.5)
+    assert herald.metric("herald_open_connections") == alone + 1
+    deadline = time.time() + 6
+    while herald.metric("herald_open_connections") > alone and time.time() < deadline:
+        time.sleep(0.25)
+    assert herald.metric("herald_open_connections") == alone, "a reader of nothing holds its connection"
+    sock.close()
 
 
 def test_refused_upgrades_are_http_1_1_json(herald):
@@ -124,6 +133,43 @@ def test_websocket_framing_faults_close_with_their_code(herald, name, data, code
     assert response.status == 101 and response.header("sec-websocket-protocol") == "herald.v1"
     ws.send_raw(data)
     assert ws.expect_close() == code, name
+    ws.close()
+
+
+def test_an_unfinished_websocket_message_times_out(make_herald):
+    # Pings kept a fragment alive for ever; enough of them held the input budget and
+    # every POST got 503.
+    herald = make_herald(limits={"bodyTimeoutSeconds": 1})
+    fragment, _ = ws_connect(herald)
+    fragment.send_raw(frame(1, b"x" * 10_000, fin=False))
+    partial, _ = ws_connect(herald)
+    partial.send_raw(frame(1, b'{"op":"ping"}' + b" " * 1000)[:300])
+    time.sleep(0.3)
+    assert herald.metric("herald_pending_input_bytes") >= 10_000
+    for _ in range(4):
+        fragment.send_raw(frame(9, b"still here"))
+        time.sleep(0.3)
+    assert fragment.expect_close(timeout=3) == 1008
+    assert partial.expect_close(timeout=3) == 1008
+    assert herald.metric("herald_pending_input_bytes") == 0
+    fragment.close()
+    partial.close()
+
+
+def test_input_buffered_with_the_upgrade_is_read(herald):
+    # A large message in the same write as the handshake left reading paused for ever.
+    sock = herald.connect()
+    message = frame(1, json.dumps({"op": "ping", "pad": "a" * 199_000}).encode())
+    key = "dGhlIHNhbXBsZSBub25jZQ=="
+    sock.sendall(f"GET /v1/ws HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {PUBLISHER_KEY}\r\nUpgrade: websocket\r\n"
+                 f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+                 "Sec-WebSocket-Protocol: herald.v1\r\n\r\n".encode() + message[:100_000])
+    reader = ResponseReader(sock)
+    assert reader.read().status == 101
+    time.sleep(0.3)
+    sock.sendall(message[100_000:])
+    ws = WebSocket(sock, reader.buffer)
+    assert ws.receive_json(timeout=5)["type"] == "pong"
     ws.close()
 
 
@@ -192,4 +238,11 @@ def test_slow_and_stalled_clients_time_out(make_herald):
     reader = ResponseReader(sock, timeout=4)
     assert reader.read().status == 200
     assert reader.closed_after(3.5), "an idle keep-alive connection is closed"
+    sock.close()
+    # The unsent body of an answered request: the connection closes, with no second answer.
+    sock = herald.connect()
+    sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\n{")
+    reader = ResponseReader(sock, timeout=4)
+    assert reader.read().status == 200
+    assert reader.closed_after(3.5), "no 408 after the 200"
     sock.close()

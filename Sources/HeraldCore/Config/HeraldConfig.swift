@@ -82,6 +82,9 @@ public struct HeraldConfig: Sendable {
         public var bodyTimeoutSeconds = 5
         /// An idle keep-alive connection is closed after this many seconds.
         public var keepAliveSeconds = 60
+        /// A connection with output waiting that takes none of it for this many seconds
+        /// (the client stopped reading) is dropped.
+        public var sendTimeoutSeconds = 60
         /// Request head limits (414, 431).
         public var head = HTTPHeadLimits()
 

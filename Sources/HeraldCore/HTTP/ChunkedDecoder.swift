@@ -3,7 +3,8 @@ private let LF: UInt8 = 10
 private let SP: UInt8 = 32
 private let HT: UInt8 = 9
 
-/// Incremental decoder for `Transfer-Encoding: chunked` (RFC 9112 §7.1).
+/// Incremental decoder for `Transfer-Encoding: chunked` (RFC 9112 §7.1). Strict: every
+/// line ends in CRLF and holds no control byte; chunk extensions are skipped.
 public struct ChunkedDecoder: Sendable {
     private enum State: Equatable, Sendable {
         case sizeLine
@@ -47,15 +48,11 @@ public struct ChunkedDecoder: Sendable {
                 i += take
                 state = remaining == take ? .dataEnd : .data(remaining: remaining - take)
             case .dataEnd:
-                let byte = input[i]
-                i += 1
-                if byte == CR {
-                    state = .dataEndLF
-                } else if byte == LF {
-                    state = .sizeLine
-                } else {
+                guard input[i] == CR else {
                     throw HeraldError(.badRequest, "chunked body: missing CRLF after chunk data")
                 }
+                i += 1
+                state = .dataEndLF
             case .dataEndLF:
                 guard input[i] == LF else {
                     throw HeraldError(.badRequest, "chunked body: missing LF after chunk data")
@@ -71,7 +68,15 @@ public struct ChunkedDecoder: Sendable {
                 }
                 if j == n { return n }
                 i = j + 1
-                if line.last == CR { line.removeLast() }
+                // Only CRLF ends a line, and no other control byte is in one: a parser in
+                // front that reads the body differently is how requests get smuggled.
+                guard line.last == CR else {
+                    throw HeraldError(.badRequest, "chunked body: a line ends in a bare LF (CRLF is required)")
+                }
+                line.removeLast()
+                guard !line.contains(where: { $0 < SP && $0 != HT || $0 == 0x7F }) else {
+                    throw HeraldError(.badRequest, "chunked body: a control character in a chunk-size or trailer line")
+                }
                 if state == .trailer {
                     if line.isEmpty { state = .done }
                 } else {

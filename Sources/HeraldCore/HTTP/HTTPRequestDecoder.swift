@@ -43,14 +43,22 @@ public struct HTTPRequestDecoder: Sendable {
 
     public init(limits: HTTPHeadLimits = HTTPHeadLimits()) { self.limits = limits }
 
+    /// CR and LF bytes accepted before a request line (a client may end a body with an
+    /// extra CRLF or two).
+    static let maxLeadingEmptyLineBytes = 8
+
     /// Decodes the request head at the start of `input` once it is complete.
     /// - Returns: the head and the number of bytes it took, or nil when more input is needed.
     /// - Throws: a `HeraldError` whose code maps to 400, 414, 431, 501 or 505.
     public mutating func decodeHead(_ input: UnsafeRawBufferPointer) throws(HeraldError) -> (head: HTTPRequestHead, consumed: Int)? {
         let bytes = input.bindMemory(to: UInt8.self)
-        // Empty lines before a request line are ignored (RFC 9112 §2.2).
+        // A few empty lines before a request line are ignored (RFC 9112 §2.2); more are
+        // refused, so a stream of them is neither kept nor searched again and again.
         var start = 0
         while start < bytes.count, bytes[start] == CR || bytes[start] == LF { start += 1 }
+        guard start <= Self.maxLeadingEmptyLineBytes else {
+            throw HeraldError(.badRequest, "more than \(Self.maxLeadingEmptyLineBytes / 2) empty lines before the request line")
+        }
         let unsearched = max(start, searched)
         guard let end = findEnd(bytes, from: unsearched) else {
             if !requestLineEnded { requestLineEnded = bytes[unsearched...].contains(LF) }
@@ -201,11 +209,10 @@ public struct HTTPRequestDecoder: Sendable {
                 throw HeraldError(.badRequest, hosts == 0 ? "an HTTP/1.1 request needs a Host header" : "more than one Host header")
             }
         }
-        let lengths = head.tokens("content-length")
         let codings = head.tokens("transfer-encoding")
         if !codings.isEmpty {
             guard head.minorVersion >= 1 else { throw HeraldError(.badRequest, "Transfer-Encoding is not allowed in HTTP/1.0") }
-            guard lengths.isEmpty else {
+            guard !head.fields.contains(where: { $0.name == "content-length" }) else {
                 throw HeraldError(.badRequest, "a request must not carry both Content-Length and Transfer-Encoding")
             }
             guard codings.allSatisfy({ $0 == "chunked" }) else {
@@ -213,8 +220,12 @@ public struct HTTPRequestDecoder: Sendable {
             }
             guard codings.count == 1 else { throw HeraldError(.badRequest, "chunked may be applied only once") }
             head.bodyFraming = .chunked
-        } else if let first = lengths.first {
-            guard lengths.allSatisfy({ $0 == first }), (1...15).contains(first.utf8.count),
+        } else if head.fields.contains(where: { $0.name == "content-length" }) {
+            // Every element of every Content-Length field: digits, and all the same
+            // (an empty value is no length at all, not zero).
+            let elements = head.fields.filter { $0.name == "content-length" }.flatMap { $0.value.split(separator: ",", omittingEmptySubsequences: false) }
+            let first = elements[0].trimmingSpaces()
+            guard elements.allSatisfy({ $0.trimmingSpaces() == first }), (1...15).contains(first.utf8.count),
                   first.utf8.allSatisfy({ Self.digit($0) != nil }), let length = Int(first)
             else {
                 throw HeraldError(.badRequest, "invalid Content-Length")

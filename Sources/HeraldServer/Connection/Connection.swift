@@ -35,6 +35,11 @@ final class Connection {
     /// Bytes of unfinished input this connection holds, as charged to the gateway-wide
     /// `limits.maxPendingInputBytesTotal`.
     var chargedInputBytes = 0
+    /// Bytes handed to the socket so far, and what they were when a tick first saw output
+    /// waiting: a count that does not move for `limits.sendTimeoutSeconds` is a client
+    /// that stopped reading.
+    var bytesWritten: UInt64 = 0
+    var sendWatch: (since: UInt64, written: UInt64)?
 
     /// Unhandled input a connection may hold before reading pauses.
     static let maxWaitingInput = 64 * 1024

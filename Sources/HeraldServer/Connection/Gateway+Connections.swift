@@ -28,6 +28,7 @@ extension Gateway {
         case .stream(let transport):
             connection.input.append(bytes)
             transport.received(on: connection, in: self)
+            updateReading(connection)
         }
         chargeInput(of: connection)
         return true
@@ -38,17 +39,19 @@ extension Gateway {
     /// the last bytes (a final response, a close frame).
     func writable(_ connection: Connection) -> Bool {
         if connection.closeAfterOutput && connection.isDoneSending { return false }
-        switch connection.mode {
-        case .http:
-            if connection.output.isEmpty {
+        if case .stream(let transport) = connection.mode, !connection.closeAfterOutput {
+            fillStream(transport, on: connection)
+        }
+        guard flush(connection) else { return false }
+        if connection.output.isEmpty {
+            connection.output.releaseIfLarge()
+            // The next piece of a file, the next pipelined request: made now, sent by the
+            // WRITEABLE callback this asks for.
+            if case .http = connection.mode {
                 serveHTTP(connection)
                 chargeInput(of: connection)
             }
-        case .stream(let transport):
-            if !connection.closeAfterOutput { fillStream(transport, on: connection) }
         }
-        guard flush(connection) else { return false }
-        if connection.output.isEmpty { connection.output.releaseIfLarge() }
         if connection.closeAfterOutput && connection.isDoneSending { connection.socket.requestWritable() }
         if let transport = connection.transport, !connection.closeAfterOutput, hub.finishedWriting(transport.session) {
             connection.socket.requestWritable()
@@ -77,6 +80,7 @@ extension Gateway {
         let count = min(output.count, writeBudget)
         guard connection.socket.write(output.unsent, count: count) else { return false }
         output.consume(count)
+        connection.bytesWritten &+= UInt64(count)
         if !output.isEmpty { connection.socket.requestWritable() }
         return true
     }
@@ -162,9 +166,14 @@ extension Gateway {
         case .readBody(let handler, let limit):
             readBody(of: request, limit: limit, then: handler, on: connection)
         case .file(let sender, let response):
-            respond(connection, response, to: request)
+            if request.head.bodyFraming == .none {
+                respond(connection, response, to: request)
+            } else {
+                // The body would have to be read before the file is sent after the head:
+                // the file goes out and the connection closes, the body unread.
+                respondAndClose(connection, response, isHead: request.isHead)
+            }
             if !request.isHead { connection.http.phase = .sendingFile(sender) }
-            skipBody(of: request, on: connection)
         case .stream(let transport, let head):
             connection.output.append(head)
             attach(transport, to: connection)
@@ -267,9 +276,12 @@ extension Gateway {
 
     // MARK: - Bounds on unfinished input
 
-    /// Pauses reading while handled input waits for output to drain, and resumes it.
+    /// Pauses reading while handled input waits for output to drain, and resumes it. A
+    /// stream never pauses: its transport consumes what it reads (a WebSocket message is
+    /// bounded by its own limit and deadline).
     private func updateReading(_ connection: Connection) {
-        let shouldPause = connection.input.count >= Connection.maxWaitingInput
+        var shouldPause = false
+        if case .http = connection.mode { shouldPause = connection.input.count >= Connection.maxWaitingInput }
         if shouldPause != connection.readingPaused {
             connection.readingPaused = shouldPause
             connection.socket.setReading(!shouldPause)
@@ -291,26 +303,62 @@ extension Gateway {
 
     // MARK: - Timeouts
 
-    /// Closes HTTP connections whose head or body is late (408) or that idled past
-    /// `limits.keepAliveSeconds` (silently). Runs once a second.
-    func expireHTTP(now: UInt64) {
+    /// Runs once a second:
+    /// - an HTTP head or body that is late gets 408 (`limits.headTimeoutSeconds`,
+    ///   `.bodyTimeoutSeconds`); a body being dropped after its answer just closes;
+    /// - an idle keep-alive connection closes silently (`limits.keepAliveSeconds`);
+    /// - a WebSocket message left unfinished for `limits.bodyTimeoutSeconds` closes the
+    ///   socket with 1008, so no client holds input budget with a fragment for ever;
+    /// - a connection that takes none of its output for `limits.sendTimeoutSeconds` is
+    ///   dropped (a client that stopped reading: a file, a response, a final close frame).
+    func expireConnections(now: UInt64) {
         let head = UInt64(config.limits.headTimeoutSeconds) * 1_000_000_000
         let body = UInt64(config.limits.bodyTimeoutSeconds) * 1_000_000_000
         let idle = UInt64(config.limits.keepAliveSeconds) * 1_000_000_000
+        let send = UInt64(config.limits.sendTimeoutSeconds) * 1_000_000_000
         for connection in connections.values {
-            guard case .http = connection.mode, !connection.closeAfterOutput else { continue }
+            if stalledSending(connection, now: now, limit: send) {
+                logger.debug("closing a connection that reads nothing", metadata: ["peer": "\(connection.peer)"])
+                connection.socket.kill()
+                continue
+            }
+            guard !connection.closeAfterOutput else { continue }
+            if let transport = connection.transport as? WebSocketTransport {
+                if let since = transport.unfinishedSince, now &- since > body { transport.abandonUnfinishedMessage(on: connection, in: self) }
+                continue
+            }
             let age = now &- connection.http.since
             switch connection.http.phase {
             case .awaitingHead where connection.http.headStarted:
                 if age > head { timeOut(connection, "the request head did not arrive within \(config.limits.headTimeoutSeconds) s") }
             case .awaitingHead:
                 if age > idle && connection.output.isEmpty { connection.socket.kill() }
-            case .readingBody, .discardingBody:
+            case .readingBody:
                 if age > body { timeOut(connection, "the request body did not arrive within \(config.limits.bodyTimeoutSeconds) s") }
+            case .discardingBody:
+                // Its answer is already queued: a second one would be a response too many.
+                if age > body {
+                    connection.closeAfterOutput = true
+                    connection.socket.requestWritable()
+                }
             case .sendingFile:
                 break
             }
         }
+    }
+
+    /// True when the connection has output to send and the socket took none of it for
+    /// `limit` (watched from one tick to the next by the count of bytes written).
+    private func stalledSending(_ connection: Connection, now: UInt64, limit: UInt64) -> Bool {
+        guard !connection.isDoneSending || connection.socket.holdsUnsentBytes else {
+            connection.sendWatch = nil
+            return false
+        }
+        if let watch = connection.sendWatch, watch.written == connection.bytesWritten {
+            return now &- watch.since > limit
+        }
+        connection.sendWatch = (since: now, written: connection.bytesWritten)
+        return false
     }
 
     private func timeOut(_ connection: Connection, _ message: String) {

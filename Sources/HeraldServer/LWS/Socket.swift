@@ -20,6 +20,9 @@ struct Socket: Hashable {
         lws_write(wsi, start.assumingMemoryBound(to: UInt8.self), count, herald_write_raw) >= count
     }
 
+    /// lws still holds bytes of an earlier write that the kernel did not take.
+    var holdsUnsentBytes: Bool { lws_partial_buffered(wsi) != 0 }
+
     /// Asks for a WRITEABLE callback.
     func requestWritable() {
         lws_callback_on_writable(wsi)

@@ -24,8 +24,11 @@ extension Gateway {
         var info = stat()
         guard stat(resolved, &info) == 0 else { return notFound }
         if (info.st_mode & S_IFMT) == S_IFDIR {
+            // Never "//host/": a doubled slash would make the redirect leave this origin.
             var location = Array("/".utf8)
-            for byte in path.utf8.dropFirst() where byte > 0x20 && byte < 0x7F { location.append(byte) }
+            for byte in path.utf8 where byte > 0x20 && byte < 0x7F && !(byte == UInt8(ascii: "/") && location.last == byte) {
+                location.append(byte)
+            }
             return .respond(HTTPServerResponse(status: 301, contentType: nil, fields: [("location", String(decoding: location, as: UTF8.self) + "/")]))
         }
         guard (info.st_mode & S_IFMT) == S_IFREG, let sender = FileSender(path: resolved, size: Int(info.st_size)) else { return notFound }

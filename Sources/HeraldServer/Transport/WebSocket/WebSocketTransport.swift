@@ -13,6 +13,9 @@ final class WebSocketTransport: StreamTransport {
     var reader: WebSocketMessageReader
     /// The payload of the newest ping, answered before anything else.
     var pendingPong: [UInt8]?
+    /// Since when part of a message (a frame, a fragment) has waited for the rest; it must
+    /// be finished within `limits.bodyTimeoutSeconds`, pings or not.
+    private(set) var unfinishedSince: UInt64?
 
     init(session: Session, maxMessageBytes: Int) {
         self.session = session
@@ -41,10 +44,25 @@ final class WebSocketTransport: StreamTransport {
         }
         if session.closing != nil { connection.input.removeAll() }
         let held = connection.input.count + reader.bufferedBytes
+        if held == 0 {
+            unfinishedSince = nil
+        } else if unfinishedSince == nil {
+            unfinishedSince = MonotonicClock.nanoseconds()
+        }
         if held > 0, gateway.pendingInputBytes - connection.chargedInputBytes + held > gateway.config.limits.maxPendingInputBytesTotal {
             connection.input.removeAll()
             hub.close(session, code: .tryAgainLater, reason: "the gateway holds too much unfinished input", immediately: true)
         }
+    }
+
+    /// Drops a message the client did not finish in time and closes with 1008.
+    func abandonUnfinishedMessage(on connection: Connection, in gateway: Gateway) {
+        connection.input.removeAll()
+        reader = WebSocketMessageReader(maxMessageBytes: reader.maxMessageBytes)
+        unfinishedSince = nil
+        gateway.chargeInput(of: connection)
+        let seconds = gateway.config.limits.bodyTimeoutSeconds
+        gateway.hub.close(session, code: .policyViolation, reason: "message not finished within \(seconds) s", immediately: true)
     }
 
     private func handle(_ message: WebSocketMessageReader.Message, gateway: Gateway) {
