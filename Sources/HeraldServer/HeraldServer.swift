@@ -13,7 +13,7 @@ import Glibc
 /// loop exits within two seconds.
 ///
 /// - Note: `@unchecked Sendable`: the loop is only driven by its own thread; the methods
-///   callable from other threads use its atomic shutdown flag.
+///   callable from other threads post to its inbox.
 public final class HeraldServer: @unchecked Sendable {
     private let loop: ServiceLoop
     private var thread: pthread_t?
@@ -65,10 +65,8 @@ public final class HeraldServer: @unchecked Sendable {
             loop.stopUnstarted()
             return
         }
-        while !loop.isStopped {
-            loop.requestShutdown()
-            usleep(20_000)
-        }
+        loop.inbox.post(.shutdown)
+        while !loop.isStopped { usleep(10_000) }
         if let thread {
             pthread_join(thread, nil)
             self.thread = nil
@@ -77,7 +75,13 @@ public final class HeraldServer: @unchecked Sendable {
 
     /// Asks for a graceful shutdown without waiting (for signal handlers' helper threads).
     public func requestShutdown() {
-        loop.requestShutdown()
+        loop.inbox.post(.shutdown)
+    }
+
+    /// Hands work to the loop's Hub from any thread: what a log's writer thread or a
+    /// broker's reader thread reports (see docs/architecture.md, "Seams").
+    public func post(_ message: HubMessage) {
+        loop.inbox.post(.hub(message))
     }
 }
 

@@ -314,7 +314,7 @@ struct JSONScannerTests {
         let before = tape.nodes
         let broken = Array("[1,2,{\"a\":".utf8)
         broken.withUnsafeBytes { raw in
-            #expect(throws: HeraldError.self) { try JSONScanner.scan(raw, into: &tape) }
+            _ = #expect(throws: HeraldError.self) { try JSONScanner.scan(raw, into: &tape) }
         }
         #expect(tape.nodes == before)
     }

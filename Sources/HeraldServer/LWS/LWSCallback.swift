@@ -22,7 +22,7 @@ func heraldCallback(
     defer { gateway.applyWakes() }
     switch reason {
     case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
-        loop.wakeUp()
+        loop.drainInbox()
         return 0
     case LWS_CALLBACK_RAW_ADOPT:
         let connection = gateway.opened(Socket(wsi: wsi))

@@ -8,32 +8,39 @@ import Glibc
 
 let lwsLogger = Logger(label: "herald.lws")
 
+/// What other threads hand a loop: work for its Hub, or the request to shut down.
+enum LoopMessage: Sendable {
+    case hub(HubMessage)
+    case shutdown
+}
+
 /// One libwebsockets context and the thread that services it.
 ///
 /// The loop thread is the only thread that touches a connection. Other threads talk to it
-/// through `requestShutdown()`, which sets an atomic flag and wakes the loop with
-/// `lws_cancel_service`; the loop reacts in `LWS_CALLBACK_EVENT_WAIT_CANCELLED`.
+/// through its `inbox`: a post wakes the loop with `lws_cancel_service`, and the loop
+/// drains the inbox in `LWS_CALLBACK_EVENT_WAIT_CANCELLED`.
 ///
 /// - Note: `@unchecked Sendable`: `gateway` and the C structures are touched only by the
-///   loop thread (and by `init` before the loop starts); the cross-thread state is atomic
-///   or guarded by `contextLock`.
+///   loop thread (and by `init` before the loop starts); the cross-thread state is atomic,
+///   the inbox, or guarded by `waker`.
 final class ServiceLoop: @unchecked Sendable {
     let gateway: Gateway
+    let inbox: Inbox<LoopMessage>
     private var context: OpaquePointer?
     private let protocols: UnsafeMutablePointer<lws_protocols>
     private let retainedStrings: [UnsafeMutablePointer<CChar>]
     /// Calls `Gateway.tick()` once a second on the loop thread.
     private let ticker: UnsafeMutablePointer<herald_ticker>
-    private let shutdownRequested = Atomic<Bool>(false)
     private let stopped = Atomic<Bool>(false)
-    /// Guards waking or destroying the context against the other.
-    private let contextLock = Mutex<Void>(())
+    /// Wakes the loop from other threads, until the context is destroyed.
+    private let waker = ContextWaker()
     private var drainDeadline: UInt64 = 0
     /// The port the listener is bound to (the kernel's choice when config asked for 0).
     private(set) var port: Int
 
     init(config: HeraldConfig, logger: Logger, publicDirectory: String?) throws(HeraldError) {
         gateway = Gateway(config: config, logger: logger, publicDirectory: publicDirectory)
+        inbox = Inbox(wake: { [waker] in waker.wake() })
         lws_set_log_level(Socket.logMask(config.log.lwsLevel), heraldLWSLog)
 
         let protocolName = strdup("herald")!
@@ -64,6 +71,7 @@ final class ServiceLoop: @unchecked Sendable {
             throw HeraldError(.io, "could not listen on \(config.listen.host):\(config.listen.port) (address in use or not available)")
         }
         context = created
+        waker.context.withLock { $0 = ContextWaker.Handle(pointer: created) }
         ticker.pointee.context = created
         ticker.pointee.period_us = 1_000_000
         ticker.pointee.owner = Unmanaged.passUnretained(self).toOpaque()
@@ -96,8 +104,9 @@ final class ServiceLoop: @unchecked Sendable {
 
     /// Stops the ticker and destroys the context (closing every connection), once.
     private func destroyContext() {
-        contextLock.withLock { _ in
+        waker.context.withLock { wakeable in
             stopped.store(true, ordering: .releasing)
+            wakeable = nil
             guard let context else { return }
             herald_ticker_stop(ticker)
             lws_context_destroy(context)
@@ -110,19 +119,34 @@ final class ServiceLoop: @unchecked Sendable {
     /// Stops a loop that never ran (nothing is serviced, so nothing needs draining).
     func stopUnstarted() { destroyContext() }
 
-    /// Asks the loop to shut down gracefully. Safe from any thread.
-    func requestShutdown() {
-        shutdownRequested.store(true, ordering: .releasing)
-        contextLock.withLock { _ in
-            if let context, !stopped.load(ordering: .acquiring) { lws_cancel_service(context) }
+    /// Called on the loop thread when another thread posted to the inbox.
+    func drainInbox() {
+        for message in inbox.drain() {
+            switch message {
+            case .hub(let message):
+                gateway.hub.handle(message)
+            case .shutdown where !gateway.draining:
+                drainDeadline = MonotonicClock.nanoseconds() + 1_500_000_000
+                gateway.beginDraining()
+            case .shutdown:
+                break
+            }
         }
     }
+}
 
-    /// Called on the loop thread when another thread woke it.
-    func wakeUp() {
-        if shutdownRequested.load(ordering: .acquiring) && !gateway.draining {
-            drainDeadline = MonotonicClock.nanoseconds() + 1_500_000_000
-            gateway.beginDraining()
+/// `lws_cancel_service` for other threads, never on a destroyed context.
+private final class ContextWaker: Sendable {
+    /// `lws_cancel_service` is the one lws call that is safe from any thread.
+    struct Handle: @unchecked Sendable {
+        let pointer: OpaquePointer
+    }
+
+    let context = Mutex<Handle?>(nil)
+
+    func wake() {
+        context.withLock { handle in
+            if let handle { lws_cancel_service(handle.pointer) }
         }
     }
 }
