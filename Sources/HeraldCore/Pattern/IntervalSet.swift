@@ -27,9 +27,8 @@ struct IntervalSet: Sendable {
         var right: Int32
     }
 
-    private(set) var items: [Item] = []
+    private(set) var items = Pool<Item>()
     private var index: [NumericRange: UInt32] = [:]
-    private var free: [UInt32] = []
     private var nodes: [TreeNode] = []
     /// Per tree node: its ranges by ascending lower bound / descending upper bound.
     private var byLower: [UInt32] = []
@@ -49,14 +48,7 @@ struct IntervalSet: Sendable {
         }
         var item = Item(range: range)
         item.targets.insert(target)
-        let i: UInt32
-        if let reused = free.popLast() {
-            i = reused
-            items[Int(i)] = item
-        } else {
-            i = UInt32(items.count)
-            items.append(item)
-        }
+        let i = items.insert(item)
         index[range] = i
         pending.append(i)
         liveCount += 1
@@ -74,7 +66,7 @@ struct IntervalSet: Sendable {
             pending.swapAt(p, pending.count - 1)
             pending.removeLast()
             items[Int(i)].recycled = true
-            free.append(i)
+            items.release(i)
         } else {
             deadInTree += 1
             if deadInTree > 16 + inTree / 2 { rebuild() }
@@ -124,7 +116,7 @@ struct IntervalSet: Sendable {
                 live.append(UInt32(i))
             } else if !items[i].recycled {
                 items[i].recycled = true
-                free.append(UInt32(i))
+                items.release(UInt32(i))
             }
         }
         nodes.removeAll(keepingCapacity: true)

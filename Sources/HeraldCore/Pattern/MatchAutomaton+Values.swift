@@ -38,16 +38,14 @@ extension MatchAutomaton {
             var glob: WildcardGlob
             var targets = Targets()
         }
-        var items: [Item] = []
+        var items = Pool<Item>()
         var index: [WildcardGlob: UInt32] = [:]
-        var free: [UInt32] = []
         /// Trie of literal prefixes (globs not starting with `*`).
         var prefixRoot = noID
         /// Trie of reversed literal suffixes (globs starting with `*`, not ending with one).
         var suffixRoot = noID
         /// Globs that both start and end with `*`: tested for every leaf.
         var floating: [UInt32] = []
-        var count = 0
     }
 
     struct AnythingButSet: Sendable {
@@ -78,19 +76,19 @@ extension MatchAutomaton {
             matchers[Int(m)].suffixFoldedRoot = trieInsert(matchers[Int(m)].suffixFoldedRoot, s.reversed(), target)
         case .numeric(let range):
             if matchers[Int(m)].ranges == noID {
-                matchers[Int(m)].ranges = Self.allocate(&intervalSets, &freeIntervalSets, IntervalSet())
+                matchers[Int(m)].ranges = intervalSets.insert(IntervalSet())
             }
             intervalSets[Int(matchers[Int(m)].ranges)].add(range, target: target)
         case .cidr(let block): addCIDR(block, m, target)
         case .wildcard(let glob): addWildcard(glob, m, target)
         case .exists:
             if matchers[Int(m)].exists == noID {
-                matchers[Int(m)].exists = Self.allocate(&targetLists, &freeTargetLists, Targets())
+                matchers[Int(m)].exists = targetLists.insert(Targets())
             }
             targetLists[Int(matchers[Int(m)].exists)].insert(target)
         case .anythingBut(let excluded):
             if matchers[Int(m)].anythingButs == noID {
-                matchers[Int(m)].anythingButs = Self.allocate(&anythingButSets, &freeAnythingButSets, AnythingButSet())
+                matchers[Int(m)].anythingButs = anythingButSets.insert(AnythingButSet())
             }
             let s = Int(matchers[Int(m)].anythingButs)
             if let i = anythingButSets[s].items.firstIndex(where: { $0.excluded == excluded }) {
@@ -122,8 +120,7 @@ extension MatchAutomaton {
             let s = Int(matchers[Int(m)].ranges)
             intervalSets[s].remove(range, target: target)
             if intervalSets[s].isEmpty {
-                intervalSets[s] = IntervalSet()
-                freeIntervalSets.append(UInt32(s))
+                intervalSets.release(UInt32(s), resetTo: IntervalSet())
                 matchers[Int(m)].ranges = noID
             }
         case .cidr(let block): removeCIDR(block, m, target)
@@ -132,7 +129,7 @@ extension MatchAutomaton {
             let list = Int(matchers[Int(m)].exists)
             targetLists[list].remove(target)
             if targetLists[list].isEmpty {
-                freeTargetLists.append(UInt32(list))
+                targetLists.release(UInt32(list))
                 matchers[Int(m)].exists = noID
             }
         case .anythingBut(let excluded):
@@ -142,8 +139,7 @@ extension MatchAutomaton {
                 if anythingButSets[s].items[i].targets.isEmpty { anythingButSets[s].items.remove(at: i) }
             }
             if anythingButSets[s].items.isEmpty {
-                anythingButSets[s] = AnythingButSet()
-                freeAnythingButSets.append(UInt32(s))
+                anythingButSets.release(UInt32(s), resetTo: AnythingButSet())
                 matchers[Int(m)].anythingButs = noID
             } else {
                 anythingButSets[s].needsFolding = anythingButSets[s].items.contains {
@@ -153,15 +149,6 @@ extension MatchAutomaton {
         }
         matchers[Int(m)].registrations -= 1
         releaseMatcherIfEmpty(m)
-    }
-
-    private static func allocate<T>(_ array: inout [T], _ free: inout [UInt32], _ value: T) -> UInt32 {
-        if let reused = free.popLast() {
-            array[Int(reused)] = value
-            return reused
-        }
-        array.append(value)
-        return UInt32(array.count - 1)
     }
 
     // MARK: - Exact values
@@ -177,7 +164,7 @@ extension MatchAutomaton {
                 var list = Targets()
                 list.insert(entry)
                 list.insert(target)
-                let i = Self.allocate(&targetLists, &freeTargetLists, list)
+                let i = targetLists.insert(list)
                 exactTable.replace(key, entry, with: Self.listFlag | i)
             }
             return
@@ -195,8 +182,7 @@ extension MatchAutomaton {
             targetLists[i].remove(target)
             if targetLists[i].count == 1 {
                 exactTable.replace(key, entry, with: targetLists[i].first)
-                targetLists[i] = Targets()
-                freeTargetLists.append(UInt32(i))
+                targetLists.release(UInt32(i), resetTo: Targets())
             }
             return
         }
@@ -220,14 +206,14 @@ extension MatchAutomaton {
 
     /// Adds `payload` at the node for `bytes` under `root` (created when `noID`); returns the root.
     mutating func trieInsert(_ root: UInt32, _ bytes: some Sequence<UInt8>, _ payload: UInt32) -> UInt32 {
-        let r = root != noID ? root : Self.allocate(&trieNodes, &freeTrieNodes, TrieNode(parent: noID, byte: 0))
+        let r = root != noID ? root : trieNodes.insert(TrieNode(parent: noID, byte: 0))
         var node = r
         for byte in bytes {
             let key = UInt64(node) << 8 | UInt64(byte)
             if let child = trieEdges.first(key) {
                 node = child
             } else {
-                let child = Self.allocate(&trieNodes, &freeTrieNodes, TrieNode(parent: node, byte: byte))
+                let child = trieNodes.insert(TrieNode(parent: node, byte: byte))
                 trieEdges.insert(key, child)
                 trieNodes[Int(node)].childCount += 1
                 node = child
@@ -249,8 +235,7 @@ extension MatchAutomaton {
         trieNodes[Int(node)].payload.remove(payload)
         while trieNodes[Int(node)].payload.isEmpty && trieNodes[Int(node)].childCount == 0 {
             let n = trieNodes[Int(node)]
-            freeTrieNodes.append(node)
-            trieNodes[Int(node)] = TrieNode(parent: noID, byte: 0)
+            trieNodes.release(node, resetTo: TrieNode(parent: noID, byte: 0))
             if n.parent == noID { return noID }
             trieEdges.remove(UInt64(n.parent) << 8 | UInt64(n.byte), node)
             trieNodes[Int(n.parent)].childCount -= 1
@@ -276,9 +261,9 @@ extension MatchAutomaton {
         }
         var entry = CIDREntry(matcher: m, block: block, hash: hash)
         entry.targets.insert(target)
-        let id = Self.allocate(&cidrEntries, &freeCIDREntries, entry)
+        let id = cidrEntries.insert(entry)
         cidrTable.insert(hash, id)
-        if matchers[Int(m)].cidrs == noID { matchers[Int(m)].cidrs = Self.allocate(&cidrSets, &freeCIDRSets, CIDRSet()) }
+        if matchers[Int(m)].cidrs == noID { matchers[Int(m)].cidrs = cidrSets.insert(CIDRSet()) }
         let s = Int(matchers[Int(m)].cidrs)
         let code = UInt16(block.address.isIPv6 ? 1 : 0) << 8 | UInt16(block.prefixLength)
         if let i = cidrSets[s].lengths.firstIndex(where: { $0.0 == code }) {
@@ -295,7 +280,7 @@ extension MatchAutomaton {
         cidrEntries[Int(entry)].targets.remove(target)
         guard cidrEntries[Int(entry)].targets.isEmpty else { return }
         cidrTable.remove(hash, entry)
-        freeCIDREntries.append(entry)
+        cidrEntries.release(entry)
         let s = Int(matchers[Int(m)].cidrs)
         let code = UInt16(block.address.isIPv6 ? 1 : 0) << 8 | UInt16(block.prefixLength)
         if let i = cidrSets[s].lengths.firstIndex(where: { $0.0 == code }) {
@@ -303,7 +288,7 @@ extension MatchAutomaton {
             if cidrSets[s].lengths[i].1 == 0 { cidrSets[s].lengths.remove(at: i) }
         }
         if cidrSets[s].lengths.isEmpty {
-            freeCIDRSets.append(UInt32(s))
+            cidrSets.release(UInt32(s))
             matchers[Int(m)].cidrs = noID
         }
     }
@@ -325,7 +310,7 @@ extension MatchAutomaton {
 
     private mutating func addWildcard(_ glob: WildcardGlob, _ m: UInt32, _ target: UInt32) {
         if matchers[Int(m)].wildcards == noID {
-            matchers[Int(m)].wildcards = Self.allocate(&wildcardSets, &freeWildcardSets, WildcardSet())
+            matchers[Int(m)].wildcards = wildcardSets.insert(WildcardSet())
         }
         let s = Int(matchers[Int(m)].wildcards)
         if let i = wildcardSets[s].index[glob] {
@@ -334,16 +319,8 @@ extension MatchAutomaton {
         }
         var item = WildcardSet.Item(glob: glob)
         item.targets.insert(target)
-        let i: UInt32
-        if let reused = wildcardSets[s].free.popLast() {
-            i = reused
-            wildcardSets[s].items[Int(i)] = item
-        } else {
-            i = UInt32(wildcardSets[s].items.count)
-            wildcardSets[s].items.append(item)
-        }
+        let i = wildcardSets[s].items.insert(item)
         wildcardSets[s].index[glob] = i
-        wildcardSets[s].count += 1
         if !glob.literalPrefix.isEmpty {
             wildcardSets[s].prefixRoot = trieInsert(wildcardSets[s].prefixRoot, glob.literalPrefix, i)
         } else if !glob.literalSuffix.isEmpty {
@@ -359,8 +336,7 @@ extension MatchAutomaton {
         wildcardSets[s].items[Int(i)].targets.remove(target)
         guard wildcardSets[s].items[Int(i)].targets.isEmpty else { return }
         wildcardSets[s].index[glob] = nil
-        wildcardSets[s].free.append(i)
-        wildcardSets[s].count -= 1
+        wildcardSets[s].items.release(i)
         if !glob.literalPrefix.isEmpty {
             wildcardSets[s].prefixRoot = trieRemove(wildcardSets[s].prefixRoot, glob.literalPrefix, i)
         } else if !glob.literalSuffix.isEmpty {
@@ -368,9 +344,8 @@ extension MatchAutomaton {
         } else if let k = wildcardSets[s].floating.firstIndex(of: i) {
             wildcardSets[s].floating.remove(at: k)
         }
-        if wildcardSets[s].count == 0 {
-            wildcardSets[s] = WildcardSet()
-            freeWildcardSets.append(UInt32(s))
+        if wildcardSets[s].items.liveCount == 0 {
+            wildcardSets.release(UInt32(s), resetTo: WildcardSet())
             matchers[Int(m)].wildcards = noID
         }
     }

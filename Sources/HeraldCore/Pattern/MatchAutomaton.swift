@@ -96,6 +96,13 @@ struct MatchAutomaton: Sendable {
         var registrations: UInt32 = 0
     }
 
+    /// One distinct `anyOf` list of predicates, shared by the edges testing it.
+    struct PredicateSet: Sendable {
+        var predicates: [PatternPredicate]
+        var hash: UInt64
+        var references: UInt32
+    }
+
     /// A pattern compiled from one join: its alternatives' chains and the join they reach.
     struct Instance: Sendable {
         var from: UInt32
@@ -108,58 +115,42 @@ struct MatchAutomaton: Sendable {
     }
 
     let seed: UInt64
-    var states: [State] = []
-    private var freeStates: [UInt32] = []
-    var edges: [Edge] = []
-    private var freeEdges: [UInt32] = []
+    var states: Pool<State>
+    var edges = Pool<Edge>()
     private var edgeTable: IDTable
-    var joinLinks: [JoinLink] = []
-    private var freeJoinLinks: [UInt32] = []
-    var terminals: [Terminal] = []
-    private var freeTerminals: [UInt32] = []
-    var matchers: [ValueMatcher] = []
-    private var freeMatchers: [UInt32] = []
+    var joinLinks = Pool<JoinLink>()
+    var terminals = Pool<Terminal>()
+    var matchers = Pool<ValueMatcher>()
     /// (state << 32 | path) → matcher.
     var matcherTable: IDTable
     var paths: PathTrie
     var values: ValueInterner
-    var predicateSets: [[PatternPredicate]] = []
-    private var predicateSetReferences: [UInt32] = []
-    private var predicateSetHashes: [UInt64] = []
+    var predicateSets: Pool<PredicateSet>
     /// Hash of a predicate set's canonical bytes → predicate set (verified on lookup).
     /// An `IDTable` rather than a `Dictionary`: growing it moves integers and never
     /// rehashes the sets, which keeps the longest `add` short.
     private var predicateSetIndex: IDTable
-    private var freePredicateSets: [UInt32] = []
-    private var instances: [Instance] = []
+    private var instances = Pool<Instance>()
     /// Hash of (from join, canonical pattern key) → instance (verified on lookup).
     private var instanceIndex: IDTable
-    private var freeInstances: [UInt32] = []
 
     // Value structures (MatchAutomaton+Values.swift).
     /// (matcher << 32 | value id) → the next state, or `listFlag | i` for the several
     /// next states in `targetLists[i]`.
     var exactTable: IDTable
     /// Shared pool of target lists (exact values with several targets, `exists`).
-    var targetLists: [Targets] = []
-    var freeTargetLists: [UInt32] = []
+    var targetLists = Pool<Targets>()
     /// Marks an `exactTable` value as an index in `targetLists`.
     static let listFlag: UInt32 = 0x8000_0000
-    var trieNodes: [TrieNode] = []
-    var freeTrieNodes: [UInt32] = []
+    var trieNodes = Pool<TrieNode>()
     /// (node << 8 | byte) → child node.
     var trieEdges: IDTable
-    var intervalSets: [IntervalSet] = []
-    var freeIntervalSets: [UInt32] = []
-    var cidrSets: [CIDRSet] = []
-    var freeCIDRSets: [UInt32] = []
-    var cidrEntries: [CIDREntry] = []
-    var freeCIDREntries: [UInt32] = []
+    var intervalSets = Pool<IntervalSet>()
+    var cidrSets = Pool<CIDRSet>()
+    var cidrEntries = Pool<CIDREntry>()
     var cidrTable: IDTable
-    var wildcardSets: [WildcardSet] = []
-    var freeWildcardSets: [UInt32] = []
-    var anythingButSets: [AnythingButSet] = []
-    var freeAnythingButSets: [UInt32] = []
+    var wildcardSets = Pool<WildcardSet>()
+    var anythingButSets = Pool<AnythingButSet>()
 
     /// The root join: where every walk starts.
     static let root: UInt32 = 0
@@ -179,10 +170,8 @@ struct MatchAutomaton: Sendable {
         instanceIndex = IDTable(seed: seed &+ 9)
         var root = State()
         root.isJoin = true
-        states = [root]
-        predicateSets = [[]]
-        predicateSetReferences = [UInt32.max / 2]
-        predicateSetHashes = [0]
+        states = Pool([root])
+        predicateSets = Pool([PredicateSet(predicates: [], hash: 0, references: UInt32.max / 2)])
     }
 
     // MARK: - Patterns
@@ -205,15 +194,7 @@ struct MatchAutomaton: Sendable {
             for condition in alternative { state = retainEdge(from: state, condition) }
             ends.append((state, addJoinLink(state, join)))
         }
-        let instance = Instance(from: from, key: key, hash: hash, join: join, references: 1, ends: ends)
-        let id: UInt32
-        if let reused = freeInstances.popLast() {
-            id = reused
-            instances[Int(id)] = instance
-        } else {
-            id = UInt32(instances.count)
-            instances.append(instance)
-        }
+        let id = instances.insert(Instance(from: from, key: key, hash: hash, join: join, references: 1, ends: ends))
         instanceIndex.insert(hash, id)
         return id
     }
@@ -238,8 +219,7 @@ struct MatchAutomaton: Sendable {
         }
         freeState(instance.join)
         instanceIndex.remove(instance.hash, id)
-        instances[Int(id)] = Instance(from: noID, key: [], hash: 0, join: noID, references: 0, ends: [])
-        freeInstances.append(id)
+        instances.release(id, resetTo: Instance(from: noID, key: [], hash: 0, join: noID, references: 0, ends: []))
     }
 
     // MARK: - Edges
@@ -266,10 +246,9 @@ struct MatchAutomaton: Sendable {
             if set != Self.absentSet { releasePredicateSet(set) }
             return edges[Int(existing)].child
         }
-        let id = freeEdges.popLast() ?? UInt32(edges.count)
+        let id = edges.insert(Edge(from: from, path: path, predicateSet: set, child: noID, hash: hash))
         let child = newState(isJoin: false, parentEdge: id)
-        let edge = Edge(from: from, path: path, predicateSet: set, child: child, hash: hash)
-        if Int(id) == edges.count { edges.append(edge) } else { edges[Int(id)] = edge }
+        edges[Int(id)].child = child
         edgeTable.insert(hash, id)
         if set == Self.absentSet {
             let first = states[Int(from)].firstAbsence
@@ -278,7 +257,7 @@ struct MatchAutomaton: Sendable {
             states[Int(from)].firstAbsence = id
         } else {
             let matcher = retainMatcher(state: from, path: path)
-            for predicate in predicateSets[Int(set)] { addPredicate(predicate, matcher: matcher, target: child) }
+            for predicate in predicateSets[Int(set)].predicates { addPredicate(predicate, matcher: matcher, target: child) }
         }
         return child
     }
@@ -296,7 +275,7 @@ struct MatchAutomaton: Sendable {
             if edge.next != noID { edges[Int(edge.next)].previous = edge.previous }
         } else {
             let matcher = matcherTable.first(UInt64(edge.from) << 32 | UInt64(edge.path))!
-            for predicate in predicateSets[Int(edge.predicateSet)] {
+            for predicate in predicateSets[Int(edge.predicateSet)].predicates {
                 removePredicate(predicate, matcher: matcher, target: edge.child)
             }
             releasePredicateSet(edge.predicateSet)
@@ -304,8 +283,7 @@ struct MatchAutomaton: Sendable {
         edgeTable.remove(edge.hash, id)
         paths.release(edge.path)
         freeState(edge.child)
-        edges[Int(id)] = Edge(from: noID, path: noID, predicateSet: noID, child: noID, hash: 0, references: 0)
-        freeEdges.append(id)
+        edges.release(id, resetTo: Edge(from: noID, path: noID, predicateSet: noID, child: noID, hash: 0, references: 0))
     }
 
     // MARK: - States, links, terminals
@@ -314,22 +292,16 @@ struct MatchAutomaton: Sendable {
         var state = State()
         state.isJoin = isJoin
         state.parentEdge = parentEdge
-        if let reused = freeStates.popLast() {
-            states[Int(reused)] = state
-            return reused
-        }
-        states.append(state)
+        let id = states.insert(state)
         precondition(states.count < Int(Self.inlineFlag), "more than 2^31 automaton states")
-        return UInt32(states.count - 1)
+        return id
     }
 
     private mutating func freeState(_ id: UInt32) {
         let s = states[Int(id)]
         assert(s.firstMatcher == noID && s.firstAbsence == noID && s.firstJoin == noID && s.firstTerminal == noID)
         assert(s.join == noID && s.terminalOwner == noID)
-        states[Int(id)] = State()
-        states[Int(id)].inUse = false
-        freeStates.append(id)
+        states.release(id, resetTo: State(inUse: false))
     }
 
     /// Handles of inline links and terminals: the state id with this bit set.
@@ -341,15 +313,7 @@ struct MatchAutomaton: Sendable {
             return Self.inlineFlag | state
         }
         let first = states[Int(state)].firstJoin
-        let link = JoinLink(join: join, previous: noID, next: first)
-        let id: UInt32
-        if let reused = freeJoinLinks.popLast() {
-            id = reused
-            joinLinks[Int(id)] = link
-        } else {
-            id = UInt32(joinLinks.count)
-            joinLinks.append(link)
-        }
+        let id = joinLinks.insert(JoinLink(join: join, previous: noID, next: first))
         if first != noID { joinLinks[Int(first)].previous = id }
         states[Int(state)].firstJoin = id
         return id
@@ -367,7 +331,7 @@ struct MatchAutomaton: Sendable {
             states[Int(state)].firstJoin = link.next
         }
         if link.next != noID { joinLinks[Int(link.next)].previous = link.previous }
-        freeJoinLinks.append(id)
+        joinLinks.release(id)
     }
 
     /// Puts the subscription (owner index, slot) on `join`; returns the terminal handle.
@@ -379,15 +343,7 @@ struct MatchAutomaton: Sendable {
             return Self.inlineFlag | join
         }
         let first = states[Int(join)].firstTerminal
-        let terminal = Terminal(owner: owner, ownerID: ownerID, slot: slot, state: join, previous: noID, next: first)
-        let id: UInt32
-        if let reused = freeTerminals.popLast() {
-            id = reused
-            terminals[Int(id)] = terminal
-        } else {
-            id = UInt32(terminals.count)
-            terminals.append(terminal)
-        }
+        let id = terminals.insert(Terminal(owner: owner, ownerID: ownerID, slot: slot, state: join, previous: noID, next: first))
         if first != noID { terminals[Int(first)].previous = id }
         states[Int(join)].firstTerminal = id
         return id
@@ -408,7 +364,7 @@ struct MatchAutomaton: Sendable {
             states[Int(t.state)].firstTerminal = t.next
         }
         if t.next != noID { terminals[Int(t.next)].previous = t.previous }
-        freeTerminals.append(id)
+        terminals.release(id)
     }
 
     // MARK: - Matchers
@@ -416,17 +372,8 @@ struct MatchAutomaton: Sendable {
     private mutating func retainMatcher(state: UInt32, path: UInt32) -> UInt32 {
         let key = UInt64(state) << 32 | UInt64(path)
         if let existing = matcherTable.first(key) { return existing }
-        var matcher = ValueMatcher(state: state, path: path)
         let first = states[Int(state)].firstMatcher
-        matcher.next = first
-        let id: UInt32
-        if let reused = freeMatchers.popLast() {
-            id = reused
-            matchers[Int(id)] = matcher
-        } else {
-            id = UInt32(matchers.count)
-            matchers.append(matcher)
-        }
+        let id = matchers.insert(ValueMatcher(state: state, path: path, next: first))
         if first != noID { matchers[Int(first)].previous = id }
         states[Int(state)].firstMatcher = id
         states[Int(state)].matcherCount += 1
@@ -446,8 +393,7 @@ struct MatchAutomaton: Sendable {
         if m.next != noID { matchers[Int(m.next)].previous = m.previous }
         states[Int(m.state)].matcherCount -= 1
         matcherTable.remove(UInt64(m.state) << 32 | UInt64(m.path), id)
-        matchers[Int(id)] = ValueMatcher(state: noID, path: noID)
-        freeMatchers.append(id)
+        matchers.release(id, resetTo: ValueMatcher(state: noID, path: noID))
     }
 
     // MARK: - Predicate sets
@@ -456,40 +402,27 @@ struct MatchAutomaton: Sendable {
         var bytes: [UInt8] = []
         for p in predicates { PatternPredicate.appendLengthPrefixed(p.canonicalBytes, to: &bytes) }
         let hash = ByteHash.hash(bytes, seed: seed)
-        if let existing = predicateSetIndex.find(hash, where: { predicateSets[Int($0)] == predicates }) {
-            predicateSetReferences[Int(existing)] += 1
+        if let existing = predicateSetIndex.find(hash, where: { predicateSets[Int($0)].predicates == predicates }) {
+            predicateSets[Int(existing)].references += 1
             return existing
         }
-        let id: UInt32
-        if let reused = freePredicateSets.popLast() {
-            id = reused
-            predicateSets[Int(id)] = predicates
-            predicateSetReferences[Int(id)] = 1
-            predicateSetHashes[Int(id)] = hash
-        } else {
-            id = UInt32(predicateSets.count)
-            predicateSets.append(predicates)
-            predicateSetReferences.append(1)
-            predicateSetHashes.append(hash)
-        }
+        let id = predicateSets.insert(PredicateSet(predicates: predicates, hash: hash, references: 1))
         predicateSetIndex.insert(hash, id)
         return id
     }
 
     private mutating func releasePredicateSet(_ id: UInt32) {
-        predicateSetReferences[Int(id)] -= 1
-        guard predicateSetReferences[Int(id)] == 0 else { return }
-        predicateSetIndex.remove(predicateSetHashes[Int(id)], id)
-        predicateSets[Int(id)] = []
-        freePredicateSets.append(id)
+        predicateSets[Int(id)].references -= 1
+        guard predicateSets[Int(id)].references == 0 else { return }
+        predicateSetIndex.remove(predicateSets[Int(id)].hash, id)
+        predicateSets.release(id, resetTo: PredicateSet(predicates: [], hash: 0, references: 0))
     }
 
     // MARK: - Statistics
 
     /// Counts for tests and reports.
     var statistics: (states: Int, edges: Int, matchers: Int, paths: Int, values: Int) {
-        (states.count - freeStates.count, edges.count - freeEdges.count, matchers.count - freeMatchers.count,
-         paths.count, values.count)
+        (states.liveCount, edges.liveCount, matchers.liveCount, paths.count, values.count)
     }
 
     /// Approximate bytes held by the automaton's storage.
@@ -500,7 +433,7 @@ struct MatchAutomaton: Sendable {
         total += edgeTable.byteCount + matcherTable.byteCount + exactTable.byteCount + trieEdges.byteCount
         total += cidrTable.byteCount + paths.byteCount + values.byteCount
         total += targetLists.capacity * MemoryLayout<Targets>.stride + trieNodes.capacity * MemoryLayout<TrieNode>.stride
-        total += predicateSets.capacity * 8 + predicateSetIndex.byteCount + predicateSetHashes.capacity * 12
+        total += predicateSets.capacity * MemoryLayout<PredicateSet>.stride + predicateSetIndex.byteCount
         for i in instances where i.join != noID { total += MemoryLayout<Instance>.stride + i.key.capacity + i.ends.capacity * 8 }
         total += instanceIndex.byteCount
         for set in intervalSets { total += set.byteCount }

@@ -27,23 +27,22 @@ struct PathTrie: Sendable {
     /// Children of nodes with more than this many children are found by hashing.
     static let linearScanLimit: UInt32 = 8
 
-    private(set) var nodes: [Node]
+    private(set) var nodes: Pool<Node>
     private(set) var keyPool: [UInt8] = []
     private var garbageBytes = 0
     private var children: IDTable
-    private var free: [UInt32] = []
     let seed: UInt64
 
     init(seed: UInt64) {
         self.seed = seed
-        nodes = [Node(parent: noID, keyOffset: 0, keyLength: 0, keyHash: 0)]
+        nodes = Pool([Node(parent: noID, keyOffset: 0, keyLength: 0, keyHash: 0)])
         children = IDTable(seed: seed)
     }
 
     static let root: UInt32 = 0
 
     /// Number of path nodes in use (excluding the root).
-    var count: Int { nodes.count - 1 - free.count }
+    var count: Int { nodes.liveCount - 1 }
 
     private func childKey(_ parent: UInt32, _ hash: UInt64) -> UInt64 {
         (UInt64(parent) &* 0x9E37_79B9_7F4A_7C15) ^ hash
@@ -93,17 +92,8 @@ struct PathTrie: Sendable {
     private mutating func addChild(_ parent: UInt32, _ bytes: [UInt8], _ hash: UInt64) -> UInt32 {
         let offset = UInt32(keyPool.count)
         keyPool.append(contentsOf: bytes)
-        var node = Node(parent: parent, keyOffset: offset, keyLength: UInt32(bytes.count), keyHash: hash)
-        let id: UInt32
-        if let reused = free.popLast() {
-            id = reused
-        } else {
-            id = UInt32(nodes.count)
-            nodes.append(node)
-        }
         let first = nodes[Int(parent)].firstChild
-        node.nextSibling = first
-        nodes[Int(id)] = node
+        let id = nodes.insert(Node(parent: parent, keyOffset: offset, keyLength: UInt32(bytes.count), keyHash: hash, nextSibling: first))
         if first != noID { nodes[Int(first)].previousSibling = id }
         nodes[Int(parent)].firstChild = id
         nodes[Int(parent)].childCount += 1
@@ -122,8 +112,7 @@ struct PathTrie: Sendable {
         if n.nextSibling != noID { nodes[Int(n.nextSibling)].previousSibling = n.previousSibling }
         nodes[Int(n.parent)].childCount -= 1
         garbageBytes += Int(n.keyLength)
-        nodes[Int(id)] = Node(parent: noID, keyOffset: 0, keyLength: 0, keyHash: 0)
-        free.append(id)
+        nodes.release(id, resetTo: Node(parent: noID, keyOffset: 0, keyLength: 0, keyHash: 0))
         if garbageBytes > 4096 && garbageBytes * 2 > keyPool.count { compact() }
     }
 

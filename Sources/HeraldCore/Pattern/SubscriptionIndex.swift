@@ -46,9 +46,8 @@ public struct SubscriptionIndex: Sendable {
     }
 
     private var automaton: MatchAutomaton
-    private var owners: [Owner] = []
+    private var owners = Pool<Owner>()
     private var ownerIndex: [UInt64: UInt32] = [:]
-    private var freeOwners: [UInt32] = []
     private let scratch = ScratchBox()
 
     /// Number of live subscriptions.
@@ -70,13 +69,8 @@ public struct SubscriptionIndex: Sendable {
         let o: UInt32
         if let existing = ownerIndex[owner] {
             o = existing
-        } else if let reused = freeOwners.popLast() {
-            o = reused
-            owners[Int(o)] = Owner(id: owner)
-            ownerIndex[owner] = o
         } else {
-            o = UInt32(owners.count)
-            owners.append(Owner(id: owner))
+            o = owners.insert(Owner(id: owner))
             ownerIndex[owner] = o
         }
         var join = MatchAutomaton.root
@@ -119,8 +113,7 @@ public struct SubscriptionIndex: Sendable {
 
     private mutating func removeOwner(_ o: UInt32) {
         ownerIndex[owners[Int(o)].id] = nil
-        owners[Int(o)] = Owner(id: 0)
-        freeOwners.append(o)
+        owners.release(o, resetTo: Owner(id: 0))
     }
 
     /// Appends to `results` one entry per owner with at least one matching subscription

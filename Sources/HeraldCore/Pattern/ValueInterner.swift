@@ -14,14 +14,18 @@ struct ValueInterner: Sendable {
         case string = 1, folded, number, `true`, `false`, null
     }
 
+    /// One interned value: its bytes are `pool[offset..<offset + length]`; `kind` is 0 when free.
+    private struct Entry: Sendable {
+        var hash: UInt64
+        var offset: UInt32
+        var length: UInt32
+        var references: UInt32
+        var kind: UInt8
+    }
+
     private var table: IDTable
-    private var offsets: [UInt32] = []
-    private var lengths: [UInt32] = []
-    private var kinds: [UInt8] = []
-    private var hashes: [UInt64] = []
-    private var references: [UInt32] = []
+    private var entries = Pool<Entry>()
     private(set) var pool: [UInt8] = []
-    private var free: [UInt32] = []
     private var garbageBytes = 0
     let seed: UInt64
 
@@ -30,7 +34,7 @@ struct ValueInterner: Sendable {
         table = IDTable(seed: seed)
     }
 
-    var count: Int { offsets.count - free.count }
+    var count: Int { entries.liveCount }
 
     @inline(__always)
     func hash(_ kind: Kind, _ base: UnsafeRawPointer?, _ count: Int) -> UInt64 {
@@ -45,9 +49,9 @@ struct ValueInterner: Sendable {
     func lookup(_ kind: Kind, _ base: UnsafeRawPointer?, _ count: Int, pool: UnsafeRawPointer?) -> UInt32 {
         let h = hash(kind, base, count)
         return table.find(h) { id in
-            let i = Int(id)
-            return kinds[i] == kind.rawValue && Int(lengths[i]) == count
-                && (count == 0 || JSONTape.bytesEqual(pool! + Int(offsets[i]), base!, count: count))
+            let e = entries[id]
+            return e.kind == kind.rawValue && Int(e.length) == count
+                && (count == 0 || JSONTape.bytesEqual(pool! + Int(e.offset), base!, count: count))
         } ?? noID
     }
 
@@ -62,51 +66,34 @@ struct ValueInterner: Sendable {
     mutating func retain(_ kind: Kind, _ bytes: [UInt8]) -> UInt32 {
         let existing = lookup(kind, bytes)
         if existing != noID {
-            references[Int(existing)] += 1
+            entries[existing].references += 1
             return existing
         }
         let offset = UInt32(pool.count)
         pool.append(contentsOf: bytes)
         let h = bytes.withUnsafeBytes { hash(kind, $0.baseAddress, $0.count) }
-        let id: UInt32
-        if let reused = free.popLast() {
-            id = reused
-            offsets[Int(id)] = offset
-            lengths[Int(id)] = UInt32(bytes.count)
-            kinds[Int(id)] = kind.rawValue
-            hashes[Int(id)] = h
-            references[Int(id)] = 1
-        } else {
-            id = UInt32(offsets.count)
-            offsets.append(offset)
-            lengths.append(UInt32(bytes.count))
-            kinds.append(kind.rawValue)
-            hashes.append(h)
-            references.append(1)
-        }
+        let id = entries.insert(Entry(hash: h, offset: offset, length: UInt32(bytes.count), references: 1, kind: kind.rawValue))
         table.insert(h, id)
         return id
     }
 
     mutating func release(_ id: UInt32) {
-        let i = Int(id)
-        references[i] -= 1
-        guard references[i] == 0 else { return }
-        table.remove(hashes[i], id)
-        garbageBytes += Int(lengths[i])
-        kinds[i] = 0
-        lengths[i] = 0
-        free.append(id)
+        entries[id].references -= 1
+        let e = entries[id]
+        guard e.references == 0 else { return }
+        table.remove(e.hash, id)
+        garbageBytes += Int(e.length)
+        entries.release(id, resetTo: Entry(hash: e.hash, offset: e.offset, length: 0, references: 0, kind: 0))
         if garbageBytes > 65536 && garbageBytes * 2 > pool.count { compact() }
     }
 
     private mutating func compact() {
         var newPool: [UInt8] = []
         newPool.reserveCapacity(pool.count - garbageBytes)
-        for i in offsets.indices where kinds[i] != 0 {
-            let start = Int(offsets[i])
-            offsets[i] = UInt32(newPool.count)
-            newPool.append(contentsOf: pool[start..<(start + Int(lengths[i]))])
+        for i in entries.indices where entries[i].kind != 0 {
+            let start = Int(entries[i].offset)
+            entries[i].offset = UInt32(newPool.count)
+            newPool.append(contentsOf: pool[start..<(start + Int(entries[i].length))])
         }
         pool = newPool
         garbageBytes = 0
@@ -118,7 +105,6 @@ struct ValueInterner: Sendable {
     }
 
     var byteCount: Int {
-        table.byteCount + pool.capacity + offsets.capacity * 4 + lengths.capacity * 4 + kinds.capacity
-            + hashes.capacity * 8 + references.capacity * 4
+        table.byteCount + pool.capacity + entries.capacity * MemoryLayout<Entry>.stride
     }
 }
