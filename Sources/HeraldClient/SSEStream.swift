@@ -83,9 +83,6 @@ public final class SSEStream {
     /// The last `id:` received (persists across events, as `EventSource.lastEventId`).
     public var lastEventID: String { parser.lastEventID }
 
-    /// Whether the stream has ended (server closed it, or `close()` was called).
-    public var isEnded: Bool { ended && pendingIndex >= pending.count }
-
     /// The next event (blocks). Returns nil when the server ended the stream cleanly
     /// (closed the connection, or sent the last chunk); throws `.timeout` if nothing
     /// arrives in time, `.closed` if the connection ends in the middle of a chunk, and

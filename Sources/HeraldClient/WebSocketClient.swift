@@ -162,13 +162,6 @@ public final class WebSocketClient {
         try sendFrame(opcode: WebSocketFrame.ping, payload: payload)
     }
 
-    public func sendPong(_ payload: [UInt8] = []) throws(ClientError) {
-        guard payload.count <= 125 else {
-            throw ClientError(.invalidArgument, "pong payload of \(payload.count) bytes (max 125)")
-        }
-        try sendFrame(opcode: WebSocketFrame.pong, payload: payload)
-    }
-
     /// Sends a close frame (once). `receive` then still returns the server's answer.
     public func sendClose(code: UInt16 = 1000, reason: String = "") throws(ClientError) {
         let payload = WebSocketFrame.closePayload(code: code, reason: reason)

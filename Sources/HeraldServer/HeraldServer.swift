@@ -73,11 +73,6 @@ public final class HeraldServer: @unchecked Sendable {
         }
     }
 
-    /// Asks for a graceful shutdown without waiting (for signal handlers' helper threads).
-    public func requestShutdown() {
-        loop.inbox.post(.shutdown)
-    }
-
     /// Hands work to the loop's Hub from any thread: what a log's writer thread or a
     /// broker's reader thread reports (see docs/architecture.md, "Seams").
     public func post(_ message: HubMessage) {

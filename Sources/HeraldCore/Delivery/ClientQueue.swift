@@ -58,11 +58,9 @@ public struct ClientQueue: Sendable {
 
     /// The result of an enqueue.
     public enum EnqueueResult: Sendable, Equatable {
+        /// Queued; the policy may have dropped or replaced events to stay in bounds (see
+        /// `droppedCount` and `coalescedCount`).
         case queued
-        /// Queued, and this many events were dropped (the new one included for drop-newest).
-        case dropped(Int)
-        /// Queued, replacing an older event of the same coalesce key.
-        case coalesced
         /// The bound was exceeded under the `disconnect` policy, or by control messages:
         /// close the client.
         case overflow
@@ -79,17 +77,16 @@ public struct ClientQueue: Sendable {
             return .overflow
         case .dropNewest:
             removeEvent(at: entries.count - 1)
-            return .dropped(1)
         case .coalesce:
             if let slot = coalesceSlot, let key = event.coalesceKeys[slot], let older = indexOfEvent(withKey: key, slot: slot, before: entries.count - 1) {
                 removeEvent(at: older, leavingGap: false)
                 coalescedCount += 1
-                if messageCount <= limits.maxMessages && byteCount <= limits.maxBytes { return .coalesced }
             }
-            return .dropped(dropOldest(keeping: event))
+            dropOldest(keeping: event)
         case .dropOldest:
-            return .dropped(dropOldest(keeping: event))
+            dropOldest(keeping: event)
         }
+        return .queued
     }
 
     /// Queues a control message; control messages are never dropped.
@@ -160,14 +157,11 @@ public struct ClientQueue: Sendable {
 
     // MARK: - Dropping
 
-    private mutating func dropOldest(keeping newest: Event) -> Int {
-        var dropped = 0
+    private mutating func dropOldest(keeping newest: Event) {
         while messageCount > limits.maxMessages || byteCount > limits.maxBytes,
               let index = entries.firstIndex(where: { if case .event(let e, _, _) = $0 { e !== newest } else { false } }) {
             removeEvent(at: index)
-            dropped += 1
         }
-        return dropped
     }
 
     /// Removes the event at `index`; unless told otherwise, a gap notice takes its place

@@ -26,7 +26,6 @@ public struct WebSocketFrame: Sendable, Equatable {
         self.payload = payload
     }
 
-    public var isControl: Bool { opcode & 0x8 != 0 }
     public var isMasked: Bool { maskKey != nil }
 
     // MARK: - Encoding

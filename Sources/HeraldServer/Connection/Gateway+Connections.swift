@@ -296,7 +296,7 @@ extension Gateway {
             // A declared length is reserved whole (its buffer is allocated for it).
             held += max(read.request.body.count, read.request.head.bodyFraming.declaredLength ?? 0)
         }
-        if let transport = connection.transport as? WebSocketTransport { held += transport.reader.bufferedBytes }
+        if let transport = connection.transport { held += transport.heldInputBytes }
         pendingInputBytes += held - connection.chargedInputBytes
         connection.chargedInputBytes = held
     }
@@ -323,8 +323,8 @@ extension Gateway {
                 continue
             }
             guard !connection.closeAfterOutput else { continue }
-            if let transport = connection.transport as? WebSocketTransport {
-                if let since = transport.unfinishedSince, now &- since > body { transport.abandonUnfinishedMessage(on: connection, in: self) }
+            if let transport = connection.transport {
+                transport.expire(now: now, on: connection, in: self)
                 continue
             }
             let age = now &- connection.http.since

@@ -14,6 +14,13 @@ protocol StreamTransport: AnyObject {
     /// The client sent bytes (they are in `connection.input`).
     func received(on connection: Connection, in gateway: Gateway)
 
+    /// Input the transport holds beyond `connection.input` (a partial message), charged
+    /// to the gateway-wide bound on unfinished input.
+    var heldInputBytes: Int { get }
+
+    /// Once a second: ends what the client left unfinished too long.
+    func expire(now: UInt64, on connection: Connection, in gateway: Gateway)
+
     /// Appends what the transport owes the client before the session's next writes
     /// (a WebSocket pong).
     func beginWrite(into buffer: WriteBuffer)

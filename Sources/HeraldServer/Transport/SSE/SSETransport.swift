@@ -12,6 +12,10 @@ final class SSETransport: StreamTransport {
         connection.input.removeAll()
     }
 
+    var heldInputBytes: Int { 0 }
+
+    func expire(now: UInt64, on connection: Connection, in gateway: Gateway) {}
+
     func beginWrite(into buffer: WriteBuffer) {}
 
     func encode(_ write: SessionWrite, into buffer: WriteBuffer, gateway: Gateway, now: UInt64) {

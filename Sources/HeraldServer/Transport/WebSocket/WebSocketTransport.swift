@@ -15,7 +15,7 @@ final class WebSocketTransport: StreamTransport {
     var pendingPong: [UInt8]?
     /// Since when part of a message (a frame, a fragment) has waited for the rest; it must
     /// be finished within `limits.bodyTimeoutSeconds`, pings or not.
-    private(set) var unfinishedSince: UInt64?
+    private var unfinishedSince: UInt64?
 
     init(session: Session, maxMessageBytes: Int) {
         self.session = session
@@ -55,8 +55,13 @@ final class WebSocketTransport: StreamTransport {
         }
     }
 
-    /// Drops a message the client did not finish in time and closes with 1008.
-    func abandonUnfinishedMessage(on connection: Connection, in gateway: Gateway) {
+    var heldInputBytes: Int { reader.bufferedBytes }
+
+    /// A message the client did not finish within `limits.bodyTimeoutSeconds` is dropped
+    /// and the session closes with 1008.
+    func expire(now: UInt64, on connection: Connection, in gateway: Gateway) {
+        let limit = UInt64(gateway.config.limits.bodyTimeoutSeconds) * 1_000_000_000
+        guard let since = unfinishedSince, now &- since > limit else { return }
         connection.input.removeAll()
         reader = WebSocketMessageReader(maxMessageBytes: reader.maxMessageBytes)
         unfinishedSince = nil
