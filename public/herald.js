@@ -11,14 +11,24 @@
 // Server-Sent Events: one stream per subscription, publishing with POST /v1/events. Every
 // subscription remembers the last sequence number it delivered and resumes from it after
 // a reconnect (`since` / `lastEventId`); an event at or below it is never delivered twice.
+//
+// The file is split the way the gateway is (one ES module, so it stays one file to copy):
+//   Resume     ResumeCursor (one subscription's place in the sequence: duplicates, gaps,
+//              where to resume) and ResumeTracker (a reconnect's catch-up → `resumed`)
+//   Subscription  the public handle: callbacks, async iteration, `ready`
+//   Presence   the groups this client joined, kept across reconnects
+//   Transports WebSocketTransport and SSETransport behind one small interface (see there)
+//   RequestQueue  the herald.v1 ops that wait for an answer
+//   Herald     the facade composing them: subscriptions, auth and token renewal, reconnect
+//              with backoff, the WebSocket → SSE fallback, and the events it emits
 
 const DEFAULT_RECONNECT = { initialMs: 500, maxMs: 15000 };
 const REQUEST_TIMEOUT_MS = 10000;
 const OPEN_TIMEOUT_MS = 10000;
 const RESUME_SETTLE_MS = 300;   // quiet time after which a resume counts as complete
 const RESUME_MAX_MS = 5000;
-const ITERATOR_BUFFER = 10000;
-const STABLE_CONNECTION_MS = 5000; // a connection open this long resets the backoff  // events kept for an async iterator that is not reading
+const ITERATOR_BUFFER = 10000;  // events kept for an async iterator that is not reading
+const STABLE_CONNECTION_MS = 5000; // a connection open this long resets the backoff
 
 /**
  * An error from the gateway or the client, with a machine-readable `code`: the gateway's
@@ -43,8 +53,6 @@ export class HeraldError extends Error {
   }
 }
 
-
-/** JSON with object keys sorted, so equal patterns compare equal. */
 /** A JWT's `exp` (seconds since the epoch), or null when the token is not a JWT with one. */
 function tokenExpiry(token) {
   const parts = String(token).split(".");
@@ -58,6 +66,7 @@ function tokenExpiry(token) {
   }
 }
 
+/** JSON with object keys sorted, so equal patterns compare equal. */
 function canonical(value) {
   if (Array.isArray(value)) return `[${value.map(canonical).join(",")}]`;
   if (value && typeof value === "object") {
@@ -71,24 +80,150 @@ export function presenceFilter(group) {
   return { type: ["herald.presence"], group: [group] };
 }
 
-/**
- * The SSE event names a stream with this filter can carry, or null when the filter does not
- * pin the type (then the stream is read with fetch, which sees every name).
- */
-function sseEventNames(filter, route) {
-  // The gateway names an SSE event by its `type` first (DESIGN §4), so only a filter that
-  // pins `type` to strings tells the names; `eventType` alone does not (the event may
-  // also carry a `type`).
-  if (route || !filter || typeof filter !== "object") return null;
-  const values = filter.type;
-  if (!Array.isArray(values) || values.length === 0 || !values.every((v) => typeof v === "string")) return null;
-  return [...values];
-}
-
 function reportError(error) {
   if (typeof globalThis.reportError === "function") globalThis.reportError(error);
   else setTimeout(() => { throw error; });
 }
+
+// MARK: - Resume
+
+/**
+ * Where one subscription stands in the gateway's sequence, so that no reconnect loses or
+ * repeats an event: the last seq delivered (what `since` / `lastEventId` asks for next), the
+ * `since` it was created with, the gateway's position when it was confirmed and, while a
+ * reconnect catches up, how many of the missed events came back. An event at or below what
+ * was delivered is a duplicate; a gap moves the cursor past the events that will not come.
+ */
+class ResumeCursor {
+  /** @param {number|undefined} since */
+  constructor(since) {
+    this.since = since;
+    this.last = null;       // last delivered seq
+    this.position = null;   // gateway position when (re)subscribed
+    this.replayTo = null;   // with `since`: the first confirmed position; events up to it are history
+    this.round = null;      // {position, restored, done} while a reconnect catches up
+  }
+
+  /** Where to resume from: the last delivered seq, else `since`, else the first position. */
+  get resumeFrom() {
+    if (this.last != null) return this.last;
+    if (this.since != null) return this.since;
+    return this.position;
+  }
+
+  /** The gateway confirmed the subscription at `position` (null: it did not say where). */
+  confirmed(position) {
+    if (position != null && this.position == null && this.since != null) this.replayTo = position;
+    if (position != null) this.position = position;
+    if (this.round && this.round.position == null && position != null) this.beginRound(position);
+  }
+
+  /** A live-only subscription with nothing delivered yet starts at `position` (when known). */
+  startAt(position) {
+    if (position != null && this.resumeFrom == null) this.position = position;
+  }
+
+  /** A reconnect's catch-up begins: the events at or below `position` are the ones missed
+   *  (null: the position comes with the confirmation). */
+  beginRound(position) {
+    this.round = position == null
+      ? { position: null, restored: 0, done: false }
+      : { position, restored: 0, done: (this.resumeFrom ?? -1) >= position };
+  }
+
+  /** Whether `seq` was delivered already, or lies at or below `since`: a duplicate. */
+  isDuplicate(seq) {
+    if (this.last != null) return seq <= this.last;
+    return this.since != null && seq <= this.since;
+  }
+
+  /** Records `seq` as delivered. @returns {boolean} whether it is a replayed (not live) event */
+  advance(seq) {
+    this.last = seq;
+    let replayed = this.replayTo != null && seq <= this.replayTo;
+    const round = this.round;
+    if (round && round.position != null) {
+      if (seq <= round.position) {
+        round.restored++;
+        replayed = true;
+      } else {
+        round.done = true;
+      }
+    }
+    return replayed;
+  }
+
+  /** Events up to `gap.to` will not come: resume after them. */
+  skip(gap) {
+    if (typeof gap.to === "number" && (this.last == null || gap.to > this.last)) this.last = gap.to;
+  }
+}
+
+/**
+ * A reconnect's catch-up across all subscriptions, which the client announces as `resumed`:
+ * once every subscription is carried again, the round ends when each has received an event
+ * past the position it resumed to, when events stop for RESUME_SETTLE_MS, or after
+ * RESUME_MAX_MS — and reports how many missed events each got back.
+ */
+class ResumeTracker {
+  /** @param {(summary: {total: number, subscriptions: {id: string, subscription: Subscription, restored: number}[]}) => void} onResumed */
+  constructor(onResumed) {
+    this._onResumed = onResumed;
+    this._round = null;
+  }
+
+  /**
+   * Begins a round for `subs`. `position` is where the missed events end when the transport
+   * knows it before it opens (SSE asks the gateway; the round then also waits for
+   * {@link ResumeTracker#opened}), or null: each subscription's own, from its confirmation
+   * (the WebSocket's `subscribed`).
+   */
+  begin(subs, position) {
+    this.cancel();
+    for (const sub of subs) sub._cursor.beginRound(position);
+    this._round = { subs, awaitingOpen: position != null, timer: null, maxTimer: setTimeout(() => this._finish(), RESUME_MAX_MS) };
+  }
+
+  /** The transport opened: a round begun with a position may end from now on. */
+  opened() {
+    const round = this._round;
+    if (!round || !round.awaitingOpen) return;
+    round.awaitingOpen = false;
+    this.progress();
+  }
+
+  /** Called as subscriptions are confirmed or refused and as replayed events arrive. */
+  progress() {
+    const round = this._round;
+    if (!round) return;
+    const live = round.subs.filter((s) => s.state !== "closed" && s.state !== "failed" && s._cursor.round);
+    // Wait for the transport to open (SSE) or for every `subscribed` (WebSocket).
+    if (round.awaitingOpen || live.some((s) => s._cursor.round.position == null)) return;
+    if (live.every((s) => s._cursor.round.done)) { this._finish(); return; }
+    clearTimeout(round.timer);
+    round.timer = setTimeout(() => this._finish(), RESUME_SETTLE_MS);
+  }
+
+  /** Ends the round without reporting it (the connection it belonged to is gone). */
+  cancel() {
+    const round = this._round;
+    if (!round) return;
+    clearTimeout(round.timer);
+    clearTimeout(round.maxTimer);
+    for (const sub of round.subs) sub._cursor.round = null;
+    this._round = null;
+  }
+
+  _finish() {
+    const round = this._round;
+    if (!round) return;
+    const subscriptions = round.subs.map((sub) => ({ id: sub.id, subscription: sub, restored: sub._cursor.round ? sub._cursor.round.restored : 0 }));
+    this.cancel();
+    this._onResumed({ total: subscriptions.reduce((n, s) => n + s.restored, 0), subscriptions });
+  }
+}
+
+// MARK: - Subscription
 
 /**
  * One subscription: a filter (an event pattern) and/or a route, with its own resume point.
@@ -109,10 +244,7 @@ export class Subscription {
     this._onEvent = options.onEvent;
     this._onGap = options.onGap;
     this._onError = options.onError;
-    this._last = null;        // last delivered seq
-    this._position = null;    // gateway position when (re)subscribed
-    this._resume = null;      // {position, restored, done} while a reconnect catches up
-    this._initialReplayTo = null;
+    this._cursor = new ResumeCursor(options.since);
     this._iterators = new Set();
     // Without onEvent, events wait here for the first iterator (so none is lost before it starts).
     this._early = options.onEvent ? null : [];
@@ -126,10 +258,10 @@ export class Subscription {
   }
 
   /** The sequence number of the last event delivered, or null. */
-  get lastSeq() { return this._last; }
+  get lastSeq() { return this._cursor.last; }
 
   /** The gateway's position when this subscription was last confirmed (WebSocket), or null. */
-  get position() { return this._position; }
+  get position() { return this._cursor.position; }
 
   /** Resolves once the gateway has confirmed the subscription (first time only). */
   get ready() { return this._readyPromise; }
@@ -143,43 +275,19 @@ export class Subscription {
     this._finishIterators(null);
   }
 
-  /** Where to resume from: the last delivered seq, else `since`, else the first position. */
-  _cursor() {
-    if (this._last != null) return this._last;
-    if (this.since != null) return this.since;
-    return this._position;
-  }
-
   /** The gateway confirmed the subscription (WebSocket `subscribed`, or an SSE stream opened). */
   _confirmed(position) {
-    if (position != null && this._position == null && this.since != null) this._initialReplayTo = position;
-    if (position != null) this._position = position;
+    this._cursor.confirmed(position);
     if (this.state === "pending") this.state = "active";
-    if (this._resume && this._resume.position == null && position != null) this._resumeAt(position);
     this._readyResolve({ position });
-  }
-
-  /** Starts counting restored events: those at or below `position` are the ones missed. */
-  _resumeAt(position) {
-    this._resume = { position, restored: 0, done: (this._cursor() ?? -1) >= position };
   }
 
   _deliver(seq, event, subs) {
     if (this.state === "closed" || this.state === "failed") return;
-    if (this._last != null && seq <= this._last) { this.duplicatesDropped++; return; }
-    if (this._last == null && this.since != null && seq <= this.since) { this.duplicatesDropped++; return; }
-    this._last = seq;
-    let replayed = this._initialReplayTo != null && seq <= this._initialReplayTo;
-    const resume = this._resume;
-    if (resume) {
-      if (resume.position != null && seq <= resume.position) {
-        resume.restored++;
-        replayed = true;
-      } else if (resume.position != null) {
-        resume.done = true;
-      }
-      this._herald._resumeProgress();
-    }
+    const cursor = this._cursor;
+    if (cursor.isDuplicate(seq)) { this.duplicatesDropped++; return; }
+    const replayed = cursor.advance(seq);
+    if (cursor.round) this._herald._resumeTracker.progress();
     const meta = { seq, subs, replayed, subscription: this };
     if (this._onEvent) {
       try { this._onEvent(event, meta); } catch (error) { reportError(error); }
@@ -194,7 +302,7 @@ export class Subscription {
 
   _gap(gap) {
     if (this.state === "closed" || this.state === "failed") return;
-    if (typeof gap.to === "number" && (this._last == null || gap.to > this._last)) this._last = gap.to;
+    this._cursor.skip(gap);
     if (this._onGap) {
       try { this._onGap(gap, { subscription: this }); } catch (error) { reportError(error); }
     }
@@ -265,6 +373,206 @@ export class Subscription {
       [Symbol.asyncIterator]() { return this; },
     };
   }
+}
+
+// MARK: - Presence
+
+/**
+ * The presence groups this client is a member of (announced to others as `herald.presence`
+ * events), with their info, kept across reconnects. Over a transport with ops, joining and
+ * leaving are ops and every group is joined again when a connection opens; over SSE a
+ * membership lasts as long as a stream opened with `presence=`, which the transport keeps
+ * for each group. Who else is in a group is the gateway's to tell (GET /v1/presence/…).
+ */
+class Presence {
+  /** @param {Herald} client */
+  constructor(client) {
+    this._client = client;
+    /** @type {Map<string, object>} group → info */
+    this.groups = new Map();
+    this._failures = new Map();   // SSE: group → why the gateway refused its stream
+  }
+
+  join(group, info) {
+    if (typeof group !== "string" || !group) return Promise.reject(new TypeError("a presence group is a non-empty string"));
+    info = info || {};
+    this.groups.set(group, info);
+    this._failures.delete(group);
+    if (!this._client._carriesOps) return this._untilHeld(group);
+    return this._client._request("presence.join", { op: "presence.join", group, info })
+      .catch((error) => { this._forgetRefusedJoin(group, info, error); throw error; });
+  }
+
+  leave(group) {
+    const client = this._client;
+    const joined = this.groups.delete(group);
+    if (!client._carriesOps) {
+      if (client._transport) client._transport.update();
+      return Promise.resolve({ group, seq: null });
+    }
+    if (!joined) return Promise.resolve({ group, seq: null });
+    if (client._state !== "open") {
+      // Not connected: the gateway has already dropped this connection's memberships.
+      client._requests.resolveQueued((e) => e.kind === "presence.join" && e.message.group === group, { group, seq: null });
+      return Promise.resolve({ group, seq: null });
+    }
+    return client._request("presence.leave", { op: "presence.leave", group });
+  }
+
+  /** A connection with ops opened: joins every group again that no queued join covers. */
+  rejoin(queued) {
+    const requests = this._client._requests;
+    for (const [group, info] of this.groups) {
+      if (queued.has(group)) continue;
+      requests.dispatch(requests.create("presence.join", { op: "presence.join", group, info },
+        (error) => { this._forgetRefusedJoin(group, info, error); this._client._emit("error", { error }); }));
+    }
+  }
+
+  /** SSE: the gateway refused the stream that held `group`; the membership ends. */
+  refused(group, failure) {
+    this.groups.delete(group);
+    this._failures.set(group, failure);
+    this._client._emit("error", { error: failure });
+  }
+
+  /** A join the gateway refused is not tried again after a reconnect. */
+  _forgetRefusedJoin(group, info, error) {
+    const transient = ["disconnected", "timeout", "closed"].includes(error && error.code);
+    if (!transient && this.groups.get(group) === info) this.groups.delete(group);
+  }
+
+  /** Without ops (SSE) a join is a stream the transport opens: resolves once it holds `group`. */
+  _untilHeld(group) {
+    const client = this._client;
+    if (client._transport) client._transport.update();
+    return new Promise((resolve, reject) => {
+      const started = Date.now();
+      const check = () => {
+        const failure = this._failures.get(group);
+        if (failure) { reject(failure); return; }
+        if (!this.groups.has(group)) { resolve({ group, seq: null }); return; }
+        if (client._transport && client._transport.holds(group)) { resolve({ group, seq: null }); return; }
+        if (Date.now() - started > REQUEST_TIMEOUT_MS) { reject(new HeraldError("timeout", `could not join ${group}`)); return; }
+        setTimeout(check, 50);
+      };
+      check();
+    });
+  }
+}
+
+// MARK: - Transports
+
+// A transport is one connection of a client to the gateway, carrying all of its subscriptions
+// and presence groups; the facade makes a new one for every (re)connect and closes it on
+// teardown. Adding one (HTTP long-polling, say) is a class with this shape and an entry in
+// TRANSPORTS:
+//
+//   static carriesOps   true: subscribing, publishing, presence and auth are herald.v1 ops the
+//                       facade sends (WebSocket); false: the transport follows the client's
+//                       subscriptions and groups by itself and publishing is POST /v1/events
+//   constructor(client, handlers)
+//   connect()           starts connecting, with the client's current token
+//   send(op)            (with ops) sends one op; false when it was not sent
+//   update()            (without ops) the client's subscriptions or presence groups changed
+//   holds(group)        (without ops) whether this connection holds the membership of `group`
+//   close()             quietly: no handler is called after it
+//
+// and calls the handlers the facade gives it:
+//
+//   resume(position)    about to carry the subscriptions; after a reconnect the missed events
+//                       end at `position` (null: each subscription's own, from its confirmation)
+//   open()              it carries everything now
+//   message(msg)        (with ops) a herald.v1 message from the gateway
+//   closed(detail)      {code, reason}: it broke, or could not connect; reconnect with backoff
+//   failed(reason)      it never opened; the facade may fall back to another transport
+//
+// A transport without ops has no herald.v1 messages to hand up: it confirms and feeds each
+// subscription itself (`_confirmed`, `_deliver`, `_gap`, `_fail`), as the gateway's own
+// transports drive a session.
+
+/**
+ * One WebSocket (`/v1/ws`, subprotocol herald.v1) for everything: the facade sends ops over
+ * it, and hands the gateway's messages up. Gives up after OPEN_TIMEOUT_MS without opening.
+ */
+class WebSocketTransport {
+  static get carriesOps() { return true; }
+
+  /** @param {Herald} client @param {object} handlers */
+  constructor(client, handlers) {
+    this._client = client;
+    this._handlers = handlers;
+    this._ws = null;
+    this._openTimer = null;
+  }
+
+  connect() {
+    const url = new URL("/v1/ws", this._client.url);
+    url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+    if (this._client._token) url.searchParams.set("token", this._client._token);
+    let ws;
+    try {
+      ws = new WebSocket(url.href, "herald.v1");
+    } catch (error) {
+      this._handlers.failed(`the WebSocket could not be created (${error && error.message})`);
+      return;
+    }
+    this._ws = ws;
+    let opened = false;
+    this._openTimer = setTimeout(() => {
+      ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
+      try { ws.close(); } catch { /* ignore */ }
+      this._ws = null;
+      this._handlers.failed("the WebSocket did not open in time");
+    }, OPEN_TIMEOUT_MS);
+    ws.onopen = () => {
+      clearTimeout(this._openTimer);
+      opened = true;
+      this._handlers.resume(null);   // positions come with `subscribed`
+      this._handlers.open();
+    };
+    ws.onmessage = (message) => {
+      let msg;
+      try { msg = JSON.parse(message.data); } catch { return; }
+      this._handlers.message(msg);
+    };
+    ws.onerror = () => { /* a close event follows */ };
+    ws.onclose = (event) => {
+      clearTimeout(this._openTimer);
+      this._ws = null;
+      if (!opened) this._handlers.failed(`the WebSocket closed before it opened (${event.code})`);
+      else this._handlers.closed({ code: event.code, reason: event.reason });
+    };
+  }
+
+  send(message) {
+    if (!this._ws || this._ws.readyState !== 1) return false;
+    this._ws.send(JSON.stringify(message));
+    return true;
+  }
+
+  close() {
+    clearTimeout(this._openTimer);
+    const ws = this._ws;
+    if (!ws) return;
+    this._ws = null;
+    ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
+    try { ws.close(1000); } catch { /* already closed */ }
+  }
+}
+
+/**
+ * The SSE event names a stream with this filter can carry, or null when the filter does not
+ * pin the type (then the stream is read with fetch, which sees every name).
+ */
+function sseEventNames(filter, route) {
+  // The gateway names an SSE event by its `type` first (DESIGN §4), so only a filter that
+  // pins `type` to strings tells the names; `eventType` alone does not (the event may
+  // also carry a `type`).
+  if (route || !filter || typeof filter !== "object") return null;
+  const values = filter.type;
+  if (!Array.isArray(values) || values.length === 0 || !values.every((v) => typeof v === "string")) return null;
+  return [...values];
 }
 
 /**
@@ -364,6 +672,288 @@ class SSEStream {
 }
 
 /**
+ * Server-Sent Events (`transport: "sse"`, or the fallback when the WebSocket cannot connect,
+ * e.g. behind a proxy that refuses upgrades): one stream per subscription
+ * (resuming with `lastEventId`), plus one per presence group that no subscription's stream
+ * can hold (`presence=`). It follows the client's subscriptions and groups, reopening a
+ * stream whose presence changed, and counts as open once every stream is. A stream that
+ * breaks reconnects them all; one the gateway refuses fails its subscription or its join.
+ */
+class SSETransport {
+  static get carriesOps() { return false; }
+
+  /** @param {Herald} client @param {object} handlers */
+  constructor(client, handlers) {
+    this._client = client;
+    this._handlers = handlers;
+    this._streams = new Map();   // key → {stream, identity, group, sub, opened, closed}
+    this._position = null;       // the gateway's position when connect() began
+    this._opening = false;       // from connect() until every stream is open
+    this._open = false;
+    this._closed = false;
+    this._reconcileQueued = false;
+  }
+
+  async connect() {
+    // The gateway's position now: where live-only subscriptions start, and the line between
+    // replayed and live events for the resume count.
+    const position = await this._fetchPosition();
+    if (this._closed) return;
+    this._position = position;
+    for (const sub of this._client.subscriptions) sub._cursor.startAt(position);
+    this._handlers.resume(position ?? Infinity);
+    this._opening = true;
+    this._reconcile();
+    this._checkOpen();
+  }
+
+  update() {
+    if (this._reconcileQueued) return;
+    this._reconcileQueued = true;
+    queueMicrotask(() => {
+      this._reconcileQueued = false;
+      if (!this._closed && (this._open || this._opening)) this._reconcile();
+    });
+  }
+
+  holds(group) {
+    const holder = [...this._streams.values()].find((s) => s.group === group);
+    return Boolean(holder && holder.opened);
+  }
+
+  close() {
+    this._closed = true;
+    for (const entry of this._streams.values()) entry.close();
+    this._streams.clear();
+    this._opening = false;
+  }
+
+  async _fetchPosition() {
+    try {
+      const response = await fetch(new URL("/v1/stats", this._client.url), { cache: "no-store" });
+      const body = await response.json();
+      const seq = body && body.events && body.events.last_seq;
+      return typeof seq === "number" ? seq : null;
+    } catch {
+      return null;
+    }
+  }
+
+  _checkOpen() {
+    if (!this._opening || this._closed) return;
+    for (const s of this._streams.values()) if (!s.opened) return;
+    this._opening = false;
+    this._open = true;
+    this._handlers.open();
+  }
+
+  /** The streams there should be: one per subscription, and one per presence group that no
+   *  subscription to that group's presence events can carry. */
+  _wantedStreams() {
+    const subs = this._client.subscriptions;
+    const groups = this._client._presence.groups;
+    const wanted = new Map();
+    const carriers = new Map();
+    for (const group of groups.keys()) {
+      const target = canonical(presenceFilter(group));
+      for (const sub of subs) {
+        if (!sub.route && sub.filter && canonical(sub.filter) === target) { carriers.set(sub.id, group); break; }
+      }
+    }
+    for (const sub of subs) {
+      const group = carriers.get(sub.id) ?? null;
+      wanted.set(`sub:${sub.id}`, { sub, group, filter: sub.filter, route: sub.route });
+    }
+    const carried = new Set(carriers.values());
+    for (const group of groups.keys()) {
+      if (!carried.has(group)) wanted.set(`presence:${group}`, { sub: null, group, filter: presenceFilter(group), route: undefined });
+    }
+    for (const want of wanted.values()) {
+      want.identity = want.group == null ? "" : `${want.group}\n${canonical(groups.get(want.group))}`;
+    }
+    return wanted;
+  }
+
+  _reconcile() {
+    const wanted = this._wantedStreams();
+    for (const [key, current] of this._streams) {
+      const want = wanted.get(key);
+      if (!want || want.identity !== current.identity) {
+        current.stream.close();
+        this._streams.delete(key);
+      }
+    }
+    for (const [key, want] of wanted) {
+      if (!this._streams.has(key)) this._openStream(key, want);
+    }
+  }
+
+  _streamURL(want) {
+    const url = new URL("/v1/sse", this._client.url);
+    if (want.filter != null) url.searchParams.set("filter", JSON.stringify(want.filter));
+    if (want.route) url.searchParams.set("route", want.route);
+    if (this._client._token) url.searchParams.set("token", this._client._token);
+    const cursor = want.sub ? want.sub._cursor.resumeFrom : null;
+    if (cursor != null) url.searchParams.set("lastEventId", String(cursor));
+    if (want.group != null) {
+      url.searchParams.set("presence", want.group);
+      url.searchParams.set("presenceInfo", JSON.stringify(this._client._presence.groups.get(want.group) || {}));
+    }
+    return url.href;
+  }
+
+  _openStream(key, want) {
+    const opening = this._opening;
+    const entry = {
+      identity: want.identity, group: want.group, sub: want.sub, stream: null, opened: false, closed: false,
+      close() { entry.closed = true; if (entry.stream) entry.stream.close(); },
+    };
+    this._streams.set(key, entry);
+    const start = async () => {
+      // A live-only subscription added to a running stream set starts from the position now,
+      // so a later resume knows where it began.
+      if (want.sub && want.sub._cursor.resumeFrom == null && !opening) {
+        const position = await this._fetchPosition();
+        want.sub._cursor.startAt(position);
+      }
+      if (entry.closed || this._closed) return;
+      const url = this._streamURL(want);
+      const names = want.sub ? sseEventNames(want.filter, want.route) : ["herald.presence"];
+      entry.stream = new SSEStream(url, names, {
+        open: () => {
+          if (this._closed || entry.closed) return;
+          entry.opened = true;
+          if (want.sub) want.sub._confirmed(opening ? this._position : null);
+          this._checkOpen();
+        },
+        event: (name, data, id) => {
+          if (this._closed || entry.closed || !want.sub) return;
+          let payload;
+          try { payload = JSON.parse(data); } catch { return; }
+          if (name === "herald.gap") { want.sub._gap(payload); return; }
+          const seq = Number(id);
+          if (!id || !Number.isFinite(seq)) return;
+          want.sub._deliver(seq, payload, [want.sub.id]);
+        },
+        error: (info) => { if (!this._closed && !entry.closed) this._streamFailed(key, entry, url, info); },
+      });
+    };
+    start();
+  }
+
+  async _streamFailed(key, entry, url, info) {
+    if (info.opened) {   // a stream that was working broke: reconnect everything, resuming
+      this._handlers.closed({ code: info.status || 0, reason: "an event stream closed" });
+      return;
+    }
+    let status = info.status, error = info.error;
+    if (status === undefined) ({ status, error } = await this._probe(url));
+    if (this._closed) return;
+    if (status >= 400 && status < 500 && status !== 401 && status !== 429) {
+      // The gateway refused this stream for good: a forbidden presence join (the stream is
+      // opened again without it), or a subscription it will never accept (a bad pattern).
+      const failure = new HeraldError(error && error.code || `http_${status}`, error && error.message || `the stream was refused (${status})`, { status, details: error });
+      if (this._streams.get(key) === entry) this._streams.delete(key);
+      entry.close();
+      if (entry.group != null && (status === 403 || !entry.sub)) {
+        this._client._presence.refused(entry.group, failure);
+        this._reconcile();
+      } else if (entry.sub) {
+        this._client._refused(entry.sub, failure);
+      }
+      this._checkOpen();
+      return;
+    }
+    this._handlers.closed({ code: status || 0, reason: status ? `the event stream was refused (${status})` : "the event stream could not connect" });
+  }
+
+  async _probe(url) {
+    // The same request, presence included, so a refused join shows as its 403 (a probe that
+    // succeeds announces a brief join and leave; it runs only after a stream failed to open).
+    const controller = new AbortController();
+    try {
+      const response = await fetch(url, { cache: "no-store", signal: controller.signal, headers: { Accept: "text/event-stream" } });
+      if (response.ok) { controller.abort(); return { status: response.status }; }
+      let body = null;
+      try { body = await response.json(); } catch { body = null; }
+      return { status: response.status, error: body && body.error };
+    } catch {
+      return { status: 0 };
+    }
+  }
+}
+
+/** The transports by the name `options.transport` and {@link Herald#transport} use. */
+const TRANSPORTS = { websocket: WebSocketTransport, sse: SSETransport };
+
+// MARK: - Requests
+
+/**
+ * The herald.v1 ops that wait for an answer (publish, presence, auth). The gateway answers
+ * them without an id, in the order they were sent; those made while not connected wait in
+ * an outbox for the next connection. Each settles once: by its answer, an error or a timeout.
+ */
+class RequestQueue {
+  /** @param {(message: object) => boolean} send sends an op now; false when it could not */
+  constructor(send) {
+    this._send = send;
+    this._outbox = [];     // made while not connected
+    this._inFlight = [];   // sent, awaiting their answers in order
+  }
+
+  /** Sends the op now when `connected`, else when the next connection opens. */
+  request(kind, message, connected) {
+    return new Promise((resolve, reject) => {
+      const entry = this.create(kind, message, reject, resolve);
+      if (connected) this.dispatch(entry);
+      else this._outbox.push(entry);
+    });
+  }
+
+  /** A request entry that settles once, by its answer or by a timeout. */
+  create(kind, message, reject, resolve = () => {}) {
+    const entry = { kind, message, settled: false };
+    const settle = (fn) => (value) => { if (!entry.settled) { entry.settled = true; clearTimeout(entry.timer); fn(value); } };
+    entry.resolve = settle(resolve);
+    entry.reject = settle(reject);
+    entry.timer = setTimeout(() => entry.reject(new HeraldError("timeout", `no answer to ${kind} within ${REQUEST_TIMEOUT_MS / 1000} s`)), REQUEST_TIMEOUT_MS);
+    return entry;
+  }
+
+  dispatch(entry) {
+    if (entry.settled) return;
+    if (this._send(entry.message)) this._inFlight.push(entry);
+    else this._outbox.push(entry);
+  }
+
+  /** Hands the answer to the oldest waiting request; false when none waits. */
+  answer(settle) {
+    const entry = this._inFlight.shift();
+    if (!entry) return false;
+    settle(entry);
+    return true;
+  }
+
+  /** Empties the outbox. @returns the requests that were waiting in it */
+  takeQueued() {
+    return this._outbox.splice(0);
+  }
+
+  /** Resolves the queued requests that `matches` with `value`, and drops every settled one. */
+  resolveQueued(matches, value) {
+    for (const entry of this._outbox.filter(matches)) entry.resolve(value);
+    this._outbox = this._outbox.filter((e) => !e.settled);
+  }
+
+  /** The connection closed: what it carried will not be answered. */
+  failInFlight(error) {
+    for (const entry of this._inFlight.splice(0)) if (!entry.settled) entry.reject(error);
+  }
+}
+
+// MARK: - Herald
+
+/**
  * A connection to a Herald gateway, shared by any number of subscriptions.
  *
  * Events emitted (listen with {@link Herald#on}):
@@ -392,29 +982,29 @@ export class Herald {
     this.url = new URL(options.url || origin, origin).href.replace(/\/$/, "");
     this._tokenOption = options.token ?? null;
     this._transportOption = options.transport || "auto";
-    if (!["auto", "websocket", "sse"].includes(this._transportOption)) throw new TypeError(`unknown transport ${this._transportOption}`);
+    if (!["auto", ...Object.keys(TRANSPORTS)].includes(this._transportOption)) throw new TypeError(`unknown transport ${this._transportOption}`);
     this._reconnect = { ...DEFAULT_RECONNECT, ...(options.reconnect || {}) };
     this._mode = this._transportOption === "sse" || (this._transportOption === "auto" && typeof WebSocket !== "function") ? "sse" : "websocket";
     /** @type {string} a random tag in every subscription id, so admin tools can tell clients apart. */
     this.clientTag = Math.random().toString(36).slice(2, 8);
     this._listeners = new Map();
     this._subs = new Map();
-    this._groups = new Map();   // presence group → info
     this._nextId = 1;
-    this._gen = 0;
+    this._gen = 0;              // bumped by every connect and teardown: older async steps stop
     this._state = "idle";
     this._attempt = 0;
     this._wsFailures = 0;
     this._hadOpen = false;
+    this._openedAt = 0;
     this._closedForGood = false;
+    this._suspended = false;
     this._token = null;
-    this._ws = null;
-    this._fifo = [];            // id-less WebSocket requests awaiting their answer, in order
-    this._outbox = [];          // requests made while not connected
-    this._streams = new Map();  // SSE: key → {stream, identity, group, sub, opened}
-    this._presenceFailures = new Map();
-    this._resumeState = null;
+    this._transport = null;     // the current connection, while there is one
     this._retryTimer = null;
+    this._refreshTimer = null;
+    this._requests = new RequestQueue((message) => this._send(message));
+    this._resumeTracker = new ResumeTracker((summary) => this._emit("resumed", { transport: this._mode, ...summary }));
+    this._presence = new Presence(this);
     if (options.onStatus) this.on("status", options.onStatus);
 
     /**
@@ -426,11 +1016,11 @@ export class Herald {
        * Joins `group` with `info` (e.g. `{nick: "ada"}`); the token must allow it.
        * @returns {Promise<{group: string, seq: number|null}>}
        */
-      join: (group, info = {}) => this._presenceJoin(group, info),
+      join: (group, info = {}) => this._presence.join(group, info),
       /** Leaves `group`. @returns {Promise<{group: string, seq: number|null}>} */
-      leave: (group) => this._presenceLeave(group),
+      leave: (group) => this._presence.leave(group),
       /** The groups joined, with their info. @returns {Map<string, object>} */
-      groups: () => new Map(this._groups),
+      groups: () => new Map(this._presence.groups),
     };
 
     this._onOnline = () => { if (this._state === "closed" && !this._closedForGood && !this._suspended) this.reconnectNow(); };
@@ -464,6 +1054,10 @@ export class Herald {
 
   /** The live subscriptions. @returns {Subscription[]} */
   get subscriptions() { return [...this._subs.values()]; }
+
+  /** Whether the transport in use speaks herald.v1 ops (WebSocket) rather than following
+   *  the subscriptions itself (SSE). */
+  get _carriesOps() { return TRANSPORTS[this._mode].carriesOps; }
 
   /**
    * Listens to `type` (status, connecting, open, closed, fallback, resumed, error).
@@ -515,15 +1109,21 @@ export class Herald {
     if (opts.since != null && !(Number.isInteger(opts.since) && opts.since >= 0)) throw new TypeError("since must be a non-negative integer");
     const sub = new Subscription(this, `${this.clientTag}-${this._nextId++}`, opts);
     this._subs.set(sub.id, sub);
-    if (this._mode === "sse") this._scheduleReconcile();
+    if (!this._carriesOps) { if (this._transport) this._transport.update(); }
     else if (this._state === "open") this._sendSubscribe(sub);
     return sub;
   }
 
   _removeSubscription(sub) {
     this._subs.delete(sub.id);
-    if (this._mode === "sse") this._scheduleReconcile();
+    if (!this._carriesOps) { if (this._transport) this._transport.update(); }
     else if (this._state === "open") this._send({ op: "unsubscribe", id: sub.id });
+  }
+
+  /** The gateway refused `sub` for good. */
+  _refused(sub, error) {
+    this._subs.delete(sub.id);
+    sub._fail(error);
   }
 
   /**
@@ -535,7 +1135,7 @@ export class Herald {
   publish(event) {
     if (!event || typeof event !== "object" || Array.isArray(event)) return Promise.reject(new TypeError("publish takes one event object"));
     if (this._closedForGood) return Promise.reject(new HeraldError("closed", "this Herald client is closed"));
-    if (this._mode === "sse") return this._post(event);
+    if (!this._carriesOps) return this._post(event);
     return this._request("publish", { op: "publish", event });
   }
 
@@ -548,7 +1148,7 @@ export class Herald {
     const token = await this._resolveToken();
     this._token = token;
     this._scheduleTokenRefresh(token);
-    if (this._mode === "websocket" && this._state === "open" && token) {
+    if (this._carriesOps && this._state === "open" && token) {
       await this._request("auth", { op: "auth", token });
     }
   }
@@ -576,7 +1176,7 @@ export class Herald {
       removeEventListener("pageshow", this._onPageShow);
     }
     this._teardown(new HeraldError("closed", "the client was closed"));
-    for (const entry of this._outbox.splice(0)) entry.reject(new HeraldError("closed", "the client was closed"));
+    for (const entry of this._requests.takeQueued()) entry.reject(new HeraldError("closed", "the client was closed"));
     for (const sub of [...this._subs.values()]) {
       sub.state = "closed";
       sub._readyReject(new HeraldError("closed", "the client was closed"));
@@ -586,7 +1186,7 @@ export class Herald {
     this._setState("closed", { code: 1000, reason: "closed", retryInMs: null });
   }
 
-  // MARK: - Connecting
+  // MARK: - Auth
 
   async _resolveToken() {
     const option = this._tokenOption;
@@ -613,6 +1213,8 @@ export class Herald {
     }, delay);
   }
 
+  // MARK: - Connecting
+
   async _connect() {
     if (this._closedForGood || this._suspended) return;
     clearTimeout(this._retryTimer);
@@ -630,8 +1232,15 @@ export class Herald {
     if (gen !== this._gen || this._closedForGood) return;
     this._token = token;
     this._scheduleTokenRefresh(token);
-    if (this._mode === "websocket") this._openWebSocket(gen, token);
-    else this._openSSE(gen);
+    const Transport = TRANSPORTS[this._mode];
+    this._transport = new Transport(this, {
+      resume: (position) => { if (this._hadOpen) this._resumeTracker.begin([...this._subs.values()], position); },
+      open: () => this._transportOpened(token),
+      message: (msg) => this._onMessage(msg),
+      closed: (detail) => this._dropped(detail),
+      failed: (reason) => this._openFailed(gen, reason),
+    });
+    this._transport.connect();
   }
 
   _backoff() {
@@ -652,94 +1261,50 @@ export class Herald {
   /** Closes whatever is open now, quietly; in-flight requests fail with `error`. */
   _teardown(error) {
     this._gen++;
-    clearTimeout(this._openTimer);
-    if (this._ws) {
-      const ws = this._ws;
-      this._ws = null;
-      ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
-      try { ws.close(1000); } catch { /* already closed */ }
+    if (this._transport) {
+      this._transport.close();
+      this._transport = null;
     }
-    for (const entry of this._streams.values()) entry.close();
-    this._streams.clear();
-    this._sseOpening = false;
-    for (const entry of this._fifo.splice(0)) if (!entry.settled) entry.reject(error);
-    this._cancelResume();
+    this._requests.failInFlight(error);
+    this._resumeTracker.cancel();
   }
 
-  _opened() {
+  /**
+   * The transport carries everything now. A connection with ops (WebSocket) knows nothing of
+   * this client yet: what it must carry is sent before the connection is announced, so that
+   * a listener of `open` that subscribes or joins is not sent twice. Requests go out in this
+   * order: auth (reauthenticate() ran while it connected with the older `token`), the queued
+   * ones, then re-joins of groups that no queued join already covers.
+   */
+  _transportOpened(token) {
+    if (this._carriesOps) {
+      this._wsFailures = 0;
+      const waiting = this._requests.takeQueued();
+      if (this._token && this._token !== token) {
+        this._requests.dispatch(this._requests.create("auth", { op: "auth", token: this._token }, (error) => this._emit("error", { error })));
+      }
+      for (const sub of this._subs.values()) this._sendSubscribe(sub);
+      for (const entry of waiting) this._requests.dispatch(entry);
+      this._presence.rejoin(new Set(waiting.filter((e) => e.kind === "presence.join").map((e) => e.message.group)));
+    }
     this._openedAt = Date.now();
     const resumed = this._hadOpen;
     this._hadOpen = true;
     this._setState("open", { resumed });
+    this._resumeTracker.opened();
   }
 
   _dropped(detail) {
     // A connection that lasted resets the backoff; one closed at once (a kick, overflow
     // under the disconnect policy) keeps growing it, so retries do not hammer the gateway.
-    if (Date.now() - (this._openedAt || 0) > STABLE_CONNECTION_MS) this._attempt = 0;
+    if (Date.now() - this._openedAt > STABLE_CONNECTION_MS) this._attempt = 0;
     const error = new HeraldError("disconnected", `the connection closed (${detail.code}${detail.reason ? ` ${detail.reason}` : ""})`);
     this._teardown(error);
     this._scheduleRetry(detail);
   }
 
-  // MARK: - WebSocket
-
-  _openWebSocket(gen, token) {
-    const url = new URL("/v1/ws", this.url);
-    url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
-    if (token) url.searchParams.set("token", token);
-    let ws;
-    try {
-      ws = new WebSocket(url.href, "herald.v1");
-    } catch (error) {
-      this._webSocketFailed(gen, `the WebSocket could not be created (${error && error.message})`);
-      return;
-    }
-    this._ws = ws;
-    let opened = false;
-    this._openTimer = setTimeout(() => {
-      if (gen !== this._gen || opened) return;
-      ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
-      try { ws.close(); } catch { /* ignore */ }
-      this._ws = null;
-      this._webSocketFailed(gen, "the WebSocket did not open in time");
-    }, OPEN_TIMEOUT_MS);
-    ws.onopen = () => {
-      if (gen !== this._gen) return;
-      clearTimeout(this._openTimer);
-      opened = true;
-      this._wsFailures = 0;
-      if (this._hadOpen) this._beginResume(null);   // positions come with `subscribed`
-      // Resend what the connection carries before announcing it, so that a listener of
-      // `open` that subscribes or joins is not sent twice. Requests go out in this order:
-      // auth (reauthenticate() ran while this socket connected with the older token), the
-      // queued ones, then re-joins of groups that no queued join already covers.
-      const waiting = this._outbox.splice(0);
-      if (this._token && this._token !== token) {
-        this._dispatchRequest(this._newRequest("auth", { op: "auth", token: this._token }, (error) => this._emit("error", { error })));
-      }
-      for (const sub of this._subs.values()) this._sendSubscribe(sub);
-      for (const entry of waiting) this._dispatchRequest(entry);
-      const queuedJoins = new Set(waiting.filter((e) => e.kind === "presence.join").map((e) => e.message.group));
-      for (const [group, info] of this._groups) {
-        if (queuedJoins.has(group)) continue;
-        this._dispatchRequest(this._newRequest("presence.join", { op: "presence.join", group, info },
-          (error) => { this._forgetRefusedJoin(group, info, error); this._emit("error", { error }); }));
-      }
-      this._opened();
-    };
-    ws.onmessage = (message) => { if (gen === this._gen) this._onMessage(message.data); };
-    ws.onerror = () => { /* a close event follows */ };
-    ws.onclose = (event) => {
-      if (gen !== this._gen) return;
-      clearTimeout(this._openTimer);
-      this._ws = null;
-      if (!opened) this._webSocketFailed(gen, `the WebSocket closed before it opened (${event.code})`);
-      else this._dropped({ code: event.code, reason: event.reason });
-    };
-  }
-
-  async _webSocketFailed(gen, reason) {
+  /** The WebSocket never opened: retry with backoff or, in "auto", fall back to SSE. */
+  async _openFailed(gen, reason) {
     this._wsFailures++;
     if (this._transportOption === "auto" && this._wsFailures >= 2) {
       // Two failures: is it the WebSocket, the token, or is the gateway away? Only the first
@@ -759,7 +1324,7 @@ export class Herald {
         this._mode = "sse";
         this._emit("fallback", { from: "websocket", to: "sse", reason });
         // Queued WebSocket publishes go out as POSTs now; presence is handled by the streams.
-        for (const entry of this._outbox.splice(0)) {
+        for (const entry of this._requests.takeQueued()) {
           if (entry.kind === "publish") this._post(entry.message.event).then(entry.resolve, entry.reject);
           else if (entry.kind === "presence.join" || entry.kind === "presence.leave") entry.resolve({ group: entry.message.group, seq: null });
           else entry.resolve({});
@@ -773,49 +1338,27 @@ export class Herald {
     this._scheduleRetry({ code: 0, reason });
   }
 
+  // MARK: - Ops (WebSocket)
+
   _send(message) {
-    if (!this._ws || this._ws.readyState !== 1) return false;
-    this._ws.send(JSON.stringify(message));
-    return true;
+    return this._transport ? this._transport.send(message) : false;
   }
 
   _sendSubscribe(sub) {
     const message = { op: "subscribe", id: sub.id };
     if (sub.filter != null) message.filter = sub.filter;
     if (sub.route) message.route = sub.route;
-    const since = sub._cursor();
+    const since = sub._cursor.resumeFrom;
     if (since != null) message.since = since;
     this._send(message);
   }
 
   /** A request answered without an id (publish, presence, auth): answers come in order. */
   _request(kind, message) {
-    return new Promise((resolve, reject) => {
-      const entry = this._newRequest(kind, message, reject, resolve);
-      if (this._state === "open" && this._mode === "websocket") this._dispatchRequest(entry);
-      else this._outbox.push(entry);
-    });
+    return this._requests.request(kind, message, this._state === "open" && this._carriesOps);
   }
 
-  /** A request entry that settles once, by its answer or by a timeout. */
-  _newRequest(kind, message, reject, resolve = () => {}) {
-    const entry = { kind, message, settled: false };
-    const settle = (fn) => (value) => { if (!entry.settled) { entry.settled = true; clearTimeout(entry.timer); fn(value); } };
-    entry.resolve = settle(resolve);
-    entry.reject = settle(reject);
-    entry.timer = setTimeout(() => entry.reject(new HeraldError("timeout", `no answer to ${kind} within ${REQUEST_TIMEOUT_MS / 1000} s`)), REQUEST_TIMEOUT_MS);
-    return entry;
-  }
-
-  _dispatchRequest(entry) {
-    if (entry.settled) return;
-    if (this._send(entry.message)) this._fifo.push(entry);
-    else this._outbox.push(entry);
-  }
-
-  _onMessage(text) {
-    let msg;
-    try { msg = JSON.parse(text); } catch { return; }
+  _onMessage(msg) {
     switch (msg.type) {
       case "event": {
         const ids = Array.isArray(msg.subs) ? msg.subs : [];
@@ -827,7 +1370,7 @@ export class Herald {
       }
       case "subscribed": {
         const sub = this._subs.get(msg.id);
-        if (sub) { sub._confirmed(msg.position); this._resumeProgress(); }
+        if (sub) { sub._confirmed(msg.position); this._resumeTracker.progress(); }
         break;
       }
       case "gap":
@@ -837,25 +1380,23 @@ export class Herald {
         }
         break;
       case "published":
-        this._answer((entry) => entry.resolve({ id: msg.id, seq: msg.seq }));
+        this._requests.answer((entry) => entry.resolve({ id: msg.id, seq: msg.seq }));
         break;
       case "presence.joined":
       case "presence.left":
-        this._answer((entry) => entry.resolve({ group: msg.group, seq: msg.seq ?? null }));
+        this._requests.answer((entry) => entry.resolve({ group: msg.group, seq: msg.seq ?? null }));
         break;
       case "authenticated":
-        this._answer((entry) => entry.resolve({ subject: msg.subject, expiresAt: msg.expiresAt ?? null }));
+        this._requests.answer((entry) => entry.resolve({ subject: msg.subject, expiresAt: msg.expiresAt ?? null }));
         break;
       case "error": {
         const error = new HeraldError(msg.code || "error", msg.message || "error", { details: msg });
         if (msg.id != null && this._subs.has(msg.id)) {
-          const sub = this._subs.get(msg.id);
-          this._subs.delete(msg.id);
-          sub._fail(error);
-          this._resumeProgress();
+          this._refused(this._subs.get(msg.id), error);
+          this._resumeTracker.progress();
         } else if (msg.id != null && String(msg.id).startsWith(`${this.clientTag}-`)) {
           // An answer about a subscription already dropped here (e.g. its unsubscribe).
-        } else if (!this._answer((entry) => entry.reject(error))) {
+        } else if (!this._requests.answer((entry) => entry.reject(error))) {
           this._emit("error", { error });
         }
         break;
@@ -865,249 +1406,7 @@ export class Herald {
     }
   }
 
-  /** Hands the answer to the oldest waiting request; false when none waits. */
-  _answer(settle) {
-    const entry = this._fifo.shift();
-    if (!entry) return false;
-    settle(entry);
-    return true;
-  }
-
-  // MARK: - Presence
-
-  _presenceJoin(group, info) {
-    if (typeof group !== "string" || !group) return Promise.reject(new TypeError("a presence group is a non-empty string"));
-    info = info || {};
-    this._groups.set(group, info);
-    this._presenceFailures.delete(group);
-    if (this._mode === "sse") return this._presenceViaStreams(group);
-    return this._request("presence.join", { op: "presence.join", group, info })
-      .catch((error) => { this._forgetRefusedJoin(group, info, error); throw error; });
-  }
-
-  /** A join the gateway refused is not tried again after a reconnect. */
-  _forgetRefusedJoin(group, info, error) {
-    const transient = ["disconnected", "timeout", "closed"].includes(error && error.code);
-    if (!transient && this._groups.get(group) === info) this._groups.delete(group);
-  }
-
-  _presenceLeave(group) {
-    const joined = this._groups.delete(group);
-    if (this._mode === "sse") {
-      this._scheduleReconcile();
-      return Promise.resolve({ group, seq: null });
-    }
-    if (!joined) return Promise.resolve({ group, seq: null });
-    if (this._state !== "open") {
-      // Not connected: the gateway has already dropped this connection's memberships.
-      for (const entry of this._outbox.filter((e) => e.kind === "presence.join" && e.message.group === group)) {
-        entry.resolve({ group, seq: null });
-      }
-      this._outbox = this._outbox.filter((e) => !e.settled);
-      return Promise.resolve({ group, seq: null });
-    }
-    return this._request("presence.leave", { op: "presence.leave", group });
-  }
-
-  /** SSE: membership lasts as long as a stream opened with `presence=`; resolves once it is open. */
-  _presenceViaStreams(group) {
-    this._scheduleReconcile();
-    return new Promise((resolve, reject) => {
-      const started = Date.now();
-      const check = () => {
-        const failure = this._presenceFailures.get(group);
-        if (failure) { reject(failure); return; }
-        if (!this._groups.has(group)) { resolve({ group, seq: null }); return; }
-        const holder = [...this._streams.values()].find((s) => s.group === group);
-        if (holder && holder.opened) { resolve({ group, seq: null }); return; }
-        if (Date.now() - started > REQUEST_TIMEOUT_MS) { reject(new HeraldError("timeout", `could not join ${group}`)); return; }
-        setTimeout(check, 50);
-      };
-      check();
-    });
-  }
-
-  // MARK: - SSE
-
-  async _openSSE(gen) {
-    // The gateway's position now: where live-only subscriptions start, and the line between
-    // replayed and live events for the resume count.
-    const position = await this._fetchPosition();
-    if (gen !== this._gen || this._closedForGood) return;
-    this._ssePosition = position;
-    for (const sub of this._subs.values()) if (sub._cursor() == null && position != null) sub._position = position;
-    if (this._hadOpen) this._beginResume(position ?? Infinity);
-    this._sseGen = gen;
-    this._sseOpening = true;
-    this._reconcile();
-    this._checkSSEOpen();
-  }
-
-  async _fetchPosition() {
-    try {
-      const response = await fetch(new URL("/v1/stats", this.url), { cache: "no-store" });
-      const body = await response.json();
-      const seq = body && body.events && body.events.last_seq;
-      return typeof seq === "number" ? seq : null;
-    } catch {
-      return null;
-    }
-  }
-
-  _checkSSEOpen() {
-    if (!this._sseOpening || this._gen !== this._sseGen) return;
-    for (const s of this._streams.values()) if (!s.opened) return;
-    this._sseOpening = false;
-    this._opened();
-    this._resumeProgress();
-  }
-
-  _scheduleReconcile() {
-    if (this._reconcileQueued) return;
-    this._reconcileQueued = true;
-    queueMicrotask(() => {
-      this._reconcileQueued = false;
-      if (this._mode === "sse" && (this._state === "open" || this._sseOpening) && this._gen === this._sseGen) this._reconcile();
-    });
-  }
-
-  /** The streams there should be: one per subscription, and one per presence group that no
-   *  subscription to that group's presence events can carry. */
-  _wantedStreams() {
-    const wanted = new Map();
-    const carriers = new Map();
-    for (const group of this._groups.keys()) {
-      const target = canonical(presenceFilter(group));
-      for (const sub of this._subs.values()) {
-        if (!sub.route && sub.filter && canonical(sub.filter) === target) { carriers.set(sub.id, group); break; }
-      }
-    }
-    for (const sub of this._subs.values()) {
-      const group = carriers.get(sub.id) ?? null;
-      wanted.set(`sub:${sub.id}`, { sub, group, filter: sub.filter, route: sub.route });
-    }
-    const carried = new Set(carriers.values());
-    for (const group of this._groups.keys()) {
-      if (!carried.has(group)) wanted.set(`presence:${group}`, { sub: null, group, filter: presenceFilter(group), route: undefined });
-    }
-    for (const want of wanted.values()) {
-      want.identity = want.group == null ? "" : `${want.group}\n${canonical(this._groups.get(want.group))}`;
-    }
-    return wanted;
-  }
-
-  _reconcile() {
-    const wanted = this._wantedStreams();
-    for (const [key, current] of this._streams) {
-      const want = wanted.get(key);
-      if (!want || want.identity !== current.identity) {
-        current.stream.close();
-        this._streams.delete(key);
-      }
-    }
-    for (const [key, want] of wanted) {
-      if (!this._streams.has(key)) this._openStream(key, want);
-    }
-  }
-
-  _streamURL(want) {
-    const url = new URL("/v1/sse", this.url);
-    if (want.filter != null) url.searchParams.set("filter", JSON.stringify(want.filter));
-    if (want.route) url.searchParams.set("route", want.route);
-    if (this._token) url.searchParams.set("token", this._token);
-    const cursor = want.sub ? want.sub._cursor() : null;
-    if (cursor != null) url.searchParams.set("lastEventId", String(cursor));
-    if (want.group != null) {
-      url.searchParams.set("presence", want.group);
-      url.searchParams.set("presenceInfo", JSON.stringify(this._groups.get(want.group) || {}));
-    }
-    return url.href;
-  }
-
-  _openStream(key, want) {
-    const gen = this._gen;
-    const opening = this._sseOpening;
-    const entry = {
-      identity: want.identity, group: want.group, sub: want.sub, stream: null, opened: false, closed: false,
-      close() { entry.closed = true; if (entry.stream) entry.stream.close(); },
-    };
-    this._streams.set(key, entry);
-    const start = async () => {
-      // A live-only subscription added to a running stream set starts from the position now,
-      // so a later resume knows where it began.
-      if (want.sub && want.sub._cursor() == null && !opening) {
-        const position = await this._fetchPosition();
-        if (position != null && want.sub._cursor() == null) want.sub._position = position;
-      }
-      if (entry.closed || gen !== this._gen) return;
-      const url = this._streamURL(want);
-      const names = want.sub ? sseEventNames(want.filter, want.route) : ["herald.presence"];
-      entry.stream = new SSEStream(url, names, {
-        open: () => {
-          if (gen !== this._gen || entry.closed) return;
-          entry.opened = true;
-          if (want.sub) want.sub._confirmed(opening ? this._ssePosition : null);
-          this._checkSSEOpen();
-        },
-        event: (name, data, id) => {
-          if (gen !== this._gen || entry.closed || !want.sub) return;
-          let payload;
-          try { payload = JSON.parse(data); } catch { return; }
-          if (name === "herald.gap") { want.sub._gap(payload); return; }
-          const seq = Number(id);
-          if (!id || !Number.isFinite(seq)) return;
-          want.sub._deliver(seq, payload, [want.sub.id]);
-        },
-        error: (info) => { if (gen === this._gen && !entry.closed) this._streamFailed(key, entry, url, info); },
-      });
-    };
-    start();
-  }
-
-  async _streamFailed(key, entry, url, info) {
-    const gen = this._gen;
-    if (info.opened) {   // a stream that was working broke: reconnect everything, resuming
-      this._dropped({ code: info.status || 0, reason: "an event stream closed" });
-      return;
-    }
-    let status = info.status, error = info.error;
-    if (status === undefined) ({ status, error } = await this._probe(url));
-    if (gen !== this._gen) return;
-    if (status >= 400 && status < 500 && status !== 401 && status !== 429) {
-      // The gateway refused this stream for good: a forbidden presence join (the stream is
-      // opened again without it), or a subscription it will never accept (a bad pattern).
-      const failure = new HeraldError(error && error.code || `http_${status}`, error && error.message || `the stream was refused (${status})`, { status, details: error });
-      if (this._streams.get(key) === entry) this._streams.delete(key);
-      entry.close();
-      if (entry.group != null && (status === 403 || !entry.sub)) {
-        this._groups.delete(entry.group);
-        this._presenceFailures.set(entry.group, failure);
-        this._emit("error", { error: failure });
-        this._reconcile();
-      } else if (entry.sub) {
-        this._subs.delete(entry.sub.id);
-        entry.sub._fail(failure);
-      }
-      this._checkSSEOpen();
-      return;
-    }
-    this._dropped({ code: status || 0, reason: status ? `the event stream was refused (${status})` : "the event stream could not connect" });
-  }
-
-  async _probe(url) {
-    // The same request, presence included, so a refused join shows as its 403 (a probe that
-    // succeeds announces a brief join and leave; it runs only after a stream failed to open).
-    const controller = new AbortController();
-    try {
-      const response = await fetch(url, { cache: "no-store", signal: controller.signal, headers: { Accept: "text/event-stream" } });
-      if (response.ok) { controller.abort(); return { status: response.status }; }
-      let body = null;
-      try { body = await response.json(); } catch { body = null; }
-      return { status: response.status, error: body && body.error };
-    } catch {
-      return { status: 0 };
-    }
-  }
+  // MARK: - Publishing over HTTP (SSE)
 
   async _post(event, retried = false) {
     if (this._token == null && !retried && typeof this._tokenOption === "function") {
@@ -1134,49 +1433,6 @@ export class Herald {
     const accepted = body && Array.isArray(body.accepted) ? body.accepted[0] : null;
     if (!accepted) throw new HeraldError("invalid_answer", "the gateway's answer had no accepted event", { status: response.status });
     return { id: accepted.id, seq: accepted.seq, duplicate: accepted.duplicate };
-  }
-
-  // MARK: - Resume accounting
-
-  /** After a reconnect: count, per subscription, the events replayed up to `position`
-   *  (null: each subscription's own, from its `subscribed` answer). */
-  _beginResume(position) {
-    this._cancelResume();
-    const subs = [...this._subs.values()];
-    for (const sub of subs) {
-      if (position == null) sub._resume = { position: null, restored: 0, done: false };
-      else sub._resumeAt(position);
-    }
-    this._resumeState = { subs, started: Date.now(), timer: null, maxTimer: setTimeout(() => this._finishResume(), RESUME_MAX_MS) };
-  }
-
-  _cancelResume() {
-    const state = this._resumeState;
-    if (!state) return;
-    clearTimeout(state.timer);
-    clearTimeout(state.maxTimer);
-    for (const sub of state.subs) sub._resume = null;
-    this._resumeState = null;
-  }
-
-  /** Called as subscriptions are confirmed and replayed events arrive. */
-  _resumeProgress() {
-    const state = this._resumeState;
-    if (!state) return;
-    const live = state.subs.filter((s) => s.state !== "closed" && s.state !== "failed" && s._resume);
-    // Wait for every `subscribed` (WebSocket) or every stream to open (SSE).
-    if (this._mode === "sse" ? this._sseOpening : live.some((s) => s._resume.position == null)) return;
-    if (live.every((s) => s._resume.done)) { this._finishResume(); return; }
-    clearTimeout(state.timer);
-    state.timer = setTimeout(() => this._finishResume(), RESUME_SETTLE_MS);
-  }
-
-  _finishResume() {
-    const state = this._resumeState;
-    if (!state) return;
-    const subscriptions = state.subs.map((sub) => ({ id: sub.id, subscription: sub, restored: sub._resume ? sub._resume.restored : 0 }));
-    this._cancelResume();
-    this._emit("resumed", { transport: this._mode, total: subscriptions.reduce((n, s) => n + s.restored, 0), subscriptions });
   }
 }
 
