@@ -16,11 +16,14 @@ pytest_status=${PIPESTATUS[0]}
 set -e
 echo "swift test exit $swift_status, pytest exit $pytest_status"
 # One closing line for both runners: "N passed, N failed".
-swift_passed=$(grep -oE "Test run with [0-9]+ tests? in [0-9]+ suites? passed" .build/test-output.txt | grep -oE "[0-9]+" | head -1 || true)
-swift_failed=$(grep -oE "Test run with [0-9]+ tests? in [0-9]+ suites? failed" .build/test-output.txt | grep -oE "[0-9]+" | head -1 || true)
+# swift-testing prints "Test run with N tests ... passed|failed" for the whole run and
+# one "✘ Test name() failed" line per failing test.
+swift_total=$(grep -oE "Test run with [0-9]+ tests?" .build/test-output.txt | grep -oE "[0-9]+" | head -1 || true)
+swift_failed=$(grep -E "✘ Test .* failed" .build/test-output.txt | grep -vc "Test run with" || true)
+swift_passed=$(( ${swift_total:-0} - ${swift_failed:-0} ))
 py_passed=$(grep -oE "[0-9]+ passed" .build/pytest-output.txt | tail -1 | grep -oE "[0-9]+" || true)
 py_failed=$(grep -oE "[0-9]+ failed" .build/pytest-output.txt | tail -1 | grep -oE "[0-9]+" || true)
 failed=$(( ${swift_failed:-0} + ${py_failed:-0} ))
 [ "$swift_status" -ne 0 ] || [ "$pytest_status" -ne 0 ] && [ "$failed" -eq 0 ] && failed=1
-echo "$(( ${swift_passed:-0} + ${py_passed:-0} )) passed, $failed failed"
+echo "$(( swift_passed + ${py_passed:-0} )) passed, $failed failed"
 [ "$swift_status" -eq 0 ] && [ "$pytest_status" -eq 0 ]
