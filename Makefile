@@ -1,5 +1,5 @@
 # Herald: the two commands are `make run` and `make test`.
-.PHONY: run test build release bench clean
+.PHONY: run test build release bench format clean
 
 # Install what is missing, build in release mode, serve the demo on http://localhost:8080.
 run: release
@@ -21,6 +21,11 @@ release:
 bench:
 	scripts/setup.sh bench
 	cd Benchmarks && swift package --scratch-path .build-bench benchmark
+
+# Format the Swift sources with the toolchain's swift-format and .swift-format
+# (`make test` fails on any file that is not formatted).
+format:
+	swift format -i -r --configuration .swift-format Sources Tests Benchmarks/Benchmarks
 
 clean:
 	rm -rf .build Benchmarks/.build*

@@ -103,7 +103,9 @@ final class ClientSocket {
         throw lastError
     }
 
-    private static func connect(_ info: addrinfo, host: String, port: Int, deadline: Deadline) throws(ClientError)
+    private static func connect(
+        _ info: addrinfo, host: String, port: Int, deadline: Deadline
+    ) throws(ClientError)
         -> Int32
     {
         #if canImport(Glibc)
@@ -300,7 +302,9 @@ final class ClientSocket {
     /// but has something to say — a server that answers early (413, 401) before
     /// consuming a large body. EPIPE / ECONNRESET throw a `.closed` error.
     @discardableResult
-    func send(_ bytes: UnsafeRawBufferPointer, deadline: Deadline, stopWhenReadable: Bool = false) throws(ClientError)
+    func send(
+        _ bytes: UnsafeRawBufferPointer, deadline: Deadline, stopWhenReadable: Bool = false
+    ) throws(ClientError)
         -> Bool
     {
         guard fd >= 0 else { throw ClientError(.invalidArgument, "connection is closed") }

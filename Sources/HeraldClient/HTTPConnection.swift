@@ -155,10 +155,10 @@ public final class HTTPConnection {
         var fullySent = false
         do {
             fullySent = try socket.send(bytes, deadline: deadline, stopWhenReadable: true)
-        } catch where error.kind == .closed {
+        } catch let failure where failure.kind == .closed {
             // The server may have answered and closed (e.g. 413 before reading the body):
             // try to read that answer below.
-            sendFailure = error
+            sendFailure = failure
         } catch {
             close()
             throw error

@@ -1,4 +1,5 @@
 import HeraldCore
+
 /// A `GET` of a `text/event-stream`, read event by event. Blocking; owned by one thread
 /// or task at a time.
 ///
@@ -63,7 +64,9 @@ public final class SSEStream {
     }
 
     /// `url` is "http://host[:port]/path?query".
-    public convenience init(url: String, headers: [(String, String)] = [], timeout: Duration = .seconds(10))
+    public convenience init(
+        url: String, headers: [(String, String)] = [], timeout: Duration = .seconds(10)
+    )
         throws(ClientError)
     {
         let endpoint = try EndpointURL(parsing: url)

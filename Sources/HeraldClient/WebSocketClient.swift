@@ -1,4 +1,5 @@
 import HeraldCore
+
 /// A blocking RFC 6455 client (no extensions, no TLS). Owned by one thread or task at a
 /// time: `receive` and the `send` methods must not be called concurrently.
 public final class WebSocketClient {
@@ -397,7 +398,9 @@ private struct MaskGenerator {
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
         z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
         z ^= z >> 31
-        return [UInt8(truncatingIfNeeded: z), UInt8(truncatingIfNeeded: z >> 8),
-                UInt8(truncatingIfNeeded: z >> 16), UInt8(truncatingIfNeeded: z >> 24)]
+        return [
+            UInt8(truncatingIfNeeded: z), UInt8(truncatingIfNeeded: z >> 8),
+            UInt8(truncatingIfNeeded: z >> 16), UInt8(truncatingIfNeeded: z >> 24),
+        ]
     }
 }

@@ -100,8 +100,10 @@ public enum PatternCorpus {
             return "\(a).\(b).\(Int.random(in: 0...1, using: &g)).\(Int.random(in: 0...255, using: &g))"
         }
         func ipv6(_ g: inout SeededGenerator) -> String {
-            g.pick(["2001:db8:0:1::\(Int.random(in: 1...99, using: &g))", "2001:db8::\(Int.random(in: 1...99, using: &g))",
-                    "fe80::1", "2001:0DB8:0:1:0:0:0:7"])
+            g.pick([
+                "2001:db8:0:1::\(Int.random(in: 1...99, using: &g))", "2001:db8::\(Int.random(in: 1...99, using: &g))",
+                "fe80::1", "2001:0DB8:0:1:0:0:0:7",
+            ])
         }
         switch i % 3 {
         case 0:  // IoT reading
@@ -118,11 +120,16 @@ public enum PatternCorpus {
                 .init("eventType", s(kind)),
                 .init("timestamp", s("2023-09-\(pad(Int.random(in: 10...29, using: &g), 2))T16:30:25Z")),
                 .init("source", s(g.pick(["VibrationSensor", "vibrationSENSOR", "ThermoSensor", "Gateway"]))),
-                .init("sensorLocation", s(g.pick(["Motor Assembly Line B, Conveyor Unit 4", "Line A, Unit 2", "Line B, Unit 14", "Dock"]))),
+                .init(
+                    "sensorLocation", s(g.pick(["Motor Assembly Line B, Conveyor Unit 4", "Line A, Unit 2", "Line B, Unit 14", "Dock"]))),
                 .init("version", s("v1.2")),
                 .init("data", .object(data)),
-                .init("metadata", .object([.init("model", s("VibroMonitor Pro X1")),
-                                           .init("calibrationDate", s("2023-0\(Int.random(in: 1...9, using: &g))-\(g.pick(["01", "15"]))"))])),
+                .init(
+                    "metadata",
+                    .object([
+                        .init("model", s("VibroMonitor Pro X1")),
+                        .init("calibrationDate", s("2023-0\(Int.random(in: 1...9, using: &g))-\(g.pick(["01", "15"]))")),
+                    ])),
                 .init("gateway", .object([.init("ip", s(g.chance(0.5) ? ipv4(&g) : ipv6(&g)))])),
             ]
             if g.chance(0.5) {
@@ -138,31 +145,46 @@ public enum PatternCorpus {
             return .object([
                 .init("type", s("Feature")),
                 .init("id", n(Double(i))),
-                .init("properties", .object([
-                    .init("name", s(g.pick(placeNames))),
-                    .init("category", s(g.pick(categories))),
-                    .init("population", n(Double(g.pick([500, 999, 1000, 25000, 2_000_000])))),
-                    .init("elevation", n(g.pick([0, -0.0, 12.5, 300, 1e3]))),
-                    .init("tags", .array((0..<Int.random(in: 0...3, using: &g)).map { _ in s(g.pick(["green", "park", "Parking", "old", "national-park"])) })),
-                    .init("address", .object(address)),
-                    .init("ip", s(g.chance(0.5) ? "192.168.0.\(Int.random(in: 0...255, using: &g))" : ipv6(&g))),
-                ])),
-                .init("geometry", .object([
-                    .init("type", s(polygon ? "Polygon" : "Point")),
-                    .init("coordinates", polygon
-                        ? .array([.array([.array([n(lon), n(lat)]), .array([n(lon + 0.1), n(lat)]), .array([n(lon), n(lat + 0.1)])])])
-                        : .array([n(lon), n(lat)])),
-                ])),
+                .init(
+                    "properties",
+                    .object([
+                        .init("name", s(g.pick(placeNames))),
+                        .init("category", s(g.pick(categories))),
+                        .init("population", n(Double(g.pick([500, 999, 1000, 25000, 2_000_000])))),
+                        .init("elevation", n(g.pick([0, -0.0, 12.5, 300, 1e3]))),
+                        .init(
+                            "tags",
+                            .array(
+                                (0..<Int.random(in: 0...3, using: &g)).map { _ in
+                                    s(g.pick(["green", "park", "Parking", "old", "national-park"]))
+                                })),
+                        .init("address", .object(address)),
+                        .init("ip", s(g.chance(0.5) ? "192.168.0.\(Int.random(in: 0...255, using: &g))" : ipv6(&g))),
+                    ])),
+                .init(
+                    "geometry",
+                    .object([
+                        .init("type", s(polygon ? "Polygon" : "Point")),
+                        .init(
+                            "coordinates",
+                            polygon
+                                ? .array([
+                                    .array([.array([n(lon), n(lat)]), .array([n(lon + 0.1), n(lat)]), .array([n(lon), n(lat + 0.1)])])
+                                ])
+                                : .array([n(lon), n(lat)])),
+                    ])),
             ])
         default:  // chat message
             var members: [JSONValue.Member] = [
                 .init("type", s(g.pick(["chat.message", "chat.message", "chat.typing"]))),
                 .init("room", s(g.pick(rooms))),
-                .init("from", .object([
-                    .init("id", s("u\(Int.random(in: 0..<1000, using: &g))")),
-                    .init("name", s(g.pick(names))),
-                    .init("roles", .array((0..<Int.random(in: 0...2, using: &g)).map { _ in s(g.pick(["admin", "member", "bot"])) })),
-                ])),
+                .init(
+                    "from",
+                    .object([
+                        .init("id", s("u\(Int.random(in: 0..<1000, using: &g))")),
+                        .init("name", s(g.pick(names))),
+                        .init("roles", .array((0..<Int.random(in: 0...2, using: &g)).map { _ in s(g.pick(["admin", "member", "bot"])) })),
+                    ])),
                 .init("text", s(g.pick(words))),
             ]
             if g.chance(0.6) {
@@ -173,7 +195,12 @@ public enum PatternCorpus {
                 let image = g.chance(0.6)
                 var a: [JSONValue.Member] = [
                     .init("kind", s(image ? "image" : "file")),
-                    .init("name", s(image ? g.pick(["IMG_\(Int.random(in: 1...99, using: &g)).png", "photo.PNG", "x.jpg"]) : g.pick(["notes.pdf", "a.png", "report.PDF"]))),
+                    .init(
+                        "name",
+                        s(
+                            image
+                                ? g.pick(["IMG_\(Int.random(in: 1...99, using: &g)).png", "photo.PNG", "x.jpg"])
+                                : g.pick(["notes.pdf", "a.png", "report.PDF"]))),
                     .init("size", n(Double(g.pick([512, 2048, 1_500_000, 3_000_000])))),
                 ]
                 if image && g.chance(0.5) { a.append(.init("thumbnail", s("t.png"))) }

@@ -1,6 +1,7 @@
 import COpenSSL
 import HeraldCore
 import Logging
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -82,10 +83,12 @@ final class Gateway {
         releaseMemoryAfterDisconnects(now: now)
         if hub.shedRounds != loggedShedRounds, now - lastShedWarning > 10_000_000_000 {
             lastShedWarning = now
-            logger.warning("queued bytes reached limits.maxQueuedBytesTotal; the largest queues shed events", metadata: [
-                "queuedBytes": "\(hub.queuedBytesTotal)", "limit": "\(config.limits.maxQueuedBytesTotal)",
-                "sheddingRounds": "\(hub.shedRounds)",
-            ])
+            logger.warning(
+                "queued bytes reached limits.maxQueuedBytesTotal; the largest queues shed events",
+                metadata: [
+                    "queuedBytes": "\(hub.queuedBytesTotal)", "limit": "\(config.limits.maxQueuedBytesTotal)",
+                    "sheddingRounds": "\(hub.shedRounds)",
+                ])
             loggedShedRounds = hub.shedRounds
         }
         applyWakes()
@@ -111,7 +114,8 @@ final class Gateway {
         hub.beginDraining()
         for connection in connections.values {
             if case .http = connection.mode, case .awaitingHead = connection.http.phase, !connection.http.headStarted,
-               connection.output.isEmpty {
+                connection.output.isEmpty
+            {
                 connection.closeAfterOutput = true
                 connection.socket.requestWritable()
             }

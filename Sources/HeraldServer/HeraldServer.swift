@@ -1,6 +1,7 @@
 public import HeraldCore
 public import Logging
 import Synchronization
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -50,11 +51,13 @@ public final class HeraldServer: @unchecked Sendable {
         serving.store(true, ordering: .releasing)
         let box = Unmanaged.passRetained(loop)
         var handle = pthread_t()
-        let result = pthread_create(&handle, nil, { argument in
-            let loop = Unmanaged<ServiceLoop>.fromOpaque(argument!).takeRetainedValue()
-            loop.run()
-            return nil
-        }, box.toOpaque())
+        let result = pthread_create(
+            &handle, nil,
+            { argument in
+                let loop = Unmanaged<ServiceLoop>.fromOpaque(argument!).takeRetainedValue()
+                loop.run()
+                return nil
+            }, box.toOpaque())
         precondition(result == 0, "could not start the loop thread")
         thread = handle
     }

@@ -30,7 +30,8 @@ public struct TestServer: Sendable {
 
     /// Opens a WebSocket on `/v1/ws` with subprotocol `herald.v1`.
     public func webSocket(query: String = "", headers: [(String, String)] = []) throws -> WebSocketClient {
-        try WebSocketClient(host: host, port: port, path: "/v1/ws" + query, subprotocols: ["herald.v1"], headers: headers, timeout: .seconds(5))
+        try WebSocketClient(
+            host: host, port: port, path: "/v1/ws" + query, subprotocols: ["herald.v1"], headers: headers, timeout: .seconds(5))
     }
 
     /// Opens an SSE stream on `/v1/sse` with the given (unencoded) filter and query.
@@ -38,7 +39,8 @@ public struct TestServer: Sendable {
         var items = query
         if let filter { items.insert(("filter", filter), at: 0) }
         let text = items.map { "\($0.0)=\(percentEncode($0.1))" }.joined(separator: "&")
-        return try SSEStream(host: host, port: port, path: "/v1/sse" + (text.isEmpty ? "" : "?" + text), headers: headers, timeout: .seconds(5))
+        return try SSEStream(
+            host: host, port: port, path: "/v1/sse" + (text.isEmpty ? "" : "?" + text), headers: headers, timeout: .seconds(5))
     }
 }
 

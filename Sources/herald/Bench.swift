@@ -70,7 +70,9 @@ struct Bench: ParsableCommand {
             config.listen.host = "127.0.0.1"
             config.listen.port = 0
             config.publicDirectory = nil
-            if let queueMessages { config.delivery.queue = QueueLimits(maxMessages: queueMessages, maxBytes: max(1 << 20, queueMessages * 1024)) }
+            if let queueMessages {
+                config.delivery.queue = QueueLimits(maxMessages: queueMessages, maxBytes: max(1 << 20, queueMessages * 1024))
+            }
             config.limits.maxBatchEvents = max(batch, 500)
             config.limits.maxBodyBytes = max(1 << 20, batch * 1024)
             config.log.lwsLevel = "error"
@@ -87,7 +89,9 @@ struct Bench: ParsableCommand {
 
         let run = UUID4.generate()
         let filter = #"{"bench":["\#(run)"]}"#
-        let receivers = try (0..<subscribers).map { _ in try Receiver(host: host, port: port, transport: transport, filter: filter, expected: events) }
+        let receivers = try (0..<subscribers).map { _ in
+            try Receiver(host: host, port: port, transport: transport, filter: filter, expected: events)
+        }
         let threads = receivers.map { receiver in Thread { receiver.run() } }
         threads.forEach { $0.start() }
         // Subscribers that never read: their socket buffers fill, then their queues.
@@ -113,7 +117,9 @@ struct Bench: ParsableCommand {
             }
             body.append(UInt8(ascii: "]"))
             let response = try connection.request("POST", "/v1/events", headers: headers, body: body)
-            guard response.status == 202 else { throw CLIError("the gateway refused a batch: HTTP \(response.status) \(response.bodyText)") }
+            guard response.status == 202 else {
+                throw CLIError("the gateway refused a batch: HTTP \(response.status) \(response.bodyText)")
+            }
             sent += count
             if rate > 0 {
                 let due = start + UInt64(sent) * 1_000_000_000 / UInt64(rate)
@@ -135,8 +141,13 @@ struct Bench: ParsableCommand {
         let totalSeconds = Double(finished - start) / 1e9
         let delivered = receivers.reduce(0) { $0 + $1.received }
         let droppedEvents = receivers.reduce(0) { $0 + $1.dropped }
-        let eventBytes = { var b: [UInt8] = []; Self.appendEvent(number: 0, run: run, sentAt: 0, to: &b); return b.count }()
-        print("""
+        let eventBytes = {
+            var b: [UInt8] = []
+            Self.appendEvent(number: 0, run: run, sentAt: 0, to: &b)
+            return b.count
+        }()
+        print(
+            """
             {"transport":"\(transport)","subscribers":\(subscribers),"stalled":\(stalled),"events":\(events),"batch":\(batch),"rate":\(rate),"event_bytes":\(eventBytes),\
             "ingest_events_per_s":\(Int(Double(events) / publishSeconds)),\
             "deliveries":\(delivered),"dropped":\(droppedEvents),"deliveries_per_s":\(Int(Double(delivered) / totalSeconds)),\
@@ -152,7 +163,10 @@ struct Bench: ParsableCommand {
     static func appendEvent(number: Int, run: String, sentAt: UInt64, to out: inout [UInt8]) {
         out.append(contentsOf: #"{"eventId":"bench-"#.utf8)
         JSONWriter.writeInteger(number, into: &out)
-        out.append(contentsOf: #"","eventType":"VibrationRecorded","timestamp":"2023-09-29T16:30:25Z","source":"VibrationSensor","sensorLocation":"Motor Assembly Line B, Conveyor Unit 4","version":"v1.2","data":{"sensorId":"VB-42345","vibrationLevel":12.5,"baselineVibrationLevel":4.0,"unit":"m/s2","difference":8.5},"metadata":{"model":"VibroMonitor Pro X1","calibrationDate":"2023-06-15"},"systemMessage":"Vibration level recorded exceeds the acceptable threshold.","bench":""#.utf8)
+        out.append(
+            contentsOf:
+                #"","eventType":"VibrationRecorded","timestamp":"2023-09-29T16:30:25Z","source":"VibrationSensor","sensorLocation":"Motor Assembly Line B, Conveyor Unit 4","version":"v1.2","data":{"sensorId":"VB-42345","vibrationLevel":12.5,"baselineVibrationLevel":4.0,"unit":"m/s2","difference":8.5},"metadata":{"model":"VibroMonitor Pro X1","calibrationDate":"2023-06-15"},"systemMessage":"Vibration level recorded exceeds the acceptable threshold.","bench":""#
+                .utf8)
         out.append(contentsOf: run.utf8)
         out.append(contentsOf: #"","sentAt":"#.utf8)
         JSONWriter.writeInteger(sentAt, into: &out)
@@ -198,10 +212,16 @@ private final class Receiver: @unchecked Sendable {  // owned by its thread unti
             while received + dropped < expected {
                 let text: String
                 if let webSocket {
-                    guard case .text(let message) = try webSocket.receive(timeout: .seconds(30)) else { failure = "unexpected frame"; return }
+                    guard case .text(let message) = try webSocket.receive(timeout: .seconds(30)) else {
+                        failure = "unexpected frame"
+                        return
+                    }
                     text = message
                 } else {
-                    guard let event = try stream?.next(timeout: .seconds(30)) else { failure = "stream ended"; return }
+                    guard let event = try stream?.next(timeout: .seconds(30)) else {
+                        failure = "stream ended"
+                        return
+                    }
                     text = event.data
                 }
                 let now = MonotonicTime.now()
@@ -220,7 +240,9 @@ private final class Receiver: @unchecked Sendable {  // owned by its thread unti
 
     /// The number of events a gap notice covers (`to - from + 1`).
     static func gapSize(_ text: String) -> Int {
-        guard let value = try? JSONValue(parsing: text), case .number(let from)? = value["from"], case .number(let to)? = value["to"] else { return 0 }
+        guard let value = try? JSONValue(parsing: text), case .number(let from)? = value["from"], case .number(let to)? = value["to"] else {
+            return 0
+        }
         return Int(to - from) + 1
     }
 
@@ -234,7 +256,10 @@ private final class Receiver: @unchecked Sendable {  // owned by its thread unti
             while i >= 0 {  // the field is written last: search from the end
                 if bytes[i] == marker[0], bytes[i + 1] == marker[1], bytes[i + 2] == marker[2] {
                     var match = true
-                    for k in 3..<marker.count where bytes[i + k] != marker[k] { match = false; break }
+                    for k in 3..<marker.count where bytes[i + k] != marker[k] {
+                        match = false
+                        break
+                    }
                     if match {
                         var value: UInt64 = 0
                         var j = i + marker.count
@@ -255,7 +280,8 @@ private final class Receiver: @unchecked Sendable {  // owned by its thread unti
 /// This process's resident set size in MiB.
 func residentMegabytes() -> Int {
     guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
-          let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }) else { return 0 }
+        let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") })
+    else { return 0 }
     return (Int(line.split(separator: " ").dropFirst().first ?? "0") ?? 0) / 1024
 }
 

@@ -18,7 +18,9 @@ struct CheckConfig: ParsableCommand {
         }
         do throws(HeraldConfig.ValidationErrors) {
             let config = try HeraldConfig(parsing: Array(data))
-            print("\(path): OK (\(config.routes.count) routes, \(config.auth.publisherKeys.count) publisher keys, listen \(config.listen.host):\(config.listen.port))")
+            print(
+                "\(path): OK (\(config.routes.count) routes, \(config.auth.publisherKeys.count) publisher keys, listen \(config.listen.host):\(config.listen.port))"
+            )
         } catch {
             for error in error.errors {
                 FileHandle.standardError.write(Data("\(path): \(error.path ?? "$"): \(error.message)\n".utf8))

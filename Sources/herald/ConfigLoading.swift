@@ -16,7 +16,9 @@ enum ConfigLoading {
             do throws(HeraldConfig.ValidationErrors) {
                 config = try HeraldConfig(parsing: Array(data))
             } catch {
-                throw CLIError("\(path) is not a valid configuration:\n" + error.errors.map { "  \($0.path ?? "$"): \($0.message)" }.joined(separator: "\n"))
+                throw CLIError(
+                    "\(path) is not a valid configuration:\n"
+                        + error.errors.map { "  \($0.path ?? "$"): \($0.message)" }.joined(separator: "\n"))
             }
         } else if required {
             throw CLIError("no configuration file at \(path)")

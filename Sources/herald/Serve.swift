@@ -68,19 +68,23 @@ struct Serve: ParsableCommand {
         } catch {
             throw CLIError("cannot start: \(error.message)")
         }
-        logger.info("herald listening", metadata: [
-            "address": "\(settings.listen.host):\(server.port)",
-            "routes": "\(settings.routes.map(\.name))",
-            "publicDirectory": "\(settings.publicDirectory ?? "-")",
-            "publisherKeys": "\(settings.auth.publisherKeys.count)",
-            "anonymous": "\(settings.auth.anonymous)",
-            "adminKeys": "\(settings.auth.adminKeys.count)",
-            "limits": "body=\(settings.limits.maxBodyBytes) event=\(settings.limits.maxEventBytes) batch=\(settings.limits.maxBatchEvents) subscriptions=\(settings.limits.maxSubscriptionsPerConnection)",
-            "queue": "\(settings.delivery.queue.maxMessages) messages, \(settings.delivery.queue.maxBytes) bytes, \(settings.delivery.queue.policy.rawValue)",
-            "history": "\(settings.history.maxEvents) events",
-            "jwt": settings.auth.jwtSecret != nil ? "on" : settings.auth.demo ? "demo tokens only (random secret)" : "off",
-            "openFiles": "\(openFiles)",
-        ])
+        logger.info(
+            "herald listening",
+            metadata: [
+                "address": "\(settings.listen.host):\(server.port)",
+                "routes": "\(settings.routes.map(\.name))",
+                "publicDirectory": "\(settings.publicDirectory ?? "-")",
+                "publisherKeys": "\(settings.auth.publisherKeys.count)",
+                "anonymous": "\(settings.auth.anonymous)",
+                "adminKeys": "\(settings.auth.adminKeys.count)",
+                "limits":
+                    "body=\(settings.limits.maxBodyBytes) event=\(settings.limits.maxEventBytes) batch=\(settings.limits.maxBatchEvents) subscriptions=\(settings.limits.maxSubscriptionsPerConnection)",
+                "queue":
+                    "\(settings.delivery.queue.maxMessages) messages, \(settings.delivery.queue.maxBytes) bytes, \(settings.delivery.queue.policy.rawValue)",
+                "history": "\(settings.history.maxEvents) events",
+                "jwt": settings.auth.jwtSecret != nil ? "on" : settings.auth.demo ? "demo tokens only (random secret)" : "off",
+                "openFiles": "\(openFiles)",
+            ])
         if settings.auth.demo {
             logger.warning("auth.demo is on: anyone can get a token at /v1/demo/token; turn it off in production")
         }

@@ -10,8 +10,8 @@ struct Token: ParsableCommand {
         commandName: "token",
         abstract: "Print an HS256 subscriber JWT signed with auth.jwtSecret (or $HERALD_JWT_SECRET).",
         discussion: """
-        Example: herald token --sub ada --publish '{"type":["chat.message"],"from":["ada"]}' --ttl 3600
-        """
+            Example: herald token --sub ada --publish '{"type":["chat.message"],"from":["ada"]}' --ttl 3600
+            """
     )
 
     @Option(help: "Configuration file whose auth.jwtSecret signs the token.")

@@ -52,7 +52,9 @@ import Testing
     }
 
     @Test func aSignedTokenVerifiesWithItsClaims() throws {
-        let text = token(#"{"sub":"ada","exp":1800000100,"nbf":1799999900,"herald.scope":{"room":["lobby"]},"herald.publish":{"type":["chat.message"]}}"#)
+        let text = token(
+            #"{"sub":"ada","exp":1800000100,"nbf":1799999900,"herald.scope":{"room":["lobby"]},"herald.publish":{"type":["chat.message"]}}"#
+        )
         let verified = try verify(text)
         #expect(verified.subject == "ada")
         #expect(verified.expiresAt == 1_800_000_100)
@@ -98,7 +100,9 @@ import Testing
     @Test func presenceMembershipIsPerConnection() {
         func info(_ text: String) -> RawJSON { try! RawJSON(parsing: Array(text.utf8)) }
         func joined(_ seq: UInt64) -> Event {
-            Array("{}".utf8).withUnsafeBytes { Event(seq: seq, id: "\(seq)", source: "herald", type: "herald.presence", acceptedAt: 0, json: $0) }
+            Array("{}".utf8).withUnsafeBytes {
+                Event(seq: seq, id: "\(seq)", source: "herald", type: "herald.presence", acceptedAt: 0, json: $0)
+            }
         }
         var registry = PresenceRegistry()
         registry.join("chat:lobby", .init(client: 1, info: info(#"{"nick":"ada"}"#), transport: "ws", joinEvent: joined(3)))
@@ -120,9 +124,12 @@ import Testing
     }
 
     @Test func presenceMessagesAreDecodedAndChecked() throws {
-        #expect(try ClientMessage(decoding: Array(#"{"op":"presence.join","group":"chat:lobby","info":{"nick":"ada"}}"#.utf8))
-            == .presenceJoin(group: "chat:lobby", info: try RawJSON(parsing: Array(#"{"nick":"ada"}"#.utf8))))
-        #expect(try ClientMessage(decoding: Array(#"{"op":"presence.join","group":"g"}"#.utf8)) == .presenceJoin(group: "g", info: .emptyObject))
+        #expect(
+            try ClientMessage(decoding: Array(#"{"op":"presence.join","group":"chat:lobby","info":{"nick":"ada"}}"#.utf8))
+                == .presenceJoin(group: "chat:lobby", info: try RawJSON(parsing: Array(#"{"nick":"ada"}"#.utf8))))
+        #expect(
+            try ClientMessage(decoding: Array(#"{"op":"presence.join","group":"g"}"#.utf8)) == .presenceJoin(group: "g", info: .emptyObject)
+        )
         #expect(try ClientMessage(decoding: Array(#"{"op":"presence.leave","group":"g"}"#.utf8)) == .presenceLeave(group: "g"))
         let bad: [(String, String)] = [
             (#"{"op":"presence.join"}"#, "$.group"),
@@ -140,7 +147,8 @@ import Testing
     }
 
     @Test func jwtSettingsAreValidated() throws {
-        let config = try HeraldConfig(parsing: Array(#"{"auth":{"demo":true,"jwtSecret":"0123456789abcdef0123456789abcdef","jwtAudience":"herald"}}"#.utf8))
+        let config = try HeraldConfig(
+            parsing: Array(#"{"auth":{"demo":true,"jwtSecret":"0123456789abcdef0123456789abcdef","jwtAudience":"herald"}}"#.utf8))
         #expect(config.auth.demo && config.auth.jwtSecret?.utf8.count == 32 && config.auth.jwtAudience == "herald")
         #expect(try HeraldConfig(parsing: Array("{}".utf8)).auth.demo == false)
         #expect { try HeraldConfig(parsing: Array(#"{"auth":{"jwtSecret":"short","demo":"yes"}}"#.utf8)) } throws: { error in

@@ -28,8 +28,10 @@ import Testing
     @Test func chunkedErrors() {
         let malformed = ["xyz\r\n", "\r\n", "5\r\nhelloX", "FFFFFFFFFFFFFFFFF\r\n"]
         // Lenient framing is where request smuggling hides: bare LF, CR or NUL in a line.
-        let lenient = ["5\nhello\r\n", "5\r\nhello\n0\r\n\r\n", "1;a\rb\r\nx\r\n", "1;\0\r\nx\r\n",
-                       "0\r\nTrailer: x\n\r\n", "0\r\nT: a\rb\r\n\r\n", "0\r\n\n"]
+        let lenient = [
+            "5\nhello\r\n", "5\r\nhello\n0\r\n\r\n", "1;a\rb\r\nx\r\n", "1;\0\r\nx\r\n",
+            "0\r\nTrailer: x\n\r\n", "0\r\nT: a\rb\r\n\r\n", "0\r\n\n",
+        ]
         for bad in malformed + lenient {
             var decoder = ChunkedDecoder()
             var output: [UInt8] = []

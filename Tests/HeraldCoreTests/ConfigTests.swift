@@ -1,5 +1,6 @@
 import HeraldCore
 import Testing
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -29,24 +30,26 @@ import Glibc
 
     @Test func everyErrorIsReportedWithItsPath() {
         let text = #"""
-        {"listen":{"port":70000,"hots":"x"},"routes":{"bad":{"pattern":{"a":"b"}},"none":{}},
-         "auth":{"publisherKeys":[{"name":"k","sha256":"abc"}]},"limits":{"maxSubscriptionsPerConnection":500},
-         "log":{"level":"loud"},"extra":1}
-        """#
+            {"listen":{"port":70000,"hots":"x"},"routes":{"bad":{"pattern":{"a":"b"}},"none":{}},
+             "auth":{"publisherKeys":[{"name":"k","sha256":"abc"}]},"limits":{"maxSubscriptionsPerConnection":500},
+             "log":{"level":"loud"},"extra":1}
+            """#
         #expect { try HeraldConfig(parsing: Array(text.utf8)) } throws: { error in
             guard let errors = error as? HeraldConfig.ValidationErrors else { return false }
             let paths = Set(errors.errors.compactMap(\.path))
-            return paths == ["$.listen.port", "$.listen.hots", "$.routes.bad.pattern.a", "$.routes.none.pattern",
-                             "$.auth.publisherKeys[0].sha256", "$.limits.maxSubscriptionsPerConnection", "$.log.level", "$.extra"]
+            return paths == [
+                "$.listen.port", "$.listen.hots", "$.routes.bad.pattern.a", "$.routes.none.pattern",
+                "$.auth.publisherKeys[0].sha256", "$.limits.maxSubscriptionsPerConnection", "$.log.level", "$.extra",
+            ]
         }
     }
 
     @Test func deliveryHistoryAndDedupAreRead() throws {
         let text = #"""
-        {"delivery":{"queue":{"maxMessages":5,"policy":"coalesce","coalesceKey":"data.symbol"},"pingSeconds":5,"idleTimeoutSeconds":12},
-         "routes":{"ticks":{"pattern":{"type":["tick"]},"queue":{"policy":"disconnect"}}},
-         "history":{"maxEvents":0},"dedup":{"windowSeconds":60,"maxEntries":10},"limits":{"maxQueuedBytesTotal":1048576}}
-        """#
+            {"delivery":{"queue":{"maxMessages":5,"policy":"coalesce","coalesceKey":"data.symbol"},"pingSeconds":5,"idleTimeoutSeconds":12},
+             "routes":{"ticks":{"pattern":{"type":["tick"]},"queue":{"policy":"disconnect"}}},
+             "history":{"maxEvents":0},"dedup":{"windowSeconds":60,"maxEntries":10},"limits":{"maxQueuedBytesTotal":1048576}}
+            """#
         let config = try HeraldConfig(parsing: Array(text.utf8))
         #expect(config.delivery.queue == QueueLimits(maxMessages: 5, policy: .coalesce, coalesceKey: "data.symbol"))
         #expect(config.route(named: "ticks")?.queue?.policy == .disconnect)
@@ -58,12 +61,14 @@ import Glibc
 
     @Test func badDeliverySettingsNameTheirPath() {
         let text = #"""
-        {"delivery":{"queue":{"policy":"shrug"},"pingSeconds":30,"idleTimeoutSeconds":10},
-         "routes":{"r":{"pattern":{"a":[1]},"queue":{"policy":"coalesce"}}},"history":{"maxEvents":-1}}
-        """#
+            {"delivery":{"queue":{"policy":"shrug"},"pingSeconds":30,"idleTimeoutSeconds":10},
+             "routes":{"r":{"pattern":{"a":[1]},"queue":{"policy":"coalesce"}}},"history":{"maxEvents":-1}}
+            """#
         #expect { try HeraldConfig(parsing: Array(text.utf8)) } throws: { error in
             let paths = Set((error as? HeraldConfig.ValidationErrors)?.errors.compactMap(\.path) ?? [])
-            return paths == ["$.delivery.queue.policy", "$.delivery.idleTimeoutSeconds", "$.routes.r.queue.coalesceKey", "$.history.maxEvents"]
+            return paths == [
+                "$.delivery.queue.policy", "$.delivery.idleTimeoutSeconds", "$.routes.r.queue.coalesceKey", "$.history.maxEvents",
+            ]
         }
     }
 

@@ -5,7 +5,9 @@ import Testing
 @Suite struct DeliveryTests {
     func event(_ seq: UInt64, size: Int = 10, key: UInt64? = nil, at time: UInt64 = 0) -> Event {
         let json = Array(#"{"p":""#.utf8) + Array(repeating: UInt8(ascii: "x"), count: size) + Array(#""}"#.utf8)
-        return json.withUnsafeBytes { Event(seq: seq, id: "\(seq)", source: "", type: "t", acceptedAt: time, json: $0, coalesceKeys: [key]) }
+        return json.withUnsafeBytes {
+            Event(seq: seq, id: "\(seq)", source: "", type: "t", acceptedAt: time, json: $0, coalesceKeys: [key])
+        }
     }
 
     func seqs(_ queue: inout ClientQueue) -> [String] {
@@ -142,7 +144,10 @@ import Testing
         _ = queue.enqueue(event(1), subscriptions: SubscriptionSet(slot: 0))
         _ = queue.enqueue(event(2), subscriptions: both)
         queue.removeSubscription(0)
-        guard case .event(let e, let subs, _)? = queue.next() else { Issue.record("expected an event"); return }
+        guard case .event(let e, let subs, _)? = queue.next() else {
+            Issue.record("expected an event")
+            return
+        }
         #expect(e.seq == 2)
         #expect(subs == SubscriptionSet(slot: 1))
         #expect(queue.isEmpty)
@@ -160,11 +165,16 @@ import Testing
     }
 
     @Test(arguments: [
-        (#"{"op":"subscribe","id":"s1","filter":{"a":[1]},"route":"chat","since":1041}"#,
-         ClientMessage.subscribe(id: "s1", filter: .object([.init("a", .array([.number(1)]))]), route: "chat", since: 1041)),
+        (
+            #"{"op":"subscribe","id":"s1","filter":{"a":[1]},"route":"chat","since":1041}"#,
+            ClientMessage.subscribe(id: "s1", filter: .object([.init("a", .array([.number(1)]))]), route: "chat", since: 1041)
+        ),
         (#"{"op":"subscribe","id":"s2","route":"chat"}"#, .subscribe(id: "s2", filter: nil, route: "chat", since: nil)),
         (#"{"op":"unsubscribe","id":"s1"}"#, .unsubscribe(id: "s1")),
-        (#"{"op":"publish","event":{ "a" : 12345678901234567 , "e":1.50}}"#, .publish(event: try! RawJSON(parsing: Array(#"{"a":12345678901234567,"e":1.50}"#.utf8)))),
+        (
+            #"{"op":"publish","event":{ "a" : 12345678901234567 , "e":1.50}}"#,
+            .publish(event: try! RawJSON(parsing: Array(#"{"a":12345678901234567,"e":1.50}"#.utf8)))
+        ),
         (#"{"op":"ping"}"#, .ping),
         (#"{"op":"auth","token":"t"}"#, .auth(token: "t")),
     ])
@@ -191,9 +201,17 @@ import Testing
     @Test func wireMessagesAreExact() {
         func text(_ bytes: [UInt8]) -> String { String(decoding: bytes, as: UTF8.self) }
         #expect(text(WireFormat.subscribed(id: "s\"1", position: 7)) == #"{"type":"subscribed","id":"s\"1","position":7}"#)
-        #expect(text(WireFormat.webSocketGap(subscriptionIDs: [Array(#""a""#.utf8)], from: 2, to: 5, reason: "overflow")) == #"{"type":"gap","subs":["a"],"from":2,"to":5,"reason":"overflow"}"#)
-        #expect(text(WireFormat.sseGap(from: 1, to: 1, reason: "expired")) == "event: herald.gap\ndata: {\"from\":1,\"to\":1,\"reason\":\"expired\"}\n\n")
-        #expect(text(WireFormat.httpError(HeraldError(.invalidJSON, "bad", offset: 118, index: 3))) == #"{"error":{"code":"invalid_json","message":"bad","index":3,"offset":118}}"#)
-        #expect(text(WireFormat.accepted([.init(id: "a", seq: 42, duplicate: false)])) == #"{"accepted":[{"id":"a","seq":42,"duplicate":false}]}"#)
+        #expect(
+            text(WireFormat.webSocketGap(subscriptionIDs: [Array(#""a""#.utf8)], from: 2, to: 5, reason: "overflow"))
+                == #"{"type":"gap","subs":["a"],"from":2,"to":5,"reason":"overflow"}"#)
+        #expect(
+            text(WireFormat.sseGap(from: 1, to: 1, reason: "expired"))
+                == "event: herald.gap\ndata: {\"from\":1,\"to\":1,\"reason\":\"expired\"}\n\n")
+        #expect(
+            text(WireFormat.httpError(HeraldError(.invalidJSON, "bad", offset: 118, index: 3)))
+                == #"{"error":{"code":"invalid_json","message":"bad","index":3,"offset":118}}"#)
+        #expect(
+            text(WireFormat.accepted([.init(id: "a", seq: 42, duplicate: false)]))
+                == #"{"accepted":[{"id":"a","seq":42,"duplicate":false}]}"#)
     }
 }

@@ -88,12 +88,16 @@ import Testing
     @Test func limitsGiveTheirStatuses() {
         let limits = HTTPHeadLimits(maxHeadBytes: 2048, maxTargetBytes: 256, maxFieldBytes: 512, maxFields: 4)
         func code(_ text: String) -> String? {
-            do throws(HeraldError) { _ = try decode(text, limits: limits); return nil } catch { return error.code.rawValue }
+            do throws(HeraldError) {
+                _ = try decode(text, limits: limits)
+                return nil
+            } catch { return error.code.rawValue }
         }
         let longTarget = "/" + String(repeating: "a", count: 300)
         #expect(code("GET \(longTarget) HTTP/1.1\r\nHost: x\r\n\r\n") == "uri_too_long")
         #expect(code("GET \(longTarget + longTarget)") == "uri_too_long", "refused before the line ends")
-        #expect(code("GET / HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(String(repeating: "t", count: 600))\r\n\r\n") == "headers_too_large")
+        #expect(
+            code("GET / HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(String(repeating: "t", count: 600))\r\n\r\n") == "headers_too_large")
         #expect(code("GET / HTTP/1.1\r\nHost: x\r\nA: 1\r\nB: 1\r\nC: 1\r\nD: 1\r\n\r\n") == "headers_too_large")
         let manyLines = (0..<10).map { "X\($0): \(String(repeating: "v", count: 300))\r\n" }.joined()
         #expect(code("GET / HTTP/1.1\r\nHost: x\r\n" + manyLines) == "headers_too_large", "an unfinished head past the limit")
@@ -116,11 +120,10 @@ import Testing
     }
 
     @Test func pipelinedRequestsAreReadInOrderEachOnce() throws {
-        var input = Array((
-            "POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"
+        var input = Array(
+            ("POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"
                 + "POST /b HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
-                + "GET /c HTTP/1.1\r\nHost: x\r\n\r\nGET /d HT"
-        ).utf8)
+                + "GET /c HTTP/1.1\r\nHost: x\r\n\r\nGET /d HT").utf8)
         var decoder = HTTPRequestDecoder()
         var seen: [(String, String)] = []
         while true {
@@ -164,11 +167,15 @@ import Testing
 
     @Test func responsesAreOneBufferWithLengthAndClose() {
         var out: [UInt8] = []
-        HTTPServerResponse(status: 404, fields: [("x-bad", "a\r\nInjected: 1")], body: Array("{}".utf8)).encode(into: &out, omitBody: false, keepAlive: false)
-        #expect(String(decoding: out, as: UTF8.self)
-            == "HTTP/1.1 404 Not Found\r\ncontent-type: application/json\r\ncontent-length: 2\r\nx-bad: a  Injected: 1\r\nconnection: close\r\n\r\n{}")
+        HTTPServerResponse(status: 404, fields: [("x-bad", "a\r\nInjected: 1")], body: Array("{}".utf8)).encode(
+            into: &out, omitBody: false, keepAlive: false)
+        #expect(
+            String(decoding: out, as: UTF8.self)
+                == "HTTP/1.1 404 Not Found\r\ncontent-type: application/json\r\ncontent-length: 2\r\nx-bad: a  Injected: 1\r\nconnection: close\r\n\r\n{}"
+        )
         out.removeAll()
-        HTTPServerResponse(status: 200, contentType: "text/plain", body: Array("abc".utf8)).encode(into: &out, omitBody: true, keepAlive: true)
+        HTTPServerResponse(status: 200, contentType: "text/plain", body: Array("abc".utf8)).encode(
+            into: &out, omitBody: true, keepAlive: true)
         #expect(String(decoding: out, as: UTF8.self) == "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 3\r\n\r\n")
     }
 }

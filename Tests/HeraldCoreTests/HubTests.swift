@@ -18,7 +18,9 @@ import Testing
 
     let clock = ManualClock()
 
-    func makeHub(_ customize: (inout HeraldConfig) -> Void = { _ in }, log: (any EventLog)? = nil, broker: any EventBroker = LocalBroker()) -> Hub {
+    func makeHub(
+        _ customize: (inout HeraldConfig) -> Void = { _ in }, log: (any EventLog)? = nil, broker: any EventBroker = LocalBroker()
+    ) -> Hub {
         var config = HeraldConfig()
         config.routes = [.init(name: "chat", pattern: try! Pattern(parsing: Array(#"{"type":["chat"]}"#.utf8)))]
         customize(&config)
@@ -35,12 +37,16 @@ import Testing
         }
     }
 
-    func session(_ hub: Hub, _ transport: TransportKind = .webSocket, credentials: Credentials = .anonymous, route: String? = nil) -> Session {
+    func session(
+        _ hub: Hub, _ transport: TransportKind = .webSocket, credentials: Credentials = .anonymous, route: String? = nil
+    ) -> Session {
         hub.openSession(transport: transport, remote: "127.0.0.1", credentials: credentials, route: route)
     }
 
     @discardableResult
-    func subscribe(_ hub: Hub, _ session: Session, _ id: String, _ filter: String?, route: String? = nil, since: UInt64? = nil) throws -> Hub.Subscribed {
+    func subscribe(
+        _ hub: Hub, _ session: Session, _ id: String, _ filter: String?, route: String? = nil, since: UInt64? = nil
+    ) throws -> Hub.Subscribed {
         let pattern = try filter.map { try Pattern(parsing: Array($0.utf8)) }
         let subscribed = try hub.subscribe(session, id: id, route: route, filter: pattern)
         if let since { hub.resume(session, since: since, slots: SubscriptionSet(slot: subscribed.slot)) }
@@ -126,7 +132,10 @@ import Testing
         seen += writes(hub, client)
         let seqs = seen.map { Int($0.split(separator: " ")[1])! }
         #expect(seqs == Array(4...16), "\(seen)")
-        #expect(seen.prefix(8).allSatisfy { $0.hasPrefix("replay") && $0.hasSuffix(" back") || $0.hasSuffix(" back,live") || $0.hasSuffix(" live,back") })
+        #expect(
+            seen.prefix(8).allSatisfy {
+                $0.hasPrefix("replay") && $0.hasSuffix(" back") || $0.hasSuffix(" back,live") || $0.hasSuffix(" live,back")
+            })
         #expect(seen.last == "event 16 live,back", "live again")
         #expect(!client.isResuming)
         checkTotal(hub)
@@ -149,7 +158,8 @@ import Testing
     @Test(arguments: [OverflowPolicy.dropOldest, .dropNewest, .coalesce, .disconnect])
     func everyOverflowPolicy(policy: OverflowPolicy) throws {
         let hub = makeHub {
-            $0.delivery.queue = QueueLimits(maxMessages: 3, maxBytes: 1 << 20, policy: policy, coalesceKey: policy == .coalesce ? "symbol" : nil)
+            $0.delivery.queue = QueueLimits(
+                maxMessages: 3, maxBytes: 1 << 20, policy: policy, coalesceKey: policy == .coalesce ? "symbol" : nil)
         }
         let client = session(hub)
         try subscribe(hub, client, "q", "{}")

@@ -47,7 +47,8 @@ import Testing
     }
 
     @Test func theExampleEventsParse() throws {
-        let vibration = #"{"eventId":"a1b2","eventType":"VibrationRecorded","source":"VibrationSensor","data":{"sensorId":"VB-42345","vibrationLevel":12.5,"unit":"m/s²"}}"#
+        let vibration =
+            #"{"eventId":"a1b2","eventType":"VibrationRecorded","source":"VibrationSensor","data":{"sensorId":"VB-42345","vibrationLevel":12.5,"unit":"m/s²"}}"#
         let event = try #require(try parse(vibration).first)
         #expect(event.type == "VibrationRecorded")
         #expect(event.source == "VibrationSensor")
@@ -96,7 +97,8 @@ import Testing
     @Test func eventEncodingsAreBuiltOnce() throws {
         let json = Array(#"{"type":"a\nb"}"#.utf8)
         let event = json.withUnsafeBytes { Event(seq: 42, id: "i", source: "", type: "a\nb", acceptedAt: 0, json: $0) }
-        #expect(String(decoding: UnsafeRawBufferPointer(event.sseFrame), as: UTF8.self) == "id: 42\nevent: a b\ndata: {\"type\":\"a\\nb\"}\n\n")
+        #expect(
+            String(decoding: UnsafeRawBufferPointer(event.sseFrame), as: UTF8.self) == "id: 42\nevent: a b\ndata: {\"type\":\"a\\nb\"}\n\n")
         #expect(String(decoding: event.webSocketTail, as: UTF8.self) == #""seq":42,"event":{"type":"a\nb"}}"#)
         #expect(event.jsonText == #"{"type":"a\nb"}"#)
     }

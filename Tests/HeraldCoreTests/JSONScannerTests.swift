@@ -395,9 +395,11 @@ extension String {
 struct JSONTapeReadingTests {
     static let object = "{\"a\":1,\"\\u0062\":2,\"c\\\"d\":3,\"é\":4,\"\\ud83d\\ude00\":5,\"ab\":6,\"\":7}"
 
-    @Test("member lookup with raw and escaped keys", arguments: [
-        ("a", 1.0), ("b", 2), ("c\"d", 3), ("é", 4), ("😀", 5), ("ab", 6), ("", 7),
-    ] as [(String, Double)])
+    @Test(
+        "member lookup with raw and escaped keys",
+        arguments: [
+            ("a", 1.0), ("b", 2), ("c\"d", 3), ("é", 4), ("😀", 5), ("ab", 6), ("", 7),
+        ] as [(String, Double)])
     func memberLookup(key: String, expected: Double) throws {
         let bytes = Array(Self.object.utf8)
         let tape = try JSONScanner.scan(bytes)
@@ -423,22 +425,24 @@ struct JSONTapeReadingTests {
         }
     }
 
-    @Test("string decoding", arguments: [
-        ("\"plain\"", "plain"),
-        ("\"\"", ""),
-        ("\"a\\nb\"", "a\nb"),
-        ("\"\\u00e9\"", "é"),
-        ("\"\\u00E9t\\u00e9\"", "été"),
-        ("\"\\ud83d\\ude00!\"", "😀!"),
-        ("\"\\uDBFF\\uDFFF\"", "\u{10FFFF}"),
-        ("\"\\u0000\"", "\u{0}"),
-        ("\"x\\u0000y\"", "x\u{0}y"),
-        ("\"\\/\\\\\\\"\"", "/\\\""),
-        ("\"\\b\\f\\r\\t\"", "\u{8}\u{C}\r\t"),
-        ("\"é😀 raw\"", "é😀 raw"),
-        ("\"\\uffff\\u20AC\"", "\u{FFFF}€"),
-        ("\"a long string with an escape at the very end\\n\"", "a long string with an escape at the very end\n"),
-    ] as [(String, String)])
+    @Test(
+        "string decoding",
+        arguments: [
+            ("\"plain\"", "plain"),
+            ("\"\"", ""),
+            ("\"a\\nb\"", "a\nb"),
+            ("\"\\u00e9\"", "é"),
+            ("\"\\u00E9t\\u00e9\"", "été"),
+            ("\"\\ud83d\\ude00!\"", "😀!"),
+            ("\"\\uDBFF\\uDFFF\"", "\u{10FFFF}"),
+            ("\"\\u0000\"", "\u{0}"),
+            ("\"x\\u0000y\"", "x\u{0}y"),
+            ("\"\\/\\\\\\\"\"", "/\\\""),
+            ("\"\\b\\f\\r\\t\"", "\u{8}\u{C}\r\t"),
+            ("\"é😀 raw\"", "é😀 raw"),
+            ("\"\\uffff\\u20AC\"", "\u{FFFF}€"),
+            ("\"a long string with an escape at the very end\\n\"", "a long string with an escape at the very end\n"),
+        ] as [(String, String)])
     func stringDecoding(json: String, expected: String) throws {
         let bytes = Array(json.utf8)
         let tape = try JSONScanner.scan(bytes)
@@ -456,15 +460,17 @@ struct JSONTapeReadingTests {
         }
     }
 
-    @Test("number parsing", arguments: [
-        ("35", 35.0), ("3.5e1", 35), ("-0.0", -0.0), ("1E-2", 0.01), ("0", 0), ("-0", -0.0),
-        ("0.1", 0.1), ("-12.5", -12.5), ("4.0", 4), ("1e22", 1e22), ("1e23", 1e23),
-        ("9007199254740993", 9_007_199_254_740_992), ("12345678901234567890", 12_345_678_901_234_567_168),
-        ("123456789012345678901234567890", 1.2345678901234568e29), ("0.000001", 0.000001),
-        ("1.7976931348623157e308", 1.7976931348623157e308), ("5e-324", .leastNonzeroMagnitude),
-        ("2.2250738585072014e-308", 2.2250738585072014e-308), ("1e308", 1e308), ("-1e308", -1e308),
-        ("1e-400", 0), ("0e999999999999", 0), ("100e-2", 1), ("0.30000000000000004", 0.30000000000000004),
-    ] as [(String, Double)])
+    @Test(
+        "number parsing",
+        arguments: [
+            ("35", 35.0), ("3.5e1", 35), ("-0.0", -0.0), ("1E-2", 0.01), ("0", 0), ("-0", -0.0),
+            ("0.1", 0.1), ("-12.5", -12.5), ("4.0", 4), ("1e22", 1e22), ("1e23", 1e23),
+            ("9007199254740993", 9_007_199_254_740_992), ("12345678901234567890", 12_345_678_901_234_567_168),
+            ("123456789012345678901234567890", 1.2345678901234568e29), ("0.000001", 0.000001),
+            ("1.7976931348623157e308", 1.7976931348623157e308), ("5e-324", .leastNonzeroMagnitude),
+            ("2.2250738585072014e-308", 2.2250738585072014e-308), ("1e308", 1e308), ("-1e308", -1e308),
+            ("1e-400", 0), ("0e999999999999", 0), ("100e-2", 1), ("0.30000000000000004", 0.30000000000000004),
+        ] as [(String, Double)])
     func numberParsing(json: String, expected: Double) throws {
         let bytes = Array(json.utf8)
         let tape = try JSONScanner.scan(bytes)
@@ -507,15 +513,15 @@ struct JSONTapeReadingTests {
             let unit = tape.member("unit", inObjectAt: data, in: raw)!
             #expect(tape.string(at: unit, in: raw) == "m/s²")
             let source = tape.member("source", inObjectAt: 0, in: raw)!
-            #expect("VibrationSensor".utf8.withContiguousStorageIfAvailable {
-                tape.stringEquals(at: source, UnsafeRawBufferPointer($0), in: raw)
-            } == true)
+            #expect(
+                "VibrationSensor".utf8.withContiguousStorageIfAvailable {
+                    tape.stringEquals(at: source, UnsafeRawBufferPointer($0), in: raw)
+                } == true)
         }
     }
 }
 
 // MARK: - Property tests
-
 
 /// A random JSON document: its text and what the scanner must report for it.
 struct GeneratedDocument {
@@ -575,7 +581,9 @@ struct GeneratedDocument {
 
     mutating func number(_ rng: inout SeededGenerator) {
         var token = Bool.random(using: &rng) ? "-" : ""
-        token += Bool.random(using: &rng) ? "0" : String(UInt64.random(in: 1...UInt64.max, using: &rng) >> (UInt64.random(in: 0..<64, using: &rng)))
+        token +=
+            Bool.random(using: &rng)
+            ? "0" : String(UInt64.random(in: 1...UInt64.max, using: &rng) >> (UInt64.random(in: 0..<64, using: &rng)))
         if Bool.random(using: &rng) { token += "." + String(UInt32.random(in: 0...999_999, using: &rng)) }
         if Bool.random(using: &rng) {
             token += ["e", "E"].randomElement(using: &rng)! + ["", "+", "-"].randomElement(using: &rng)!
@@ -601,7 +609,9 @@ struct GeneratedDocument {
         case 5, 6:
             kinds.append(.object)
             text.append(UInt8(ascii: "{"))
-            let members = Int.random(in: 0..<10, using: &rng) == 0 ? Int.random(in: 15...40, using: &rng)
+            let members =
+                Int.random(in: 0..<10, using: &rng) == 0
+                ? Int.random(in: 15...40, using: &rng)
                 : Int.random(in: 0...5, using: &rng)
             for i in 0..<members {
                 if i > 0 { text.append(UInt8(ascii: ",")) }
@@ -660,11 +670,13 @@ struct JSONScannerPropertyTests {
             0x80, 0xBF, 0xC0, 0xC3, 0xE0, 0xED, 0xF0, 0xF4, 0xFF,
         ]
         for round in 0..<1000 {
-            var bytes = round % 5 == 0
+            var bytes =
+                round % 5 == 0
                 ? Array(vibrationRecordedEvent.utf8) : GeneratedDocument(seed: rng.next()).text
             guard !bytes.isEmpty else { continue }
             let position = Int.random(in: 0..<bytes.count, using: &rng)
-            bytes[position] = Bool.random(using: &rng)
+            bytes[position] =
+                Bool.random(using: &rng)
                 ? interesting.randomElement(using: &rng)! : UInt8.random(in: 0...255, using: &rng)
             do {
                 let tape = try JSONScanner.scan(bytes)

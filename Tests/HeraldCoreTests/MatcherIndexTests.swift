@@ -29,7 +29,8 @@ import Testing
         index.add(owner: 3, slot: 0, patterns: [try Self.pattern(#"{"room":["ops"]}"#)])
         #expect(index.count == 4)
         let event = #"{"type":"chat","room":"lobby"}"#
-        #expect(try Self.match(index, event) == [.init(owner: 1, subscriptions: Self.set(0, 5)), .init(owner: 2, subscriptions: Self.set(0))])
+        #expect(
+            try Self.match(index, event) == [.init(owner: 1, subscriptions: Self.set(0, 5)), .init(owner: 2, subscriptions: Self.set(0))])
         index.remove(owner: 1, slot: 5)
         index.removeAll(owner: 2)
         #expect(index.count == 2)

@@ -27,17 +27,18 @@ import Testing
         out.family("x_seconds", type: "histogram", help: "A test.")
         out.histogram("x_seconds", [("route", "a\"b\\c\nd")], h)
         out.sample("y_total", [], 3)
-        #expect(out.text == """
-            # HELP x_seconds A test.
-            # TYPE x_seconds histogram
-            x_seconds_bucket{route="a\\"b\\\\c\\nd",le="0.5"} 1
-            x_seconds_bucket{route="a\\"b\\\\c\\nd",le="1"} 2
-            x_seconds_bucket{route="a\\"b\\\\c\\nd",le="+Inf"} 3
-            x_seconds_sum{route="a\\"b\\\\c\\nd"} 3
-            x_seconds_count{route="a\\"b\\\\c\\nd"} 3
-            y_total 3
+        #expect(
+            out.text == """
+                # HELP x_seconds A test.
+                # TYPE x_seconds histogram
+                x_seconds_bucket{route="a\\"b\\\\c\\nd",le="0.5"} 1
+                x_seconds_bucket{route="a\\"b\\\\c\\nd",le="1"} 2
+                x_seconds_bucket{route="a\\"b\\\\c\\nd",le="+Inf"} 3
+                x_seconds_sum{route="a\\"b\\\\c\\nd"} 3
+                x_seconds_count{route="a\\"b\\\\c\\nd"} 3
+                y_total 3
 
-            """)
+                """)
     }
 
     @Test func ratesCompareWithTheSnapshotAWindowAgo() {

@@ -13,7 +13,9 @@ import Testing
     static let eventCount = 200_000
 
     /// Match counts per pattern over events `range`: (automaton, reference).
-    static func counts(_ range: Range<Int>, _ compiled: [Pattern], _ alternatives: [[[PatternReference.Condition]]]) throws
+    static func counts(
+        _ range: Range<Int>, _ compiled: [Pattern], _ alternatives: [[[PatternReference.Condition]]]
+    ) throws
         -> ([Int], [Int])
     {
         var index = SubscriptionIndex()

@@ -2,7 +2,6 @@ import HeraldCore
 import HeraldPatternCorpus
 import Testing
 
-
 /// Random patterns against random events: the automaton (a `SubscriptionIndex` holding
 /// every pattern) and `Pattern.matches` must agree with the reference matcher on every
 /// (pattern, event) pair, also after half of the patterns are removed again.
@@ -36,7 +35,8 @@ import Testing
                 let count = Int.random(in: 0...3, using: &g)
                 value = .array(
                     (0..<count).map { _ in
-                        nested && g.chance(0.7) ? eventObject(&g, depth: depth + 1)
+                        nested && g.chance(0.7)
+                            ? eventObject(&g, depth: depth + 1)
                             : g.chance(0.15) ? .array([scalar(&g), scalar(&g)]) : scalar(&g)
                     })
             default: value = nested ? .array([eventObject(&g, depth: depth + 1)]) : scalar(&g)
@@ -63,12 +63,18 @@ import Testing
         case 8: return op("equals-ignore-case", str(g.pick(strings)))
         case 9: return op("anything-but", g.chance(0.5) ? str(g.pick(strings)) : .number(g.pick(numbers)))
         case 10:
-            return op("anything-but", g.chance(0.5)
-                ? .array([str(g.pick(strings)), str(g.pick(strings))]) : .array([.number(g.pick(numbers)), .number(g.pick(numbers))]))
+            return op(
+                "anything-but",
+                g.chance(0.5)
+                    ? .array([str(g.pick(strings)), str(g.pick(strings))]) : .array([.number(g.pick(numbers)), .number(g.pick(numbers))]))
         case 11:
             let kind = g.pick(["prefix", "suffix", "equals-ignore-case", "wildcard"])
-            let values = kind == "prefix" ? ["x", "10.", "é", "ab"] : kind == "suffix" ? ["y", ".png", "1"]
-                : kind == "wildcard" ? ["x*", "*.png", "*", "a*c"] : ["X", "XY", "É", "σ"]
+            let values =
+                kind == "prefix"
+                ? ["x", "10.", "é", "ab"]
+                : kind == "suffix"
+                    ? ["y", ".png", "1"]
+                    : kind == "wildcard" ? ["x*", "*.png", "*", "a*c"] : ["X", "XY", "É", "σ"]
             return op("anything-but", op(kind, g.chance(0.5) ? str(g.pick(values)) : .array([str(g.pick(values)), str(g.pick(values))])))
         case 12, 13:
             var bounds = [g.pick(numbers), g.pick(numbers)].sorted()
@@ -78,11 +84,13 @@ import Testing
             case 1: return op("numeric", .array([str(g.pick(["<", "<="])), .number(bounds[0])]))
             case 2: return op("numeric", .array([str(g.pick([">", ">="])), .number(bounds[0])]))
             default:
-                return op("numeric", .array([str(g.pick([">", ">="])), .number(bounds[0]), str(g.pick(["<", "<="])), .number(bounds[1])]))
+                return op(
+                    "numeric", .array([str(g.pick([">", ">="])), .number(bounds[0]), str(g.pick(["<", "<="])), .number(bounds[1])]))
             }
         case 14, 15: return op("exists", .bool(g.chance(0.5)))
         case 16, 17:
-            return op("cidr", str(g.pick(["10.0.0.0/24", "10.0.0.0/8", "0.0.0.0/0", "2001:db8::/32", "::/0", "192.168.0.0/16", "::1/128"])))
+            return op(
+                "cidr", str(g.pick(["10.0.0.0/24", "10.0.0.0/8", "0.0.0.0/0", "2001:db8::/32", "::/0", "192.168.0.0/16", "::1/128"])))
         default:
             return op("wildcard", str(g.pick(["x*", "*y", "*", "x*y*z", "*.1", "1*", "a\\\\b", "ab\\*c", "*.png", "*X*", "É*"])))
         }

@@ -1,5 +1,6 @@
-@testable import HeraldCore
 import Testing
+
+@testable import HeraldCore
 
 /// `Pool`: stable ids, freed slots reused (last freed first), counts with and without them.
 @Suite struct PoolTests {

@@ -30,7 +30,8 @@ import Testing
     @Test func maskedTextAndFragmentsAreReassembled() {
         let text = Array(#"{"op":"ping"}"#.utf8)
         #expect(read(frame(WebSocketFrame.text, text)).messages == [.text(text)])
-        let fragmented = frame(WebSocketFrame.text, Array(text[0..<4]), fin: false)
+        let fragmented =
+            frame(WebSocketFrame.text, Array(text[0..<4]), fin: false)
             + frame(WebSocketFrame.ping, [1, 2])  // control frames may come between fragments
             + frame(WebSocketFrame.continuation, Array(text[4...]))
         #expect(read(fragmented).messages == [.ping([1, 2]), .text(text)])
@@ -52,8 +53,11 @@ import Testing
         ("RSV1 without an extension", WebSocketFrame.encode(opcode: 1, payload: [0x61], rsv: 4, maskKey: mask), 1002),
         ("reserved opcode", WebSocketFrame.encode(opcode: 3, payload: [], maskKey: mask), 1002),
         ("continuation without a start", WebSocketFrame.encode(opcode: 0, payload: [0x61], maskKey: mask), 1002),
-        ("a new message inside a fragmented one",
-         WebSocketFrame.encode(opcode: 1, payload: [0x61], fin: false, maskKey: mask) + WebSocketFrame.encode(opcode: 1, payload: [0x62], maskKey: mask), 1002),
+        (
+            "a new message inside a fragmented one",
+            WebSocketFrame.encode(opcode: 1, payload: [0x61], fin: false, maskKey: mask)
+                + WebSocketFrame.encode(opcode: 1, payload: [0x62], maskKey: mask), 1002
+        ),
         ("fragmented ping", WebSocketFrame.encode(opcode: 9, payload: [], fin: false, maskKey: mask), 1002),
         ("long ping", WebSocketFrame.encode(opcode: 9, payload: [UInt8](repeating: 0, count: 126), maskKey: mask), 1002),
         ("1-byte close", WebSocketFrame.encode(opcode: 8, payload: [3], maskKey: mask), 1002),
@@ -61,9 +65,11 @@ import Testing
         ("text that is not UTF-8", WebSocketFrame.encode(opcode: 1, payload: [0xC3, 0x28], maskKey: mask), 1007),
         ("surrogate in text", WebSocketFrame.encode(opcode: 1, payload: [0xED, 0xA0, 0x80], maskKey: mask), 1007),
         ("too big", WebSocketFrame.encode(opcode: 1, payload: [UInt8](repeating: 0x61, count: 1025), maskKey: mask), 1009),
-        ("too big in fragments",
-         WebSocketFrame.encode(opcode: 1, payload: [UInt8](repeating: 0x61, count: 600), fin: false, maskKey: mask)
-            + WebSocketFrame.encode(opcode: 0, payload: [UInt8](repeating: 0x61, count: 600), maskKey: mask), 1009),
+        (
+            "too big in fragments",
+            WebSocketFrame.encode(opcode: 1, payload: [UInt8](repeating: 0x61, count: 600), fin: false, maskKey: mask)
+                + WebSocketFrame.encode(opcode: 0, payload: [UInt8](repeating: 0x61, count: 600), maskKey: mask), 1009
+        ),
     ])
     func violationsCloseWithTheirCode(_ name: String, bytes: [UInt8], code: UInt16) {
         #expect(read(bytes).error == code, "\(name)")
@@ -79,7 +85,8 @@ import Testing
         var generator = SystemRandomNumberGenerator()
         for _ in 0..<2000 {
             let bytes = (0..<Int.random(in: 0...12, using: &generator)).map { _ -> UInt8 in
-                [0x41, 0x7F, 0x80, 0xBF, 0xC2, 0xDF, 0xE0, 0xED, 0xEF, 0xF0, 0xF4, 0xF5, 0x9F, 0xA0, 0x8F, 0x90].randomElement(using: &generator)!
+                [0x41, 0x7F, 0x80, 0xBF, 0xC2, 0xDF, 0xE0, 0xED, 0xEF, 0xF0, 0xF4, 0xF5, 0x9F, 0xA0, 0x8F, 0x90].randomElement(
+                    using: &generator)!
             }
             let valid = bytes.withUnsafeBytes { UTF8Validation.isValid($0) }
             #expect(valid == (String(validating: bytes, as: UTF8.self) != nil), "\(bytes)")
@@ -91,7 +98,8 @@ import Testing
     func upgrade(_ extra: String, method: String = "GET", version: String = "1.1") throws -> HTTPRequestHead {
         var decoder = HTTPRequestDecoder()
         let text = Array("\(method) /v1/ws HTTP/\(version)\r\nHost: x\r\nUpgrade: websocket\r\n\(extra)\r\n".utf8)
-        return try #require(try text.withUnsafeBytes { raw in try Result { () throws(HeraldError) in try decoder.decodeHead(raw) }.get() }).head
+        return try #require(try text.withUnsafeBytes { raw in try Result { () throws(HeraldError) in try decoder.decodeHead(raw) }.get() })
+            .head
     }
 
     static let valid = "Connection: keep-alive, Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
@@ -99,10 +107,13 @@ import Testing
     @Test func aValidUpgradeAgreesOnTheSubprotocol() throws {
         let plain = try WebSocketHandshake.validate(try upgrade(Self.valid), subprotocol: "herald.v1")
         #expect(plain == .init(accept: "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=", subprotocol: nil))
-        let offered = try WebSocketHandshake.validate(try upgrade(Self.valid + "Sec-WebSocket-Protocol: chat, herald.v1\r\n"), subprotocol: "herald.v1")
+        let offered = try WebSocketHandshake.validate(
+            try upgrade(Self.valid + "Sec-WebSocket-Protocol: chat, herald.v1\r\n"), subprotocol: "herald.v1")
         #expect(offered.subprotocol == "herald.v1")
-        #expect(String(decoding: WebSocketHandshake.response(offered), as: UTF8.self)
-            == "HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\nsec-websocket-accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\nsec-websocket-protocol: herald.v1\r\n\r\n")
+        #expect(
+            String(decoding: WebSocketHandshake.response(offered), as: UTF8.self)
+                == "HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\nsec-websocket-accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\nsec-websocket-protocol: herald.v1\r\n\r\n"
+        )
     }
 
     @Test(arguments: [

@@ -94,10 +94,14 @@ import Glibc
 
     /// Runs `body` with a client that stops reading while `count` events of ~1 KiB go out,
     /// then reads everything it is sent.
-    static func stalledClient(policy: String, extraConfig: (inout HeraldConfig) -> Void = { _ in }, count: Int = 12000,
-                              keyOf: (Int) -> String = { _ in "" }) throws -> (messages: [JSONValue], server: HeraldConfig) {
+    static func stalledClient(
+        policy: String, extraConfig: (inout HeraldConfig) -> Void = { _ in }, count: Int = 12000,
+        keyOf: (Int) -> String = { _ in "" }
+    ) throws -> (messages: [JSONValue], server: HeraldConfig) {
         var config = testConfig {
-            $0.delivery.queue = QueueLimits(maxMessages: 100, maxBytes: 1 << 20, policy: OverflowPolicy(rawValue: policy)!, coalesceKey: policy == "coalesce" ? "sym" : nil)
+            $0.delivery.queue = QueueLimits(
+                maxMessages: 100, maxBytes: 1 << 20, policy: OverflowPolicy(rawValue: policy)!,
+                coalesceKey: policy == "coalesce" ? "sym" : nil)
             $0.history.maxEvents = 100_000
             $0.history.maxBytes = 256 << 20
         }
@@ -118,7 +122,8 @@ import Glibc
                 do {
                     switch try ws.receive(timeout: .milliseconds(1500)) {
                     case .text(let text): messages.append(try JSONValue(parsing: text))
-                    case .close(let code, let reason): messages.append(.object([.init("close", .number(Double(code ?? 0))), .init("reason", .string(reason))]))
+                    case .close(let code, let reason):
+                        messages.append(.object([.init("close", .number(Double(code ?? 0))), .init("reason", .string(reason))]))
                     case .binary: throw TestFailure("binary frame")
                     }
                 } catch let error as ClientError where error.isTimeout || error.isEOF {
@@ -135,7 +140,9 @@ import Glibc
         for message in messages {
             switch message["type"]?.stringValue {
             case "event":
-                guard case .number(let seq)? = message["seq"], Int(seq) >= next else { throw TestFailure("out of order at \(message["seq"].map { $0.serialized } ?? "?")") }
+                guard case .number(let seq)? = message["seq"], Int(seq) >= next else {
+                    throw TestFailure("out of order at \(message["seq"].map { $0.serialized } ?? "?")")
+                }
                 guard Int(seq) == next else { throw TestFailure("seq \(next)..\(Int(seq) - 1) missing without a gap notice") }
                 next = Int(seq) + 1
                 events += 1
@@ -200,7 +207,10 @@ import Glibc
             while closeCode == nil {
                 switch try ws.receive(timeout: .seconds(5)) {
                 case .text(let text):
-                    if case .number(let seq)? = try JSONValue(parsing: text)["seq"] { #expect(Int(seq) == last + 1); last = Int(seq) }
+                    if case .number(let seq)? = try JSONValue(parsing: text)["seq"] {
+                        #expect(Int(seq) == last + 1)
+                        last = Int(seq)
+                    }
                 case .close(let code, _): closeCode = code
                 case .binary: break
                 }
@@ -230,8 +240,15 @@ import Glibc
             let stalledSSE = try server.sse(filter: "{}")
             let readers = 50
             let count = 20_000
-            final class Result: @unchecked Sendable { var received = 0; var inOrder = true; var worstLatency = Duration.zero }
-            final class Owned: @unchecked Sendable { let client: WebSocketClient; init(_ c: WebSocketClient) { client = c } }
+            final class Result: @unchecked Sendable {
+                var received = 0
+                var inOrder = true
+                var worstLatency = Duration.zero
+            }
+            final class Owned: @unchecked Sendable {
+                let client: WebSocketClient
+                init(_ c: WebSocketClient) { client = c }
+            }
             let results = (0..<readers).map { _ in Result() }
             let owned = try (0..<readers).map { i -> Owned in
                 let ws = try server.webSocket()
@@ -243,8 +260,13 @@ import Glibc
             let threads = (0..<readers).map { i in
                 TestThread {
                     var expected = 0
-                    while expected < count, let message = try? owned[i].client.receive(timeout: .seconds(30)), case .text(let text) = message {
-                        guard text.contains(#""n":\#(expected)}"#) else { results[i].inOrder = false; return }
+                    while expected < count, let message = try? owned[i].client.receive(timeout: .seconds(30)),
+                        case .text(let text) = message
+                    {
+                        guard text.contains(#""n":\#(expected)}"#) else {
+                            results[i].inOrder = false
+                            return
+                        }
                         expected += 1
                     }
                     results[i].received = expected
@@ -296,7 +318,11 @@ import Glibc
             let threads = (0..<3).map { _ in TestThread { _ = try? server.publish(concurrent) } }
             threads.forEach { $0.join() }
             let batch = try server.publish(#"[{"source":"s","id":"b"},{"source":"s","id":"b"},{"source":"t","id":"b"}]"#).json
-            #expect(batch == json(#"{"accepted":[{"id":"b","seq":3,"duplicate":false},{"id":"b","seq":3,"duplicate":true},{"id":"b","seq":4,"duplicate":false}]}"#))
+            #expect(
+                batch
+                    == json(
+                        #"{"accepted":[{"id":"b","seq":3,"duplicate":false},{"id":"b","seq":3,"duplicate":true},{"id":"b","seq":4,"duplicate":false}]}"#
+                    ))
             var seqs: [Double] = []
             for _ in 0..<4 { if case .number(let seq)? = try ws.receiveJSON()["seq"] { seqs.append(seq) } }
             #expect(seqs == [1, 2, 3, 4])
@@ -306,7 +332,12 @@ import Glibc
     }
 
     @Test func webSocketsThatStopAnsweringPingsAreClosed() throws {
-        try withTestServer(testConfig { $0.delivery.pingSeconds = 1; $0.delivery.idleTimeoutSeconds = 2 }) { server in
+        try withTestServer(
+            testConfig {
+                $0.delivery.pingSeconds = 1
+                $0.delivery.idleTimeoutSeconds = 2
+            }
+        ) { server in
             let alive = try server.webSocket()
             let silent = try server.webSocket()
             let start = ContinuousClock.now

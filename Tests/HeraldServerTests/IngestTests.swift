@@ -10,7 +10,8 @@ import Testing
             let response = try server.publish(#"{"eventId":"e-1","source":"test","type":"t"}"#)
             #expect(response.status == 202)
             let accepted = try response.json["accepted"]
-            #expect(accepted == .array([.object([.init("id", .string("e-1")), .init("seq", .number(1)), .init("duplicate", .bool(false))])]))
+            #expect(
+                accepted == .array([.object([.init("id", .string("e-1")), .init("seq", .number(1)), .init("duplicate", .bool(false))])]))
         }
     }
 
@@ -44,9 +45,11 @@ import Testing
             #expect(refused.errorCode == "invalid_cloudevent")
 
             let sse = try server.sse(filter: #"{"type":["device.ready"]}"#)
-            let binary = try server.publish(#"{"ticket":"R-1"}"#, headers: [
-                ("ce-specversion", "1.0"), ("ce-id", "bin-1"), ("ce-source", "/shop"), ("ce-type", "device.ready"),
-            ])
+            let binary = try server.publish(
+                #"{"ticket":"R-1"}"#,
+                headers: [
+                    ("ce-specversion", "1.0"), ("ce-id", "bin-1"), ("ce-source", "/shop"), ("ce-type", "device.ready"),
+                ])
             #expect(binary.status == 202)
             let event = try #require(try sse.next(timeout: .seconds(5)))
             #expect(event.event == "device.ready")
@@ -129,7 +132,8 @@ import Testing
             let connection = try HTTPConnection(host: server.host, port: server.port)
             defer { connection.close() }
             // Neither Content-Length nor Transfer-Encoding: the body is unknown, so 411 and close.
-            let raw = "POST /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(TestServer.publisherKey)\r\nContent-Type: application/json\r\n\r\n"
+            let raw =
+                "POST /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(TestServer.publisherKey)\r\nContent-Type: application/json\r\n\r\n"
             let response = try connection.sendRaw(raw)
             #expect(response.status == 411)
             #expect(response.errorCode == "length_required")
@@ -141,7 +145,8 @@ import Testing
             let connection = try HTTPConnection(host: server.host, port: server.port)
             defer { connection.close() }
             // HTTP/1.1 servers must read chunked bodies (RFC 9112 §7.1); the chunks are reassembled.
-            let raw = "POST /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(TestServer.publisherKey)\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n4\r\n{\"a\"\r\n3\r\n:1}\r\n0\r\n\r\n"
+            let raw =
+                "POST /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(TestServer.publisherKey)\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n4\r\n{\"a\"\r\n3\r\n:1}\r\n0\r\n\r\n"
             let response = try connection.sendRaw(raw)
             #expect(response.status == 202)
             #expect(try response.json["accepted"]?[0]?["seq"] == .number(1))
@@ -154,7 +159,9 @@ import Testing
             let connection = try HTTPConnection(host: server.host, port: server.port)
             defer { connection.close() }
             let headers = [("Authorization", "Bearer \(TestServer.publisherKey)"), ("Content-Type", "application/json")]
-            #expect(try connection.request("POST", "/v1/events", headers: [("Content-Type", "application/json")], body: #"{"a":1}"#).status == 401)
+            #expect(
+                try connection.request("POST", "/v1/events", headers: [("Content-Type", "application/json")], body: #"{"a":1}"#).status
+                    == 401)
             #expect(try connection.request("POST", "/v1/events", headers: headers, body: "{bad").status == 400)
             #expect(try connection.request("POST", "/v1/events", headers: headers, body: #"{"a":1}"#).status == 202)
         }

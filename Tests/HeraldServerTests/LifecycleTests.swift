@@ -28,7 +28,9 @@ import Glibc
         #expect(elapsed < .seconds(2))
         #expect(try ws.receive(timeout: .seconds(2)) == .close(code: 1001, reason: "server shutting down"))
         #expect(try stream.next(timeout: .seconds(2)) == nil, "the SSE stream ends")
-        #expect(throws: ClientError.self) { try HTTPClient.request(host: "127.0.0.1", port: server.port, path: "/healthz", timeout: .seconds(1)) }
+        #expect(throws: ClientError.self) {
+            try HTTPClient.request(host: "127.0.0.1", port: server.port, path: "/healthz", timeout: .seconds(1))
+        }
     }
 
     @Test func shuttingDownAServerThatNeverRanReturnsAtOnce() throws {

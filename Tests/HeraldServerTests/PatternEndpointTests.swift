@@ -26,7 +26,8 @@ import Testing
     ])
     func testsAPattern(body: String, status: Int, expected: String) throws {
         try withTestServer(Self.config()) { server in
-            let response = try server.request("POST", "/v1/patterns/test", headers: [("Content-Type", "application/json")], body: Array(body.utf8))
+            let response = try server.request(
+                "POST", "/v1/patterns/test", headers: [("Content-Type", "application/json")], body: Array(body.utf8))
             #expect(response.status == status, "\(response.bodyText)")
             if status == 200 {
                 #expect(try response.json == json(expected))
@@ -38,7 +39,8 @@ import Testing
 
     @Test func invalidPatternErrorsNameThePathInTheRequest() throws {
         try withTestServer(Self.config()) { server in
-            let response = try server.request("POST", "/v1/patterns/test", body: Array(#"{"pattern":{"data":{"level":7}},"event":{}}"#.utf8))
+            let response = try server.request(
+                "POST", "/v1/patterns/test", body: Array(#"{"pattern":{"data":{"level":7}},"event":{}}"#.utf8))
             #expect(try response.json["error"]?["path"] == .string("$.pattern.data.level"))
             #expect(try server.request("GET", "/v1/patterns/test").status == 405)
         }
@@ -56,19 +58,23 @@ import Testing
             let admin = [("Authorization", "Bearer \(Self.adminKey)")]
             let stats = try server.request("GET", "/v1/clients", headers: admin).json
             guard case .array(let clients)? = stats["clients"],
-                  let wsClient = clients.first(where: { $0["transport"] == .string("ws") }),
-                  case .number(let id)? = wsClient["id"] else { throw TestFailure("no websocket client listed") }
+                let wsClient = clients.first(where: { $0["transport"] == .string("ws") }),
+                case .number(let id)? = wsClient["id"]
+            else { throw TestFailure("no websocket client listed") }
 
             let body = #"{"event":{"type":"chat.message","room":"lobby"},"client":\#(Int(id))}"#
             let answer = try server.request("POST", "/v1/routes/explain", headers: admin, body: Array(body.utf8)).json
             #expect(answer["clients"] == .number(2))
             #expect(answer["routes"]?["chat"] == json(#"{"ws":2,"sse":1}"#))
             #expect(answer["routes"]?[""] == json(#"{"ws":0,"sse":0}"#))
-            #expect(answer["client"]?["subscriptions"] == json(#"""
-                [{"id":"lobby","match":true},
-                 {"id":"ops","match":false,"decidedBy":{"pattern":"filter","path":"$.room","condition":["ops"]}},
-                 {"id":"alerts","match":true}]
-                """#))
+            #expect(
+                answer["client"]?["subscriptions"]
+                    == json(
+                        #"""
+                        [{"id":"lobby","match":true},
+                         {"id":"ops","match":false,"decidedBy":{"pattern":"filter","path":"$.room","condition":["ops"]}},
+                         {"id":"alerts","match":true}]
+                        """#))
 
             let other = #"{"event":{"type":"news","room":"lobby"},"client":\#(Int(id))}"#
             let routed = try server.request("POST", "/v1/routes/explain", headers: admin, body: Array(other.utf8)).json

@@ -55,7 +55,9 @@ import Testing
                     let message = try ws.receiveJSON()
                     if case .number(let seq)? = message["seq"] { received.append(seq) }
                 }
-                guard received == expected else { throw TestFailure("subscriber \(i) \(Self.filter(i)): expected \(expected), got \(received)") }
+                guard received == expected else {
+                    throw TestFailure("subscriber \(i) \(Self.filter(i)): expected \(expected), got \(received)")
+                }
                 totalDeliveries += received.count
                 // Nothing beyond the expected events: a ping is answered next.
                 try ws.send(json: #"{"op":"ping"}"#)

@@ -15,7 +15,8 @@ import Testing
     ]
 
     @Test func subscribersReceiveExactlyTheMatchingEventsInOrder() throws {
-        try withTestServer(testConfig { $0.routes = [.init(name: "chat", pattern: try! Pattern(json(#"{"type":["chat.message"]}"#)))] }) { server in
+        try withTestServer(testConfig { $0.routes = [.init(name: "chat", pattern: try! Pattern(json(#"{"type":["chat.message"]}"#)))] }) {
+            server in
             let lobby = try server.webSocket()
             try lobby.send(json: #"{"op":"subscribe","id":"lobby","filter":{"room":["lobby"]}}"#)
             #expect(try lobby.receiveJSON() == json(#"{"type":"subscribed","id":"lobby","position":0}"#))
@@ -67,11 +68,18 @@ import Testing
     @Test func sseFramesAreExactAndNameTheEventType() throws {
         try withTestServer { server in
             let stream = try server.sse(filter: "{}")
-            #expect(try server.publish(#"{"specversion":"1.0","id":"x","source":"s","type":"payment.completed"}"#, contentType: "application/cloudevents+json").status == 202)
+            #expect(
+                try server.publish(
+                    #"{"specversion":"1.0","id":"x","source":"s","type":"payment.completed"}"#, contentType: "application/cloudevents+json"
+                ).status == 202)
             #expect(try server.publish(#"{"detail-type":"Order Placed"}"#).status == 202)
             #expect(try server.publish("{\n  \"plain\": true\n}").status == 202)
             let first = try #require(try stream.next(timeout: .seconds(5)))
-            #expect(first == SSEStream.Event(id: "1", event: "payment.completed", data: #"{"specversion":"1.0","id":"x","source":"s","type":"payment.completed"}"#, comments: []))
+            #expect(
+                first
+                    == SSEStream.Event(
+                        id: "1", event: "payment.completed",
+                        data: #"{"specversion":"1.0","id":"x","source":"s","type":"payment.completed"}"#, comments: []))
             #expect(try stream.next(timeout: .seconds(5))?.event == "Order Placed")
             let third = try #require(try stream.next(timeout: .seconds(5)))
             #expect(third.event == "message")
@@ -207,7 +215,9 @@ import Testing
 
     @Test func upgradesElsewhereAndPlainRequestsToTheSocketAreRefused() throws {
         try withTestServer { (server: TestServer) throws in
-            #expect { _ = try WebSocketClient(host: server.host, port: server.port, path: "/elsewhere", subprotocols: ["herald.v1"]) } throws: {
+            #expect {
+                _ = try WebSocketClient(host: server.host, port: server.port, path: "/elsewhere", subprotocols: ["herald.v1"])
+            } throws: {
                 ($0 as? ClientError)?.httpStatus == 404
             }
             #expect(try server.request("GET", "/v1/ws").status == 426)

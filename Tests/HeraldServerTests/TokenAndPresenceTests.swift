@@ -3,6 +3,7 @@ import HeraldCore
 import HeraldServer
 import HeraldTestSupport
 import Testing
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -29,9 +30,11 @@ import Glibc
 
     @Test func theHMACMatchesThePublishedHS256Vector() {
         // The example token of RFC 7519's companion site jwt.io: HS256 over the secret below.
-        let expected = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9lIiwiaWF0IjoxNTE2MjM5MDIyfQ.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c"
+        let expected =
+            "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9lIiwiaWF0IjoxNTE2MjM5MDIyfQ.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c"
         let parts = expected.split(separator: ".")
-        let signed = HeraldServer.signToken(claims: json(#"{"sub":"1234567890","name":"John Doe","iat":1516239022}"#), secret: "your-256-bit-secret")
+        let signed = HeraldServer.signToken(
+            claims: json(#"{"sub":"1234567890","name":"John Doe","iat":1516239022}"#), secret: "your-256-bit-secret")
         // JSONWriter writes the same members in the same order, so the whole token matches.
         #expect(signed.split(separator: ".")[0] == parts[0])
         #expect(signed == expected)
@@ -49,7 +52,8 @@ import Glibc
             #expect(try server.publish(#"{"type":"chat.message","from":"ada"}"#, key: chat).json["accepted"]?[0]?["seq"] == .number(2))
             let noPublish = try server.publish(#"{"type":"chat.message","from":"ada"}"#, key: token(#"{"sub":"ada"}"#))
             #expect(noPublish.status == 403 && noPublish.errorCode == "forbidden")
-            let expired = try server.publish(#"{"type":"chat.message","from":"ada"}"#, key: token(#"{"exp":\#(now - 120),"herald.publish":{}}"#))
+            let expired = try server.publish(
+                #"{"type":"chat.message","from":"ada"}"#, key: token(#"{"exp":\#(now - 120),"herald.publish":{}}"#))
             #expect(expired.status == 401)
             #expect(try expired.json["error"]?["message"] == .string("the token expired"))
             let forged = try server.publish(#"{"type":"chat.message","from":"ada"}"#, key: chat + "x")
@@ -147,8 +151,11 @@ import Glibc
             #expect(join["event"]?["count"] == .number(1))
 
             // A browser on SSE joins for the life of its stream.
-            let bobStream = try server.sse(filter: #"{"type":["chat.message"]}"#, query: [
-                ("token", try demoToken("bob")), ("presence", "chat:lobby"), ("presenceInfo", #"{"nick":"bob"}"#)])
+            let bobStream = try server.sse(
+                filter: #"{"type":["chat.message"]}"#,
+                query: [
+                    ("token", try demoToken("bob")), ("presence", "chat:lobby"), ("presenceInfo", #"{"nick":"bob"}"#),
+                ])
             #expect(bobStream.status == 200)
             #expect(try watcher.receiveJSON()["event"]?["count"] == .number(2))
 
@@ -161,7 +168,8 @@ import Glibc
             #expect(list["members"]?[1]?["info"] == json(#"{"nick":"bob"}"#) && list["members"]?[1]?["transport"] == .string("sse"))
 
             // A join that the token does not allow refuses the stream.
-            let refused = try server.sse(filter: "{}", query: [("token", try demoToken("eve")), ("presence", "chat:lobby"), ("presenceInfo", #"{"nick":"bob"}"#)])
+            let refused = try server.sse(
+                filter: "{}", query: [("token", try demoToken("eve")), ("presence", "chat:lobby"), ("presenceInfo", #"{"nick":"bob"}"#)])
             #expect(refused.status == 403)
             #expect(try server.sse(filter: "{}", query: [("presence", "chat:lobby"), ("presenceInfo", "[1]")]).status == 400)
 
@@ -179,7 +187,9 @@ import Glibc
             #expect(gone?["reason"] == .string("disconnected") && gone?["info"] == json(#"{"nick":"ada"}"#))
             bobStream.close()
             let bobGone = try watcher.receiveJSON(timeout: .seconds(5))["event"]
-            #expect(bobGone?["reason"] == .string("disconnected") && bobGone?["info"] == json(#"{"nick":"bob"}"#) && bobGone?["count"] == .number(0))
+            #expect(
+                bobGone?["reason"] == .string("disconnected") && bobGone?["info"] == json(#"{"nick":"bob"}"#)
+                    && bobGone?["count"] == .number(0))
             #expect(try server.request("GET", "/v1/presence/chat:lobby").json["count"] == .number(0))
 
             // Presence events are kept in history: a late subscriber resumes them.

@@ -42,7 +42,8 @@ public enum Credentials: Sendable {
         }
         switch self {
         case .anonymous:
-            return HeraldError(.forbidden, "publishing and joining presence groups need a publisher key or a token with a herald.publish claim")
+            return HeraldError(
+                .forbidden, "publishing and joining presence groups need a publisher key or a token with a herald.publish claim")
         case .publisherKey:
             return nil
         case .token(let token):
@@ -50,7 +51,10 @@ public enum Credentials: Sendable {
                 return HeraldError(.forbidden, "this token has no herald.publish claim, so it may not publish")
             }
             return allowed.permits(event)
-                ? nil : HeraldError(.forbidden, "the token's herald.publish pattern does not allow this event (every value at each path it names must satisfy it)")
+                ? nil
+                : HeraldError(
+                    .forbidden,
+                    "the token's herald.publish pattern does not allow this event (every value at each path it names must satisfy it)")
         }
     }
 

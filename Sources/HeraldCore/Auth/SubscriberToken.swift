@@ -27,13 +27,16 @@ public struct SubscriberToken: Sendable, Equatable {
     ///   - audience: when set, `aud` (a string or an array of strings) must contain it.
     /// - Throws: `unauthorized` with the reason (malformed, wrong algorithm, bad signature,
     ///   expired, not yet valid, wrong audience, an invalid `herald.*` pattern).
-    public init(verifying text: String, secret: [UInt8], now: Int64, audience: String?,
-                limits: PatternLimits, hmac: HMAC) throws(HeraldError) {
+    public init(
+        verifying text: String, secret: [UInt8], now: Int64, audience: String?,
+        limits: PatternLimits, hmac: HMAC
+    ) throws(HeraldError) {
         let parts = text.utf8.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false)
         guard parts.count == 3,
-              let headerBytes = Base64URL.decode(parts[0]),
-              let claimBytes = Base64URL.decode(parts[1]),
-              let signature = Base64URL.decode(parts[2]) else {
+            let headerBytes = Base64URL.decode(parts[0]),
+            let claimBytes = Base64URL.decode(parts[1]),
+            let signature = Base64URL.decode(parts[2])
+        else {
             throw HeraldError(.unauthorized, "the token is not a JWT (header.claims.signature in base64url)")
         }
         guard let header = try? JSONValue(parsing: headerBytes), header["alg"]?.stringValue == "HS256" else {

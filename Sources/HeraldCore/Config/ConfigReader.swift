@@ -44,7 +44,9 @@ struct ConfigReader {
 
     mutating func read(_ root: JSONValue) -> HeraldConfig {
         var config = HeraldConfig()
-        let sections: Set<String> = ["listen", "publicDirectory", "auth", "routes", "delivery", "history", "dedup", "limits", "log", "metrics", "$comment"]
+        let sections: Set<String> = [
+            "listen", "publicDirectory", "auth", "routes", "delivery", "history", "dedup", "limits", "log", "metrics", "$comment",
+        ]
         // Limits and delivery first: routes are validated against them and inherit their queue.
         let first: Set<String> = ["limits", "delivery"]
         let members = object(root, "$", allowed: sections).sorted { (first.contains($0.key) ? 0 : 1) < (first.contains($1.key) ? 0 : 1) }
@@ -53,9 +55,14 @@ struct ConfigReader {
             switch member.key {
             case "listen": readListen(member.value, path, into: &config.listen)
             case "publicDirectory":
-                if member.value == .null { config.publicDirectory = nil } else if let s = string(member.value, path) { config.publicDirectory = s }
+                if member.value == .null {
+                    config.publicDirectory = nil
+                } else if let s = string(member.value, path) {
+                    config.publicDirectory = s
+                }
             case "auth": readAuth(member.value, path, into: &config.auth)
-            case "routes": config.routes = readRoutes(member.value, path, patternLimits: config.limits.pattern, defaultQueue: config.delivery.queue)
+            case "routes":
+                config.routes = readRoutes(member.value, path, patternLimits: config.limits.pattern, defaultQueue: config.delivery.queue)
             case "delivery": readDelivery(member.value, path, into: &config.delivery)
             case "history": readHistory(member.value, path, into: &config.history)
             case "dedup": readDedup(member.value, path, into: &config.dedup)
@@ -104,7 +111,10 @@ struct ConfigReader {
     }
 
     private mutating func readKeys(_ value: JSONValue, _ p: String) -> [HeraldConfig.PublisherKey] {
-        guard case .array(let keys) = value else { fail(p, "must be an array of {\"name\",\"sha256\"} objects"); return [] }
+        guard case .array(let keys) = value else {
+            fail(p, "must be an array of {\"name\",\"sha256\"} objects")
+            return []
+        }
         var result: [HeraldConfig.PublisherKey] = []
         for (i, key) in keys.enumerated() {
             let kp = "\(p)[\(i)]"
@@ -114,7 +124,10 @@ struct ConfigReader {
                 if field.key == "name" { name = string(field.value, "\(kp).name") }
                 if field.key == "sha256", let hex = string(field.value, "\(kp).sha256") {
                     digest = Hex.decode(hex)
-                    if digest?.count != 32 { fail("\(kp).sha256", "must be 64 hexadecimal digits (the SHA-256 of the key)"); digest = nil }
+                    if digest?.count != 32 {
+                        fail("\(kp).sha256", "must be 64 hexadecimal digits (the SHA-256 of the key)")
+                        digest = nil
+                    }
                 }
             }
             if name == nil { fail("\(kp).name", "is required") }
@@ -123,13 +136,21 @@ struct ConfigReader {
         return result
     }
 
-    private mutating func readRoutes(_ value: JSONValue, _ path: String, patternLimits: PatternLimits, defaultQueue: QueueLimits) -> [HeraldConfig.Route] {
-        guard case .object(let members) = value else { fail(path, "must be an object of name → {\"pattern\": …}"); return [] }
+    private mutating func readRoutes(
+        _ value: JSONValue, _ path: String, patternLimits: PatternLimits, defaultQueue: QueueLimits
+    ) -> [HeraldConfig.Route] {
+        guard case .object(let members) = value else {
+            fail(path, "must be an object of name → {\"pattern\": …}")
+            return []
+        }
         if members.count > HeraldConfig.maxRoutes { fail(path, "at most \(HeraldConfig.maxRoutes) routes") }
         var routes: [HeraldConfig.Route] = []
         for member in members {
             let p = "\(path).\(member.key)"
-            if member.key.isEmpty { fail(p, "a route name must not be empty"); continue }
+            if member.key.isEmpty {
+                fail(p, "a route name must not be empty")
+                continue
+            }
             var pattern: Pattern?
             var queue: QueueLimits?
             for field in object(member.value, p, allowed: ["pattern", "description", "queue"]) {
@@ -146,7 +167,9 @@ struct ConfigReader {
                     queue = limits
                 }
             }
-            if let pattern { routes.append(.init(name: member.key, pattern: pattern, queue: queue)) } else if member.value.objectMembers != nil, member.value["pattern"] == nil {
+            if let pattern {
+                routes.append(.init(name: member.key, pattern: pattern, queue: queue))
+            } else if member.value.objectMembers != nil, member.value["pattern"] == nil {
                 fail("\(p).pattern", "is required")
             }
         }
@@ -177,13 +200,19 @@ struct ConfigReader {
             case "maxBytes": if let n = int(field.value, fp, in: 1024...(1 << 30)) { queue.maxBytes = n }
             case "policy":
                 if let name = string(field.value, fp) {
-                    if let policy = OverflowPolicy(rawValue: name) { queue.policy = policy } else {
+                    if let policy = OverflowPolicy(rawValue: name) {
+                        queue.policy = policy
+                    } else {
                         fail(fp, "must be one of \(OverflowPolicy.allCases.map(\.rawValue).joined(separator: ", "))")
                     }
                 }
             case "coalesceKey":
                 if let key = string(field.value, fp) {
-                    if FieldPath(key) == nil { fail(fp, "must be a dotted field path such as \"symbol\" or \"data.sensorId\"") } else { queue.coalesceKey = key }
+                    if FieldPath(key) == nil {
+                        fail(fp, "must be a dotted field path such as \"symbol\" or \"data.sensorId\"")
+                    } else {
+                        queue.coalesceKey = key
+                    }
                 }
             default: break
             }
@@ -231,8 +260,10 @@ struct ConfigReader {
             case "maxQueuedBytesTotal": if let n = int(member.value, p, in: (1 << 20)...(64 << 30)) { limits.maxQueuedBytesTotal = n }
             case "maxPatternBytes": if let n = int(member.value, p, in: 16...(1 << 20)) { limits.pattern.maxBytes = n }
             case "maxPatternFields": if let n = int(member.value, p, in: 1...10_000) { limits.pattern.maxFields = n }
-            case "maxUnauthenticatedBodyBytes": if let n = int(member.value, p, in: 1024...(64 << 20)) { limits.maxUnauthenticatedBodyBytes = n }
-            case "maxPendingInputBytesTotal": if let n = int(member.value, p, in: (1 << 20)...(64 << 30)) { limits.maxPendingInputBytesTotal = n }
+            case "maxUnauthenticatedBodyBytes":
+                if let n = int(member.value, p, in: 1024...(64 << 20)) { limits.maxUnauthenticatedBodyBytes = n }
+            case "maxPendingInputBytesTotal":
+                if let n = int(member.value, p, in: (1 << 20)...(64 << 30)) { limits.maxPendingInputBytesTotal = n }
             case "headTimeoutSeconds": if let n = int(member.value, p, in: 1...600) { limits.headTimeoutSeconds = n }
             case "bodyTimeoutSeconds": if let n = int(member.value, p, in: 1...600) { limits.bodyTimeoutSeconds = n }
             case "keepAliveSeconds": if let n = int(member.value, p, in: 1...3600) { limits.keepAliveSeconds = n }
@@ -292,7 +323,10 @@ public enum Hex {
     public static func encode(_ bytes: some Sequence<UInt8>) -> String {
         let hex = Array("0123456789abcdef".utf8)
         var out: [UInt8] = []
-        for b in bytes { out.append(hex[Int(b >> 4)]); out.append(hex[Int(b & 0xF)]) }
+        for b in bytes {
+            out.append(hex[Int(b >> 4)])
+            out.append(hex[Int(b & 0xF)])
+        }
         return String(decoding: out, as: UTF8.self)
     }
 }

@@ -148,7 +148,9 @@ public struct HeraldConfig: Sendable {
         do throws(HeraldError) {
             value = try JSONValue(parsing: text)
         } catch {
-            throw ValidationErrors(errors: [HeraldError(.invalidConfig, "not valid JSON: \(error.message)", offset: error.offset, path: "$")])
+            throw ValidationErrors(errors: [
+                HeraldError(.invalidConfig, "not valid JSON: \(error.message)", offset: error.offset, path: "$")
+            ])
         }
         var reader = ConfigReader()
         self = reader.read(value)

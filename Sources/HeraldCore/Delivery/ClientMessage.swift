@@ -45,7 +45,8 @@ public enum ClientMessage: Sendable, Equatable {
         }
         func subscriptionID() throws(HeraldError) -> String {
             guard let id = value["id"]?.stringValue, !id.isEmpty, id.utf8.count <= Self.maxSubscriptionIDLength else {
-                throw HeraldError(.invalidMessage, "\"\(op)\" needs a string \"id\" of 1 to \(Self.maxSubscriptionIDLength) bytes", path: "$.id")
+                throw HeraldError(
+                    .invalidMessage, "\"\(op)\" needs a string \"id\" of 1 to \(Self.maxSubscriptionIDLength) bytes", path: "$.id")
             }
             return id
         }
@@ -67,7 +68,8 @@ public enum ClientMessage: Sendable, Equatable {
                 since = UInt64(n)
             }
             guard filter != nil || route != nil else {
-                throw HeraldError(.invalidMessage, "a subscription needs a \"filter\" or a \"route\" (use \"filter\":{} for every event)", path: "$")
+                throw HeraldError(
+                    .invalidMessage, "a subscription needs a \"filter\" or a \"route\" (use \"filter\":{} for every event)", path: "$")
             }
             self = .subscribe(id: id, filter: filter, route: route, since: since)
         case "unsubscribe":
@@ -77,7 +79,8 @@ public enum ClientMessage: Sendable, Equatable {
                 throw HeraldError(.invalidMessage, "\"publish\" needs an \"event\" object", path: "$.event")
             }
             guard event.isObject else {
-                throw HeraldError(.notAnObject, "\"event\" must be a JSON object, not \(value["event"]?.kindName ?? "nothing")", path: "$.event")
+                throw HeraldError(
+                    .notAnObject, "\"event\" must be a JSON object, not \(value["event"]?.kindName ?? "nothing")", path: "$.event")
             }
             self = .publish(event: event)
         case "ping":
@@ -95,7 +98,9 @@ public enum ClientMessage: Sendable, Equatable {
         case "presence.leave":
             self = .presenceLeave(group: try Self.presenceGroup(value["group"]))
         default:
-            throw HeraldError(.unknownOp, "unknown op \"\(op)\" (expected subscribe, unsubscribe, publish, ping, auth, presence.join or presence.leave)", path: "$.op")
+            throw HeraldError(
+                .unknownOp, "unknown op \"\(op)\" (expected subscribe, unsubscribe, publish, ping, auth, presence.join or presence.leave)",
+                path: "$.op")
         }
     }
 
@@ -113,7 +118,8 @@ public enum ClientMessage: Sendable, Equatable {
             throw HeraldError(.invalidMessage, "presence \"info\" must be a JSON object, not \(info.value.kindName)", path: path)
         }
         guard info.bytes.count <= maxPresenceInfoBytes else {
-            throw HeraldError(.invalidMessage, "presence \"info\" has \(info.bytes.count) bytes; the limit is \(maxPresenceInfoBytes)", path: path)
+            throw HeraldError(
+                .invalidMessage, "presence \"info\" has \(info.bytes.count) bytes; the limit is \(maxPresenceInfoBytes)", path: path)
         }
     }
 

@@ -78,7 +78,9 @@ public struct ClientQueue: Sendable {
         case .dropNewest:
             removeEvent(at: entries.count - 1)
         case .coalesce:
-            if let slot = coalesceSlot, let key = event.coalesceKeys[slot], let older = indexOfEvent(withKey: key, slot: slot, before: entries.count - 1) {
+            if let slot = coalesceSlot, let key = event.coalesceKeys[slot],
+                let older = indexOfEvent(withKey: key, slot: slot, before: entries.count - 1)
+            {
                 removeEvent(at: older, leavingGap: false)
                 coalescedCount += 1
             }
@@ -159,7 +161,8 @@ public struct ClientQueue: Sendable {
 
     private mutating func dropOldest(keeping newest: Event) {
         while messageCount > limits.maxMessages || byteCount > limits.maxBytes,
-              let index = entries.firstIndex(where: { if case .event(let e, _, _) = $0 { e !== newest } else { false } }) {
+            let index = entries.firstIndex(where: { if case .event(let e, _, _) = $0 { e !== newest } else { false } })
+        {
             removeEvent(at: index)
         }
     }

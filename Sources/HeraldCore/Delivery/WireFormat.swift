@@ -48,12 +48,13 @@ public enum WireFormat {
     /// unknown; `expiresAt` is the token's `exp`, by which it must be renewed).
     public static func authenticated(publisher: String?, subject: String?, expiresAt: Int64? = nil) -> [UInt8] {
         var out: [UInt8] = []
-        JSONWriter.write(.object([
-            .init("type", .string("authenticated")),
-            .init("publisher", publisher.map(JSONValue.string) ?? .null),
-            .init("subject", subject.map(JSONValue.string) ?? .null),
-            .init("expiresAt", expiresAt.map { .number(Double($0)) } ?? .null),
-        ]), into: &out)
+        JSONWriter.write(
+            .object([
+                .init("type", .string("authenticated")),
+                .init("publisher", publisher.map(JSONValue.string) ?? .null),
+                .init("subject", subject.map(JSONValue.string) ?? .null),
+                .init("expiresAt", expiresAt.map { .number(Double($0)) } ?? .null),
+            ]), into: &out)
         return out
     }
 

@@ -34,7 +34,10 @@ public final class Event: @unchecked Sendable {
     /// Builds the event and its encodings from the compact JSON text of the event.
     ///
     /// - Parameter json: the event as compact JSON (one line, no insignificant whitespace).
-    public init(seq: UInt64, id: String, source: String, type: String, acceptedAt: UInt64, json: UnsafeRawBufferPointer, coalesceKeys: [UInt64?] = []) {
+    public init(
+        seq: UInt64, id: String, source: String, type: String, acceptedAt: UInt64, json: UnsafeRawBufferPointer,
+        coalesceKeys: [UInt64?] = []
+    ) {
         self.seq = seq
         self.coalesceKeys = coalesceKeys
         self.id = id
@@ -63,7 +66,10 @@ public final class Event: @unchecked Sendable {
         storage = .allocate(byteCount: wsTailOffset + wsTailLength, alignment: 16)
         var cursor = 0
         func put(_ bytes: some Collection<UInt8>) {
-            for b in bytes { storage[cursor] = b; cursor += 1 }
+            for b in bytes {
+                storage[cursor] = b
+                cursor += 1
+            }
         }
         func put(raw: UnsafeRawBufferPointer) {
             if let base = raw.baseAddress, raw.count > 0 {

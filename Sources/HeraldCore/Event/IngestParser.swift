@@ -9,9 +9,10 @@ public enum IngestFormat: Sendable, Equatable {
 
     /// The format for a `Content-Type` header value, or nil when Herald does not accept it.
     public init?(contentType: String) {
-        let mediaType = contentType.split(separator: ";", maxSplits: 1).first.map {
-            $0.trimmingSpaces().lowercased()
-        } ?? ""
+        let mediaType =
+            contentType.split(separator: ";", maxSplits: 1).first.map {
+                $0.trimmingSpaces().lowercased()
+            } ?? ""
         switch mediaType {
         case "application/json": self = .json
         case "application/cloudevents+json": self = .cloudEvent
@@ -80,7 +81,8 @@ public enum IngestParser {
         case (.object, .cloudEventBatch):
             throw HeraldError(.notAnObject, "a CloudEvents batch must be a JSON array", offset: Int(root.start))
         default:
-            throw HeraldError(.notAnObject, "the body must be a JSON object or an array of objects, not \(root.kind)", offset: Int(root.start))
+            throw HeraldError(
+                .notAnObject, "the body must be a JSON object or an array of objects, not \(root.kind)", offset: Int(root.start))
         }
 
         var events: [IncomingEvent] = []
@@ -89,11 +91,15 @@ public enum IngestParser {
         for (position, node) in roots.enumerated() {
             let eventNode = tape.nodes[node]
             guard eventNode.kind == .object else {
-                throw HeraldError(.notAnObject, "each event must be a JSON object, not \(eventNode.kind)", offset: Int(eventNode.start), index: batchIndex(position))
+                throw HeraldError(
+                    .notAnObject, "each event must be a JSON object, not \(eventNode.kind)", offset: Int(eventNode.start),
+                    index: batchIndex(position))
             }
             let size = Int(eventNode.end - eventNode.start)
             guard size <= limits.maxEventBytes else {
-                throw HeraldError(.eventTooLarge, "the event has \(size) bytes; the limit is \(limits.maxEventBytes)", offset: Int(eventNode.start), index: batchIndex(position))
+                throw HeraldError(
+                    .eventTooLarge, "the event has \(size) bytes; the limit is \(limits.maxEventBytes)", offset: Int(eventNode.start),
+                    index: batchIndex(position))
             }
             do throws(HeraldError) {
                 events.append(try readEvent(at: node, tape: tape, body: body, cloudEvent: format != .json))
@@ -106,22 +112,29 @@ public enum IngestParser {
         return events
     }
 
-    private static func readEvent(at node: Int, tape: JSONTape, body: UnsafeRawBufferPointer, cloudEvent: Bool) throws(HeraldError) -> IncomingEvent {
+    private static func readEvent(
+        at node: Int, tape: JSONTape, body: UnsafeRawBufferPointer, cloudEvent: Bool
+    ) throws(HeraldError) -> IncomingEvent {
         func optionalString(_ key: String) throws(HeraldError) -> String? {
             guard let index = tape.member(key, inObjectAt: node, in: body) else { return nil }
             let value = tape.nodes[index]
             guard value.kind == .string else {
-                throw HeraldError(cloudEvent ? .invalidCloudEvent : .invalidEvent, "\"\(key)\" must be a string", offset: Int(value.start), path: "$.\(key)")
+                throw HeraldError(
+                    cloudEvent ? .invalidCloudEvent : .invalidEvent, "\"\(key)\" must be a string", offset: Int(value.start),
+                    path: "$.\(key)")
             }
             return tape.string(at: index, in: body)
         }
         if cloudEvent {
             for attribute in ["specversion", "id", "source", "type"] {
                 guard let value = try optionalString(attribute), !value.isEmpty else {
-                    throw HeraldError(.invalidCloudEvent, "a CloudEvent needs a non-empty string \"\(attribute)\"", offset: Int(tape.nodes[node].start), path: "$.\(attribute)")
+                    throw HeraldError(
+                        .invalidCloudEvent, "a CloudEvent needs a non-empty string \"\(attribute)\"", offset: Int(tape.nodes[node].start),
+                        path: "$.\(attribute)")
                 }
                 if attribute == "specversion", value != "1.0" {
-                    throw HeraldError(.invalidCloudEvent, "unsupported specversion \"\(value)\"; Herald accepts \"1.0\"", path: "$.specversion")
+                    throw HeraldError(
+                        .invalidCloudEvent, "unsupported specversion \"\(value)\"; Herald accepts \"1.0\"", path: "$.specversion")
                 }
             }
         }
@@ -166,13 +179,19 @@ public enum IngestParser {
         for byte in json {
             if inString {
                 out.append(byte)
-                if escaped { escaped = false }
-                else if byte == UInt8(ascii: "\\") { escaped = true }
-                else if byte == UInt8(ascii: "\"") { inString = false }
+                if escaped {
+                    escaped = false
+                } else if byte == UInt8(ascii: "\\") {
+                    escaped = true
+                } else if byte == UInt8(ascii: "\"") {
+                    inString = false
+                }
             } else {
                 switch byte {
                 case 0x20, 0x09, 0x0A, 0x0D: continue
-                case UInt8(ascii: "\""): inString = true; out.append(byte)
+                case UInt8(ascii: "\""):
+                    inString = true
+                    out.append(byte)
                 default: out.append(byte)
                 }
             }

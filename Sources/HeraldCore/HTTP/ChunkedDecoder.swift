@@ -35,7 +35,8 @@ public struct ChunkedDecoder: Sendable {
 
     /// Decodes as much of `input` as possible, handing each piece of chunk data to `sink`
     /// (which may drop it). Returns the number of bytes consumed.
-    public mutating func decode(_ input: UnsafeBufferPointer<UInt8>, sink: (UnsafeBufferPointer<UInt8>) -> Void) throws(HeraldError) -> Int {
+    public mutating func decode(_ input: UnsafeBufferPointer<UInt8>, sink: (UnsafeBufferPointer<UInt8>) -> Void) throws(HeraldError) -> Int
+    {
         var i = 0
         let n = input.count
         while i < n {
@@ -101,11 +102,13 @@ public struct ChunkedDecoder: Sendable {
             case SP, HT, UInt8(ascii: ";"):
                 // chunk extensions (and BWS before them) are ignored
                 guard digits > 0 else {
-                    throw HeraldError(.badRequest, "chunked body: invalid chunk size line \"\(String(decoding: line.prefix(40), as: UTF8.self))\"")
+                    throw HeraldError(
+                        .badRequest, "chunked body: invalid chunk size line \"\(String(decoding: line.prefix(40), as: UTF8.self))\"")
                 }
                 return size
             default:
-                throw HeraldError(.badRequest, "chunked body: invalid chunk size line \"\(String(decoding: line.prefix(40), as: UTF8.self))\"")
+                throw HeraldError(
+                    .badRequest, "chunked body: invalid chunk size line \"\(String(decoding: line.prefix(40), as: UTF8.self))\"")
             }
             digits += 1
             guard digits <= 15 else {

@@ -101,7 +101,9 @@ public struct HTTPRequestDecoder: Sendable {
         var fields: [(name: String, value: String)] = []
         while let line = lines.next(), !line.isEmpty {
             guard line.count <= limits.maxFieldBytes else {
-                let name = line.firstIndex(of: UInt8(ascii: ":")).map { String(decoding: line[line.startIndex..<$0].prefix(64), as: UTF8.self) } ?? "?"
+                let name =
+                    line.firstIndex(of: UInt8(ascii: ":")).map { String(decoding: line[line.startIndex..<$0].prefix(64), as: UTF8.self) }
+                    ?? "?"
                 throw HeraldError(.headersTooLarge, "the header field \"\(name)\" is longer than \(limits.maxFieldBytes) bytes")
             }
             guard fields.count < limits.maxFields else {
@@ -138,7 +140,7 @@ public struct HTTPRequestDecoder: Sendable {
         }
         let version = line[(secondSpace + 1)...]
         guard version.count == 8, version.starts(with: "HTTP/".utf8), version[version.startIndex + 6] == UInt8(ascii: "."),
-              let major = Self.digit(version[version.startIndex + 5]), let minor = Self.digit(version[version.startIndex + 7])
+            let major = Self.digit(version[version.startIndex + 5]), let minor = Self.digit(version[version.startIndex + 7])
         else {
             throw HeraldError(.badRequest, "malformed HTTP version")
         }
@@ -153,7 +155,7 @@ public struct HTTPRequestDecoder: Sendable {
             throw HeraldError(.badRequest, "folded header lines (obs-fold) are not accepted")
         }
         guard let colon = line.firstIndex(of: UInt8(ascii: ":")), colon > line.startIndex,
-              line[..<colon].allSatisfy(Self.isTokenByte)
+            line[..<colon].allSatisfy(Self.isTokenByte)
         else {
             throw HeraldError(.badRequest, "malformed header field (expected name: value)")
         }
@@ -223,10 +225,12 @@ public struct HTTPRequestDecoder: Sendable {
         } else if head.fields.contains(where: { $0.name == "content-length" }) {
             // Every element of every Content-Length field: digits, and all the same
             // (an empty value is no length at all, not zero).
-            let elements = head.fields.filter { $0.name == "content-length" }.flatMap { $0.value.split(separator: ",", omittingEmptySubsequences: false) }
+            let elements = head.fields.filter { $0.name == "content-length" }.flatMap {
+                $0.value.split(separator: ",", omittingEmptySubsequences: false)
+            }
             let first = elements[0].trimmingSpaces()
             guard elements.allSatisfy({ $0.trimmingSpaces() == first }), (1...15).contains(first.utf8.count),
-                  first.utf8.allSatisfy({ Self.digit($0) != nil }), let length = Int(first)
+                first.utf8.allSatisfy({ Self.digit($0) != nil }), let length = Int(first)
             else {
                 throw HeraldError(.badRequest, "invalid Content-Length")
             }

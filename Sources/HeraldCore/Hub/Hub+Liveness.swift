@@ -46,8 +46,9 @@ extension Hub {
         session.credentials = .anonymous
         switch session.transport {
         case .webSocket:
-            close(session, code: .tokenExpired, reason: "token expired", immediately: false,
-                  notice: HeraldError(.tokenExpired, "the token expired; renew it with the auth op before it does"))
+            close(
+                session, code: .tokenExpired, reason: "token expired", immediately: false,
+                notice: HeraldError(.tokenExpired, "the token expired; renew it with the auth op before it does"))
         case .sse:
             close(session, code: .tokenExpired, reason: "token expired", immediately: true)
         }

@@ -12,7 +12,8 @@ extension Hub {
     public func join(_ session: Session, group: String, info: RawJSON) throws(HeraldError) -> UInt64 {
         let isNew = !presence.isMember(session.id, of: group)
         if isNew, presence.groups(of: session.id).count >= config.limits.maxSubscriptionsPerConnection {
-            throw HeraldError(.tooManyGroups, "a connection may be in at most \(config.limits.maxSubscriptionsPerConnection) presence groups")
+            throw HeraldError(
+                .tooManyGroups, "a connection may be in at most \(config.limits.maxSubscriptionsPerConnection) presence groups")
         }
         var member = PresenceRegistry.Member(client: session.id, info: info, transport: session.transport.name)
         let count = presence.members(of: group).count + (isNew ? 1 : 0)
@@ -90,7 +91,9 @@ extension Hub {
             do throws(HeraldError) {
                 let events = try IngestParser.parse(bytes, format: .json, limits: config.limits.ingest, tape: &presenceTape)
                 let view = EventView(tape: presenceTape, node: events[0].node, bytes: bytes)
-                if let credentials, let refusal = credentials.publishRefusal(view, reservedType: events[0].usesReservedType, checkReserved: false) {
+                if let credentials,
+                    let refusal = credentials.publishRefusal(view, reservedType: events[0].usesReservedType, checkReserved: false)
+                {
                     return .failure(refusal)
                 }
                 return .success(accept(events[0], tape: presenceTape, body: bytes, now: clock.now()))

@@ -33,8 +33,9 @@ extension Hub {
         metrics.accepted += 1
         let coalesceKeys = coalescePaths.map { $0.valueHash(in: tape, node: incoming.node, bytes: body) }
         let event = incoming.compactJSON.withUnsafeBytes {
-            Event(seq: log.nextPosition, id: incoming.id, source: incoming.source, type: incoming.type, acceptedAt: now,
-                  json: $0, coalesceKeys: coalesceKeys)
+            Event(
+                seq: log.nextPosition, id: incoming.id, source: incoming.source, type: incoming.type, acceptedAt: now,
+                json: $0, coalesceKeys: coalesceKeys)
         }
         switch log.append(event, now: now) {
         case .durable where pending.isEmpty:

@@ -60,7 +60,10 @@ public final class Session {
     /// In the Hub's list of sessions to wake.
     var wakePending = false
 
-    init(id: UInt64, index: Int, transport: TransportKind, remote: String, credentials: Credentials, queue: ClientQueue, maxSlots: Int, now: UInt64) {
+    init(
+        id: UInt64, index: Int, transport: TransportKind, remote: String, credentials: Credentials, queue: ClientQueue, maxSlots: Int,
+        now: UInt64
+    ) {
         self.id = id
         self.index = index
         self.transport = transport

@@ -40,7 +40,9 @@ extension JSONTape {
     /// keys as bytes (a compiled pattern).
     ///
     /// - Complexity: O(m + k) for m members and a key of k bytes.
-    public func member(utf8 key: UnsafeRawBufferPointer, inObjectAt objectIndex: Int, in bytes: UnsafeRawBufferPointer)
+    public func member(
+        utf8 key: UnsafeRawBufferPointer, inObjectAt objectIndex: Int, in bytes: UnsafeRawBufferPointer
+    )
         -> Int?
     {
         let object = nodes[objectIndex]
@@ -127,7 +129,9 @@ extension JSONTape {
     /// elements by their `next` links, skipping nested subtrees in O(1) each.
     ///
     /// - Complexity: O(e) for e elements, plus the cost of `body`.
-    public func forEachElement<E: Error>(ofArrayAt arrayIndex: Int, _ body: (_ elementIndex: Int) throws(E) -> Void)
+    public func forEachElement<E: Error>(
+        ofArrayAt arrayIndex: Int, _ body: (_ elementIndex: Int) throws(E) -> Void
+    )
         throws(E)
     {
         let array = nodes[arrayIndex]

@@ -84,7 +84,9 @@ public struct StatsWindow: Sendable {
     public init() {}
 
     public static func snapshot(of metrics: GatewayMetrics, at now: UInt64) -> Snapshot {
-        Snapshot(at: now, accepted: metrics.accepted, delivered: metrics.deliveredTotal, dropped: metrics.dropped, latency: metrics.deliveryLatency)
+        Snapshot(
+            at: now, accepted: metrics.accepted, delivered: metrics.deliveredTotal, dropped: metrics.dropped,
+            latency: metrics.deliveryLatency)
     }
 
     /// Records a snapshot unless one was taken less than a second ago.

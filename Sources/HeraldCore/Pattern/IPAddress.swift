@@ -158,7 +158,8 @@ struct CIDRBlock: Sendable, Hashable {
             throw PatternSyntaxError("malformed CIDR: expected address/prefix-length, e.g. \"10.0.0.0/24\"")
         }
         guard let address = IPAddress.parse(Array(text[..<slash])) else {
-            throw PatternSyntaxError("malformed CIDR: \"\(String(decoding: text[..<slash], as: UTF8.self))\" is not an IPv4 or IPv6 address")
+            throw PatternSyntaxError(
+                "malformed CIDR: \"\(String(decoding: text[..<slash], as: UTF8.self))\" is not an IPv4 or IPv6 address")
         }
         let digits = text[(slash + 1)...]
         guard !digits.isEmpty, digits.count <= 3, digits.allSatisfy({ $0 &- UInt8(ascii: "0") < 10 }),
@@ -169,7 +170,8 @@ struct CIDRBlock: Sendable, Hashable {
         let length = digits.reduce(0) { $0 * 10 + Int($1 &- UInt8(ascii: "0")) }
         let maxLength = address.isIPv6 ? 128 : 32
         guard length <= maxLength else {
-            throw PatternSyntaxError("malformed CIDR: the prefix length of an IPv\(address.isIPv6 ? 6 : 4) block must be at most \(maxLength)")
+            throw PatternSyntaxError(
+                "malformed CIDR: the prefix length of an IPv\(address.isIPv6 ? 6 : 4) block must be at most \(maxLength)")
         }
         self.prefixLength = UInt8(length)
         self.address = address.masked(length)

@@ -237,10 +237,13 @@ struct MatchAutomaton: Sendable {
         case .anyOf(let predicates): set = retainPredicateSet(predicates)
         }
         let hash = edgeHash(from, path, set)
-        if let existing = edgeTable.find(hash, where: { e in
-            let edge = edges[Int(e)]
-            return edge.from == from && edge.path == path && edge.predicateSet == set
-        }) {
+        if let existing = edgeTable.find(
+            hash,
+            where: { e in
+                let edge = edges[Int(e)]
+                return edge.from == from && edge.path == path && edge.predicateSet == set
+            })
+        {
             edges[Int(existing)].references += 1
             paths.release(path)
             if set != Self.absentSet { releasePredicateSet(set) }

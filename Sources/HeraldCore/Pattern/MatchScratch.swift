@@ -172,8 +172,9 @@ struct MatchScratch {
             presentPaths.append(path)
         }
         leaves.append(
-            Leaf(node: UInt32(node), path: path, next: pathHead[p], trailStart: UInt32(trails.count),
-                 trailCount: UInt32(walkTrail.count), kind: kind))
+            Leaf(
+                node: UInt32(node), path: path, next: pathHead[p], trailStart: UInt32(trails.count),
+                trailCount: UInt32(walkTrail.count), kind: kind))
         trails.append(contentsOf: walkTrail)
         pathHead[p] = index
     }

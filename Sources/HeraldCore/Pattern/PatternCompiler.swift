@@ -14,7 +14,9 @@ struct PatternCompiler {
     typealias Alternatives = [[PatternCondition]]
 
     /// Compiles the members of one pattern object reached by `path`.
-    mutating func compileObject(_ members: [JSONValue.Member], path: [String], jsonPath: String, depth: Int)
+    mutating func compileObject(
+        _ members: [JSONValue.Member], path: [String], jsonPath: String, depth: Int
+    )
         throws(HeraldError) -> Alternatives
     {
         guard depth <= limits.maxDepth else {
@@ -55,7 +57,9 @@ struct PatternCompiler {
         return result
     }
 
-    private mutating func compileOr(_ value: JSONValue, path: [String], jsonPath: String, depth: Int)
+    private mutating func compileOr(
+        _ value: JSONValue, path: [String], jsonPath: String, depth: Int
+    )
         throws(HeraldError) -> Alternatives
     {
         guard case .array(let branches) = value else {
@@ -104,7 +108,9 @@ struct PatternCompiler {
 
     /// Compiles the array of accepted values of one field into one alternative, or two
     /// when it mixes `"exists": false` with other values (absent, or one of the others).
-    private mutating func compileLeaf(_ elements: [JSONValue], path: [String], jsonPath: String)
+    private mutating func compileLeaf(
+        _ elements: [JSONValue], path: [String], jsonPath: String
+    )
         throws(HeraldError) -> Alternatives
     {
         guard !elements.isEmpty else {
@@ -166,7 +172,9 @@ struct PatternCompiler {
     }
 
     /// Compiles one operator object; nil for `"exists": false`.
-    private mutating func compileOperator(_ members: [JSONValue.Member], jsonPath: String)
+    private mutating func compileOperator(
+        _ members: [JSONValue.Member], jsonPath: String
+    )
         throws(HeraldError) -> PatternPredicate?
     {
         guard members.count == 1, let member = members.first else {
@@ -382,7 +390,8 @@ struct PatternCompiler {
             }
         default:
             throw HeraldError(
-                .invalidPattern, "the value of \"anything-but\" must be a string, a number, a list or an operator object, not \(operand.kindName)",
+                .invalidPattern,
+                "the value of \"anything-but\" must be a string, a number, a list or an operator object, not \(operand.kindName)",
                 path: jsonPath)
         }
     }

@@ -109,33 +109,64 @@ enum PatternPredicate: Sendable, Hashable {
         func number(_ d: Double) { withUnsafeBytes(of: d.bitPattern.bigEndian) { out.append(contentsOf: $0) } }
         func list(_ items: [[UInt8]]) { for item in items { Self.appendLengthPrefixed(item, to: &out) } }
         switch self {
-        case .string(let s): out.append(1); out.append(contentsOf: s)
-        case .number(let n): out.append(2); number(n)
+        case .string(let s):
+            out.append(1)
+            out.append(contentsOf: s)
+        case .number(let n):
+            out.append(2)
+            number(n)
         case .boolean(let b): out.append(b ? 3 : 4)
         case .null: out.append(5)
-        case .equalsIgnoreCase(let s): out.append(6); out.append(contentsOf: s)
-        case .prefix(let s): out.append(7); out.append(contentsOf: s)
-        case .prefixIgnoreCase(let s): out.append(8); out.append(contentsOf: s)
-        case .suffix(let s): out.append(9); out.append(contentsOf: s)
-        case .suffixIgnoreCase(let s): out.append(10); out.append(contentsOf: s)
-        case .numeric(let r): out.append(11); number(r.lower); number(r.upper)
+        case .equalsIgnoreCase(let s):
+            out.append(6)
+            out.append(contentsOf: s)
+        case .prefix(let s):
+            out.append(7)
+            out.append(contentsOf: s)
+        case .prefixIgnoreCase(let s):
+            out.append(8)
+            out.append(contentsOf: s)
+        case .suffix(let s):
+            out.append(9)
+            out.append(contentsOf: s)
+        case .suffixIgnoreCase(let s):
+            out.append(10)
+            out.append(contentsOf: s)
+        case .numeric(let r):
+            out.append(11)
+            number(r.lower)
+            number(r.upper)
         case .cidr(let c):
             out.append(12)
             out.append(c.address.isIPv6 ? 6 : 4)
             out.append(c.prefixLength)
             withUnsafeBytes(of: c.address.high.bigEndian) { out.append(contentsOf: $0) }
             withUnsafeBytes(of: c.address.low.bigEndian) { out.append(contentsOf: $0) }
-        case .wildcard(let g): out.append(13); out.append(contentsOf: g.source)
+        case .wildcard(let g):
+            out.append(13)
+            out.append(contentsOf: g.source)
         case .exists: out.append(14)
         case .anythingBut(let a):
             out.append(15)
             switch a {
-            case .strings(let items): out.append(1); list(items)
-            case .numbers(let items): out.append(2); items.forEach(number)
-            case .prefixes(let items): out.append(3); list(items)
-            case .suffixes(let items): out.append(4); list(items)
-            case .ignoreCase(let items): out.append(5); list(items)
-            case .wildcards(let globs): out.append(6); list(globs.map(\.source))
+            case .strings(let items):
+                out.append(1)
+                list(items)
+            case .numbers(let items):
+                out.append(2)
+                items.forEach(number)
+            case .prefixes(let items):
+                out.append(3)
+                list(items)
+            case .suffixes(let items):
+                out.append(4)
+                list(items)
+            case .ignoreCase(let items):
+                out.append(5)
+                list(items)
+            case .wildcards(let globs):
+                out.append(6)
+                list(globs.map(\.source))
             }
         }
         return out
@@ -188,10 +219,11 @@ struct LeafScalar {
     var number: Double
     var ip: IPAddress?
 
-    init(kind: JSONTape.Kind, bytes: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0),
-         folded: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0), number: Double = 0,
-         ip: IPAddress? = nil)
-    {
+    init(
+        kind: JSONTape.Kind, bytes: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0),
+        folded: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0), number: Double = 0,
+        ip: IPAddress? = nil
+    ) {
         self.kind = kind
         self.bytes = bytes
         self.folded = folded

@@ -30,9 +30,13 @@ public enum UTF8Validation {
                 continue
             }
             let lead = bytes[i]
-            if lead < 0x80 { i += 1; continue }
+            if lead < 0x80 {
+                i += 1
+                continue
+            }
             guard let rule = rule(lead: lead), i + rule.length <= n,
-                  bytes[i + 1] >= rule.secondLow, bytes[i + 1] <= rule.secondHigh else { return false }
+                bytes[i + 1] >= rule.secondLow, bytes[i + 1] <= rule.secondHigh
+            else { return false }
             for k in 2..<rule.length where bytes[i + k] & 0xC0 != 0x80 { return false }
             i += rule.length
         }

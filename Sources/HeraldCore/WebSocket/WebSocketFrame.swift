@@ -96,8 +96,14 @@ public struct WebSocketFrame: Sendable, Equatable {
             // Eight bytes at a time: the key repeated twice, in memory order.
             var pattern: UInt64 = 0
             withUnsafeMutableBytes(of: &pattern) { p in
-                p[0] = key.0; p[1] = key.1; p[2] = key.2; p[3] = key.3
-                p[4] = key.0; p[5] = key.1; p[6] = key.2; p[7] = key.3
+                p[0] = key.0
+                p[1] = key.1
+                p[2] = key.2
+                p[3] = key.3
+                p[4] = key.0
+                p[5] = key.1
+                p[6] = key.2
+                p[7] = key.3
             }
             while i + 8 <= n {
                 let word = buffer.loadUnaligned(fromByteOffset: i, as: UInt64.self) ^ pattern
@@ -132,7 +138,9 @@ public struct WebSocketFrame: Sendable, Equatable {
     /// Throws for: a 64-bit length with the top bit set, a payload longer than
     /// `maxPayload` (close code 1009), a control frame that is fragmented or longer than
     /// 125 bytes (1002). RSV bits, opcodes and masking direction are left for the caller.
-    public static func decode(_ bytes: UnsafeBufferPointer<UInt8>, maxPayload: Int = Int.max) throws(WebSocketProtocolError)
+    public static func decode(
+        _ bytes: UnsafeBufferPointer<UInt8>, maxPayload: Int = Int.max
+    ) throws(WebSocketProtocolError)
         -> DecodeResult
     {
         guard bytes.count >= 2 else { return .needMore(totalNeeded: 2) }
@@ -167,7 +175,8 @@ public struct WebSocketFrame: Sendable, Equatable {
         }
         if opcode & 0x8 != 0 {
             guard length <= 125 else {
-                throw WebSocketProtocolError(.protocolError, "WebSocket frame: control frame (opcode \(opcode)) with \(length)-byte payload (max 125)")
+                throw WebSocketProtocolError(
+                    .protocolError, "WebSocket frame: control frame (opcode \(opcode)) with \(length)-byte payload (max 125)")
             }
             guard fin else {
                 throw WebSocketProtocolError(.protocolError, "WebSocket frame: fragmented control frame (opcode \(opcode))")

@@ -1,6 +1,7 @@
 import COpenSSL
 import HeraldCore
 import Logging
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -37,9 +38,10 @@ extension Gateway {
         guard let jwtSecret else {
             throw HeraldError(.unauthorized, "this gateway accepts no JWTs (auth.jwtSecret is not set)")
         }
-        return .token(try SubscriberToken(
-            verifying: token, secret: jwtSecret, now: unixSeconds(), audience: config.auth.jwtAudience,
-            limits: config.limits.pattern, hmac: hmacSHA256))
+        return .token(
+            try SubscriberToken(
+                verifying: token, secret: jwtSecret, now: unixSeconds(), audience: config.auth.jwtAudience,
+                limits: config.limits.pattern, hmac: hmacSHA256))
     }
 
     /// The token a request carries: `Authorization: Bearer`, else `?token=`.

@@ -37,13 +37,14 @@ extension Gateway {
         ])
         let token = SubscriberToken.sign(claims: claims, secret: jwtSecret, hmac: hmacSHA256)
         var out: [UInt8] = []
-        JSONWriter.write(.object([
-            .init("token", .string(token)),
-            .init("nick", .string(nick)),
-            .init("room", room.map(JSONValue.string) ?? .null),
-            .init("expiresAt", .number(Double(now + Self.demoTokenSeconds))),
-            .init("publish", publish),
-        ]), into: &out)
+        JSONWriter.write(
+            .object([
+                .init("token", .string(token)),
+                .init("nick", .string(nick)),
+                .init("room", room.map(JSONValue.string) ?? .null),
+                .init("expiresAt", .number(Double(now + Self.demoTokenSeconds))),
+                .init("publish", publish),
+            ]), into: &out)
         return json(200, out)
     }
 
@@ -70,9 +71,10 @@ extension Gateway {
 
     /// Names in demo tokens: 1 to `maxLength` ASCII letters, digits, `_`, `-`, `.`.
     static func isDemoName(_ text: String, maxLength: Int) -> Bool {
-        !text.isEmpty && text.utf8.count <= maxLength && text.utf8.allSatisfy { c in
-            (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A)
-                || c == UInt8(ascii: "_") || c == UInt8(ascii: "-") || c == UInt8(ascii: ".")
-        }
+        !text.isEmpty && text.utf8.count <= maxLength
+            && text.utf8.allSatisfy { c in
+                (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A)
+                    || c == UInt8(ascii: "_") || c == UInt8(ascii: "-") || c == UInt8(ascii: ".")
+            }
     }
 }

@@ -109,7 +109,8 @@ extension Gateway {
                 guard !connection.input.isEmpty else { break reading }
                 let decoded: (head: HTTPRequestHead, consumed: Int)?
                 do throws(HeraldError) {
-                    decoded = try connection.input.withUnread { (bytes) throws(HeraldError) in try connection.http.decoder.decodeHead(bytes) }
+                    decoded = try connection.input.withUnread { (bytes) throws(HeraldError) in try connection.http.decoder.decodeHead(bytes)
+                    }
                 } catch {
                     respondAndClose(connection, errorResponse(error))
                     break reading
@@ -154,7 +155,8 @@ extension Gateway {
 
     /// Acts on a request whose head has been read.
     private func begin(_ request: Request, on connection: Connection) {
-        let plan = draining
+        let plan =
+            draining
             ? .close(errorResponse(HeraldError(.shuttingDown, "the gateway is shutting down")))
             : router.plan(request, connection: connection, gateway: self)
         switch plan {
@@ -218,7 +220,9 @@ extension Gateway {
             read.handler.refused(.bodyTooLarge, gateway: self)
             throw HeraldError(.bodyTooLarge, "the body exceeds \(limit) bytes")
         }
-        if !read.reader.isComplete, pendingInputBytes - connection.chargedInputBytes + read.request.body.count > config.limits.maxPendingInputBytesTotal {
+        if !read.reader.isComplete,
+            pendingInputBytes - connection.chargedInputBytes + read.request.body.count > config.limits.maxPendingInputBytesTotal
+        {
             read.handler.refused(.overloaded, gateway: self)
             throw HeraldError(.overloaded, "the gateway holds too much unfinished input; retry later")
         }

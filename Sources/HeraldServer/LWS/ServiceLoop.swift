@@ -2,6 +2,7 @@ import CLibWebSockets
 import HeraldCore
 import Logging
 import Synchronization
+
 #if canImport(Glibc)
 import Glibc
 #endif

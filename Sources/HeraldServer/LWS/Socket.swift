@@ -1,5 +1,6 @@
 import CLibWebSockets
 import HeraldCore
+
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -31,11 +31,17 @@ final class WriteBuffer {
     /// Marks `n` bytes as handed to the socket.
     func consume(_ n: Int) {
         sent += n
-        if sent == end { sent = 0; end = 0 }
+        if sent == end {
+            sent = 0
+            end = 0
+        }
     }
 
     /// Drops everything unsent.
-    func reset() { sent = 0; end = 0 }
+    func reset() {
+        sent = 0
+        end = 0
+    }
 
     /// Frees a buffer that grew past 64 KiB once it is empty.
     func releaseIfLarge() {

@@ -9,11 +9,17 @@ struct IngestEndpoint: Endpoint {
     func plan(_ request: Request, connection: Connection, gateway: Gateway) -> RequestPlan {
         let head = request.head
         if head.method == .options {
-            return .respond(HTTPServerResponse(status: 204, contentType: nil, fields: apiHeaders + [
-                ("access-control-allow-methods", "POST, OPTIONS"),
-                ("access-control-allow-headers", "authorization, content-type, ce-id, ce-source, ce-type, ce-specversion, ce-subject, ce-time"),
-                ("access-control-max-age", "600"),
-            ]))
+            return .respond(
+                HTTPServerResponse(
+                    status: 204, contentType: nil,
+                    fields: apiHeaders + [
+                        ("access-control-allow-methods", "POST, OPTIONS"),
+                        (
+                            "access-control-allow-headers",
+                            "authorization, content-type, ce-id, ce-source, ce-type, ce-specversion, ce-subject, ce-time"
+                        ),
+                        ("access-control-max-age", "600"),
+                    ]))
         }
         var credentials = Credentials.anonymous
         var refusal: HeraldError?
@@ -42,16 +48,20 @@ struct IngestEndpoint: Endpoint {
             format = parsed
         } else {
             let got = contentType.map { "\"\($0)\"" } ?? "none"
-            refusal = refusal ?? HeraldError(
-                .unsupportedMediaType,
-                "Content-Type must be application/json, application/cloudevents+json or application/cloudevents-batch+json (got \(got))")
+            refusal =
+                refusal
+                ?? HeraldError(
+                    .unsupportedMediaType,
+                    "Content-Type must be application/json, application/cloudevents+json or application/cloudevents-batch+json (got \(got))"
+                )
             format = .json
         }
         if let refusal {
             gateway.hub.metrics.rejected[refusal.code.rawValue, default: 0] += 1
             return .respond(gateway.errorResponse(refusal))
         }
-        return gateway.planBody(request, IngestBody(format: format, binary: binary, credentials: credentials), limit: gateway.config.limits.maxBodyBytes)
+        return gateway.planBody(
+            request, IngestBody(format: format, binary: binary, credentials: credentials), limit: gateway.config.limits.maxBodyBytes)
     }
 
     func refusedMethod(_ method: HTTPMethod, gateway: Gateway) {

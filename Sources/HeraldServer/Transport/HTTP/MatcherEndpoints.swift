@@ -14,7 +14,8 @@ enum MatcherQuery {
 struct PatternTestEndpoint: Endpoint {
     func plan(_ request: Request, connection: Connection, gateway: Gateway) -> RequestPlan {
         let limits = gateway.config.limits
-        return gateway.planBody(request, MatcherBody(query: .testPattern), limit: min(limits.maxUnauthenticatedBodyBytes, limits.maxBodyBytes))
+        return gateway.planBody(
+            request, MatcherBody(query: .testPattern), limit: min(limits.maxUnauthenticatedBodyBytes, limits.maxBodyBytes))
     }
 }
 
@@ -47,11 +48,14 @@ extension Gateway {
                 throw HeraldError(.invalidMessage, "the body needs an \"event\" object", path: "$.event")
             }
             guard tape.nodes[eventNode].kind == .object else {
-                throw HeraldError(.notAnObject, "\"event\" must be a JSON object, not \(request["event"]?.kindName ?? "nothing")", path: "$.event")
+                throw HeraldError(
+                    .notAnObject, "\"event\" must be a JSON object, not \(request["event"]?.kindName ?? "nothing")", path: "$.event")
             }
             switch query {
             case .testPattern:
-                guard let patternValue = request["pattern"] else { throw HeraldError(.invalidPattern, "the body needs a \"pattern\"", path: "$.pattern") }
+                guard let patternValue = request["pattern"] else {
+                    throw HeraldError(.invalidPattern, "the body needs a \"pattern\"", path: "$.pattern")
+                }
                 let pattern: Pattern
                 do throws(HeraldError) {
                     pattern = try Pattern(patternValue, limits: config.limits.pattern)
@@ -96,9 +100,14 @@ extension Gateway {
         }
         var members: [JSONValue.Member] = [
             .init("clients", .number(Double(recipients))),
-            .init("routes", .object(routes.indices.map { index in
-                .init(routes[index].name, .object(TransportKind.allCases.map { .init($0.name, .number(Double(perRoute[index][$0]))) }))
-            })),
+            .init(
+                "routes",
+                .object(
+                    routes.indices.map { index in
+                        .init(
+                            routes[index].name, .object(TransportKind.allCases.map { .init($0.name, .number(Double(perRoute[index][$0]))) })
+                        )
+                    })),
         ]
         if let client {
             guard let subscriber = hub.session(id: client) else { return nil }
@@ -127,12 +136,16 @@ extension Gateway {
         for (path, condition) in Self.leafConditions(pattern.value, path: ["$"]) {
             guard let single = try? Pattern(Self.nest(condition, under: path), limits: config.limits.pattern) else { continue }
             if !single.matches(event) {
-                return .object([.init("pattern", .string(source)), .init("path", .string(path.joined(separator: "."))),
-                                .init("condition", condition.value)])
+                return .object([
+                    .init("pattern", .string(source)), .init("path", .string(path.joined(separator: "."))),
+                    .init("condition", condition.value),
+                ])
             }
         }
-        return .object([.init("pattern", .string(source)), .init("path", .string("$")),
-                        .init("condition", .string("array consistency: the fields match in different elements of an array"))])
+        return .object([
+            .init("pattern", .string(source)), .init("path", .string("$")),
+            .init("condition", .string("array consistency: the fields match in different elements of an array")),
+        ])
     }
 
     /// (path, {key: condition}) for each leaf of a pattern; `$or` is kept whole.

@@ -4,8 +4,9 @@ import Logging
 /// `GET /metrics`: the Prometheus text exposition.
 struct MetricsEndpoint: Endpoint {
     func plan(_ request: Request, connection: Connection, gateway: Gateway) -> RequestPlan {
-        .respond(HTTPServerResponse(
-            status: 200, contentType: "text/plain; version=0.0.4; charset=utf-8", fields: apiHeaders, body: gateway.prometheusText()))
+        .respond(
+            HTTPServerResponse(
+                status: 200, contentType: "text/plain; version=0.0.4; charset=utf-8", fields: apiHeaders, body: gateway.prometheusText()))
     }
 }
 
@@ -61,23 +62,32 @@ extension Gateway {
         out.family("herald_events_ingested_total", type: "counter", help: "Events offered on ingest, by result.")
         out.sample("herald_events_ingested_total", [("result", "accepted")], Double(metrics.accepted))
         out.sample("herald_events_ingested_total", [("result", "duplicate")], Double(metrics.duplicates))
-        out.family("herald_ingest_rejected_total", type: "counter", help: "Ingest requests refused, by error code (nothing of them was kept).")
+        out.family(
+            "herald_ingest_rejected_total", type: "counter", help: "Ingest requests refused, by error code (nothing of them was kept).")
         for code in Self.ingestErrorCodes {
             out.sample("herald_ingest_rejected_total", [("reason", code)], Double(metrics.rejected[code] ?? 0))
         }
         out.family("herald_ingest_bytes_total", type: "counter", help: "Bytes of ingest request bodies read.")
         out.sample("herald_ingest_bytes_total", [], Double(metrics.ingestBytes))
-        out.family("herald_deliveries_total", type: "counter", help: "Live events written to client sockets, by transport (replays from history are herald_replayed_total).")
+        out.family(
+            "herald_deliveries_total", type: "counter",
+            help: "Live events written to client sockets, by transport (replays from history are herald_replayed_total).")
         for kind in TransportKind.allCases {
             out.sample("herald_deliveries_total", [("transport", kind.name)], Double(metrics.delivered[kind]))
         }
-        out.family("herald_dropped_total", type: "counter", help: "Events not delivered to a client, by reason; disconnect counts clients closed by the disconnect policy.")
+        out.family(
+            "herald_dropped_total", type: "counter",
+            help: "Events not delivered to a client, by reason; disconnect counts clients closed by the disconnect policy.")
         out.sample("herald_dropped_total", [("reason", "overflow")], Double(metrics.droppedOverflow))
         out.sample("herald_dropped_total", [("reason", "coalesced")], Double(metrics.droppedCoalesced))
         out.sample("herald_dropped_total", [("reason", "disconnect")], Double(metrics.disconnectedOverflow))
-        out.family("herald_gaps_expired_total", type: "counter", help: "Gap notices sent because a resuming client asked for events no longer in history.")
+        out.family(
+            "herald_gaps_expired_total", type: "counter",
+            help: "Gap notices sent because a resuming client asked for events no longer in history.")
         out.sample("herald_gaps_expired_total", [], Double(metrics.expiredGaps))
-        out.family("herald_replayed_total", type: "counter", help: "Events sent from history to resuming clients, by transport (not live deliveries: no latency sample).")
+        out.family(
+            "herald_replayed_total", type: "counter",
+            help: "Events sent from history to resuming clients, by transport (not live deliveries: no latency sample).")
         for kind in TransportKind.allCases {
             out.sample("herald_replayed_total", [("transport", kind.name)], Double(metrics.replayed[kind]))
         }
@@ -86,7 +96,9 @@ extension Gateway {
         out.family("herald_connections", type: "gauge", help: "Open streaming connections, by transport.")
         for kind in TransportKind.allCases { out.sample("herald_connections", [("transport", kind.name)], Double(counts.sessions[kind])) }
         out.family("herald_subscriptions", type: "gauge", help: "Live subscriptions, by transport.")
-        for kind in TransportKind.allCases { out.sample("herald_subscriptions", [("transport", kind.name)], Double(counts.subscriptions[kind])) }
+        for kind in TransportKind.allCases {
+            out.sample("herald_subscriptions", [("transport", kind.name)], Double(counts.subscriptions[kind]))
+        }
         out.family("herald_presence_groups", type: "gauge", help: "Presence groups with at least one member.")
         out.sample("herald_presence_groups", [], Double(hub.presence.groupCount))
         out.family("herald_presence_members", type: "gauge", help: "Presence memberships (one per connection and group).")
@@ -95,11 +107,17 @@ extension Gateway {
         out.histogram("herald_queue_depth", [], queueDepths())
         out.family("herald_queued_bytes", type: "gauge", help: "Bytes queued for all clients together.")
         out.sample("herald_queued_bytes", [], Double(hub.queuedBytesTotal))
-        out.family("herald_pending_input_bytes", type: "gauge", help: "Bytes of unfinished input held for all connections (partial requests and bodies, partial WebSocket messages); bounded by limits.maxPendingInputBytesTotal.")
+        out.family(
+            "herald_pending_input_bytes", type: "gauge",
+            help:
+                "Bytes of unfinished input held for all connections (partial requests and bodies, partial WebSocket messages); bounded by limits.maxPendingInputBytesTotal."
+        )
         out.sample("herald_pending_input_bytes", [], Double(pendingInputBytes))
         out.family("herald_open_connections", type: "gauge", help: "Open TCP connections (HTTP requests, SSE streams and WebSockets).")
         out.sample("herald_open_connections", [], Double(connections.count))
-        out.family("herald_delivery_latency_seconds", type: "histogram", help: "From ingest acceptance to the socket write, per live delivery (replays are not sampled).")
+        out.family(
+            "herald_delivery_latency_seconds", type: "histogram",
+            help: "From ingest acceptance to the socket write, per live delivery (replays are not sampled).")
         out.histogram("herald_delivery_latency_seconds", [], metrics.deliveryLatency)
         out.family("herald_match_seconds", type: "histogram", help: "Matching one event against every subscription.")
         out.histogram("herald_match_seconds", [], metrics.matchDuration)
@@ -108,13 +126,16 @@ extension Gateway {
         out.family("herald_history_bytes", type: "gauge", help: "Bytes retained in history.")
         out.sample("herald_history_bytes", [], Double(hub.retained.bytes))
 
-        out.family("herald_route_matched_total", type: "counter", help: "Events that matched at least one subscription through the route (\"\": ad-hoc filters).")
+        out.family(
+            "herald_route_matched_total", type: "counter",
+            help: "Events that matched at least one subscription through the route (\"\": ad-hoc filters).")
         for route in metrics.routes { out.sample("herald_route_matched_total", [("route", route.name)], Double(route.matched)) }
         out.family("herald_route_delivered_total", type: "counter", help: "Events written to clients through the route.")
         for route in metrics.routes { out.sample("herald_route_delivered_total", [("route", route.name)], Double(route.delivered)) }
         out.family("herald_route_dropped_total", type: "counter", help: "Events dropped for clients subscribed through the route.")
         for route in metrics.routes { out.sample("herald_route_dropped_total", [("route", route.name)], Double(route.dropped)) }
-        out.family("herald_route_delivery_latency_seconds", type: "histogram", help: "Delivery latency of events written through the route.")
+        out.family(
+            "herald_route_delivery_latency_seconds", type: "histogram", help: "Delivery latency of events written through the route.")
         for route in metrics.routes { out.histogram("herald_route_delivery_latency_seconds", [("route", route.name)], route.latency) }
 
         out.family("herald_uptime_seconds", type: "gauge", help: "Seconds since the gateway started.")
@@ -152,45 +173,64 @@ extension Gateway {
         var rates: [JSONValue.Member] = []
         for window in [1, 10, 60] {
             let r = statsWindow.rates(over: window, current: current)
-            rates.append(.init("\(window)s", .object([
-                .init("events_in", number(r.eventsIn)), .init("deliveries", number(r.deliveries)), .init("drops", number(r.drops)),
-                .init("latency_p50_ms", millis(r.latencyP50)), .init("latency_p99_ms", millis(r.latencyP99)),
-            ])))
+            rates.append(
+                .init(
+                    "\(window)s",
+                    .object([
+                        .init("events_in", number(r.eventsIn)), .init("deliveries", number(r.deliveries)), .init("drops", number(r.drops)),
+                        .init("latency_p50_ms", millis(r.latencyP50)), .init("latency_p99_ms", millis(r.latencyP99)),
+                    ])))
         }
         var rejected: [JSONValue.Member] = []
         for (code, count) in metrics.rejected.sorted(by: { $0.key < $1.key }) { rejected.append(.init(code, .number(Double(count)))) }
         let stats: JSONValue = .object([
             .init("uptime_s", number(Double(now - startedAt) / 1e9)),
-            .init("events", .object([
-                .init("accepted", .number(Double(metrics.accepted))), .init("duplicate", .number(Double(metrics.duplicates))),
-                .init("rejected", .number(Double(metrics.rejectedTotal))), .init("rejected_by_reason", .object(rejected)),
-                .init("last_seq", .number(Double(hub.lastSeq))),
-            ])),
+            .init(
+                "events",
+                .object([
+                    .init("accepted", .number(Double(metrics.accepted))), .init("duplicate", .number(Double(metrics.duplicates))),
+                    .init("rejected", .number(Double(metrics.rejectedTotal))), .init("rejected_by_reason", .object(rejected)),
+                    .init("last_seq", .number(Double(hub.lastSeq))),
+                ])),
             .init("deliveries", perTransport(metrics.delivered)),
             .init("replayed", perTransport(metrics.replayed)),
-            .init("dropped", .object([
-                .init("overflow", .number(Double(metrics.droppedOverflow))), .init("coalesced", .number(Double(metrics.droppedCoalesced))),
-                .init("disconnect", .number(Double(metrics.disconnectedOverflow))),
-            ])),
+            .init(
+                "dropped",
+                .object([
+                    .init("overflow", .number(Double(metrics.droppedOverflow))),
+                    .init("coalesced", .number(Double(metrics.droppedCoalesced))),
+                    .init("disconnect", .number(Double(metrics.disconnectedOverflow))),
+                ])),
             .init("connections", perTransport(counts.sessions)),
             .init("subscriptions", .number(Double(hub.subscriptionCount))),
-            .init("presence", .object([
-                .init("groups", .number(Double(hub.presence.groupCount))), .init("members", .number(Double(hub.presence.memberCount))),
-            ])),
-            .init("history", .object([.init("events", .number(Double(hub.retained.events))), .init("bytes", .number(Double(hub.retained.bytes)))])),
+            .init(
+                "presence",
+                .object([
+                    .init("groups", .number(Double(hub.presence.groupCount))), .init("members", .number(Double(hub.presence.memberCount))),
+                ])),
+            .init(
+                "history",
+                .object([.init("events", .number(Double(hub.retained.events))), .init("bytes", .number(Double(hub.retained.bytes)))])),
             .init("queued_bytes", .number(Double(hub.queuedBytesTotal))),
             .init("pending_input_bytes", .number(Double(pendingInputBytes))),
             .init("open_connections", .number(Double(connections.count))),
-            .init("queue_depth", .object([
-                .init("p50", exact(0.5)), .init("p99", exact(0.99)), .init("max", .number(Double(depths.last ?? 0))),
-            ])),
+            .init(
+                "queue_depth",
+                .object([
+                    .init("p50", exact(0.5)), .init("p99", exact(0.99)), .init("max", .number(Double(depths.last ?? 0))),
+                ])),
             .init("rates", .object(rates)),
-            .init("routes", .object(metrics.routes.map { route in
-                .init(route.name, .object([
-                    .init("matched", .number(Double(route.matched))), .init("delivered", .number(Double(route.delivered))),
-                    .init("dropped", .number(Double(route.dropped))),
-                ]))
-            })),
+            .init(
+                "routes",
+                .object(
+                    metrics.routes.map { route in
+                        .init(
+                            route.name,
+                            .object([
+                                .init("matched", .number(Double(route.matched))), .init("delivered", .number(Double(route.delivered))),
+                                .init("dropped", .number(Double(route.dropped))),
+                            ]))
+                    })),
         ])
         var out: [UInt8] = []
         JSONWriter.write(stats, into: &out)

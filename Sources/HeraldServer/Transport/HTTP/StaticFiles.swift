@@ -1,4 +1,5 @@
 import HeraldCore
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -29,7 +30,8 @@ extension Gateway {
             for byte in path.utf8 where byte > 0x20 && byte < 0x7F && !(byte == UInt8(ascii: "/") && location.last == byte) {
                 location.append(byte)
             }
-            return .respond(HTTPServerResponse(status: 301, contentType: nil, fields: [("location", String(decoding: location, as: UTF8.self) + "/")]))
+            return .respond(
+                HTTPServerResponse(status: 301, contentType: nil, fields: [("location", String(decoding: location, as: UTF8.self) + "/")]))
         }
         guard (info.st_mode & S_IFMT) == S_IFREG, let sender = FileSender(path: resolved, size: Int(info.st_size)) else { return notFound }
         var response = HTTPServerResponse(status: 200, contentType: MIMEType.forPath(relative), fields: [("cache-control", "no-cache")])

@@ -75,7 +75,9 @@ final class WebSocketTransport: StreamTransport {
         case .text(let text):
             handleOp(text, gateway: gateway)
         case .binary:
-            reply(WireFormat.webSocketError(HeraldError(.invalidMessage, "binary frames are not supported; send JSON text"), id: nil), gateway)
+            reply(
+                WireFormat.webSocketError(HeraldError(.invalidMessage, "binary frames are not supported; send JSON text"), id: nil), gateway
+            )
         case .ping(let payload):
             // Only the newest ping is answered (RFC 6455 §5.5.3), so a ping flood costs nothing.
             pendingPong = payload
@@ -114,7 +116,9 @@ final class WebSocketTransport: StreamTransport {
             if hub.unsubscribe(session, id: id) {
                 reply(WireFormat.unsubscribed(id: id), gateway)
             } else {
-                reply(WireFormat.webSocketError(HeraldError(.unknownSubscription, "no subscription \"\(id)\" on this connection"), id: id), gateway)
+                reply(
+                    WireFormat.webSocketError(HeraldError(.unknownSubscription, "no subscription \"\(id)\" on this connection"), id: id),
+                    gateway)
             }
         case .publish(let event):
             publish(event, gateway: gateway)
@@ -129,9 +133,10 @@ final class WebSocketTransport: StreamTransport {
                 return
             }
             reader.maxMessageBytes = gateway.messageLimit(for: session.credentials)
-            reply(WireFormat.authenticated(
-                publisher: session.credentials.publisherName, subject: session.credentials.subject,
-                expiresAt: session.credentials.expiresAt), gateway)
+            reply(
+                WireFormat.authenticated(
+                    publisher: session.credentials.publisherName, subject: session.credentials.subject,
+                    expiresAt: session.credentials.expiresAt), gateway)
         case .presenceJoin(let group, let info):
             do throws(HeraldError) {
                 let seq = try hub.join(session, group: group, info: info)
@@ -203,13 +208,15 @@ final class WebSocketTransport: StreamTransport {
             var ids: [[UInt8]] = []
             subscriptions.forEach { slot in if let s = session.descriptions[slot] { ids.append(s.encodedID) } }
             buffer.appendWebSocketFrame(
-                opcode: WebSocketFrame.text, payload: WireFormat.webSocketGap(subscriptionIDs: ids, from: from, to: to, reason: reason.rawValue))
+                opcode: WebSocketFrame.text,
+                payload: WireFormat.webSocketGap(subscriptionIDs: ids, from: from, to: to, reason: reason.rawValue))
         case .close(let closing):
             if let notice = closing.notice {
                 buffer.appendWebSocketFrame(opcode: WebSocketFrame.text, payload: WireFormat.webSocketError(notice, id: nil))
             }
             let code = closing.code.rawValue
-            buffer.appendWebSocketFrame(opcode: WebSocketFrame.close, payload: [UInt8(code >> 8), UInt8(code & 0xFF)] + closing.reason.utf8.prefix(120))
+            buffer.appendWebSocketFrame(
+                opcode: WebSocketFrame.close, payload: [UInt8(code >> 8), UInt8(code & 0xFF)] + closing.reason.utf8.prefix(120))
         case .idle:
             break
         }
