@@ -219,12 +219,15 @@ function onGap(view) {
   return (gap) => {
     // The reasons say different things: "overflow" means messages of this room were
     // dropped; "expired" means the gateway's history no longer reaches back to where this
-    // window left off, so some messages may (or may not) be missing.
+    // window left off, so some messages may (or may not) be missing; "reset" means the
+    // gateway restarted without storage and everything after that point is unknown.
     const text = gap.reason === "overflow"
       ? `Some messages were dropped because this window fell behind (positions ${gap.from}–${gap.to}).`
       : gap.reason === "expired"
         ? "Earlier messages may be missing: the gateway's history no longer reaches back to where this window left off."
-        : `Some messages may be missing (${gap.reason}).`;
+        : gap.reason === "reset"
+          ? "The gateway restarted and lost its history: messages sent between where you left off and the restart may be missing."
+          : `Some messages may be missing (${gap.reason}).`;
     push(view, { system: text, kind: "gap" });
   };
 }
@@ -391,9 +394,13 @@ function startSession() {
   });
   herald.on("resumed", ({ subscriptions }) => {
     const sub = state.view === "mentions" ? state.subs.mentions : state.subs.room;
-    const restored = subscriptions.find((s) => s.subscription === sub)?.restored ?? 0;
-    const text = restored === 0 ? "Reconnected — no messages missed."
-      : `Reconnected — ${restored} missed message${restored === 1 ? "" : "s"} restored.`;
+    const mine = subscriptions.find((s) => s.subscription === sub);
+    const restored = mine?.restored ?? 0;
+    const plural = `${restored} message${restored === 1 ? "" : "s"}`;
+    const text = mine?.reset
+      ? `Reconnected after a gateway restart — ${plural} since the restart restored; earlier ones may be missing.`
+      : restored === 0 ? "Reconnected — no messages missed."
+        : `Reconnected — ${restored} missed message${restored === 1 ? "" : "s"} restored.`;
     notice(text, "ok");
     push(state.view, { system: text, kind: "resumed" });
   });

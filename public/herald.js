@@ -9,8 +9,11 @@
 // One WebSocket (`/v1/ws`, subprotocol herald.v1) carries every subscription. When the
 // WebSocket cannot connect at all (blocked by a proxy, disabled, …) the client falls back to
 // Server-Sent Events: one stream per subscription, publishing with POST /v1/events. Every
-// subscription remembers the last sequence number it delivered and resumes from it after
-// a reconnect (`since` / `lastEventId`); an event at or below it is never delivered twice.
+// subscription remembers the last position it delivered — (epoch, seq) — and resumes from
+// it after a reconnect (`since` + `epoch` / `lastEventId`); an event at or below it is never
+// delivered twice. When the gateway lost its history (restarted without storage: a new
+// epoch), the subscription gets a `reset` gap, the client emits `reset`, and what the new
+// epoch holds follows: never a silent skip.
 //
 // The file is split the way the gateway is (one ES module, so it stays one file to copy):
 //   Resume     ResumeCursor (one subscription's place in the sequence: duplicates, gaps,
@@ -95,9 +98,10 @@ function reportError(error) {
  * was delivered is a duplicate; a gap moves the cursor past the events that will not come.
  */
 class ResumeCursor {
-  /** @param {number|undefined} since */
-  constructor(since) {
+  /** @param {number|undefined} since @param {string|undefined} epoch the epoch `since` counts in */
+  constructor(since, epoch) {
     this.since = since;
+    this.epoch = epoch ?? null;  // the epoch of `last` / `since` / `position` (null: not known yet)
     this.last = null;       // last delivered seq
     this.position = null;   // gateway position when (re)subscribed
     this.replayTo = null;   // with `since`: the first confirmed position; events up to it are history
@@ -111,24 +115,31 @@ class ResumeCursor {
     return this.position;
   }
 
-  /** The gateway confirmed the subscription at `position` (null: it did not say where). */
-  confirmed(position) {
+  /** The gateway confirmed the subscription at `position` of `epoch` (null: it did not say). */
+  confirmed(position, epoch) {
+    // A different epoch here is answered by a `reset` gap, which moves the cursor to it.
+    if (this.epoch == null && epoch != null) this.epoch = epoch;
     if (position != null && this.position == null && this.since != null) this.replayTo = position;
     if (position != null) this.position = position;
-    if (this.round && this.round.position == null && position != null) this.beginRound(position);
+    if (this.round && this.round.position == null && position != null) this.beginRound(position, epoch);
   }
 
   /** A live-only subscription with nothing delivered yet starts at `position` (when known). */
-  startAt(position) {
-    if (position != null && this.resumeFrom == null) this.position = position;
+  startAt(position, epoch) {
+    if (position != null && this.resumeFrom == null) {
+      this.position = position;
+      if (epoch != null) this.epoch = epoch;
+    }
   }
 
-  /** A reconnect's catch-up begins: the events at or below `position` are the ones missed
-   *  (null: the position comes with the confirmation). */
-  beginRound(position) {
+  /** A reconnect's catch-up begins: the events at or below `position` (of `epoch`) are the
+   *  ones missed (null: the position comes with the confirmation). In another epoch than
+   *  the cursor's, it is not done before the `reset` gap arrives. */
+  beginRound(position, epoch) {
+    const otherEpoch = epoch != null && this.epoch != null && epoch !== this.epoch;
     this.round = position == null
-      ? { position: null, restored: 0, done: false }
-      : { position, restored: 0, done: (this.resumeFrom ?? -1) >= position };
+      ? { position: null, restored: 0, done: false, reset: false }
+      : { position, restored: 0, done: !otherEpoch && (this.resumeFrom ?? -1) >= position, reset: false };
   }
 
   /** Whether `seq` was delivered already, or lies at or below `since`: a duplicate. */
@@ -155,7 +166,21 @@ class ResumeCursor {
 
   /** Events up to `gap.to` will not come: resume after them. */
   skip(gap) {
+    if (gap.reason === "reset") { this.reset(gap); return; }
     if (typeof gap.to === "number" && (this.last == null || gap.to > this.last)) this.last = gap.to;
+  }
+
+  /** The position was in another epoch: start over in `gap.epoch`, after what it lost
+   *  (`gap.to`, 0 when nothing); every event of the new epoch that follows is new. */
+  reset(gap) {
+    this.epoch = gap.epoch ?? null;
+    this.since = undefined;
+    this.replayTo = null;
+    this.last = typeof gap.to === "number" ? gap.to : 0;
+    if (this.round) {
+      this.round.reset = true;
+      if (this.round.position != null) this.round.done = this.last >= this.round.position;
+    }
   }
 }
 
@@ -178,9 +203,9 @@ class ResumeTracker {
    * {@link ResumeTracker#opened}), or null: each subscription's own, from its confirmation
    * (the WebSocket's `subscribed`).
    */
-  begin(subs, position) {
+  begin(subs, position, epoch) {
     this.cancel();
-    for (const sub of subs) sub._cursor.beginRound(position);
+    for (const sub of subs) sub._cursor.beginRound(position, epoch);
     this._round = { subs, awaitingOpen: position != null, timer: null, maxTimer: setTimeout(() => this._finish(), RESUME_MAX_MS) };
   }
 
@@ -217,7 +242,11 @@ class ResumeTracker {
   _finish() {
     const round = this._round;
     if (!round) return;
-    const subscriptions = round.subs.map((sub) => ({ id: sub.id, subscription: sub, restored: sub._cursor.round ? sub._cursor.round.restored : 0 }));
+    const subscriptions = round.subs.map((sub) => ({
+      id: sub.id, subscription: sub,
+      restored: sub._cursor.round ? sub._cursor.round.restored : 0,
+      reset: sub._cursor.round ? sub._cursor.round.reset : false,
+    }));
     this.cancel();
     this._onResumed({ total: subscriptions.reduce((n, s) => n + s.restored, 0), subscriptions });
   }
@@ -241,10 +270,12 @@ export class Subscription {
     this.route = options.route;
     /** @type {number|undefined} the `since` it was created with. */
     this.since = options.since;
+    /** @type {string|undefined} the epoch `since` counts in (from {@link Subscription#epoch}). */
+    this.sinceEpoch = options.epoch;
     this._onEvent = options.onEvent;
     this._onGap = options.onGap;
     this._onError = options.onError;
-    this._cursor = new ResumeCursor(options.since);
+    this._cursor = new ResumeCursor(options.since, options.epoch);
     this._iterators = new Set();
     // Without onEvent, events wait here for the first iterator (so none is lost before it starts).
     this._early = options.onEvent ? null : [];
@@ -259,6 +290,9 @@ export class Subscription {
 
   /** The sequence number of the last event delivered, or null. */
   get lastSeq() { return this._cursor.last; }
+
+  /** The epoch `lastSeq` and `position` count in (store it with `lastSeq` to resume later), or null. */
+  get epoch() { return this._cursor.epoch; }
 
   /** The gateway's position when this subscription was last confirmed (WebSocket), or null. */
   get position() { return this._cursor.position; }
@@ -276,8 +310,8 @@ export class Subscription {
   }
 
   /** The gateway confirmed the subscription (WebSocket `subscribed`, or an SSE stream opened). */
-  _confirmed(position) {
-    this._cursor.confirmed(position);
+  _confirmed(position, epoch) {
+    this._cursor.confirmed(position, epoch);
     if (this.state === "pending") this.state = "active";
     this._readyResolve({ position });
   }
@@ -302,7 +336,10 @@ export class Subscription {
 
   _gap(gap) {
     if (this.state === "closed" || this.state === "failed") return;
+    const previousEpoch = this._cursor.epoch;
     this._cursor.skip(gap);
+    if (gap.reason === "reset") this._herald._emit("reset", { subscription: this, epoch: gap.epoch ?? null, previousEpoch, lost: gap.to ?? 0 });
+    if (this._cursor.round) this._herald._resumeTracker.progress();
     if (this._onGap) {
       try { this._onGap(gap, { subscription: this }); } catch (error) { reportError(error); }
     }
@@ -565,6 +602,15 @@ class WebSocketTransport {
  * The SSE event names a stream with this filter can carry, or null when the filter does not
  * pin the type (then the stream is read with fetch, which sees every name).
  */
+/** An SSE `id:` as a position: `<epoch>:<seq>`, or a bare `<seq>` (epoch null); null if neither. */
+function parseEventID(id) {
+  if (!id) return null;
+  const colon = id.indexOf(":");
+  const seq = Number(colon < 0 ? id : id.slice(colon + 1));
+  if (!Number.isInteger(seq) || seq < 0) return null;
+  return { epoch: colon < 0 ? null : id.slice(0, colon), seq };
+}
+
 function sseEventNames(filter, route) {
   // The gateway names an SSE event by its `type` first (DESIGN §4), so only a filter that
   // pins `type` to strings tells the names; `eventType` alone does not (the event may
@@ -687,7 +733,7 @@ class SSETransport {
     this._client = client;
     this._handlers = handlers;
     this._streams = new Map();   // key → {stream, identity, group, sub, opened, closed}
-    this._position = null;       // the gateway's position when connect() began
+    this._position = null;       // the gateway's position {seq, epoch} when connect() began
     this._opening = false;       // from connect() until every stream is open
     this._open = false;
     this._closed = false;
@@ -700,8 +746,8 @@ class SSETransport {
     const position = await this._fetchPosition();
     if (this._closed) return;
     this._position = position;
-    for (const sub of this._client.subscriptions) sub._cursor.startAt(position);
-    this._handlers.resume(position ?? Infinity);
+    for (const sub of this._client.subscriptions) sub._cursor.startAt(position?.seq, position?.epoch);
+    this._handlers.resume(position ? position.seq : Infinity, position?.epoch);
     this._opening = true;
     this._reconcile();
     this._checkOpen();
@@ -728,12 +774,14 @@ class SSETransport {
     this._opening = false;
   }
 
+  /** The gateway's position now, `{seq, epoch}`, or null when it cannot be read. */
   async _fetchPosition() {
     try {
       const response = await fetch(new URL("/v1/stats", this._client.url), { cache: "no-store" });
       const body = await response.json();
       const seq = body && body.events && body.events.last_seq;
-      return typeof seq === "number" ? seq : null;
+      const epoch = body && body.events && body.events.epoch;
+      return typeof seq === "number" ? { seq, epoch: typeof epoch === "string" ? epoch : null } : null;
     } catch {
       return null;
     }
@@ -794,7 +842,10 @@ class SSETransport {
     if (want.route) url.searchParams.set("route", want.route);
     if (this._client._token) url.searchParams.set("token", this._client._token);
     const cursor = want.sub ? want.sub._cursor.resumeFrom : null;
-    if (cursor != null) url.searchParams.set("lastEventId", String(cursor));
+    if (cursor != null) {
+      const epoch = want.sub._cursor.epoch;
+      url.searchParams.set("lastEventId", epoch != null ? `${epoch}:${cursor}` : String(cursor));
+    }
     if (want.group != null) {
       url.searchParams.set("presence", want.group);
       url.searchParams.set("presenceInfo", JSON.stringify(this._client._presence.groups.get(want.group) || {}));
@@ -814,7 +865,7 @@ class SSETransport {
       // so a later resume knows where it began.
       if (want.sub && want.sub._cursor.resumeFrom == null && !opening) {
         const position = await this._fetchPosition();
-        want.sub._cursor.startAt(position);
+        want.sub._cursor.startAt(position?.seq, position?.epoch);
       }
       if (entry.closed || this._closed) return;
       const url = this._streamURL(want);
@@ -823,7 +874,7 @@ class SSETransport {
         open: () => {
           if (this._closed || entry.closed) return;
           entry.opened = true;
-          if (want.sub) want.sub._confirmed(opening ? this._position : null);
+          if (want.sub) want.sub._confirmed(opening ? this._position?.seq ?? null : null, opening ? this._position?.epoch ?? null : null);
           this._checkOpen();
         },
         event: (name, data, id) => {
@@ -831,9 +882,10 @@ class SSETransport {
           let payload;
           try { payload = JSON.parse(data); } catch { return; }
           if (name === "herald.gap") { want.sub._gap(payload); return; }
-          const seq = Number(id);
-          if (!id || !Number.isFinite(seq)) return;
-          want.sub._deliver(seq, payload, [want.sub.id]);
+          const position = parseEventID(id);
+          if (!position) return;
+          if (position.epoch != null) want.sub._cursor.epoch = position.epoch;
+          want.sub._deliver(position.seq, payload, [want.sub.id]);
         },
         error: (info) => { if (!this._closed && !entry.closed) this._streamFailed(key, entry, url, info); },
       });
@@ -961,8 +1013,12 @@ class RequestQueue {
  * - `connecting` `{transport, attempt}`, `open` `{transport, resumed}`,
  *   `closed` `{transport, code, reason, retryInMs}` (retryInMs null once closed for good);
  * - `fallback` `{from: "websocket", to: "sse", reason}` when the WebSocket cannot connect;
- * - `resumed` `{transport, total, subscriptions: [{id, subscription, restored}]}` after a
- *   reconnect, once the missed events have been replayed;
+ * - `resumed` `{transport, total, subscriptions: [{id, subscription, restored, reset}]}` after a
+ *   reconnect, once the missed events have been replayed (`reset`: the gateway had lost the
+ *   subscription's position, see `reset`; `restored` then counts the new epoch's events);
+ * - `reset` `{subscription, epoch, previousEpoch, lost}` when a subscription's resume position
+ *   belongs to another epoch (the gateway restarted without storage): what followed it there
+ *   is unknown; `lost` is how many of the new epoch's first events history no longer holds;
  * - `error` `{error}` for failures that belong to no call (a presence re-join, …).
  */
 export class Herald {
@@ -1094,11 +1150,16 @@ export class Herald {
    * @param {object} [options.filter] event pattern (default `{}`: every event, when no route)
    * @param {string} [options.route] a route name from the gateway's config
    * @param {number} [options.since] replay what history still holds after this seq first
+   * @param {string} [options.epoch] the epoch `since` counts in (a stored `subscription.epoch`);
+   *   without it `since` counts in the gateway's current epoch
    * @param {(event: object, meta: {seq: number, subs: string[], replayed: boolean, subscription: Subscription}) => void} [options.onEvent]
-   * @param {(gap: {from: number, to: number, reason: string}) => void} [options.onGap] events
+   * @param {(gap: {from: number, to: number, reason: string, epoch: string}) => void} [options.onGap] events
    *   `from`–`to` will not arrive: `reason` "overflow" means events of this subscription were
    *   dropped (this client fell behind); "expired" means history no longer reaches back to
-   *   the resume position, so matching events may be missing (the gateway cannot know)
+   *   the resume position, so matching events may be missing (the gateway cannot know);
+   *   "reset" means the resume position belongs to another epoch (the gateway restarted
+   *   without storage), so what followed it is unknown — everything the new epoch still
+   *   holds follows (the client also emits `reset`)
    * @param {(error: HeraldError) => void} [options.onError] the gateway refused the subscription
    * @returns {Subscription}
    */
@@ -1107,6 +1168,7 @@ export class Herald {
     const opts = { ...options };
     if (opts.filter == null && !opts.route) opts.filter = {};
     if (opts.since != null && !(Number.isInteger(opts.since) && opts.since >= 0)) throw new TypeError("since must be a non-negative integer");
+    if (opts.epoch != null && !(typeof opts.epoch === "string" && /^[0-9a-z]{1,32}$/.test(opts.epoch))) throw new TypeError("epoch must be an epoch string the gateway gave");
     const sub = new Subscription(this, `${this.clientTag}-${this._nextId++}`, opts);
     this._subs.set(sub.id, sub);
     if (!this._carriesOps) { if (this._transport) this._transport.update(); }
@@ -1234,7 +1296,7 @@ export class Herald {
     this._scheduleTokenRefresh(token);
     const Transport = TRANSPORTS[this._mode];
     this._transport = new Transport(this, {
-      resume: (position) => { if (this._hadOpen) this._resumeTracker.begin([...this._subs.values()], position); },
+      resume: (position, epoch) => { if (this._hadOpen) this._resumeTracker.begin([...this._subs.values()], position, epoch); },
       open: () => this._transportOpened(token),
       message: (msg) => this._onMessage(msg),
       closed: (detail) => this._dropped(detail),
@@ -1349,7 +1411,10 @@ export class Herald {
     if (sub.filter != null) message.filter = sub.filter;
     if (sub.route) message.route = sub.route;
     const since = sub._cursor.resumeFrom;
-    if (since != null) message.since = since;
+    if (since != null) {
+      message.since = since;
+      if (sub._cursor.epoch != null) message.epoch = sub._cursor.epoch;
+    }
     this._send(message);
   }
 
@@ -1370,17 +1435,17 @@ export class Herald {
       }
       case "subscribed": {
         const sub = this._subs.get(msg.id);
-        if (sub) { sub._confirmed(msg.position); this._resumeTracker.progress(); }
+        if (sub) { sub._confirmed(msg.position, msg.epoch); this._resumeTracker.progress(); }
         break;
       }
       case "gap":
         for (const id of msg.subs || []) {
           const sub = this._subs.get(id);
-          if (sub) sub._gap({ from: msg.from, to: msg.to, reason: msg.reason });
+          if (sub) sub._gap({ from: msg.from, to: msg.to, reason: msg.reason, epoch: msg.epoch });
         }
         break;
       case "published":
-        this._requests.answer((entry) => entry.resolve({ id: msg.id, seq: msg.seq }));
+        this._requests.answer((entry) => entry.resolve({ id: msg.id, seq: msg.seq, epoch: msg.epoch ?? null }));
         break;
       case "presence.joined":
       case "presence.left":

@@ -1,3 +1,5 @@
+public import HeraldCore
+
 /// One Server-Sent Events block (the lines up to a blank line).
 public struct SSEEvent: Sendable, Equatable, CustomStringConvertible {
     /// The `id:` field of this block, if it had one (see `SSEParser.lastEventID` for the
@@ -10,6 +12,9 @@ public struct SSEEvent: Sendable, Equatable, CustomStringConvertible {
     /// Comment lines (those starting with ":"), without the colon and one following
     /// space: the heartbeat line ": hb" is collected as "hb".
     public var comments: [String]
+
+    /// A Herald `id:` read as a position (`<epoch>:<seq>`); nil without a valid one.
+    public var position: ResumePosition? { id.flatMap { try? ResumePosition(lastEventID: $0) } }
     /// The `retry:` field when it was a valid integer.
     public var retry: Int?
 

@@ -23,6 +23,8 @@ public final class HeraldServer: @unchecked Sendable {
 
     /// The TCP port the gateway listens on.
     public var port: Int { loop.port }
+    /// The epoch of this gateway's positions (fixed once created: its log's).
+    public let epoch: StreamEpoch
 
     /// Creates the gateway and binds its listener.
     /// - Parameter publicDirectory: the static files directory; relative paths are taken
@@ -38,6 +40,7 @@ public final class HeraldServer: @unchecked Sendable {
         }
         while directory?.hasSuffix("/") == true { directory?.removeLast() }
         loop = try ServiceLoop(config: config, logger: logger, publicDirectory: directory)
+        epoch = loop.gateway.hub.epoch
     }
 
     /// Serves on the calling thread until `shutdown()` completes.

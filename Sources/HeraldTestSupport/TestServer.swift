@@ -9,6 +9,8 @@ public struct TestServer: Sendable {
     public let server: HeraldServer
     public var host: String { "127.0.0.1" }
     public var port: Int { server.port }
+    /// The epoch its positions count in (the `<epoch>` of SSE ids, WS `subscribed` and gaps).
+    public var epoch: String { server.epoch.text }
     /// The publisher key every test server accepts.
     public static let publisherKey = "test-publisher-key"
 

@@ -101,7 +101,7 @@ import Testing
         func info(_ text: String) -> RawJSON { try! RawJSON(parsing: Array(text.utf8)) }
         func joined(_ seq: UInt64) -> Event {
             Array("{}".utf8).withUnsafeBytes {
-                Event(seq: seq, id: "\(seq)", source: "herald", type: "herald.presence", acceptedAt: 0, json: $0)
+                Event(epoch: StreamEpoch("e")!, seq: seq, id: "\(seq)", source: "herald", type: "herald.presence", acceptedAt: 0, json: $0)
             }
         }
         var registry = PresenceRegistry()

@@ -6,7 +6,7 @@ import Testing
     func event(_ seq: UInt64, size: Int = 10, key: UInt64? = nil, at time: UInt64 = 0) -> Event {
         let json = Array(#"{"p":""#.utf8) + Array(repeating: UInt8(ascii: "x"), count: size) + Array(#""}"#.utf8)
         return json.withUnsafeBytes {
-            Event(seq: seq, id: "\(seq)", source: "", type: "t", acceptedAt: time, json: $0, coalesceKeys: [key])
+            Event(epoch: StreamEpoch("e")!, seq: seq, id: "\(seq)", source: "", type: "t", acceptedAt: time, json: $0, coalesceKeys: [key])
         }
     }
 
@@ -167,7 +167,12 @@ import Testing
     @Test(arguments: [
         (
             #"{"op":"subscribe","id":"s1","filter":{"a":[1]},"route":"chat","since":1041}"#,
-            ClientMessage.subscribe(id: "s1", filter: .object([.init("a", .array([.number(1)]))]), route: "chat", since: 1041)
+            ClientMessage.subscribe(
+                id: "s1", filter: .object([.init("a", .array([.number(1)]))]), route: "chat", since: ResumePosition(epoch: nil, seq: 1041))
+        ),
+        (
+            #"{"op":"subscribe","id":"s1","filter":{},"since":7,"epoch":"k3f9"}"#,
+            .subscribe(id: "s1", filter: .object([]), route: nil, since: ResumePosition(epoch: StreamEpoch("k3f9"), seq: 7))
         ),
         (#"{"op":"subscribe","id":"s2","route":"chat"}"#, .subscribe(id: "s2", filter: nil, route: "chat", since: nil)),
         (#"{"op":"unsubscribe","id":"s1"}"#, .unsubscribe(id: "s1")),
@@ -190,6 +195,10 @@ import Testing
         (#"{"op":"subscribe","filter":{}}"#, .invalidMessage),
         (#"{"op":"subscribe","id":"s","filter":{},"since":-1}"#, .invalidMessage),
         (#"{"op":"subscribe","id":"s","filter":{},"since":1.5}"#, .invalidMessage),
+        (#"{"op":"subscribe","id":"s","filter":{},"since":1,"epoch":7}"#, .invalidMessage),
+        (#"{"op":"subscribe","id":"s","filter":{},"since":1,"epoch":["k3f9"]}"#, .invalidMessage),
+        (#"{"op":"subscribe","id":"s","filter":{},"since":1,"epoch":"K3F9"}"#, .invalidMessage),
+        (#"{"op":"subscribe","id":"s","filter":{},"since":1,"epoch":""}"#, .invalidMessage),
         (#"{"op":"subscribe","id":"s","route":3}"#, .invalidMessage),
         (#"{"op":"publish"}"#, .invalidMessage),
         (#"{"op":"auth"}"#, .invalidMessage),
@@ -200,18 +209,46 @@ import Testing
 
     @Test func wireMessagesAreExact() {
         func text(_ bytes: [UInt8]) -> String { String(decoding: bytes, as: UTF8.self) }
-        #expect(text(WireFormat.subscribed(id: "s\"1", position: 7)) == #"{"type":"subscribed","id":"s\"1","position":7}"#)
+        let epoch = StreamEpoch("k3f9")!
         #expect(
-            text(WireFormat.webSocketGap(subscriptionIDs: [Array(#""a""#.utf8)], from: 2, to: 5, reason: "overflow"))
-                == #"{"type":"gap","subs":["a"],"from":2,"to":5,"reason":"overflow"}"#)
+            text(WireFormat.subscribed(id: "s\"1", position: 7, epoch: epoch))
+                == #"{"type":"subscribed","id":"s\"1","position":7,"epoch":"k3f9"}"#)
         #expect(
-            text(WireFormat.sseGap(from: 1, to: 1, reason: "expired"))
-                == "event: herald.gap\ndata: {\"from\":1,\"to\":1,\"reason\":\"expired\"}\n\n")
+            text(WireFormat.webSocketGap(subscriptionIDs: [Array(#""a""#.utf8)], from: 2, to: 5, reason: .overflow, epoch: epoch))
+                == #"{"type":"gap","subs":["a"],"from":2,"to":5,"reason":"overflow","epoch":"k3f9"}"#)
+        #expect(
+            text(WireFormat.sseGap(from: 1, to: 1, reason: .reset, epoch: epoch))
+                == "event: herald.gap\ndata: {\"from\":1,\"to\":1,\"reason\":\"reset\",\"epoch\":\"k3f9\"}\n\n")
+        #expect(
+            text(WireFormat.published(id: "e1", seq: 9, epoch: epoch)) == #"{"type":"published","id":"e1","seq":9,"epoch":"k3f9"}"#)
         #expect(
             text(WireFormat.httpError(HeraldError(.invalidJSON, "bad", offset: 118, index: 3)))
                 == #"{"error":{"code":"invalid_json","message":"bad","index":3,"offset":118}}"#)
         #expect(
-            text(WireFormat.accepted([.init(id: "a", seq: 42, duplicate: false)]))
-                == #"{"accepted":[{"id":"a","seq":42,"duplicate":false}]}"#)
+            text(WireFormat.accepted([.init(id: "a", seq: 42, duplicate: false)], epoch: epoch))
+                == #"{"accepted":[{"id":"a","seq":42,"duplicate":false}],"epoch":"k3f9"}"#)
+    }
+}
+
+@Suite struct ResumePositionTests {
+    @Test(arguments: [
+        ("41", ResumePosition(epoch: nil, seq: 41)),
+        (" 41 ", ResumePosition(epoch: nil, seq: 41)),
+        ("k3f9:41", ResumePosition(epoch: StreamEpoch("k3f9"), seq: 41)),
+        ("0123456789abcdef:0", ResumePosition(epoch: StreamEpoch("0123456789abcdef"), seq: 0)),
+    ])
+    func parsesLastEventID(text: String, position: ResumePosition) throws {
+        #expect(try ResumePosition(lastEventID: text) == position)
+    }
+
+    @Test(arguments: ["", "x", ":41", "k3f9:", "k3f9:-1", "K3F9:41", "k3f9:41:2", "a b:1", String(repeating: "a", count: 33) + ":1"])
+    func refusesMalformedLastEventID(text: String) {
+        #expect { try ResumePosition(lastEventID: text) } throws: { ($0 as? HeraldError)?.code == .invalidMessage }
+    }
+
+    @Test func randomEpochsAreSixteenHexDigitsAndDiffer() {
+        let a = StreamEpoch.random()
+        let b = StreamEpoch.random()
+        #expect(a.text.count == 16 && StreamEpoch(a.text) == a && a != b)
     }
 }

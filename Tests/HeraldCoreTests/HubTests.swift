@@ -45,15 +45,15 @@ import Testing
 
     @discardableResult
     func subscribe(
-        _ hub: Hub, _ session: Session, _ id: String, _ filter: String?, route: String? = nil, since: UInt64? = nil
+        _ hub: Hub, _ session: Session, _ id: String, _ filter: String?, route: String? = nil, since: UInt64? = nil,
+        epoch: StreamEpoch? = nil
     ) throws -> Hub.Subscribed {
         let pattern = try filter.map { try Pattern(parsing: Array($0.utf8)) }
         let subscribed = try hub.subscribe(session, id: id, route: route, filter: pattern)
-        if let since { hub.resume(session, since: since, slots: SubscriptionSet(slot: subscribed.slot)) }
+        if let since { hub.resume(session, from: ResumePosition(epoch: epoch, seq: since), slots: SubscriptionSet(slot: subscribed.slot)) }
         return subscribed
     }
 
-    /// Everything the session would write now, as short strings.
     /// Everything the session's socket would write now, in order.
     func writes(_ hub: Hub, _ session: Session) -> [String] {
         var out: [String] = []
@@ -153,6 +153,39 @@ import Testing
         let ahead = session(hub)
         try subscribe(hub, ahead, "s", #"{"type":["chat"]}"#, since: 99)
         #expect(writes(hub, ahead).isEmpty, "a position past the last means now")
+    }
+
+    @Test func aPositionFromAnotherEpochGetsAResetGapThenHistoryNeverASilentSkip() throws {
+        let epoch = StreamEpoch("aaaa1111")!
+        let hub = makeHub(
+            { $0.history = HistoryLimits(maxEvents: 3) }, log: InMemoryEventLog(limits: HistoryLimits(maxEvents: 3), epoch: epoch))
+        #expect(hub.epoch == epoch)
+        for n in 1...2 { publish(hub, #"{"type":"chat","n":\#(n)}"#) }
+        // The client stopped at 9050 before a restart (another epoch): everything the new
+        // epoch holds follows the reset notice, even though 9050 is "ahead" of it.
+        let before = session(hub)
+        try subscribe(hub, before, "s", #"{"type":["chat"]}"#, since: 9050, epoch: StreamEpoch("0ld")!)
+        #expect(writes(hub, before) == ["gap reset 1-0", "replay 1 s", "replay 2 s"])
+        // The same position in the current epoch is a position past the last: now.
+        let same = session(hub)
+        try subscribe(hub, same, "s", #"{"type":["chat"]}"#, since: 9050, epoch: epoch)
+        #expect(writes(hub, same).isEmpty)
+        // Once history dropped the epoch's first events, the reset gap says which.
+        for n in 3...6 { publish(hub, #"{"type":"chat","n":\#(n)}"#) }
+        let later = session(hub)
+        try subscribe(hub, later, "s", #"{"type":["chat"]}"#, since: 5, epoch: StreamEpoch("0ld")!)
+        #expect(writes(hub, later) == ["gap reset 1-3", "replay 4 s", "replay 5 s", "replay 6 s"])
+        // A bare position (no epoch) is the current epoch's.
+        let bare = session(hub)
+        try subscribe(hub, bare, "s", #"{"type":["chat"]}"#, since: 5)
+        #expect(writes(hub, bare) == ["replay 6 s"])
+        #expect(hub.metrics.resetGaps == 2)
+        // A reset with nothing to replay still wakes the socket for the notice.
+        let empty = makeHub()
+        let quiet = session(empty)
+        try subscribe(empty, quiet, "s", "{}", since: 1, epoch: StreamEpoch("0ld")!)
+        #expect(woken(empty) == [quiet.id])
+        #expect(writes(empty, quiet) == ["gap reset 1-0"])
     }
 
     @Test(arguments: [OverflowPolicy.dropOldest, .dropNewest, .coalesce, .disconnect])
@@ -297,7 +330,8 @@ import Testing
         try subscribe(hub, client, "s", #"{"type":["chat"]}"#)
         let remote = (1...3).map { n in
             Array(#"{"type":"chat","n":\#(n)}"#.utf8).withUnsafeBytes {
-                Event(seq: UInt64(n), id: "r\(n)", source: "node-b", type: "chat", acceptedAt: clock.nanoseconds, json: $0)
+                Event(
+                    epoch: hub.epoch, seq: UInt64(n), id: "r\(n)", source: "node-b", type: "chat", acceptedAt: clock.nanoseconds, json: $0)
             }
         }
         hub.receive(remote)
@@ -336,6 +370,7 @@ import Testing
 /// A log that makes nothing durable until told (like a file log waiting for fsync).
 final class PendingLog: EventLog {
     private let memory = InMemoryEventLog(limits: HistoryLimits())
+    var epoch: StreamEpoch { memory.epoch }
     var nextPosition: UInt64 { memory.nextPosition }
     var oldestPosition: UInt64? { memory.oldestPosition }
     var retainedCount: Int { memory.retainedCount }

@@ -96,9 +96,12 @@ import Testing
 
     @Test func eventEncodingsAreBuiltOnce() throws {
         let json = Array(#"{"type":"a\nb"}"#.utf8)
-        let event = json.withUnsafeBytes { Event(seq: 42, id: "i", source: "", type: "a\nb", acceptedAt: 0, json: $0) }
+        let event = json.withUnsafeBytes {
+            Event(epoch: StreamEpoch("k3f9")!, seq: 42, id: "i", source: "", type: "a\nb", acceptedAt: 0, json: $0)
+        }
         #expect(
-            String(decoding: UnsafeRawBufferPointer(event.sseFrame), as: UTF8.self) == "id: 42\nevent: a b\ndata: {\"type\":\"a\\nb\"}\n\n")
+            String(decoding: UnsafeRawBufferPointer(event.sseFrame), as: UTF8.self)
+                == "id: k3f9:42\nevent: a b\ndata: {\"type\":\"a\\nb\"}\n\n")
         #expect(String(decoding: event.webSocketTail, as: UTF8.self) == #""seq":42,"event":{"type":"a\nb"}}"#)
         #expect(event.jsonText == #"{"type":"a\nb"}"#)
     }

@@ -34,7 +34,7 @@ import Glibc
             #expect(try server.publish(#"[{"k":"tock"},{"k":"tick","n":5},{"k":"tick","n":6}]"#).status == 202)
             let second = try server.webSocket()
             try second.send(json: #"{"op":"subscribe","id":"s","filter":{"k":["tick"]},"since":\#(Int(last))}"#)
-            #expect(try second.receiveJSON() == json(#"{"type":"subscribed","id":"s","position":8}"#))
+            #expect(try second.receiveJSON() == json(#"{"type":"subscribed","id":"s","position":8,"epoch":"\#(server.epoch)"}"#))
             #expect(try second.receiveJSON()["event"]?["n"] == .number(5))
             #expect(try second.receiveJSON()["event"]?["n"] == .number(6))
             try Self.publish(server, from: 7, count: 1)
@@ -48,11 +48,11 @@ import Glibc
         try withTestServer { server in
             try Self.publish(server, from: 0, count: 10)
             let stream = try server.sse(filter: #"{"k":["tick"]}"#, headers: [("Last-Event-ID", "7")])
-            #expect(try stream.next(timeout: .seconds(5))?.id == "8")
-            #expect(try stream.next(timeout: .seconds(5))?.id == "9")
-            #expect(try stream.next(timeout: .seconds(5))?.id == "10")
+            #expect(try stream.next(timeout: .seconds(5))?.id == "\(server.epoch):8")
+            #expect(try stream.next(timeout: .seconds(5))?.id == "\(server.epoch):9")
+            #expect(try stream.next(timeout: .seconds(5))?.id == "\(server.epoch):10")
             let query = try server.sse(filter: #"{"k":["tick"]}"#, query: [("lastEventId", "9")])
-            #expect(try query.next(timeout: .seconds(5))?.id == "10")
+            #expect(try query.next(timeout: .seconds(5))?.id == "\(server.epoch):10")
         }
     }
 
@@ -62,13 +62,14 @@ import Glibc
             let ws = try server.webSocket()
             try ws.send(json: #"{"op":"subscribe","id":"s","filter":{},"since":2}"#)
             _ = try ws.receiveJSON()
-            #expect(try ws.receiveJSON() == json(#"{"type":"gap","subs":["s"],"from":3,"to":7,"reason":"expired"}"#))
+            #expect(
+                try ws.receiveJSON() == json(#"{"type":"gap","subs":["s"],"from":3,"to":7,"reason":"expired","epoch":"\#(server.epoch)"}"#))
             for seq in 8...10 { #expect(try ws.receiveJSON()["seq"] == .number(Double(seq))) }
             let sse = try server.sse(filter: "{}", headers: [("Last-Event-ID", "1")])
             let gap = try #require(try sse.next(timeout: .seconds(5)))
             #expect(gap.event == "herald.gap")
-            #expect(gap.data == #"{"from":2,"to":7,"reason":"expired"}"#)
-            #expect(try sse.next(timeout: .seconds(5))?.id == "8")
+            #expect(gap.data == #"{"from":2,"to":7,"reason":"expired","epoch":"\#(server.epoch)"}"#)
+            #expect(try sse.next(timeout: .seconds(5))?.id == "\(server.epoch):8")
         }
     }
 
@@ -310,8 +311,8 @@ import Glibc
             let event = #"{"source":"billing","eventId":"inv-7","k":"x"}"#
             var answers: [JSONValue] = []
             for _ in 0..<3 { answers.append(try server.publish(event).json) }
-            #expect(answers[0] == json(#"{"accepted":[{"id":"inv-7","seq":1,"duplicate":false}]}"#))
-            #expect(answers[1] == json(#"{"accepted":[{"id":"inv-7","seq":1,"duplicate":true}]}"#))
+            #expect(answers[0] == json(#"{"accepted":[{"id":"inv-7","seq":1,"duplicate":false}],"epoch":"\#(server.epoch)"}"#))
+            #expect(answers[1] == json(#"{"accepted":[{"id":"inv-7","seq":1,"duplicate":true}],"epoch":"\#(server.epoch)"}"#))
             #expect(answers[2] == answers[1])
             // Concurrently, and within one batch: still once.
             let concurrent = #"{"source":"billing","eventId":"inv-8"}"#
@@ -321,7 +322,7 @@ import Glibc
             #expect(
                 batch
                     == json(
-                        #"{"accepted":[{"id":"b","seq":3,"duplicate":false},{"id":"b","seq":3,"duplicate":true},{"id":"b","seq":4,"duplicate":false}]}"#
+                        #"{"accepted":[{"id":"b","seq":3,"duplicate":false},{"id":"b","seq":3,"duplicate":true},{"id":"b","seq":4,"duplicate":false}],"epoch":"\#(server.epoch)"}"#
                     ))
             var seqs: [Double] = []
             for _ in 0..<4 { if case .number(let seq)? = try ws.receiveJSON()["seq"] { seqs.append(seq) } }

@@ -34,7 +34,7 @@ import Testing
                 var lastSeq = 0
                 for n in 0..<1000 {
                     let event = try #require(try stream.next(timeout: .seconds(5)))
-                    let seq = Int(event.id ?? "") ?? 0
+                    let seq = Int(event.position?.seq ?? 0)
                     guard seq > lastSeq, event.data.contains(#""n":\#(n)}"#) else {
                         throw TestFailure("sse \(index): expected n=\(n) after seq \(lastSeq), got \(event)")
                     }

@@ -32,10 +32,12 @@ import Testing
         try withTestServer { server in
             let ws = try server.webSocket()
             try ws.send(json: #"{"op":"subscribe","id":"s","filter":{"type":["chat"]}}"#)
-            _ = try ws.receiveJSON()
+            guard case .string(let text) = try ws.receiveJSON()["epoch"], let epoch = StreamEpoch(text) else {
+                throw TestFailure("subscribed carries the epoch")
+            }
             let remote = (1...2).map { n in
                 Array(#"{"type":"chat","n":\#(n)}"#.utf8).withUnsafeBytes {
-                    Event(seq: UInt64(n), id: "r\(n)", source: "node-b", type: "chat", acceptedAt: 0, json: $0)
+                    Event(epoch: epoch, seq: UInt64(n), id: "r\(n)", source: "node-b", type: "chat", acceptedAt: 0, json: $0)
                 }
             }
             TestThread { server.server.post(.received(remote)) }.join()

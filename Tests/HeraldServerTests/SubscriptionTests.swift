@@ -19,7 +19,7 @@ import Testing
             server in
             let lobby = try server.webSocket()
             try lobby.send(json: #"{"op":"subscribe","id":"lobby","filter":{"room":["lobby"]}}"#)
-            #expect(try lobby.receiveJSON() == json(#"{"type":"subscribed","id":"lobby","position":0}"#))
+            #expect(try lobby.receiveJSON() == json(#"{"type":"subscribed","id":"lobby","position":0,"epoch":"\#(server.epoch)"}"#))
             let chat = try server.sse(query: [("route", "chat")])
             #expect(chat.status == 200)
             #expect(chat.header("content-type") == "text/event-stream")
@@ -38,12 +38,12 @@ import Testing
             #expect(lobbySeqs == [1, 4, 5])
 
             let chatIDs = try (0..<3).map { _ in try #require(try chat.next(timeout: .seconds(5))).id }
-            #expect(chatIDs == ["1", "2", "4"])
+            #expect(chatIDs == ["1", "2", "4"].map { "\(server.epoch):\($0)" })
             let sensor = try #require(try sensors.next(timeout: .seconds(5)))
-            #expect(sensor.id == "3")
+            #expect(sensor.id == "\(server.epoch):3")
             #expect(sensor.event == "VibrationRecorded")
             #expect(sensor.data == #"{"eventType":"VibrationRecorded","data":{"sensorId":"VB-1","difference":8.5}}"#)
-            #expect(try #require(try mentions.next(timeout: .seconds(5))).id == "4")
+            #expect(try #require(try mentions.next(timeout: .seconds(5))).id == "\(server.epoch):4")
 
             // Nothing more arrives for anyone: one more event that matches only "lobby".
             #expect(try server.publish(#"{"room":"lobby"}"#).status == 202)
@@ -78,7 +78,7 @@ import Testing
             #expect(
                 first
                     == SSEStream.Event(
-                        id: "1", event: "payment.completed",
+                        id: "\(server.epoch):1", event: "payment.completed",
                         data: #"{"specversion":"1.0","id":"x","source":"s","type":"payment.completed"}"#, comments: []))
             #expect(try stream.next(timeout: .seconds(5))?.event == "Order Placed")
             let third = try #require(try stream.next(timeout: .seconds(5)))
@@ -164,7 +164,7 @@ import Testing
             try ws.send(json: #"{"op":"publish","event":{"id":"w1","room":"lobby"}}"#)
             let event = try ws.receiveJSON()
             #expect(event["event"] == json(#"{"id":"w1","room":"lobby"}"#))
-            #expect(try ws.receiveJSON() == json(#"{"type":"published","id":"w1","seq":1}"#))
+            #expect(try ws.receiveJSON() == json(#"{"type":"published","id":"w1","seq":1,"epoch":"\#(server.epoch)"}"#))
             try ws.send(json: #"{"op":"publish","event":[1]}"#)
             #expect(try ws.receiveJSON()["code"] == .string("not_an_object"))
 

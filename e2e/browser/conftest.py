@@ -33,6 +33,13 @@ def sha256(text):
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def set_offline(driver, offline):
+    """Takes the page's network away (or gives it back): its connections fail, as offline."""
+    driver.execute_cdp_cmd("Network.enable", {})
+    driver.execute_cdp_cmd("Network.emulateNetworkConditions",
+                           {"offline": offline, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1})
+
+
 class GatewayExited(RuntimeError):
     """The gateway process ended while a test waited for it."""
 

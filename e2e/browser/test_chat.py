@@ -9,7 +9,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select
 
-from conftest import ADMIN_KEY, wait_until
+from conftest import ADMIN_KEY, set_offline, wait_until
 
 MESSAGES_JS = """return [...document.querySelectorAll('#messages li.msg')].map(li => ({
   seq: Number(li.dataset.seq), from: li.dataset.from, room: li.dataset.room,
@@ -107,11 +107,6 @@ def report_latency(what, ms):
     print(f"\nchat latency {what}: {ms:.1f} ms")
     assert ms < 1000, f"{what}: delivered after {ms} ms"
 
-
-def set_offline(driver, offline):
-    driver.execute_cdp_cmd("Network.enable", {})
-    driver.execute_cdp_cmd("Network.emulateNetworkConditions",
-                           {"offline": offline, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1})
 
 
 def test_a_message_reaches_the_room_and_only_the_room(driver, gateway, screenshot):
@@ -301,6 +296,30 @@ def test_a_dropped_connection_restores_missed_messages_once(driver, gateway, tra
     wait_until(lambda: sorted(bob.people()) == ["ada", "bob"], message="ada back in bob's member list")
     ada.focus()
     screenshot(f"chat-resumed-{transport}")
+
+
+def test_a_gateway_restart_without_storage_is_told_truthfully(driver, gateway, screenshot):
+    ada = ChatTab(driver, gateway, "ada", new_window=False)
+    gateway.publish([chat("lobby", "dora", "before the restart")])
+    wait_until(lambda: ada.find("before the restart"), message="the first message")
+
+    # Ada's page is offline while the gateway restarts and takes a message, so that her
+    # reconnect finds it there.
+    set_offline(ada.focus(), True)
+    port = gateway.port
+    gateway.stop()
+    wait_until(lambda: ada.state() != "open", message="ada's page to notice the gateway is gone")
+    gateway.start(port=port)  # memory only: history and positions start again
+    gateway.publish([chat("lobby", "dora", "after the restart")])
+    set_offline(ada.focus(), False)
+
+    expected = "Reconnected after a gateway restart — 1 message since the restart restored; earlier ones may be missing."
+    wait_until(lambda: ada.notice() == expected, timeout=20, message="the restart notice")
+    assert ada.texts() == ["before the restart", "after the restart"], "the new message is shown, not dropped as a duplicate"
+    systems = ada.js("return [...document.querySelectorAll('#messages li.system')].map(li => [li.className, li.textContent])")
+    assert ["system gap", "The gateway restarted and lost its history: messages sent between where you left off and the restart may be missing."] in systems, systems
+    assert not any("no messages missed" in text for _, text in systems)
+    screenshot("chat-after-gateway-restart")
 
 
 def test_pages_load_without_console_errors(driver, gateway, console):

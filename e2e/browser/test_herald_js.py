@@ -6,7 +6,7 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import JWT_SECRET, PUBLISHER_KEY
+from conftest import JWT_SECRET, PUBLISHER_KEY, set_offline
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from support import jwt  # noqa: E402
@@ -248,3 +248,49 @@ def test_a_token_about_to_expire_is_renewed_without_losing_events(driver, gatewa
     if transport == "websocket":
         assert result["connects"] == 1, "renewed with the auth op: the WebSocket never closed"
     assert len(result["seqs"]) == 6 and len(set(result["seqs"])) == 6 and result["seqs"] == sorted(result["seqs"])
+
+
+@pytest.mark.parametrize("transport", ["websocket", "sse"])
+def test_a_gateway_restart_without_storage_is_reported_as_a_reset_never_a_silent_skip(driver, gateway, transport):
+    before = run(driver, gateway, f"""
+      const herald = new Herald({{ transport: '{transport}', reconnect: {{ initialMs: 50, maxMs: 200 }} }});
+      const t = window.__restart = {{ herald, seen: [], gaps: [], resets: [], resumed: [] }};
+      herald.on('reset', (r) => t.resets.push({{ epoch: r.epoch, previousEpoch: r.previousEpoch, lost: r.lost, id: r.subscription.id }}));
+      herald.on('resumed', (r) => t.resumed.push(r.subscriptions.map((s) => [s.restored, s.reset])));
+      t.sub = herald.subscribe({{ filter: {{ kind: ['restart'] }}, onEvent: (e, m) => t.seen.push([m.seq, e.n]),
+                                 onGap: (g) => t.gaps.push([g.reason, g.from, g.to, g.epoch]) }});
+      await t.sub.ready;
+      await post([0, 1, 2].map((n) => ({{ kind: 'restart', n }})));
+      await until(() => t.seen.length === 3);
+      return {{ epoch: t.sub.epoch, seen: t.seen }};
+    """)
+    old_epoch = gateway.stats()["events"]["epoch"]
+    assert before == {"epoch": old_epoch, "seen": [[1, 0], [2, 1], [3, 2]]}
+
+    # The page is offline while the gateway restarts and takes two events, so that its
+    # reconnect finds them there (to be restored after the reset).
+    set_offline(driver, True)
+    port = gateway.port
+    gateway.stop()
+    gateway.start(port=port)  # memory only: a new epoch, seq from 1 again
+    new_epoch = gateway.stats()["events"]["epoch"]
+    assert new_epoch != old_epoch
+    gateway.publish([{"kind": "restart", "n": 3}, {"kind": "restart", "n": 4}])
+    set_offline(driver, False)
+
+    after = run(driver, gateway, """
+      const t = window.__restart;
+      await until(() => t.seen.length >= 5 && t.resumed.length >= 1, 15000);
+      await new Promise((r) => setTimeout(r, 300));
+      await post([{ kind: 'restart', n: 5 }]);  // live after the resume
+      await until(() => t.seen.length >= 6);
+      t.herald.close();
+      return { epoch: t.sub.epoch, lastSeq: t.sub.lastSeq, seen: t.seen, gaps: t.gaps, resets: t.resets,
+               resumed: t.resumed, dropped: t.sub.duplicatesDropped };
+    """)
+    assert after["seen"] == [[1, 0], [2, 1], [3, 2], [1, 3], [2, 4], [3, 5]], "the new epoch's events, none dropped as duplicates"
+    assert after["dropped"] == 0
+    assert after["gaps"] == [["reset", 1, 0, new_epoch]]
+    assert after["resets"] == [{"epoch": new_epoch, "previousEpoch": old_epoch, "lost": 0, "id": after["resets"][0]["id"]}]
+    assert after["resumed"][-1] == [[2, True]], after["resumed"]
+    assert after["epoch"] == new_epoch and after["lastSeq"] == 3

@@ -58,7 +58,7 @@ def test_since_zero_after_history_wrapped_has_no_gap(make_herald):
     ws.send_json({"op": "subscribe", "id": "back", "filter": {"room": ["busy"]}, "since": 3})
     assert ws.receive_json()["type"] == "subscribed"
     gap = ws.receive_json()
-    assert gap == {"type": "gap", "subs": ["back"], "from": 4, "to": 15, "reason": "expired"}
+    assert gap == {"type": "gap", "subs": ["back"], "from": 4, "to": 15, "reason": "expired", "epoch": herald.stats()["events"]["epoch"]}
     ws.close()
     sock = herald.connect()
     sock.sendall(b"GET /v1/sse?filter=%7B%7D HTTP/1.1\r\nHost: t\r\nLast-Event-ID: 0\r\n\r\n")

@@ -3,7 +3,7 @@
 /// Decoding is separate from acting so the protocol can be tested without sockets: the
 /// server turns each `ClientMessage` into actions on the connection.
 public enum ClientMessage: Sendable, Equatable {
-    case subscribe(id: String, filter: JSONValue?, route: String?, since: UInt64?)
+    case subscribe(id: String, filter: JSONValue?, route: String?, since: ResumePosition?)
     case unsubscribe(id: String)
     /// The event exactly as sent (compacted); the server validates it like an ingest body.
     case publish(event: RawJSON)
@@ -60,12 +60,19 @@ public enum ClientMessage: Sendable, Equatable {
             }
             var filter: JSONValue?
             if let f = value["filter"], f != .null { filter = f }
-            var since: UInt64?
+            var since: ResumePosition?
             if let s = value["since"], s != .null {
                 guard case .number(let n) = s, n >= 0, n == n.rounded(), n < 9.0e15 else {
                     throw HeraldError(.invalidMessage, "\"since\" must be a non-negative integer sequence number", path: "$.since")
                 }
-                since = UInt64(n)
+                since = ResumePosition(epoch: nil, seq: UInt64(n))
+            }
+            if let e = value["epoch"], e != .null {
+                guard case .string(let text) = e, let epoch = StreamEpoch(text) else {
+                    throw HeraldError(.invalidMessage, "\"epoch\" must be the epoch string a \"subscribed\" reply gave", path: "$.epoch")
+                }
+                // An epoch without `since` names no position: there is nothing to resume.
+                since?.epoch = epoch
             }
             guard filter != nil || route != nil else {
                 throw HeraldError(

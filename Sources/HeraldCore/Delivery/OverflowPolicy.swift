@@ -34,4 +34,7 @@ public enum GapReason: String, Sendable, Equatable {
     case overflow
     /// They are no longer in history.
     case expired
+    /// The client's position belongs to another epoch (e.g. before a restart without
+    /// storage): what followed it there is unknown. History of the current epoch follows.
+    case reset
 }

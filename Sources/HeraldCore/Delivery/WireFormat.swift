@@ -5,11 +5,12 @@
 public enum WireFormat {
     // MARK: WebSocket
 
-    public static func subscribed(id: String, position: UInt64) -> [UInt8] {
+    public static func subscribed(id: String, position: UInt64, epoch: StreamEpoch) -> [UInt8] {
         var out: [UInt8] = Array(#"{"type":"subscribed","id":"#.utf8)
         JSONWriter.writeString(id, into: &out)
         out.append(contentsOf: #","position":"#.utf8)
         JSONWriter.writeInteger(position, into: &out)
+        appendEpoch(epoch, to: &out)
         out.append(UInt8(ascii: "}"))
         return out
     }
@@ -21,11 +22,12 @@ public enum WireFormat {
         return out
     }
 
-    public static func published(id: String, seq: UInt64) -> [UInt8] {
+    public static func published(id: String, seq: UInt64, epoch: StreamEpoch) -> [UInt8] {
         var out: [UInt8] = Array(#"{"type":"published","id":"#.utf8)
         JSONWriter.writeString(id, into: &out)
         out.append(contentsOf: #","seq":"#.utf8)
         JSONWriter.writeInteger(seq, into: &out)
+        appendEpoch(epoch, to: &out)
         out.append(UInt8(ascii: "}"))
         return out
     }
@@ -81,8 +83,11 @@ public enum WireFormat {
         return out
     }
 
-    /// `{"type":"gap","subs":[…],"from":…,"to":…,"reason":…}`; `subs` are the pre-encoded ids.
-    public static func webSocketGap(subscriptionIDs: [[UInt8]], from: UInt64, to: UInt64, reason: String) -> [UInt8] {
+    /// `{"type":"gap","subs":[…],"from":…,"to":…,"reason":…,"epoch":…}`; `subs` are the
+    /// pre-encoded ids; `from`/`to` count in `epoch`.
+    public static func webSocketGap(
+        subscriptionIDs: [[UInt8]], from: UInt64, to: UInt64, reason: GapReason, epoch: StreamEpoch
+    ) -> [UInt8] {
         var out: [UInt8] = Array(#"{"type":"gap","subs":["#.utf8)
         for (i, id) in subscriptionIDs.enumerated() {
             if i > 0 { out.append(UInt8(ascii: ",")) }
@@ -93,21 +98,30 @@ public enum WireFormat {
         out.append(contentsOf: #","to":"#.utf8)
         JSONWriter.writeInteger(to, into: &out)
         out.append(contentsOf: #","reason":"#.utf8)
-        JSONWriter.writeString(reason, into: &out)
+        JSONWriter.writeString(reason.rawValue, into: &out)
+        appendEpoch(epoch, to: &out)
         out.append(UInt8(ascii: "}"))
         return out
     }
 
+    /// `,"epoch":"…"` (an epoch is `[0-9a-z]`: nothing to escape).
+    private static func appendEpoch(_ epoch: StreamEpoch, to out: inout [UInt8]) {
+        out.append(contentsOf: #","epoch":""#.utf8)
+        out.append(contentsOf: epoch.text.utf8)
+        out.append(UInt8(ascii: "\""))
+    }
+
     // MARK: SSE
 
-    /// `event: herald.gap` block.
-    public static func sseGap(from: UInt64, to: UInt64, reason: String) -> [UInt8] {
+    /// `event: herald.gap` block: `{"from":…,"to":…,"reason":…,"epoch":…}`.
+    public static func sseGap(from: UInt64, to: UInt64, reason: GapReason, epoch: StreamEpoch) -> [UInt8] {
         var out: [UInt8] = Array("event: herald.gap\ndata: {\"from\":".utf8)
         JSONWriter.writeInteger(from, into: &out)
         out.append(contentsOf: #","to":"#.utf8)
         JSONWriter.writeInteger(to, into: &out)
         out.append(contentsOf: #","reason":"#.utf8)
-        JSONWriter.writeString(reason, into: &out)
+        JSONWriter.writeString(reason.rawValue, into: &out)
+        appendEpoch(epoch, to: &out)
         out.append(contentsOf: "}\n\n".utf8)
         return out
     }
@@ -151,8 +165,8 @@ public enum WireFormat {
         }
     }
 
-    /// `{"accepted":[{"id":…,"seq":…,"duplicate":…},…]}`.
-    public static func accepted(_ entries: [Acceptance]) -> [UInt8] {
+    /// `{"accepted":[{"id":…,"seq":…,"duplicate":…},…],"epoch":…}`: the seqs count in `epoch`.
+    public static func accepted(_ entries: [Acceptance], epoch: StreamEpoch) -> [UInt8] {
         var out: [UInt8] = Array(#"{"accepted":["#.utf8)
         for (i, entry) in entries.enumerated() {
             if i > 0 { out.append(UInt8(ascii: ",")) }
@@ -162,7 +176,9 @@ public enum WireFormat {
             JSONWriter.writeInteger(entry.seq, into: &out)
             out.append(contentsOf: entry.duplicate ? #","duplicate":true}"#.utf8 : #","duplicate":false}"#.utf8)
         }
-        out.append(contentsOf: "]}".utf8)
+        out.append(UInt8(ascii: "]"))
+        appendEpoch(epoch, to: &out)
+        out.append(UInt8(ascii: "}"))
         return out
     }
 }

@@ -3,7 +3,7 @@
 /// Herald's fan-out cost per client must be a queue slot and a socket write, never a
 /// re-encoding. So when an event is accepted its wire forms are built once, into one
 /// allocation, and every recipient's queue holds a reference to this object:
-/// - the SSE block `id: <seq>\nevent: <type>\ndata: <json>\n\n`;
+/// - the SSE block `id: <epoch>:<seq>\nevent: <type>\ndata: <json>\n\n`;
 /// - the tail of the WebSocket message `"seq":<seq>,"event":<json>}`, which follows the
 ///   small per-connection head `{"type":"event","subs":[…],`.
 ///
@@ -35,7 +35,7 @@ public final class Event: @unchecked Sendable {
     ///
     /// - Parameter json: the event as compact JSON (one line, no insignificant whitespace).
     public init(
-        seq: UInt64, id: String, source: String, type: String, acceptedAt: UInt64, json: UnsafeRawBufferPointer,
+        epoch: StreamEpoch, seq: UInt64, id: String, source: String, type: String, acceptedAt: UInt64, json: UnsafeRawBufferPointer,
         coalesceKeys: [UInt64?] = []
     ) {
         self.seq = seq
@@ -46,8 +46,10 @@ public final class Event: @unchecked Sendable {
         self.acceptedAt = acceptedAt
 
         var head: [UInt8] = []
-        head.reserveCapacity(48 + type.utf8.count)
+        head.reserveCapacity(80 + type.utf8.count)
         head.append(contentsOf: "id: ".utf8)
+        head.append(contentsOf: epoch.text.utf8)
+        head.append(UInt8(ascii: ":"))
         JSONWriter.writeInteger(seq, into: &head)
         head.append(contentsOf: "\nevent: ".utf8)
         for byte in type.utf8 { head.append(byte == 0x0A || byte == 0x0D ? 0x20 : byte) }

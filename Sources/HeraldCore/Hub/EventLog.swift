@@ -10,6 +10,8 @@
 ///
 /// Owned by one loop; a log that works on another thread keeps that side to itself.
 public protocol EventLog: AnyObject {
+    /// The epoch of this log's positions: made when the log is created, kept with it.
+    var epoch: StreamEpoch { get }
     /// The position the next appended event gets (1 for an empty log).
     var nextPosition: UInt64 { get }
     /// The oldest position still readable, or nil when nothing is retained.
@@ -41,8 +43,13 @@ public enum LogAppend: Sendable, Equatable {
 public final class InMemoryEventLog: EventLog {
     private var history: History
     public private(set) var nextPosition: UInt64 = 1
+    /// A new one per process: what a memory-only log held is gone after a restart.
+    public let epoch: StreamEpoch
 
-    public init(limits: HistoryLimits) { history = History(limits: limits) }
+    public init(limits: HistoryLimits, epoch: StreamEpoch = .random()) {
+        history = History(limits: limits)
+        self.epoch = epoch
+    }
 
     public var oldestPosition: UInt64? { history.firstSeq }
     public var retainedCount: Int { history.count }

@@ -34,7 +34,7 @@ extension Hub {
         let coalesceKeys = coalescePaths.map { $0.valueHash(in: tape, node: incoming.node, bytes: body) }
         let event = incoming.compactJSON.withUnsafeBytes {
             Event(
-                seq: log.nextPosition, id: incoming.id, source: incoming.source, type: incoming.type, acceptedAt: now,
+                epoch: log.epoch, seq: log.nextPosition, id: incoming.id, source: incoming.source, type: incoming.type, acceptedAt: now,
                 json: $0, coalesceKeys: coalesceKeys)
         }
         switch log.append(event, now: now) {

@@ -49,14 +49,24 @@ extension Hub {
 
     // MARK: - Resume
 
-    /// Replays history after `since` for the subscriptions in `slots`, then goes live.
+    /// Replays history after `position` for the subscriptions in `slots`, then goes live.
     ///
-    /// `since: 0` asks for everything history still holds, so it never causes a gap. A
+    /// `seq: 0` asks for everything history still holds, so it never causes a gap. A
     /// position older than history gets one `expired` gap for the events no longer held
     /// (whether any of them matched cannot be known once they are gone). A position past
-    /// the last one means "now".
-    public func resume(_ session: Session, since: UInt64, slots: SubscriptionSet) {
-        var since = min(since, committedThrough)
+    /// the last one means "now". A position in another epoch gets a `reset` gap — `from`
+    /// 1 `to` the last position of this epoch that history no longer holds (0: none) —
+    /// and then everything history holds: never a silent skip.
+    public func resume(_ session: Session, from position: ResumePosition, slots: SubscriptionSet) {
+        var since = position.seq
+        if let epoch = position.epoch, epoch != log.epoch {
+            let to = (log.oldestPosition ?? committedThrough + 1) - 1
+            changeQueue(of: session) { $0.enqueueGap(from: 1, to: to, subscriptions: slots, reason: .reset) }
+            metrics.resetGaps += 1
+            wake(session)
+            since = 0
+        }
+        since = min(since, committedThrough)
         if since == 0 { since = (log.oldestPosition ?? committedThrough + 1) - 1 }
         guard since < committedThrough else { return }
         if var catchUp = session.catchUp {

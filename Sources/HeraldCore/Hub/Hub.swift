@@ -72,6 +72,8 @@ public final class Hub {
 
     /// The last position given to an event (0 before the first).
     public var lastSeq: UInt64 { log.nextPosition - 1 }
+    /// The epoch every position of this hub counts in (its log's).
+    public var epoch: StreamEpoch { log.epoch }
 
     /// What history retains for resume.
     public var retained: (events: Int, bytes: Int) { (log.retainedCount, log.retainedBytes) }

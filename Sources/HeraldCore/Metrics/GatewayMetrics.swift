@@ -34,6 +34,8 @@ public struct GatewayMetrics: Sendable {
     public var droppedCoalesced: UInt64 = 0
     public var disconnectedOverflow: UInt64 = 0
     public var expiredGaps: UInt64 = 0
+    /// Resumes from another epoch (each answered with a `reset` gap).
+    public var resetGaps: UInt64 = 0
     /// Events sent from history to resuming clients (not live deliveries: no latency).
     public var replayed = PerTransport<UInt64>(0)
     public var deliveryLatency = Histogram.latency()

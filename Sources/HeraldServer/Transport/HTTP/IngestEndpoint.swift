@@ -105,7 +105,7 @@ extension Gateway {
                 }
                 let accepted = hub.publish(events, tape: ingestTape, body: bytes)
                 statsWindow.record(hub.metrics, now: MonotonicClock.nanoseconds())
-                return json(202, WireFormat.accepted(accepted))
+                return json(202, WireFormat.accepted(accepted, epoch: hub.epoch))
             } catch {
                 return rejectIngest(error)
             }

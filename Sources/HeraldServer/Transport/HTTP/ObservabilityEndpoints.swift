@@ -86,6 +86,10 @@ extension Gateway {
             help: "Gap notices sent because a resuming client asked for events no longer in history.")
         out.sample("herald_gaps_expired_total", [], Double(metrics.expiredGaps))
         out.family(
+            "herald_gaps_reset_total", type: "counter",
+            help: "Gap notices sent because a resuming client's position belongs to another epoch (e.g. before a restart).")
+        out.sample("herald_gaps_reset_total", [], Double(metrics.resetGaps))
+        out.family(
             "herald_replayed_total", type: "counter",
             help: "Events sent from history to resuming clients, by transport (not live deliveries: no latency sample).")
         for kind in TransportKind.allCases {
@@ -191,6 +195,7 @@ extension Gateway {
                     .init("accepted", .number(Double(metrics.accepted))), .init("duplicate", .number(Double(metrics.duplicates))),
                     .init("rejected", .number(Double(metrics.rejectedTotal))), .init("rejected_by_reason", .object(rejected)),
                     .init("last_seq", .number(Double(hub.lastSeq))),
+                    .init("epoch", .string(hub.epoch.text)),
                 ])),
             .init("deliveries", perTransport(metrics.delivered)),
             .init("replayed", perTransport(metrics.replayed)),

@@ -28,7 +28,7 @@ final class SSETransport: StreamTransport {
         case .entry(.control(let bytes)):
             buffer.append(bytes)
         case .entry(.gap(let from, let to, _, let reason)):
-            buffer.append(WireFormat.sseGap(from: from, to: to, reason: reason.rawValue))
+            buffer.append(WireFormat.sseGap(from: from, to: to, reason: reason, epoch: gateway.hub.epoch))
         case .close, .idle:
             break  // the stream simply ends
         }
@@ -44,7 +44,7 @@ struct SSEEndpoint: Endpoint {
         var filter: Pattern?
         var route: String?
         var presence: (group: String, info: RawJSON)?
-        var resumeFrom: UInt64?
+        var resumeFrom: ResumePosition?
         do throws(HeraldError) {
             credentials = try gateway.authenticate(gateway.requestToken(request))
             route = try request.head.queryArgument("route")
@@ -61,19 +61,14 @@ struct SSEEndpoint: Endpoint {
             }
             var lastEventID = request.head.field("last-event-id")
             if lastEventID == nil { lastEventID = try request.head.queryArgument("lastEventId") }
-            if let text = lastEventID {
-                guard let seq = UInt64(text.trimmingSpaces()) else {
-                    throw HeraldError(.invalidMessage, "Last-Event-ID must be a sequence number, got \"\(text.prefix(64))\"")
-                }
-                resumeFrom = seq
-            }
+            if let text = lastEventID { resumeFrom = try ResumePosition(lastEventID: text) }
         } catch {
             return .respond(gateway.errorResponse(error))
         }
         let session = hub.openSession(transport: .sse, remote: connection.peer, credentials: credentials, route: route)
         do throws(HeraldError) {
             let subscribed = try hub.subscribe(session, id: "sse", route: route, filter: filter)
-            if let resumeFrom { hub.resume(session, since: resumeFrom, slots: SubscriptionSet(slot: subscribed.slot)) }
+            if let resumeFrom { hub.resume(session, from: resumeFrom, slots: SubscriptionSet(slot: subscribed.slot)) }
             if let presence { try hub.join(session, group: presence.group, info: presence.info) }
         } catch {
             hub.closeSession(session)

@@ -107,8 +107,8 @@ final class WebSocketTransport: StreamTransport {
             do throws(HeraldError) {
                 let pattern = try filter.map { value throws(HeraldError) in try Pattern(value, limits: gateway.config.limits.pattern) }
                 let subscribed = try hub.subscribe(session, id: id, route: route, filter: pattern)
-                reply(WireFormat.subscribed(id: id, position: subscribed.position), gateway)
-                if let since { hub.resume(session, since: since, slots: SubscriptionSet(slot: subscribed.slot)) }
+                reply(WireFormat.subscribed(id: id, position: subscribed.position, epoch: hub.epoch), gateway)
+                if let since { hub.resume(session, from: since, slots: SubscriptionSet(slot: subscribed.slot)) }
             } catch {
                 reply(WireFormat.webSocketError(error, id: id), gateway)
             }
@@ -162,7 +162,7 @@ final class WebSocketTransport: StreamTransport {
                 let events = try IngestParser.parse(bytes, format: .json, limits: gateway.config.limits.ingest, tape: &gateway.ingestTape)
                 if let refusal = session.credentials.publishRefusal(events, tape: gateway.ingestTape, body: bytes) { throw refusal }
                 for accepted in gateway.hub.publish(events, tape: gateway.ingestTape, body: bytes) {
-                    reply(WireFormat.published(id: accepted.id, seq: accepted.seq), gateway)
+                    reply(WireFormat.published(id: accepted.id, seq: accepted.seq, epoch: gateway.hub.epoch), gateway)
                 }
             } catch {
                 var located = error
@@ -209,7 +209,7 @@ final class WebSocketTransport: StreamTransport {
             subscriptions.forEach { slot in if let s = session.descriptions[slot] { ids.append(s.encodedID) } }
             buffer.appendWebSocketFrame(
                 opcode: WebSocketFrame.text,
-                payload: WireFormat.webSocketGap(subscriptionIDs: ids, from: from, to: to, reason: reason.rawValue))
+                payload: WireFormat.webSocketGap(subscriptionIDs: ids, from: from, to: to, reason: reason, epoch: gateway.hub.epoch))
         case .close(let closing):
             if let notice = closing.notice {
                 buffer.appendWebSocketFrame(opcode: WebSocketFrame.text, payload: WireFormat.webSocketError(notice, id: nil))
