@@ -41,11 +41,15 @@ let package = Package(
 
         .target(name: "HeraldCore", dependencies: [dequeProduct]),
 
+        // MARK: - Durable event log (POSIX files, a writer thread)
+
+        .target(name: "HeraldStorage", dependencies: ["HeraldCore"]),
+
         // MARK: - libwebsockets glue
 
         .target(
             name: "HeraldServer",
-            dependencies: ["CLibWebSockets", "COpenSSL", "HeraldCore", loggingProduct]
+            dependencies: ["CLibWebSockets", "COpenSSL", "HeraldCore", "HeraldStorage", loggingProduct]
         ),
 
         // MARK: - Executable
@@ -69,6 +73,7 @@ let package = Package(
         .target(name: "HeraldPatternCorpus", dependencies: ["HeraldCore"]),
         .testTarget(name: "HeraldCoreTests", dependencies: ["HeraldCore", "HeraldPatternCorpus"]),
         .testTarget(name: "HeraldClientTests", dependencies: ["HeraldClient", "HeraldCore"]),
+        .testTarget(name: "HeraldStorageTests", dependencies: ["HeraldStorage", "HeraldCore"]),
         .testTarget(
             name: "HeraldServerTests",
             dependencies: ["HeraldServer", "HeraldClient", "HeraldCore", "HeraldTestSupport"]

@@ -47,11 +47,13 @@ final class Gateway {
     var lastShedWarning: UInt64 = 0
     /// Shutting down: refuse new work, close clients.
     var draining = false
+    /// Connections holding an answer until the log stores what it acknowledges.
+    var connectionsAwaitingCommit: [Connection] = []
 
-    init(config: HeraldConfig, logger: Logger, publicDirectory: String?) {
+    init(config: HeraldConfig, logger: Logger, publicDirectory: String?, log: (any EventLog)? = nil) {
         self.config = config
         self.logger = logger
-        self.hub = Hub(config: config, clock: HubClock(now: MonotonicClock.nanoseconds, unixSeconds: unixSeconds))
+        self.hub = Hub(config: config, clock: HubClock(now: MonotonicClock.nanoseconds, unixSeconds: unixSeconds), log: log)
         self.publishers = PublisherKeys(config.auth.publisherKeys)
         self.admins = PublisherKeys(config.auth.adminKeys)
         self.publicRoot = publicDirectory.flatMap { Self.realPath($0) }
@@ -72,6 +74,19 @@ final class Gateway {
     /// callback and every tick, so a wake costs one array access and one lws call.
     func applyWakes() {
         hub.drainWakes { session in wakeStream(of: session) }
+    }
+
+    /// After the log reported progress (or failure): answers the requests that waited for
+    /// it, in each connection's order, and lets their connections read on.
+    func answerRequestsAwaitingCommit() {
+        guard !connectionsAwaitingCommit.isEmpty else { return }
+        let waiting = connectionsAwaitingCommit
+        connectionsAwaitingCommit.removeAll(keepingCapacity: true)
+        for connection in waiting where connections[connection.id] === connection {
+            connection.http.listedAwaitingCommit = false
+            serveHTTP(connection)  // lists itself again while its answer still waits
+            chargeInput(of: connection)
+        }
     }
 
     /// Once a second: the Hub's checks, late, idle or stalled connections, memory after a wave of

@@ -48,9 +48,17 @@ struct Bench: ParsableCommand {
     @Flag(help: "Turn off latency and match timing in the in-process gateway (metrics.timing: false).")
     var noTiming = false
 
+    @Option(help: "Give the in-process gateway a durable log in this directory (storage.path; must not hold another log's events).")
+    var storage: String?
+
+    @Option(help: "storage.fsync for --storage: always, batch or never.")
+    var fsync: String = "batch"
+
     func validate() throws {
         guard events > 0, batch > 0, subscribers >= 0 else { throw ValidationError("--events and --batch must be positive") }
         guard ["ws", "sse"].contains(transport) else { throw ValidationError("--transport must be ws or sse") }
+        guard HeraldConfig.Storage.Fsync(rawValue: fsync) != nil else { throw ValidationError("--fsync must be always, batch or never") }
+        guard storage == nil || url == nil else { throw ValidationError("--storage configures the in-process gateway: not with --url") }
     }
 
     func run() throws {
@@ -78,6 +86,8 @@ struct Bench: ParsableCommand {
             config.log.lwsLevel = "error"
             config.metrics.timing = !noTiming
             config.auth.publisherKeys = [.init(name: "bench", sha256: HeraldServer.sha256(of: publisherKey))]
+            config.storage.path = storage
+            config.storage.fsync = HeraldConfig.Storage.Fsync(rawValue: fsync) ?? .batch
             var logger = Logger(label: "herald.bench")
             logger.logLevel = .warning
             let embedded = try HeraldServer(config: config, logger: logger)
@@ -105,6 +115,7 @@ struct Bench: ParsableCommand {
         let headers = [("Authorization", "Bearer \(publisherKey)"), ("Content-Type", "application/json")]
         let start = MonotonicTime.now()
         var sent = 0
+        var acks: [UInt64] = []  // POST → 202 round trips: the acknowledgement latency
         var body: [UInt8] = []
         body.reserveCapacity(batch * 520)
         while sent < events {
@@ -116,7 +127,9 @@ struct Bench: ParsableCommand {
                 Self.appendEvent(number: sent + i, run: run, sentAt: MonotonicTime.now(), to: &body)
             }
             body.append(UInt8(ascii: "]"))
+            let posted = MonotonicTime.now()
             let response = try connection.request("POST", "/v1/events", headers: headers, body: body)
+            acks.append(MonotonicTime.now() - posted)
             guard response.status == 202 else {
                 throw CLIError("the gateway refused a batch: HTTP \(response.status) \(response.bodyText)")
             }
@@ -137,6 +150,8 @@ struct Bench: ParsableCommand {
         let failures = receivers.compactMap(\.failure)
         if latencies.isEmpty { latencies = [0] }
         func percentile(_ p: Double) -> Double { Double(latencies[min(latencies.count - 1, Int(Double(latencies.count) * p))]) / 1e6 }
+        acks.sort()
+        func ack(_ p: Double) -> Double { Double(acks[min(acks.count - 1, Int(Double(acks.count) * p))]) / 1e6 }
         let publishSeconds = Double(published - start) / 1e9
         let totalSeconds = Double(finished - start) / 1e9
         let delivered = receivers.reduce(0) { $0 + $1.received }
@@ -153,6 +168,7 @@ struct Bench: ParsableCommand {
             "deliveries":\(delivered),"dropped":\(droppedEvents),"deliveries_per_s":\(Int(Double(delivered) / totalSeconds)),\
             "elapsed_s":\((totalSeconds * 1000).rounded() / 1000),\
             "latency_ms":{"p50":\(percentile(0.5)),"p99":\(percentile(0.99)),"max":\(percentile(1.0))},\
+            "ack_ms":{"p50":\(ack(0.5)),"p99":\(ack(0.99)),"max":\(ack(1.0))},"storage":\(storage == nil ? "null" : "\"\(fsync)\""),\
             "process_rss_mb":\(rss),"queue_entry_bytes":\(MemoryLayout<Outgoing>.stride),"errors":\(failures.count)}
             """)
         for failure in failures { FileHandle.standardError.write(Data("subscriber failed: \(failure)\n".utf8)) }

@@ -72,6 +72,24 @@ import Glibc
         }
     }
 
+    @Test func storageIsReadAndBadValuesNameTheirPath() throws {
+        let good =
+            #"{"storage":{"path":"/var/lib/herald","fsync":"always","segmentBytes":1048576,"maxBytes":10485760,"maxAgeSeconds":3600}}"#
+        let config = try HeraldConfig(parsing: Array(good.utf8))
+        #expect(config.storage.path == "/var/lib/herald" && config.storage.fsync == .always)
+        #expect(config.storage.segmentBytes == 1 << 20 && config.storage.maxBytes == 10 << 20 && config.storage.maxAgeSeconds == 3600)
+        #expect(try HeraldConfig(parsing: Array("{}".utf8)).storage.path == nil, "memory only by default")
+        #expect(try HeraldConfig(parsing: Array("{}".utf8)).storage.fsync == .batch)
+        let bad = #"{"storage":{"path":"","fsync":"sometimes","segmentBytes":10,"maxBytes":[1],"batchWindowMilliseconds":-1,"size":1}}"#
+        #expect { try HeraldConfig(parsing: Array(bad.utf8)) } throws: { error in
+            let paths = Set((error as? HeraldConfig.ValidationErrors)?.errors.compactMap(\.path) ?? [])
+            return paths == [
+                "$.storage.path", "$.storage.fsync", "$.storage.segmentBytes", "$.storage.maxBytes",
+                "$.storage.batchWindowMilliseconds", "$.storage.size",
+            ]
+        }
+    }
+
     @Test func atMost127Routes() {
         let routes = (0...HeraldConfig.maxRoutes).map { #""r\#($0)":{"pattern":{"n":[\#($0)]}}"# }.joined(separator: ",")
         #expect { try HeraldConfig(parsing: Array("{\"routes\":{\(routes)}}".utf8)) } throws: {

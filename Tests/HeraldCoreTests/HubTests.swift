@@ -324,6 +324,31 @@ import Testing
         #expect(broker.shared == [[1], [2]])
     }
 
+    @Test func acknowledgementsWaitForTheLogAndAFailedLogAcknowledgesNothingMore() throws {
+        let hub = makeHub(log: PendingLog())
+        let client = session(hub)
+        try subscribe(hub, client, "s", "{}")
+        #expect(publish(hub, #"[{"n":1},{"n":2}]"#).map(\.seq) == [1, 2])
+        hub.send(client, control: Array("ack 2".utf8), after: 2)
+        hub.send(client, control: Array("ack 0".utf8), after: 0)
+        #expect(writes(hub, client) == ["ack 0"], "what is stored already is acknowledged at once")
+        hub.logged(through: 1)
+        #expect(writes(hub, client) == ["event 1 s"])
+        hub.logged(through: 2)
+        #expect(writes(hub, client) == ["event 2 s", "ack 2"], "the acknowledgement after the event it stored")
+        // The log fails with event 3 accepted but not stored: it is neither delivered nor acknowledged.
+        publish(hub, #"{"n":3}"#)
+        hub.send(client, control: Array("ack 3".utf8), after: 3)
+        hub.storageFailed("disk full")
+        hub.storageFailed("again")
+        #expect(hub.storageFailure == "disk full" && hub.metrics.storageFailures == 1)
+        #expect(writes(hub, client).isEmpty && hub.committedThrough == 2)
+        // A closed session's waiting replies go with it.
+        hub.closeSession(client)
+        hub.logged(through: 3)
+        #expect(hub.sessionCount == 0)
+    }
+
     @Test func eventsFromOtherNodesAreDeliveredInTheirOrder() throws {
         let hub = makeHub()
         let client = session(hub)
@@ -381,7 +406,8 @@ final class PendingLog: EventLog {
     }
     func event(at position: UInt64) -> Event? { memory.event(at: position) }
     func expire(now: UInt64) {}
-    func recover() throws(HeraldError) -> [Event] { [] }
+    func recover() -> [Event] { [] }
+    func close() {}
 }
 
 /// A broker that records what it was asked to share.

@@ -45,7 +45,8 @@ struct ConfigReader {
     mutating func read(_ root: JSONValue) -> HeraldConfig {
         var config = HeraldConfig()
         let sections: Set<String> = [
-            "listen", "publicDirectory", "auth", "routes", "delivery", "history", "dedup", "limits", "log", "metrics", "$comment",
+            "listen", "publicDirectory", "auth", "routes", "delivery", "history", "dedup", "storage", "limits", "log", "metrics",
+            "$comment",
         ]
         // Limits and delivery first: routes are validated against them and inherit their queue.
         let first: Set<String> = ["limits", "delivery"]
@@ -65,6 +66,7 @@ struct ConfigReader {
                 config.routes = readRoutes(member.value, path, patternLimits: config.limits.pattern, defaultQueue: config.delivery.queue)
             case "delivery": readDelivery(member.value, path, into: &config.delivery)
             case "history": readHistory(member.value, path, into: &config.history)
+            case "storage": readStorage(member.value, path, into: &config.storage)
             case "dedup": readDedup(member.value, path, into: &config.dedup)
             case "limits": readLimits(member.value, path, into: &config.limits)
             case "log": readLog(member.value, path, into: &config.log)
@@ -229,6 +231,34 @@ struct ConfigReader {
             case "maxEvents": if let n = int(member.value, p, in: 0...10_000_000) { history.maxEvents = n }
             case "maxBytes": if let n = int(member.value, p, in: 0...(16 << 30)) { history.maxBytes = n }
             case "maxAgeSeconds": if let n = int(member.value, p, in: 1...(30 * 86400)) { history.maxAgeSeconds = n }
+            default: break
+            }
+        }
+    }
+
+    private mutating func readStorage(_ value: JSONValue, _ path: String, into storage: inout HeraldConfig.Storage) {
+        let allowed: Set<String> = ["path", "fsync", "batchWindowMilliseconds", "segmentBytes", "maxBytes", "maxAgeSeconds"]
+        for member in object(value, path, allowed: allowed) {
+            let p = "\(path).\(member.key)"
+            switch member.key {
+            case "path":
+                if member.value == .null {
+                    storage.path = nil
+                } else if let text = string(member.value, p) {
+                    if text.isEmpty { fail(p, "must name a directory (or be null for memory only)") } else { storage.path = text }
+                }
+            case "fsync":
+                if let text = string(member.value, p) {
+                    if let policy = HeraldConfig.Storage.Fsync(rawValue: text) {
+                        storage.fsync = policy
+                    } else {
+                        fail(p, "must be one of always, batch, never")
+                    }
+                }
+            case "batchWindowMilliseconds": if let n = int(member.value, p, in: 0...1000) { storage.batchWindowMilliseconds = n }
+            case "segmentBytes": if let n = int(member.value, p, in: (64 << 10)...(1 << 30)) { storage.segmentBytes = n }
+            case "maxBytes": if let n = int(member.value, p, in: (1 << 20)...(1 << 40)) { storage.maxBytes = n }
+            case "maxAgeSeconds": if let n = int(member.value, p, in: 60...(365 * 86400)) { storage.maxAgeSeconds = n }
             default: break
             }
         }

@@ -127,6 +127,31 @@ public struct HeraldConfig: Sendable {
         public var maxEntries = 100_000
     }
     public var dedup = Dedup()
+    /// The durable event log (DESIGN §5); without `path` events live in memory only.
+    public struct Storage: Sendable, Equatable {
+        /// When to fsync before acknowledging an event.
+        public enum Fsync: String, Sendable, Equatable, CaseIterable {
+            /// Every batch the writer takes is fsynced at once, before its acks.
+            case always
+            /// Group commit: appends within `batchWindowMilliseconds` share one fsync.
+            case batch
+            /// Written but never fsynced: a machine crash may lose acknowledged events.
+            case never
+        }
+        /// The log's directory (created if missing); nil: memory only.
+        public var path: String?
+        public var fsync = Fsync.batch
+        /// How long a group commit waits for more appends before its fsync.
+        public var batchWindowMilliseconds = 2
+        /// A segment file is closed and a new one started past this size.
+        public var segmentBytes = 64 << 20
+        /// Retention: whole segments are deleted, oldest first, past this total …
+        public var maxBytes = 1 << 30
+        /// … or once their newest event is older than this.
+        public var maxAgeSeconds = 7 * 86400
+        public init() {}
+    }
+    public var storage = Storage()
     public var limits = Limits()
     public var log = Log()
     public var metrics = Metrics()

@@ -5,8 +5,9 @@
 /// therefore never assumes an append is durable at once: `append` says whether it is
 /// (`.durable`) or will be (`.pending`); a pending event is neither delivered nor
 /// acknowledged until the log reports it through `Hub.logged(through:)`, which the log's
-/// writer thread reaches through the loop's inbox. On start, `recover()` hands back what
-/// the log holds, so the Hub rebuilds its sequence, dedup window and history.
+/// writer thread reaches through the loop's inbox. A log opened on an existing directory
+/// continues its sequence and epoch; `recover()` hands the Hub its newest events so the
+/// dedup window survives the restart.
 ///
 /// Owned by one loop; a log that works on another thread keeps that side to itself.
 public protocol EventLog: AnyObject {
@@ -26,8 +27,12 @@ public protocol EventLog: AnyObject {
     func event(at position: UInt64) -> Event?
     /// Drops what retention no longer allows (called once a second).
     func expire(now: UInt64)
-    /// What the log holds after a restart, oldest first (empty for a memory-only log).
-    func recover() throws(HeraldError) -> [Event]
+    /// The newest events the log held when it was opened, oldest first, once (empty for a
+    /// memory-only log): the Hub rebuilds its dedup window from them. Opening the log
+    /// (its initializer) is where recovery happens and fails.
+    func recover() -> [Event]
+    /// Stores what was appended and stops any thread of the log (at shutdown).
+    func close()
 }
 
 /// Whether an appended event may be delivered and acknowledged now.
@@ -66,7 +71,9 @@ public final class InMemoryEventLog: EventLog {
 
     public func expire(now: UInt64) { history.expire(now: now) }
 
-    public func recover() throws(HeraldError) -> [Event] { [] }
+    public func recover() -> [Event] { [] }
+
+    public func close() {}
 }
 
 /// Events accepted by other gateway nodes, and this node's events for them.

@@ -59,6 +59,16 @@ extension Hub {
             ready.append(first)
         }
         if !ready.isEmpty { broker.share(ready) }
+        releaseRepliesAwaitingCommit()
+    }
+
+    /// The log cannot store events any more: from now on ingest is refused (the caller
+    /// checks `storageFailure`), and what was accepted but not stored is never delivered
+    /// nor acknowledged. Subscribers keep their connections.
+    public func storageFailed(_ reason: String) {
+        guard storageFailure == nil else { return }
+        storageFailure = reason
+        metrics.storageFailures += 1
     }
 
     /// Delivers events that another node accepted (through the broker), already

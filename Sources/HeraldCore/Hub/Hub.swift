@@ -46,6 +46,11 @@ public final class Hub {
     public internal(set) var committedThrough: UInt64 = 0
     /// Accepted events the log has not made durable yet, in order.
     var pending: [Event] = []
+    /// Sessions with replies waiting for `committedThrough` (see `send(_:control:after:)`).
+    var sessionsAwaitingCommit: [Session] = []
+    /// Why the log cannot store events, once it failed (nil while it works): ingest is
+    /// refused from then on, and nothing not stored is ever acknowledged.
+    public internal(set) var storageFailure: String?
 
     /// Sessions that have something new to write, each once.
     private var wakes: [Session] = []
@@ -68,7 +73,15 @@ public final class Hub {
         }
         self.coalescePaths = paths
         self.committedThrough = self.log.nextPosition - 1
+        // The dedup window survives a restart: the log's newest events are recorded again
+        // at their own acceptance times (older ones fall out of the window as usual).
+        for event in self.log.recover() where !event.id.isEmpty {
+            dedup.record(source: event.source, id: event.id, seq: event.seq, now: event.acceptedAt)
+        }
     }
+
+    /// Stores what the log holds and stops its threads (after the loop stopped).
+    public func closeLog() { log.close() }
 
     /// The last position given to an event (0 before the first).
     public var lastSeq: UInt64 { log.nextPosition - 1 }
@@ -105,6 +118,10 @@ public final class Hub {
         index.removeAll(owner: session.owner)
         changeQueue(of: session) { $0 = ClientQueue(limits: $0.limits, coalesceSlot: $0.coalesceSlot, transport: $0.transport) }
         session.catchUp = nil
+        if !session.repliesAwaitingCommit.isEmpty {
+            session.repliesAwaitingCommit = []
+            sessionsAwaitingCommit.removeAll { $0 === session }
+        }
         sessions[session.index] = nil
         freeIndices.append(session.index)
         sessionCount -= 1
@@ -187,6 +204,26 @@ public final class Hub {
 
     /// Queues a transport-encoded control message (an acknowledgement, an error); control
     /// messages are never dropped, but a client that lets too many pile up is closed.
+    /// Queues `bytes` once `committedThrough` reaches `position` (at once if it has): an
+    /// acknowledgement is never sent for an event that is not stored yet.
+    public func send(_ session: Session, control bytes: [UInt8], after position: UInt64) {
+        guard position > committedThrough else { return send(session, control: bytes) }
+        if session.repliesAwaitingCommit.isEmpty { sessionsAwaitingCommit.append(session) }
+        session.repliesAwaitingCommit.append((position, bytes))
+    }
+
+    /// Sends the replies whose events became durable.
+    func releaseRepliesAwaitingCommit() {
+        guard !sessionsAwaitingCommit.isEmpty else { return }
+        sessionsAwaitingCommit.removeAll { session in
+            while let first = session.repliesAwaitingCommit.first, first.position <= committedThrough {
+                session.repliesAwaitingCommit.removeFirst()
+                if session.closing == nil { send(session, control: first.bytes) }
+            }
+            return session.repliesAwaitingCommit.isEmpty
+        }
+    }
+
     public func send(_ session: Session, control bytes: [UInt8]) {
         let wasEmpty = session.queue.isEmpty
         if changeQueue(of: session, { $0.enqueue(control: bytes) }) == .overflow {

@@ -44,6 +44,8 @@ public enum HubMessage: Sendable {
     case logged(through: UInt64)
     /// Events that other nodes accepted, from the broker (`Hub.receive(_:)`).
     case received([Event])
+    /// The log cannot store events any more (`Hub.storageFailed(_:)`).
+    case storageFailed(String)
 }
 
 extension Hub {
@@ -52,6 +54,7 @@ extension Hub {
         switch message {
         case .logged(let position): logged(through: position)
         case .received(let events): receive(events)
+        case .storageFailed(let reason): storageFailed(reason)
         }
     }
 }

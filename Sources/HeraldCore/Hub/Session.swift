@@ -59,6 +59,9 @@ public final class Session {
     var keepaliveDue = false
     /// In the Hub's list of sessions to wake.
     var wakePending = false
+    /// Replies that acknowledge events the log has not made durable yet, each with the
+    /// position it waits for (a WebSocket `published`), in order.
+    var repliesAwaitingCommit: [(position: UInt64, bytes: [UInt8])] = []
 
     init(
         id: UInt64, index: Int, transport: TransportKind, remote: String, credentials: Credentials, queue: ClientQueue, maxSlots: Int,

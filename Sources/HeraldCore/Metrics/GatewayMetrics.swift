@@ -36,6 +36,10 @@ public struct GatewayMetrics: Sendable {
     public var expiredGaps: UInt64 = 0
     /// Resumes from another epoch (each answered with a `reset` gap).
     public var resetGaps: UInt64 = 0
+    /// Times the durable log failed to store events (each stops ingest until a restart).
+    public var storageFailures: UInt64 = 0
+    /// Requests and publishes refused because the log could not store them.
+    public var storageRefusals: UInt64 = 0
     /// Events sent from history to resuming clients (not live deliveries: no latency).
     public var replayed = PerTransport<UInt64>(0)
     public var deliveryLatency = Histogram.latency()

@@ -51,6 +51,9 @@ public struct HeraldError: Error, Sendable, Equatable, CustomStringConvertible {
         public static let requestTimeout = Code(rawValue: "request_timeout")
         /// The gateway holds as much unfinished input as it allows; retry later.
         public static let overloaded = Code(rawValue: "overloaded")
+        /// The durable log cannot store events (disk full, an I/O error): nothing is
+        /// accepted that is not stored; retry later.
+        public static let storageUnavailable = Code(rawValue: "storage_unavailable")
         /// The connection's token expired.
         public static let tokenExpired = Code(rawValue: "token_expired")
         /// A WebSocket upgrade that does not follow RFC 6455 §4.2.1.
@@ -72,7 +75,7 @@ public struct HeraldError: Error, Sendable, Equatable, CustomStringConvertible {
             case .headersTooLarge: 431
             case .io: 500
             case .notImplemented: 501
-            case .shuttingDown, .overloaded: 503
+            case .shuttingDown, .overloaded, .storageUnavailable: 503
             case .versionNotSupported: 505
             default: 400
             }

@@ -77,6 +77,9 @@ struct HTTPState {
         case discardingBody(HTTPBodyReader)
         /// Sending a static file in pieces as the socket drains.
         case sendingFile(FileSender)
+        /// An answer that acknowledges events, held until the log made them durable
+        /// (`Hub.committedThrough` reaches `position`); later requests wait behind it.
+        case awaitingCommit(Request, position: UInt64, answer: HTTPServerResponse)
     }
 
     var decoder: HTTPRequestDecoder
@@ -85,6 +88,8 @@ struct HTTPState {
     var since: UInt64
     /// True once part of a request head has arrived (the head timeout runs).
     var headStarted = false
+    /// In `Gateway.connectionsAwaitingCommit` (served again when the log reports progress).
+    var listedAwaitingCommit = false
 
     init(decoder: HTTPRequestDecoder, since: UInt64) {
         self.decoder = decoder

@@ -61,6 +61,9 @@ extension Gateway {
 
     func closed(_ connection: Connection) {
         connections[connection.id] = nil
+        if case .http = connection.mode, connection.http.listedAwaitingCommit {
+            connectionsAwaitingCommit.removeAll { $0 === connection }
+        }
         closedSinceTrim += 1
         lastClosedAt = MonotonicClock.nanoseconds()
         pendingInputBytes -= connection.chargedInputBytes
@@ -132,8 +135,28 @@ extension Gateway {
                     break reading
                 }
                 startAwaitingHead(connection)
-                let response = read.handler.answer(read.request, gateway: self)
-                respond(connection, response, to: read.request)
+                switch read.handler.answer(read.request, gateway: self) {
+                case .now(let response):
+                    respond(connection, response, to: read.request)
+                case .afterCommit(let position, let response):
+                    connection.http.phase = .awaitingCommit(read.request, position: position, answer: response)
+                    continue reading
+                }
+            case .awaitingCommit(let request, let position, let answer):
+                if hub.committedThrough >= position {
+                    respond(connection, answer, to: request)
+                } else if let refusal = storageRefusal() {
+                    // Accepted but never stored: not acknowledged (the client may retry).
+                    respond(connection, errorResponse(refusal, fields: [("retry-after", "5")]), to: request)
+                } else {
+                    // Served again when the log reports progress (it may report less first).
+                    if !connection.http.listedAwaitingCommit {
+                        connection.http.listedAwaitingCommit = true
+                        connectionsAwaitingCommit.append(connection)
+                    }
+                    break reading
+                }
+                startAwaitingHead(connection)
             case .discardingBody(var reader):
                 do throws(HeraldError) {
                     let consumed = try connection.input.withUnread { (bytes) throws(HeraldError) in try reader.read(bytes) { _ in } }
@@ -345,8 +368,8 @@ extension Gateway {
                     connection.closeAfterOutput = true
                     connection.socket.requestWritable()
                 }
-            case .sendingFile:
-                break
+            case .sendingFile, .awaitingCommit:
+                break  // the socket's pace, or the disk's: the send deadline still watches output
             }
         }
     }

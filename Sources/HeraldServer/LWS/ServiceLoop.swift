@@ -1,5 +1,6 @@
 import CLibWebSockets
 import HeraldCore
+import HeraldStorage
 import Logging
 import Synchronization
 
@@ -40,8 +41,18 @@ final class ServiceLoop: @unchecked Sendable {
     private(set) var port: Int
 
     init(config: HeraldConfig, logger: Logger, publicDirectory: String?) throws(HeraldError) {
-        gateway = Gateway(config: config, logger: logger, publicDirectory: publicDirectory)
-        inbox = Inbox(wake: { [waker] in waker.wake() })
+        let inbox = Inbox<LoopMessage>(wake: { [waker] in waker.wake() })
+        self.inbox = inbox
+        var log: (any EventLog)?
+        if config.storage.path != nil {
+            let file = try FileEventLog(
+                settings: config.storage, history: config.history, maxEventBytes: config.limits.maxEventBytes,
+                onDurable: { inbox.post(.hub(.logged(through: $0))) },
+                onFailure: { inbox.post(.hub(.storageFailed($0))) })
+            for note in file.recoveryNotes { logger.warning("event log recovery: \(note)") }
+            log = file
+        }
+        gateway = Gateway(config: config, logger: logger, publicDirectory: publicDirectory, log: log)
         lws_set_log_level(Socket.logMask(config.log.lwsLevel), heraldLWSLog)
 
         let protocolName = strdup("herald")!
@@ -101,6 +112,7 @@ final class ServiceLoop: @unchecked Sendable {
             }
         }
         destroyContext()
+        gateway.hub.closeLog()
     }
 
     /// Stops the ticker and destroys the context (closing every connection), once.
@@ -126,6 +138,9 @@ final class ServiceLoop: @unchecked Sendable {
             switch message {
             case .hub(let message):
                 gateway.hub.handle(message)
+                if case .storageFailed(let reason) = message {
+                    gateway.logger.error("the event log cannot store events; ingest answers 503", metadata: ["reason": "\(reason)"])
+                }
             case .shutdown where !gateway.draining:
                 drainDeadline = MonotonicClock.nanoseconds() + 1_500_000_000
                 gateway.beginDraining()
@@ -133,6 +148,8 @@ final class ServiceLoop: @unchecked Sendable {
                 break
             }
         }
+        gateway.answerRequestsAwaitingCommit()
+        gateway.applyWakes()
     }
 }
 

@@ -76,7 +76,7 @@ struct IngestBody: BodyHandler {
     var binary: BinaryCloudEvent?
     var credentials: Credentials
 
-    func answer(_ request: Request, gateway: Gateway) -> HTTPServerResponse {
+    func answer(_ request: Request, gateway: Gateway) -> BodyAnswer {
         gateway.ingest(request.body, format: format, binary: binary, credentials: credentials)
     }
 
@@ -87,35 +87,45 @@ struct IngestBody: BodyHandler {
 
 extension Gateway {
     /// Validates, authorizes and publishes a complete ingest body.
-    func ingest(_ body: [UInt8], format: IngestFormat, binary: BinaryCloudEvent?, credentials: Credentials) -> HTTPServerResponse {
+    func ingest(_ body: [UInt8], format: IngestFormat, binary: BinaryCloudEvent?, credentials: Credentials) -> BodyAnswer {
         hub.metrics.ingestBytes += UInt64(body.count)
+        if let refusal = storageRefusal() { return .now(rejectIngest(refusal, fields: [("retry-after", "5")])) }
         var body = body
         if let binary {
             do throws(HeraldError) {
                 body = try binaryCloudEventJSON(binary, data: body)
             } catch {
-                return rejectIngest(error)
+                return .now(rejectIngest(error))
             }
         }
-        return body.withUnsafeBytes { bytes -> HTTPServerResponse in
+        return body.withUnsafeBytes { bytes -> BodyAnswer in
             do throws(HeraldError) {
                 let events = try IngestParser.parse(bytes, format: format, limits: config.limits.ingest, tape: &ingestTape)
                 if let refusal = credentials.publishRefusal(events, tape: ingestTape, body: bytes) {
-                    return rejectIngest(refusal)
+                    return .now(rejectIngest(refusal))
                 }
                 let accepted = hub.publish(events, tape: ingestTape, body: bytes)
                 statsWindow.record(hub.metrics, now: MonotonicClock.nanoseconds())
-                return json(202, WireFormat.accepted(accepted, epoch: hub.epoch))
+                let response = json(202, WireFormat.accepted(accepted, epoch: hub.epoch))
+                let last = accepted.reduce(0) { max($0, $1.seq) }
+                return last > hub.committedThrough ? .afterCommit(position: last, response) : .now(response)
             } catch {
-                return rejectIngest(error)
+                return .now(rejectIngest(error))
             }
         }
     }
 
     /// Refuses an ingest request and counts it by its error code.
-    private func rejectIngest(_ error: HeraldError) -> HTTPServerResponse {
+    private func rejectIngest(_ error: HeraldError, fields: [(name: String, value: String)] = []) -> HTTPServerResponse {
         hub.metrics.rejected[error.code.rawValue, default: 0] += 1
-        return errorResponse(error)
+        return errorResponse(error, fields: fields)
+    }
+
+    /// Why events cannot be accepted now: the log failed to store (nil while it works).
+    func storageRefusal() -> HeraldError? {
+        guard let failure = hub.storageFailure else { return nil }
+        hub.metrics.storageRefusals += 1
+        return HeraldError(.storageUnavailable, "the event log cannot store events: \(failure)")
     }
 
     /// The structured form of a binary-mode CloudEvent. JSON data is embedded as sent

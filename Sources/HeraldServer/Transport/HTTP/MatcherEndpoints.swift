@@ -30,7 +30,11 @@ struct ExplainEndpoint: Endpoint {
 /// The body of a dry run.
 struct MatcherBody: BodyHandler {
     var query: MatcherQuery
-    func answer(_ request: Request, gateway: Gateway) -> HTTPServerResponse {
+    func answer(_ request: Request, gateway: Gateway) -> BodyAnswer {
+        .now(response(request, gateway: gateway))
+    }
+
+    private func response(_ request: Request, gateway: Gateway) -> HTTPServerResponse {
         gateway.answerMatcherRequest(query, body: request.body)
     }
 }

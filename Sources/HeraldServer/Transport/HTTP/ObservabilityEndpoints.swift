@@ -129,6 +129,17 @@ extension Gateway {
         out.sample("herald_history_events", [], Double(hub.retained.events))
         out.family("herald_history_bytes", type: "gauge", help: "Bytes retained in history.")
         out.sample("herald_history_bytes", [], Double(hub.retained.bytes))
+        out.family(
+            "herald_storage_failures_total", type: "counter",
+            help: "Times the durable log failed to store events (ingest answers 503 from then on).")
+        out.sample("herald_storage_failures_total", [], Double(hub.metrics.storageFailures))
+        out.family(
+            "herald_storage_refused_total", type: "counter",
+            help: "Ingest requests and WebSocket publishes refused, or accepted but not acknowledged, because the log could not store them."
+        )
+        out.sample("herald_storage_refused_total", [], Double(hub.metrics.storageRefusals))
+        out.family("herald_storage_up", type: "gauge", help: "1 while the event log stores events (or there is none), 0 after it failed.")
+        out.sample("herald_storage_up", [], hub.storageFailure == nil ? 1 : 0)
 
         out.family(
             "herald_route_matched_total", type: "counter",

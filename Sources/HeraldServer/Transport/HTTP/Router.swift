@@ -30,8 +30,15 @@ extension Endpoint {
 }
 
 /// What answers a request once its body is in.
+/// The answer to a request with a body: now, or once the log stored what it acknowledges.
+enum BodyAnswer {
+    case now(HTTPServerResponse)
+    /// Sent when `Hub.committedThrough` reaches `position` (a 503 if the log fails first).
+    case afterCommit(position: UInt64, HTTPServerResponse)
+}
+
 protocol BodyHandler {
-    func answer(_ request: Request, gateway: Gateway) -> HTTPServerResponse
+    func answer(_ request: Request, gateway: Gateway) -> BodyAnswer
     /// The body was refused before it was used (too large, late, …); ingest counts it.
     func refused(_ code: HeraldError.Code, gateway: Gateway)
 }
@@ -86,7 +93,7 @@ struct Router: Sendable {
             Route(path: .exact("/v1/stats"), methods: [.get, .head], endpoint: StatsEndpoint()),
             Route(path: .exact("/metrics"), methods: [.get, .head], endpoint: MetricsEndpoint()),
             Route(path: .exact("/healthz"), methods: [.get, .head], endpoint: StatusEndpoint(body: #"{"status":"ok"}"#)),
-            Route(path: .exact("/readyz"), methods: [.get, .head], endpoint: StatusEndpoint(body: #"{"status":"ready"}"#)),
+            Route(path: .exact("/readyz"), methods: [.get, .head], endpoint: ReadyEndpoint()),
         ],
         upgrade: WebSocketUpgrade(),
         fallback: StaticFilesEndpoint())
@@ -148,6 +155,18 @@ struct StatusEndpoint: Endpoint {
     let body: String
     func plan(_ request: Request, connection: Connection, gateway: Gateway) -> RequestPlan {
         .respond(gateway.json(200, Array(body.utf8)))
+    }
+}
+
+/// `GET /readyz`: ready while events can be accepted; 503 with the reason when the
+/// durable log cannot store them (connections and subscribers are unaffected).
+struct ReadyEndpoint: Endpoint {
+    func plan(_ request: Request, connection: Connection, gateway: Gateway) -> RequestPlan {
+        if let failure = gateway.hub.storageFailure {
+            let error = HeraldError(.storageUnavailable, "the event log cannot store events: \(failure)")
+            return .respond(gateway.errorResponse(error, fields: [("retry-after", "5")]))
+        }
+        return .respond(gateway.json(200, Array(#"{"status":"ready"}"#.utf8)))
     }
 }
 

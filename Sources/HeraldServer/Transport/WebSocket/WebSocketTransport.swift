@@ -161,8 +161,11 @@ final class WebSocketTransport: StreamTransport {
             do throws(HeraldError) {
                 let events = try IngestParser.parse(bytes, format: .json, limits: gateway.config.limits.ingest, tape: &gateway.ingestTape)
                 if let refusal = session.credentials.publishRefusal(events, tape: gateway.ingestTape, body: bytes) { throw refusal }
+                if let refusal = gateway.storageRefusal() { throw refusal }
                 for accepted in gateway.hub.publish(events, tape: gateway.ingestTape, body: bytes) {
-                    reply(WireFormat.published(id: accepted.id, seq: accepted.seq, epoch: gateway.hub.epoch), gateway)
+                    // Acknowledged once stored (at once without a durable log).
+                    let bytes = WireFormat.published(id: accepted.id, seq: accepted.seq, epoch: gateway.hub.epoch)
+                    gateway.hub.send(session, control: bytes, after: accepted.seq)
                 }
             } catch {
                 var located = error

@@ -1,0 +1,183 @@
+import HeraldCore
+import HeraldStorage
+import Synchronization
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The durable log on a real directory: appends reported durable by the writer thread,
+/// reopening continues the sequence and epoch, a torn or corrupt tail is cut and never
+/// read, segments roll and retire, resume reads beyond the in-memory cache.
+@Suite struct FileEventLogTests {
+    /// A fresh directory under /tmp, removed by `cleanup`.
+    final class Directory {
+        let path: String
+        init() {
+            var template = Array("/tmp/herald-log-test-XXXXXX".utf8CString)
+            path = template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)!) }
+        }
+        var logPath: String { path + "/log" }
+        func files() -> [String] {
+            guard let dir = opendir(logPath) else { return [] }
+            defer { closedir(dir) }
+            var names: [String] = []
+            while let entry = readdir(dir) {
+                let name = withUnsafePointer(to: entry.pointee.d_name) {
+                    $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
+                }
+                if name.hasSuffix(".log") { names.append(name) }
+            }
+            return names.sorted()
+        }
+        func cleanup() {
+            for name in files() { unlink(logPath + "/" + name) }
+            unlink(logPath + "/epoch")
+            rmdir(logPath)
+            rmdir(path)
+        }
+    }
+
+    /// What the writer thread reported.
+    final class Reports: Sendable {
+        let durable = Atomic<UInt64>(0)
+        let failures = Mutex<[String]>([])
+        func wait(for position: UInt64) -> Bool {
+            for _ in 0..<500 {
+                if durable.load(ordering: .acquiring) >= position { return true }
+                usleep(10_000)
+            }
+            return false
+        }
+    }
+
+    func open(
+        _ directory: Directory, _ reports: Reports, fsync: HeraldConfig.Storage.Fsync = .always, segmentBytes: Int = 64 << 20,
+        maxBytes: Int = 1 << 30, history: HistoryLimits = HistoryLimits()
+    ) throws -> FileEventLog {
+        var settings = HeraldConfig.Storage()
+        settings.path = directory.logPath
+        settings.fsync = fsync
+        settings.segmentBytes = segmentBytes
+        settings.maxBytes = maxBytes
+        return try FileEventLog(
+            settings: settings, history: history, maxEventBytes: 256 * 1024,
+            onDurable: { position in reports.durable.store(position, ordering: .releasing) },
+            onFailure: { reason in reports.failures.withLock { $0.append(reason) } })
+    }
+
+    func event(_ log: FileEventLog, _ n: Int, padding: Int = 0) -> Event {
+        let json = Array(#"{"type":"t","n":\#(n),"pad":"\#(String(repeating: "x", count: padding))"}"#.utf8)
+        return json.withUnsafeBytes {
+            Event(epoch: log.epoch, seq: log.nextPosition, id: "id-\(n)", source: "src", type: "t", acceptedAt: 1, json: $0)
+        }
+    }
+
+    @Test(arguments: [HeraldConfig.Storage.Fsync.always, .batch, .never])
+    func appendsBecomeDurableAndAReopenedLogContinues(fsync: HeraldConfig.Storage.Fsync) throws {
+        let directory = Directory()
+        defer { directory.cleanup() }
+        let reports = Reports()
+        let log = try open(directory, reports, fsync: fsync)
+        let epoch = log.epoch
+        #expect(log.nextPosition == 1 && log.oldestPosition == nil)
+        for n in 1...50 { #expect(log.append(event(log, n), now: 1) == .pending) }
+        #expect(reports.wait(for: 50))
+        log.close()
+
+        let again = try open(directory, Reports(), fsync: fsync, history: HistoryLimits(maxEvents: 10))
+        defer { again.close() }
+        #expect(again.epoch == epoch && again.nextPosition == 51 && again.oldestPosition == 1 && again.retainedCount == 50)
+        #expect(again.recover().map(\.seq) == Array(41...50), "the newest, as history allows")
+        let first = try #require(again.event(at: 1), "read back from the segment, beyond the cache")
+        #expect(first.seq == 1 && first.id == "id-1" && first.source == "src" && first.jsonText == #"{"type":"t","n":1,"pad":""}"#)
+        #expect(again.event(at: 51) == nil && again.recoveryNotes.isEmpty)
+    }
+
+    @Test(arguments: ["torn", "flipped", "garbage"])
+    func aDamagedTailIsCutAndNeverRead(damage: String) throws {
+        let directory = Directory()
+        defer { directory.cleanup() }
+        let reports = Reports()
+        let log = try open(directory, reports)
+        for n in 1...10 { _ = log.append(event(log, n), now: 1) }
+        #expect(reports.wait(for: 10))
+        log.close()
+        let segment = directory.logPath + "/" + directory.files()[0]
+        var info = stat()
+        stat(segment, &info)
+        let size = Int(info.st_size)
+        let fd = Glibc.open(segment, O_RDWR)
+        switch damage {
+        case "torn": ftruncate(fd, off_t(size - 7))  // the last record loses its end
+        case "flipped":
+            var byte: UInt8 = 0
+            pread(fd, &byte, 1, off_t(size - 3))
+            byte ^= 0x10
+            pwrite(fd, &byte, 1, off_t(size - 3))  // one bit of the last record's JSON
+        default:
+            let junk = [UInt8](repeating: 0xAB, count: 40)
+            _ = junk.withUnsafeBytes { pwrite(fd, $0.baseAddress, 40, off_t(size)) }  // bytes after the last record
+        }
+        close(fd)
+
+        let again = try open(directory, Reports())
+        defer { again.close() }
+        let kept = damage == "garbage" ? 10 : 9
+        #expect(again.nextPosition == UInt64(kept + 1) && again.retainedCount == kept)
+        #expect(again.recoveryNotes.count == 1 && again.recoveryNotes[0].hasPrefix("cut "), "\(again.recoveryNotes)")
+        #expect(again.event(at: UInt64(kept))?.jsonText == #"{"type":"t","n":\#(kept),"pad":""}"#)
+        #expect(again.event(at: UInt64(kept + 1)) == nil)
+        // The next event takes the cut one's place, and survives another reopen.
+        let reports2 = Reports()
+        let third = try open(directory, reports2)
+        #expect(third.append(event(third, 100), now: 1) == .pending && reports2.wait(for: UInt64(kept + 1)))
+        third.close()
+        let fourth = try open(directory, Reports())
+        defer { fourth.close() }
+        #expect(fourth.event(at: UInt64(kept + 1))?.id == "id-100" && fourth.recoveryNotes.isEmpty)
+    }
+
+    @Test func segmentsRollAndRetentionDeletesTheOldestWholeSegments() throws {
+        let directory = Directory()
+        defer { directory.cleanup() }
+        let reports = Reports()
+        let log = try open(directory, reports, segmentBytes: 64 << 10, maxBytes: 1 << 20, history: HistoryLimits(maxEvents: 5))
+        for n in 1...600 { _ = log.append(event(log, n, padding: 2000), now: 1) }  // ~1.2 MB, ~20 segments
+        #expect(reports.wait(for: 600))
+        let segmentsBefore = directory.files().count
+        #expect(segmentsBefore > 15)
+        log.expire(now: 1)
+        let oldest = try #require(log.oldestPosition)
+        #expect(oldest > 1 && log.retainedBytes <= 1 << 20 && log.event(at: oldest - 1) == nil && log.event(at: oldest)?.seq == oldest)
+        // The deletions run on the writer thread, after the appends.
+        _ = log.append(event(log, 601), now: 1)
+        #expect(reports.wait(for: 601))
+        log.close()
+        #expect(directory.files().count < segmentsBefore)
+        let again = try open(directory, Reports())
+        defer { again.close() }
+        #expect(again.oldestPosition == oldest && again.nextPosition == 602 && again.recoveryNotes.isEmpty)
+    }
+
+    @Test func segmentsWithoutTheirEpochAreRefused() throws {
+        let directory = Directory()
+        defer { directory.cleanup() }
+        let reports = Reports()
+        let log = try open(directory, reports)
+        _ = log.append(event(log, 1), now: 1)
+        #expect(reports.wait(for: 1))
+        log.close()
+        unlink(directory.logPath + "/epoch")
+        #expect { try open(directory, Reports()) } throws: { ($0 as? HeraldError)?.code == .storageUnavailable }
+    }
+
+    @Test func aDirectoryThatCannotBeWrittenIsAClearError() {
+        var settings = HeraldConfig.Storage()
+        settings.path = "/proc/herald-cannot-be-here"
+        #expect {
+            try FileEventLog(settings: settings, history: HistoryLimits(), maxEventBytes: 1024, onDurable: { _ in }, onFailure: { _ in })
+        } throws: { ($0 as? HeraldError)?.code == .storageUnavailable }
+    }
+}
