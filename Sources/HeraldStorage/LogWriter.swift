@@ -40,6 +40,8 @@ final class LogWriter: @unchecked Sendable {
     private var failed = false
     /// When the last fsync finished (monotonic ns), for `batch`'s window.
     private var lastSync: UInt64 = 0
+    /// Bytes were written to `file` since its last fsync.
+    private var unsynced = false
     private let onDurable: @Sendable (UInt64) -> Void
     private let onFailure: @Sendable (String) -> Void
 
@@ -159,11 +161,15 @@ final class LogWriter: @unchecked Sendable {
         let ok = pending.withUnsafeBytes { Files.writeAll(file, $0) }
         guard ok else { throw Files.error("cannot write", filePath) }
         pending.removeAll(keepingCapacity: true)
+        unsynced = true
     }
 
+    /// Fsyncs what was written to the current segment (nothing to do for a fresh one: the
+    /// directory's fsync made its creation durable).
     private func sync() throws(HeraldError) {
-        guard fsync != .never else { return }
+        guard fsync != .never, unsynced else { return }
         guard fdatasync(file) == 0 else { throw Files.error("cannot fsync", filePath) }
+        unsynced = false
         lastSync = Files.monotonicNanos()
     }
 }

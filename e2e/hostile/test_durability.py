@@ -205,3 +205,46 @@ def test_every_fsync_policy_acknowledges_batches_over_one_keep_alive_connection(
             assert herald.terminate() == 0
         finally:
             herald.close()
+
+
+def test_a_full_disk_refuses_ingest_and_acknowledges_nothing_it_did_not_store(tmp_path):
+    """Later segments of the log are made to land on /dev/full (every write: ENOSPC)."""
+    directory = tmp_path / "log"
+    herald = Herald(default_config(storage={"path": str(directory), "fsync": "always", "segmentBytes": 65536}))
+    try:
+        ws, _ = ws_connect(herald, headers={"Authorization": f"Bearer {PUBLISHER_KEY}"})
+        ws.send_json({"op": "subscribe", "id": "s", "filter": {"type": ["full"]}})
+        assert ws.receive_json()["type"] == "subscribed"
+        # Once the first segment is full, the next one is created where /dev/full waits.
+        for seq in range(2, 400):
+            os.symlink("/dev/full", directory / f"{seq:020d}.log")
+        acked, refusal = [], None
+        for n in range(400):
+            response = herald.publish(json.dumps({"type": "full", "n": n, "pad": "x" * 1000}))
+            if response.status != 202:
+                refusal = response
+                break
+            acked.append(response.json()["accepted"][0]["seq"])
+        assert refusal is not None, "the disk never filled"
+        assert refusal.status == 503 and refusal.json()["error"]["code"] == "storage_unavailable", refusal
+        assert refusal.header("retry-after") == "5"
+        assert "No space left" in refusal.json()["error"]["message"], refusal.json()
+        # Everything acknowledged reached the subscriber; nothing after it did.
+        delivered = [ws.receive_json()["seq"] for _ in acked]
+        assert delivered == acked
+        ready = herald.get("/readyz")
+        assert ready.status == 503 and ready.json()["error"]["code"] == "storage_unavailable", ready
+        assert herald.metric("herald_storage_up") == 0 and herald.metric("herald_storage_failures_total") == 1
+        # Later ingest is refused at once; the subscriber keeps its connection.
+        again = herald.publish(json.dumps({"type": "full", "n": -1}))
+        assert again.status == 503 and again.json()["error"]["code"] == "storage_unavailable"
+        ws.send_json({"op": "publish", "event": {"type": "full", "n": -2}})
+        error = ws.receive_json()
+        assert error["type"] == "error" and error["code"] == "storage_unavailable", error
+        ws.send_json({"op": "ping"})
+        assert ws.receive_json() == {"type": "pong"}
+        assert "the event log cannot store events" in herald.log_text()
+        herald.assert_serving_and_idle()
+        assert herald.terminate() == 0
+    finally:
+        herald.close()
