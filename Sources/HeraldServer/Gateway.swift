@@ -139,7 +139,8 @@ final class Gateway {
     }
 
     /// True when every streaming client has gone.
-    var isDrained: Bool { hub.sessionCount == 0 }
+    /// True when every streaming client has gone and no answer waits for the log.
+    var isDrained: Bool { hub.sessionCount == 0 && connectionsAwaitingCommit.isEmpty }
 }
 
 /// Monotonic time for latency measurements.

@@ -34,14 +34,16 @@ public final class FileEventLog: EventLog {
     public let epoch: StreamEpoch
     public private(set) var nextPosition: UInt64
     /// What opening found and did (a cut tail, deleted segments), for the server's log.
-    public private(set) var recoveryNotes: [String] = []
+    public let recoveryNotes: [String]
     /// Events recovered on open and restart time (for the closing figures).
     public private(set) var recoveredCount = 0
 
     private let directory: String
     private let settings: HeraldConfig.Storage
-    private let maxPayload: Int
-    private var segments: [Segment] = []
+    private let dedup: HeraldConfig.Dedup
+    /// The held `flock` on `<path>/lock`: one process per log.
+    private var lockHandle: Int32
+    private var segments: [Segment]
     private var cache: History
     private var recent: [Event] = []
     private let writer: LogWriter
@@ -49,32 +51,65 @@ public final class FileEventLog: EventLog {
     private let clockOffset: Int64
 
     /// Opens (or creates) the log in `settings.path` and starts its writer.
+    ///
+    /// Recovery: the directory is locked (one process per log); a torn or corrupt tail of
+    /// the last segment is cut (it was never acknowledged: acks follow the writer's report);
+    /// damage anywhere else, or a hole between segments, refuses to start — those records
+    /// were acknowledged, so an operator decides. Under `fsync: never` a cut may drop
+    /// events that were delivered, and without segments the positions cannot continue: in
+    /// both cases the log takes a new epoch, so resuming clients get a `reset`.
     /// - Parameters:
-    ///   - maxEventBytes: the largest event the gateway accepts (a longer record is corrupt).
+    ///   - dedup: how far back `recover()` reaches (the Hub's dedup window).
     ///   - onDurable: called on the writer thread with the last durable position.
     ///   - onFailure: called on the writer thread once, when writing fails.
     public init(
-        settings: HeraldConfig.Storage, history: HistoryLimits, maxEventBytes: Int,
+        settings: HeraldConfig.Storage, history: HistoryLimits, dedup: HeraldConfig.Dedup = HeraldConfig.Dedup(),
         onDurable: @escaping @Sendable (UInt64) -> Void, onFailure: @escaping @Sendable (String) -> Void
     ) throws(HeraldError) {
         guard let path = settings.path else { throw HeraldError(.invalidConfig, "storage.path is not set") }
         directory = path
         self.settings = settings
-        let maxPayload = maxEventBytes + 64 * 1024
-        self.maxPayload = maxPayload
-        var notes: [String] = []
+        self.dedup = dedup
         cache = History(limits: history)
         clockOffset = Int64(bitPattern: Files.monotonicNanos()) &- Int64(bitPattern: Files.unixNanos())
         try Files.makeDirectory(path)
+        let lock = try Files.lockExclusively(path + "/lock")
+        lockHandle = lock
+        do throws(HeraldError) {
+            (epoch, segments, recoveryNotes) = try Self.recover(path, settings: settings)
+            writer = try LogWriter(
+                directory: path, activePath: segments[segments.count - 1].path, fsync: settings.fsync,
+                batchWindowMilliseconds: settings.batchWindowMilliseconds, onDurable: onDurable, onFailure: onFailure)
+        } catch {
+            Glibc.close(lock)  // no `deinit` for a log that failed to open
+            throw error
+        }
+        let last = segments[segments.count - 1]
+        nextPosition = last.firstSeq + UInt64(last.offsets.count)
+        recoveredCount = segments.reduce(0) { $0 + $1.offsets.count }
+        loadRecent()
+        writer.start()
+    }
 
-        let names = try Files.list(path)
-        let segmentNames = names.filter { $0.hasSuffix(".log") && UInt64($0.dropLast(4)) != nil }
-            .sorted { UInt64($0.dropLast(4))! < UInt64($1.dropLast(4))! }
+    /// Reads the directory back: the epoch, the segments with their indexes, and notes on
+    /// what was cut or changed (see `init`).
+    private static func recover(
+        _ path: String, settings: HeraldConfig.Storage
+    ) throws(HeraldError) -> (StreamEpoch, [Segment], [String]) {
+        var notes: [String] = []
+
+        let segmentNames = try Files.list(path).filter(Self.isSegmentName).sorted()
         let epochPath = path + "/epoch"
+        var epoch: StreamEpoch
         if let text = try Files.read(epochPath) {
-            guard let epoch = StreamEpoch(String(decoding: text, as: UTF8.self).trimmingSpaces().filter { $0 != "\n" })
+            guard let stored = StreamEpoch(String(decoding: text, as: UTF8.self).trimmingSpaces().filter { $0 != "\n" })
             else { throw HeraldError(.storageUnavailable, "\(epochPath) does not hold an epoch") }
-            self.epoch = epoch
+            epoch = stored
+            if segmentNames.isEmpty {
+                epoch = .random()
+                try Files.writeDurably(Array((epoch.text + "\n").utf8), to: epochPath, directory: path)
+                notes.append("no segments next to epoch \(stored.text): positions start again in the new epoch \(epoch.text)")
+            }
         } else if segmentNames.isEmpty {
             epoch = .random()
             try Files.writeDurably(Array((epoch.text + "\n").utf8), to: epochPath, directory: path)
@@ -83,16 +118,15 @@ public final class FileEventLog: EventLog {
         }
 
         var loaded: [Segment] = []
-        var expected: UInt64?
         var cut = false
-        for name in segmentNames {
+        for (index, name) in segmentNames.enumerated() {
             let segmentPath = path + "/" + name
             let first = UInt64(name.dropLast(4))!
-            if cut || (expected != nil && first != expected) {
-                try Files.remove(segmentPath)
-                notes.append("deleted \(name): it follows a cut or a hole in the log")
-                cut = true
-                continue
+            if let previous = loaded.last, first != previous.firstSeq + UInt64(previous.offsets.count) {
+                throw HeraldError(
+                    .storageUnavailable,
+                    "\(path): \(name) does not follow \(previous.path) (events \(previous.firstSeq + UInt64(previous.offsets.count))–\(first - 1) are missing); refusing to start — move the damaged segments aside"
+                )
             }
             var segment = Segment(firstSeq: first, path: segmentPath)
             let bytes = try Files.read(segmentPath) ?? []
@@ -100,7 +134,7 @@ public final class FileEventLog: EventLog {
             bytes.withUnsafeBytes { raw in
                 while offset < raw.count {
                     let rest = UnsafeRawBufferPointer(rebasing: raw[offset...])
-                    guard let length = LogRecord.validLength(rest, maxPayload: maxPayload) else { break }
+                    guard let length = LogRecord.validLength(rest) else { break }
                     let record = UnsafeRawBufferPointer(rebasing: rest[0..<length])
                     let seq = LogRecord.get64(record, LogRecord.headerBytes)
                     guard seq == first + UInt64(segment.offsets.count) else { break }
@@ -111,29 +145,28 @@ public final class FileEventLog: EventLog {
             }
             segment.size = offset
             if offset < bytes.count {
+                guard index == segmentNames.count - 1 else {
+                    throw HeraldError(
+                        .storageUnavailable,
+                        "\(segmentPath) is damaged at byte \(offset) of \(bytes.count), before the log's tail: acknowledged events would be lost; refusing to start — move the damaged segments aside"
+                    )
+                }
                 try Files.truncate(segmentPath, to: offset)
                 notes.append(
                     "cut \(name) at byte \(offset) of \(bytes.count): a torn or corrupt record after seq \(segment.lastSeq.map(String.init) ?? "none")"
                 )
                 cut = true
             }
-            expected = first + UInt64(segment.offsets.count)
             loaded.append(segment)
         }
-        let lastSegment = loaded.last
-        nextPosition = max(lastSegment.map { $0.firstSeq + UInt64($0.offsets.count) } ?? 1, 1)
-        if lastSegment == nil {
-            loaded.append(Segment(firstSeq: 1, path: Self.segmentPath(path, first: 1)))
+        if cut && settings.fsync == .never {
+            let old = epoch
+            epoch = .random()
+            try Files.writeDurably(Array((epoch.text + "\n").utf8), to: epochPath, directory: path)
+            notes.append("with fsync never a cut tail may have been delivered: new epoch \(epoch.text) (was \(old.text))")
         }
-        segments = loaded
-        recoveredCount = loaded.reduce(0) { $0 + $1.offsets.count }
-        recoveryNotes = notes
-
-        writer = try LogWriter(
-            directory: path, activePath: loaded[loaded.count - 1].path, fsync: settings.fsync,
-            batchWindowMilliseconds: settings.batchWindowMilliseconds, onDurable: onDurable, onFailure: onFailure)
-        loadRecent()
-        writer.start()
+        if loaded.isEmpty { loaded.append(Segment(firstSeq: 1, path: segmentPath(path, first: 1))) }
+        return (epoch, loaded, notes)
     }
 
     deinit { close() }
@@ -141,10 +174,18 @@ public final class FileEventLog: EventLog {
     /// Writes what was appended and stops the writer (on shutdown).
     public func close() {
         writer.stop()
+        if lockHandle >= 0 { Glibc.close(lockHandle) }
+        lockHandle = -1
         for i in segments.indices where segments[i].readHandle >= 0 {
             Glibc.close(segments[i].readHandle)
             segments[i].readHandle = -1
         }
+    }
+
+    /// `<first seq as exactly 20 digits>.log`; anything else in the directory is ignored.
+    static func isSegmentName(_ name: String) -> Bool {
+        name.utf8.count == 24 && name.hasSuffix(".log") && name.utf8.prefix(20).allSatisfy { (0x30...0x39).contains($0) }
+            && !name.hasPrefix("00000000000000000000")  // seqs start at 1
     }
 
     static func segmentPath(_ directory: String, first: UInt64) -> String {
@@ -234,7 +275,7 @@ public final class FileEventLog: EventLog {
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: end - start, alignment: 8)
         defer { buffer.deallocate() }
         guard Files.readAll(segment.readHandle, into: buffer, at: start),
-            LogRecord.validLength(UnsafeRawBufferPointer(buffer), maxPayload: maxPayload) == end - start
+            LogRecord.validLength(UnsafeRawBufferPointer(buffer)) == end - start
         else { return nil }
         let fields = LogRecord.fields(UnsafeRawBufferPointer(buffer))
         return fields.event(epoch: epoch, acceptedAt: loopTime(fields.unixNanos))
@@ -245,23 +286,37 @@ public final class FileEventLog: EventLog {
         return value > 0 ? UInt64(value) : 0
     }
 
-    /// Fills the cache with the newest events history allows (they are what a restarted
-    /// gateway's clients resume from first) and keeps them for `recover()`.
+    /// Reads back from the newest event: into the cache what history allows (what a
+    /// restarted gateway's clients resume from first), and for `recover()` what the dedup
+    /// window still covers (by acceptance time and `dedup.maxEntries`).
     private func loadRecent() {
-        guard cache.limits.maxEvents > 0 else { return }
-        var loaded: [Event] = []
-        var bytes = 0
+        var cached: [Event] = []
+        var forDedup: [Event] = []
+        var cachedBytes = 0
+        var cacheFull = cache.limits.maxEvents == 0
+        var dedupFull = dedup.windowSeconds == 0 || dedup.maxEntries == 0
+        let oldestForDedup = Files.unixNanos() &- UInt64(dedup.windowSeconds) * 1_000_000_000
         var position = nextPosition
-        while position > 1, loaded.count < cache.limits.maxEvents {
+        while position > 1, !(cacheFull && dedupFull) {
             position -= 1
             guard let i = segmentIndex(holding: position), let event = read(position, in: i) else { break }
-            bytes += event.byteCount
-            if bytes > cache.limits.maxBytes { break }
-            loaded.append(event)
+            if !cacheFull {
+                cachedBytes += event.byteCount
+                if cachedBytes > cache.limits.maxBytes { cacheFull = true } else { cached.append(event) }
+                if cached.count >= cache.limits.maxEvents { cacheFull = true }
+            }
+            if !dedupFull {
+                if unixTime(of: event) < oldestForDedup { dedupFull = true } else { forDedup.append(event) }
+                if forDedup.count >= dedup.maxEntries { dedupFull = true }
+            }
         }
-        loaded.reverse()
         let now = Files.monotonicNanos()
-        for event in loaded { cache.append(event, now: now) }
-        recent = loaded
+        for event in cached.reversed() { cache.append(event, now: now) }
+        recent = forDedup.reversed()
+    }
+
+    /// An event's acceptance time on the wall clock (the inverse of `loopTime`).
+    private func unixTime(of event: Event) -> UInt64 {
+        UInt64(bitPattern: Int64(bitPattern: event.acceptedAt) &- clockOffset)
     }
 }

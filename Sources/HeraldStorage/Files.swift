@@ -20,6 +20,18 @@ enum Files {
         }
     }
 
+    /// Opens (creating) `path` and takes an exclusive `flock` on it, held until the
+    /// returned descriptor is closed; a clear error when another process holds it.
+    static func lockExclusively(_ path: String) throws(HeraldError) -> Int32 {
+        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw error("cannot open", path) }
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            close(fd)
+            throw HeraldError(.storageUnavailable, "another process uses the event log (\(path) is locked)")
+        }
+        return fd
+    }
+
     /// The names in a directory.
     static func list(_ path: String) throws(HeraldError) -> [String] {
         guard let dir = opendir(path) else { throw error("cannot list", path) }

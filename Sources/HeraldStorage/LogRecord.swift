@@ -10,6 +10,10 @@ public import HeraldCore
 public enum LogRecord {
     public static let headerBytes = 8
     static let fixedPayloadBytes = 32
+    /// The largest payload the format allows: part of the format, not of the
+    /// configuration, so that a record stays valid whatever the limits are later (an event
+    /// is at most 64 MiB of JSON, and its id, source and type come from it).
+    public static let maxPayloadBytes = 256 << 20
 
     /// The record of `event`, accepted at `unixNanos`.
     public static func encode(_ event: Event, unixNanos: UInt64) -> [UInt8] {
@@ -49,10 +53,10 @@ public enum LogRecord {
 
     /// The length of the whole record that starts `bytes`, when it is whole and its
     /// checksum holds; nil for a torn or corrupt record (or too few bytes).
-    public static func validLength(_ bytes: UnsafeRawBufferPointer, maxPayload: Int) -> Int? {
+    public static func validLength(_ bytes: UnsafeRawBufferPointer) -> Int? {
         guard bytes.count >= headerBytes else { return nil }
         let payload = Int(get32(bytes, 0))
-        guard payload >= fixedPayloadBytes, payload <= maxPayload, headerBytes + payload <= bytes.count else { return nil }
+        guard payload >= fixedPayloadBytes, payload <= maxPayloadBytes, headerBytes + payload <= bytes.count else { return nil }
         let body = UnsafeRawBufferPointer(rebasing: bytes[headerBytes..<(headerBytes + payload)])
         guard CRC32C.checksum(body) == get32(bytes, 4) else { return nil }
         let lengths = (0..<4).map { Int(get32(body, 16 + 4 * $0)) }

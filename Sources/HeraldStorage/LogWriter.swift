@@ -143,7 +143,9 @@ final class LogWriter: @unchecked Sendable {
                     guard file >= 0 else { throw Files.error("cannot create", path) }
                     try Files.syncDirectory(directory)
                 case .delete(let path):
-                    try Files.remove(path)
+                    // A retired segment that cannot be deleted only costs space (it is
+                    // read again, as older events, after a restart): not a write failure.
+                    try? Files.remove(path)
                 }
             }
             try write(&pending)

@@ -342,7 +342,8 @@ import Testing
         hub.storageFailed("disk full")
         hub.storageFailed("again")
         #expect(hub.storageFailure == "disk full" && hub.metrics.storageFailures == 1)
-        #expect(writes(hub, client).isEmpty && hub.committedThrough == 2)
+        let failed = writes(hub, client)
+        #expect(failed.count == 1 && failed[0].contains(#""code":"storage_unavailable""#) && hub.committedThrough == 2, "\(failed)")
         // A closed session's waiting replies go with it.
         hub.closeSession(client)
         hub.logged(through: 3)

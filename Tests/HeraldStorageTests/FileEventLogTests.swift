@@ -34,6 +34,7 @@ import Glibc
         func cleanup() {
             for name in files() { unlink(logPath + "/" + name) }
             unlink(logPath + "/epoch")
+            unlink(logPath + "/lock")
             rmdir(logPath)
             rmdir(path)
         }
@@ -62,16 +63,104 @@ import Glibc
         settings.segmentBytes = segmentBytes
         settings.maxBytes = maxBytes
         return try FileEventLog(
-            settings: settings, history: history, maxEventBytes: 256 * 1024,
+            settings: settings, history: history,
             onDurable: { position in reports.durable.store(position, ordering: .releasing) },
             onFailure: { reason in reports.failures.withLock { $0.append(reason) } })
     }
 
-    func event(_ log: FileEventLog, _ n: Int, padding: Int = 0) -> Event {
+    func event(_ log: FileEventLog, _ n: Int, padding: Int = 0, id: String? = nil) -> Event {
         let json = Array(#"{"type":"t","n":\#(n),"pad":"\#(String(repeating: "x", count: padding))"}"#.utf8)
         return json.withUnsafeBytes {
-            Event(epoch: log.epoch, seq: log.nextPosition, id: "id-\(n)", source: "src", type: "t", acceptedAt: 1, json: $0)
+            Event(epoch: log.epoch, seq: log.nextPosition, id: id ?? "id-\(n)", source: "src", type: "t", acceptedAt: now(), json: $0)
         }
+    }
+
+    /// The loop's clock (monotonic ns): events accepted now.
+    func now() -> UInt64 {
+        var time = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &time)
+        return UInt64(time.tv_sec) * 1_000_000_000 + UInt64(time.tv_nsec)
+    }
+
+    /// Writes `count` events and closes the log.
+    func fill(_ directory: Directory, _ count: Int, fsync: HeraldConfig.Storage.Fsync = .always, segmentBytes: Int = 64 << 20) throws {
+        let reports = Reports()
+        let log = try open(directory, reports, fsync: fsync, segmentBytes: segmentBytes)
+        for n in 1...count { _ = log.append(event(log, n, padding: 1000), now: 1) }
+        #expect(reports.wait(for: log.nextPosition - 1))
+        log.close()
+    }
+
+    func flipByte(_ path: String, at offset: Int) {
+        let fd = Glibc.open(path, O_RDWR)
+        var byte: UInt8 = 0
+        pread(fd, &byte, 1, off_t(offset))
+        byte ^= 0x10
+        pwrite(fd, &byte, 1, off_t(offset))
+        close(fd)
+    }
+
+    @Test func damageBeforeTheTailOrAHoleRefusesToStart() throws {
+        let directory = Directory()
+        defer { directory.cleanup() }
+        try fill(directory, 200, segmentBytes: 64 << 10)
+        let files = directory.files()
+        #expect(files.count > 2)
+        flipByte(directory.logPath + "/" + files[0], at: 500)
+        #expect { try open(directory, Reports()) } throws: { error in
+            (error as? HeraldError)?.code == .storageUnavailable && "\(error)".contains("before the log's tail")
+        }
+        #expect(directory.files() == files, "nothing deleted or cut")
+        flipByte(directory.logPath + "/" + files[0], at: 500)  // repaired
+        unlink(directory.logPath + "/" + files[1])
+        #expect { try open(directory, Reports()) } throws: { error in "\(error)".contains("are missing") }
+    }
+
+    @Test func oneProcessPerLog() throws {
+        let directory = Directory()
+        defer { directory.cleanup() }
+        let first = try open(directory, Reports())
+        #expect { try open(directory, Reports()) } throws: { error in "\(error)".contains("another process uses the event log") }
+        first.close()
+        let second = try open(directory, Reports())
+        second.close()
+    }
+
+    @Test func aCutUnderFsyncNeverOrLostSegmentsStartANewEpoch() throws {
+        let directory = Directory()
+        defer { directory.cleanup() }
+        try fill(directory, 10, fsync: .never)
+        let before = try open(directory, Reports(), fsync: .never)
+        let epoch = before.epoch
+        before.close()
+        let segment = directory.logPath + "/" + directory.files()[0]
+        truncate(segment, 3000)
+        let after = try open(directory, Reports(), fsync: .never)
+        #expect(after.epoch != epoch && after.nextPosition < 11, "\(after.recoveryNotes)")
+        let cutEpoch = after.epoch
+        after.close()
+        for name in directory.files() { unlink(directory.logPath + "/" + name) }
+        let empty = try open(directory, Reports(), fsync: .never)
+        defer { empty.close() }
+        #expect(empty.epoch != cutEpoch && empty.nextPosition == 1)
+    }
+
+    @Test func aLongIDAndOtherFilesDoNotCutTheLog() throws {
+        let directory = Directory()
+        defer { directory.cleanup() }
+        let reports = Reports()
+        let log = try open(directory, reports)
+        _ = log.append(event(log, 1, id: String(repeating: "A", count: 300_000)), now: 1)
+        _ = log.append(event(log, 2), now: 1)
+        #expect(reports.wait(for: 2))
+        log.close()
+        let stray = directory.logPath + "/1.log"
+        let fd = Glibc.open(stray, O_WRONLY | O_CREAT, 0o644)
+        close(fd)
+        defer { unlink(stray) }
+        let again = try open(directory, Reports())
+        defer { again.close() }
+        #expect(again.nextPosition == 3 && again.recoveryNotes.isEmpty && again.event(at: 1)?.id.count == 300_000)
     }
 
     @Test(arguments: [HeraldConfig.Storage.Fsync.always, .batch, .never])
@@ -89,7 +178,8 @@ import Glibc
         let again = try open(directory, Reports(), fsync: fsync, history: HistoryLimits(maxEvents: 10))
         defer { again.close() }
         #expect(again.epoch == epoch && again.nextPosition == 51 && again.oldestPosition == 1 && again.retainedCount == 50)
-        #expect(again.recover().map(\.seq) == Array(41...50), "the newest, as history allows")
+        #expect(again.recover().map(\.seq) == Array(1...50), "the dedup window's events, beyond what history caches")
+        #expect(again.recover().isEmpty, "handed over once")
         let first = try #require(again.event(at: 1), "read back from the segment, beyond the cache")
         #expect(first.seq == 1 && first.id == "id-1" && first.source == "src" && first.jsonText == #"{"type":"t","n":1,"pad":""}"#)
         #expect(again.event(at: 51) == nil && again.recoveryNotes.isEmpty)
@@ -123,12 +213,12 @@ import Glibc
         close(fd)
 
         let again = try open(directory, Reports())
-        defer { again.close() }
         let kept = damage == "garbage" ? 10 : 9
         #expect(again.nextPosition == UInt64(kept + 1) && again.retainedCount == kept)
         #expect(again.recoveryNotes.count == 1 && again.recoveryNotes[0].hasPrefix("cut "), "\(again.recoveryNotes)")
         #expect(again.event(at: UInt64(kept))?.jsonText == #"{"type":"t","n":\#(kept),"pad":""}"#)
         #expect(again.event(at: UInt64(kept + 1)) == nil)
+        again.close()
         // The next event takes the cut one's place, and survives another reopen.
         let reports2 = Reports()
         let third = try open(directory, reports2)
@@ -177,7 +267,7 @@ import Glibc
         var settings = HeraldConfig.Storage()
         settings.path = "/proc/herald-cannot-be-here"
         #expect {
-            try FileEventLog(settings: settings, history: HistoryLimits(), maxEventBytes: 1024, onDurable: { _ in }, onFailure: { _ in })
+            try FileEventLog(settings: settings, history: HistoryLimits(), onDurable: { _ in }, onFailure: { _ in })
         } throws: { ($0 as? HeraldError)?.code == .storageUnavailable }
     }
 }

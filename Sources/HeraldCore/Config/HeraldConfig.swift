@@ -125,6 +125,7 @@ public struct HeraldConfig: Sendable {
     public struct Dedup: Sendable, Equatable {
         public var windowSeconds = 300
         public var maxEntries = 100_000
+        public init() {}
     }
     public var dedup = Dedup()
     /// The durable event log (DESIGN §5); without `path` events live in memory only.

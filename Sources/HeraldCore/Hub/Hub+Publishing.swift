@@ -69,6 +69,18 @@ extension Hub {
         guard storageFailure == nil else { return }
         storageFailure = reason
         metrics.storageFailures += 1
+        // Publishes waiting for their acknowledgement get an error in its place (in order,
+        // as a client matches answers to requests), never silence.
+        let notStored = WireFormat.webSocketError(
+            HeraldError(.storageUnavailable, "the event log cannot store events: \(reason); this event was not stored"), id: nil)
+        for session in sessionsAwaitingCommit {
+            for _ in session.repliesAwaitingCommit {
+                metrics.storageRefusals += 1
+                send(session, control: notStored)
+            }
+            session.repliesAwaitingCommit = []
+        }
+        sessionsAwaitingCommit = []
     }
 
     /// Delivers events that another node accepted (through the broker), already

@@ -185,7 +185,8 @@ public final class Hub {
             slot, patterns: patterns,
             description: SubscriptionDescription(id: id, encodedID: encodedID, route: route, filter: filter?.value, routeIndex: routeIndex))
         index.add(owner: session.owner, slot: slot, patterns: patterns)
-        return Subscribed(slot: slot, position: lastSeq)
+        // Only stored events count: one still waiting for the log is delivered after this.
+        return Subscribed(slot: slot, position: committedThrough)
     }
 
     /// Removes the subscription named `id`; events queued only for it are dropped.

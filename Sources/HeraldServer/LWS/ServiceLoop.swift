@@ -46,7 +46,7 @@ final class ServiceLoop: @unchecked Sendable {
         var log: (any EventLog)?
         if config.storage.path != nil {
             let file = try FileEventLog(
-                settings: config.storage, history: config.history, maxEventBytes: config.limits.maxEventBytes,
+                settings: config.storage, history: config.history, dedup: config.dedup,
                 onDurable: { inbox.post(.hub(.logged(through: $0))) },
                 onFailure: { inbox.post(.hub(.storageFailed($0))) })
             for note in file.recoveryNotes { logger.warning("event log recovery: \(note)") }

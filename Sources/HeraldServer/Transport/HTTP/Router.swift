@@ -195,7 +195,7 @@ struct PresenceEndpoint: Endpoint {
         var out: [UInt8] = Array(#"{"group":"#.utf8)
         JSONWriter.writeString(group, into: &out)
         out.append(contentsOf: #","position":"#.utf8)
-        JSONWriter.writeInteger(gateway.hub.lastSeq, into: &out)
+        JSONWriter.writeInteger(gateway.hub.committedThrough, into: &out)
         out.append(contentsOf: #","count":"#.utf8)
         JSONWriter.writeInteger(members.count, into: &out)
         out.append(contentsOf: #","members":["#.utf8)
