@@ -35,8 +35,6 @@ public final class FileEventLog: EventLog {
     public private(set) var nextPosition: UInt64
     /// What opening found and did (a cut tail, deleted segments), for the server's log.
     public let recoveryNotes: [String]
-    /// Events recovered on open and restart time (for the closing figures).
-    public private(set) var recoveredCount = 0
 
     private let directory: String
     private let settings: HeraldConfig.Storage
@@ -86,7 +84,6 @@ public final class FileEventLog: EventLog {
         }
         let last = segments[segments.count - 1]
         nextPosition = last.firstSeq + UInt64(last.offsets.count)
-        recoveredCount = segments.reduce(0) { $0 + $1.offsets.count }
         loadRecent()
         writer.start()
     }

@@ -50,6 +50,12 @@ final class ServiceLoop: @unchecked Sendable {
                 onDurable: { inbox.post(.hub(.logged(through: $0))) },
                 onFailure: { inbox.post(.hub(.storageFailed($0))) })
             for note in file.recoveryNotes { logger.warning("event log recovery: \(note)") }
+            logger.info(
+                "event log opened",
+                metadata: [
+                    "path": "\(config.storage.path ?? "")", "events": "\(file.retainedCount)", "nextSeq": "\(file.nextPosition)",
+                    "epoch": "\(file.epoch)", "fsync": "\(config.storage.fsync.rawValue)",
+                ])
             log = file
         }
         gateway = Gateway(config: config, logger: logger, publicDirectory: publicDirectory, log: log)
