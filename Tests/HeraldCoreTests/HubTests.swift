@@ -329,6 +329,7 @@ import Testing
         let client = session(hub)
         try subscribe(hub, client, "s", "{}")
         #expect(publish(hub, #"[{"n":1},{"n":2}]"#).map(\.seq) == [1, 2])
+        #expect(hub.pendingBytes > 0, "what waits for the disk is counted")
         hub.send(client, control: Array("ack 2".utf8), after: 2)
         hub.send(client, control: Array("ack 0".utf8), after: 0)
         #expect(writes(hub, client) == ["ack 0"], "what is stored already is acknowledged at once")
@@ -336,6 +337,7 @@ import Testing
         #expect(writes(hub, client) == ["event 1 s"])
         hub.logged(through: 2)
         #expect(writes(hub, client) == ["event 2 s", "ack 2"], "the acknowledgement after the event it stored")
+        #expect(hub.pendingBytes == 0)
         // The log fails with event 3 accepted but not stored: it is neither delivered nor acknowledged.
         publish(hub, #"{"n":3}"#)
         hub.send(client, control: Array("ack 3".utf8), after: 3)
@@ -344,6 +346,10 @@ import Testing
         #expect(hub.storageFailure == "disk full" && hub.metrics.storageFailures == 1)
         let failed = writes(hub, client)
         #expect(failed.count == 1 && failed[0].contains(#""code":"storage_unavailable""#) && hub.committedThrough == 2, "\(failed)")
+        // Nothing more is accepted, presence changes included.
+        #expect { try hub.join(client, group: "g", info: .emptyObject) } throws: {
+            ($0 as? HeraldError)?.code == .storageUnavailable
+        }
         // A closed session's waiting replies go with it.
         hub.closeSession(client)
         hub.logged(through: 3)

@@ -87,6 +87,8 @@ extension Hub {
     /// Sequences and delivers a presence event after checking that `credentials` (nil:
     /// the gateway's own change) may cause it.
     private func publishPresence(_ body: [UInt8], credentials: Credentials?) throws(HeraldError) -> Event {
+        // Nothing is accepted that cannot be stored (the member list itself still changes).
+        if let failure = storageFailure { throw HeraldError(.storageUnavailable, "the event log cannot store events: \(failure)") }
         let outcome = body.withUnsafeBytes { bytes -> Result<Event, HeraldError> in
             do throws(HeraldError) {
                 let events = try IngestParser.parse(bytes, format: .json, limits: config.limits.ingest, tape: &presenceTape)

@@ -44,6 +44,7 @@ extension Hub {
             broker.share([event])
         case .durable, .pending:
             pending.append(event)
+            pendingBytes += event.byteCount
         }
         return event
     }
@@ -54,6 +55,7 @@ extension Hub {
         var ready: [Event] = []
         while let first = pending.first, first.seq <= position {
             pending.removeFirst()
+            pendingBytes -= first.byteCount
             committedThrough = first.seq
             routeRescanning(first)
             ready.append(first)

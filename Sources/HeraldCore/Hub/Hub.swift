@@ -44,8 +44,10 @@ public final class Hub {
 
     /// The last position the log reported durable; events after it wait in `pending`.
     public internal(set) var committedThrough: UInt64 = 0
-    /// Accepted events the log has not made durable yet, in order.
+    /// Accepted events the log has not made durable yet, in order, and their bytes (the
+    /// server refuses new events past `limits.maxPendingInputBytesTotal` of them).
     var pending: [Event] = []
+    public internal(set) var pendingBytes = 0
     /// Sessions with replies waiting for `committedThrough` (see `send(_:control:after:)`).
     var sessionsAwaitingCommit: [Session] = []
     /// Why the log cannot store events, once it failed (nil while it works): ingest is

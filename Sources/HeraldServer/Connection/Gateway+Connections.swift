@@ -139,13 +139,15 @@ extension Gateway {
                 case .now(let response):
                     respond(connection, response, to: read.request)
                 case .afterCommit(let position, let response):
-                    connection.http.phase = .awaitingCommit(read.request, position: position, answer: response)
+                    var request = read.request
+                    request.body = []  // only the head is needed to answer it
+                    connection.http.phase = .awaitingCommit(request, position: position, answer: response)
                     continue reading
                 }
             case .awaitingCommit(let request, let position, let answer):
                 if hub.committedThrough >= position {
                     respond(connection, answer, to: request)
-                } else if let refusal = storageRefusal() {
+                } else if let refusal = storageFailedError() {
                     // Accepted but never stored: not acknowledged (the client may retry).
                     respond(connection, errorResponse(refusal, fields: [("retry-after", "5")]), to: request)
                 } else {

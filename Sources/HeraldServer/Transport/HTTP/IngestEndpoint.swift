@@ -89,7 +89,9 @@ extension Gateway {
     /// Validates, authorizes and publishes a complete ingest body.
     func ingest(_ body: [UInt8], format: IngestFormat, binary: BinaryCloudEvent?, credentials: Credentials) -> BodyAnswer {
         hub.metrics.ingestBytes += UInt64(body.count)
-        if let refusal = storageRefusal() { return .now(rejectIngest(refusal, fields: [("retry-after", "5")])) }
+        if let refusal = storageRefusal() {
+            return .now(rejectIngest(refusal, fields: [("retry-after", refusal.code == .overloaded ? "1" : "5")]))
+        }
         var body = body
         if let binary {
             do throws(HeraldError) {
@@ -121,8 +123,18 @@ extension Gateway {
         return errorResponse(error, fields: fields)
     }
 
-    /// Why events cannot be accepted now: the log failed to store (nil while it works).
+    /// Why events cannot be accepted now: the log failed to store, or what waits for the
+    /// disk already reaches `limits.maxPendingInputBytesTotal` (nil while the log keeps up).
     func storageRefusal() -> HeraldError? {
+        if let failed = storageFailedError() { return failed }
+        if hub.pendingBytes > config.limits.maxPendingInputBytesTotal {
+            return HeraldError(.overloaded, "\(hub.pendingBytes) bytes of events wait for the event log's disk; retry later")
+        }
+        return nil
+    }
+
+    /// The answer to a request whose events the log failed to store (nil while it works).
+    func storageFailedError() -> HeraldError? {
         guard let failure = hub.storageFailure else { return nil }
         hub.metrics.storageRefusals += 1
         return HeraldError(.storageUnavailable, "the event log cannot store events: \(failure)")
