@@ -11,10 +11,12 @@ import Glibc
 /// accumulated, writes it with one `write` per segment, fsyncs as `storage.fsync` says,
 /// and reports the last durable position (`onDurable`), which the server posts to the
 /// loop's inbox. Group commit falls out: whatever the loop submitted while the previous
-/// fsync ran shares the next one. `always` fsyncs as soon as there is something to write;
-/// `batch` fsyncs at most once per `batchWindow` (2 ms): appends that arrive sooner after
-/// the last fsync wait for the window to end and share one, which bounds the fsync rate
-/// under load at the cost of up to one window of acknowledgement latency. An I/O error is
+/// fsync ran shares the next one. `always` fsyncs as soon as there is something to write.
+/// `batch` adds a wait where it pays: when the last fsync took more than a quarter of
+/// `batchWindow` (a disk where fsync is dear), appends that arrive within the window after
+/// it wait for the window to end and share one fsync, bounding the fsync rate at the cost
+/// of up to one window of acknowledgement latency; where fsync is cheap, waiting would only
+/// add latency, so it behaves like `always`. An I/O error is
 /// reported once (`onFailure`) and the writer stops: nothing later is written or
 /// acknowledged.
 final class LogWriter: @unchecked Sendable {
@@ -38,8 +40,9 @@ final class LogWriter: @unchecked Sendable {
     private var file: Int32 = -1
     private var filePath: String
     private var failed = false
-    /// When the last fsync finished (monotonic ns), for `batch`'s window.
+    /// When the last fsync finished and how long it took (monotonic ns), for `batch`.
     private var lastSync: UInt64 = 0
+    private var lastSyncDuration: UInt64 = 0
     /// Bytes were written to `file` since its last fsync.
     private var unsynced = false
     private let onDurable: @Sendable (UInt64) -> Void
@@ -112,7 +115,7 @@ final class LogWriter: @unchecked Sendable {
                 return
             }
             let sinceSync = Files.monotonicNanos() &- lastSync
-            if fsync == .batch && sinceSync < batchWindowNanos && !stopping {
+            if fsync == .batch && lastSyncDuration > batchWindowNanos / 4 && sinceSync < batchWindowNanos && !stopping {
                 pthread_mutex_unlock(mutex)
                 var pause = timespec(tv_sec: 0, tv_nsec: Int(batchWindowNanos - sinceSync))
                 nanosleep(&pause, nil)
@@ -170,8 +173,10 @@ final class LogWriter: @unchecked Sendable {
     /// directory's fsync made its creation durable).
     private func sync() throws(HeraldError) {
         guard fsync != .never, unsynced else { return }
+        let start = Files.monotonicNanos()
         guard fdatasync(file) == 0 else { throw Files.error("cannot fsync", filePath) }
         unsynced = false
         lastSync = Files.monotonicNanos()
+        lastSyncDuration = lastSync &- start
     }
 }
