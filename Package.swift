@@ -36,6 +36,11 @@ let package = Package(
             pkgConfig: "libcrypto",
             providers: [.apt(["libssl-dev"])]
         ),
+        .systemLibrary(
+            name: "CHiredis",
+            pkgConfig: "hiredis",
+            providers: [.apt(["libhiredis-dev"])]
+        ),
 
         // MARK: - Pure core (no I/O, no Foundation)
 
@@ -44,6 +49,10 @@ let package = Package(
         // MARK: - Durable event log (POSIX files, a writer thread)
 
         .target(name: "HeraldStorage", dependencies: ["HeraldCore"]),
+
+        // MARK: - Cluster (Redis through hiredis, on threads of its own)
+
+        .target(name: "HeraldCluster", dependencies: ["CHiredis", "HeraldCore"]),
 
         // MARK: - libwebsockets glue
 
@@ -74,6 +83,7 @@ let package = Package(
         .testTarget(name: "HeraldCoreTests", dependencies: ["HeraldCore", "HeraldPatternCorpus"]),
         .testTarget(name: "HeraldClientTests", dependencies: ["HeraldClient", "HeraldCore"]),
         .testTarget(name: "HeraldStorageTests", dependencies: ["HeraldStorage", "HeraldCore"]),
+        .testTarget(name: "HeraldClusterTests", dependencies: ["HeraldCluster", "HeraldCore"]),
         .testTarget(
             name: "HeraldServerTests",
             dependencies: ["HeraldServer", "HeraldClient", "HeraldCore", "HeraldTestSupport"]

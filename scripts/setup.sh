@@ -1,17 +1,17 @@
 #!/usr/bin/env bash
 # Installs what Herald needs to build and test, only when it is missing (idempotent, quiet).
 # Usage: scripts/setup.sh [build|test|bench]
-#   build  libwebsockets, OpenSSL and pkg-config from Debian
-#   test   also chromium + chromium-driver, python3-venv, and the pinned Python packages
+#   build  libwebsockets, OpenSSL, hiredis and pkg-config from Debian
+#   test   also redis-server, chromium + chromium-driver, python3-venv, and the pinned Python packages
 #          of e2e/requirements.txt in a project-local .venv (made anew on a clean checkout)
 #   bench  also nginx with the nchan module and wrk, the peers `make bench` compares with
 set -euo pipefail
 cd "$(dirname "$0")/.."
 want="${1:-build}"
 
-packages=(libwebsockets-dev libssl-dev pkg-config)
+packages=(libwebsockets-dev libssl-dev libhiredis-dev pkg-config)
 case "$want" in
-  test) packages+=(chromium chromium-driver) ;;
+  test) packages+=(redis-server chromium chromium-driver) ;;
   bench) packages+=(nginx-light libnginx-mod-nchan wrk) ;;
 esac
 
