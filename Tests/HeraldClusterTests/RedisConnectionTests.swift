@@ -42,7 +42,7 @@ import Glibc
 
         /// A connection, retried while the server starts.
         func connect() throws -> RedisConnection {
-            var last: Error?
+            var last: (any Error)?
             for _ in 0..<100 {
                 do { return try RedisConnection(host: "127.0.0.1", port: port, timeout: .seconds(2)) } catch {
                     last = error
