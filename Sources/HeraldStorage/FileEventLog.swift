@@ -84,6 +84,8 @@ public final class FileEventLog: EventLog {
         }
         let last = segments[segments.count - 1]
         nextPosition = last.firstSeq + UInt64(last.offsets.count)
+        retainedCount = segments.reduce(0) { $0 + $1.offsets.count }
+        retainedBytes = segments.reduce(0) { $0 + $1.size }
         loadRecent()
         writer.start()
     }
@@ -193,8 +195,8 @@ public final class FileEventLog: EventLog {
     // MARK: - EventLog
 
     public var oldestPosition: UInt64? { segments.first { !$0.offsets.isEmpty }?.firstSeq }
-    public var retainedCount: Int { segments.reduce(0) { $0 + $1.offsets.count } }
-    public var retainedBytes: Int { segments.reduce(0) { $0 + $1.size } }
+    public private(set) var retainedCount: Int
+    public private(set) var retainedBytes: Int
 
     public func append(_ event: Event, now: UInt64) -> LogAppend {
         precondition(event.seq == nextPosition, "events are appended in sequence")
@@ -208,6 +210,8 @@ public final class FileEventLog: EventLog {
         let last = segments.count - 1
         segments[last].offsets.append(UInt32(segments[last].size))
         segments[last].size += record.count
+        retainedCount += 1
+        retainedBytes += record.count
         segments[last].newestUnixNanos = unixNanos
         writer.submit(.append(record, through: event.seq))
         cache.append(event, now: now)
@@ -231,6 +235,8 @@ public final class FileEventLog: EventLog {
             guard retainedBytes > settings.maxBytes || tooOld else { break }
             if oldest.readHandle >= 0 { Glibc.close(oldest.readHandle) }
             segments.removeFirst()
+            retainedCount -= oldest.offsets.count
+            retainedBytes -= oldest.size
             writer.submit(.delete(path: oldest.path))
         }
     }

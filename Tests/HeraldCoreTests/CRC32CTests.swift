@@ -1,4 +1,5 @@
 import HeraldCore
+import HeraldPatternCorpus
 import Testing
 
 @Suite struct CRC32CTests {
@@ -20,7 +21,7 @@ import Testing
     }
 
     @Test func equalsTheBitwiseDefinitionAtEveryLengthAndSplit() {
-        var generator = SplitMix(seed: 7)
+        var generator = SeededGenerator(seed: 7)
         for length in 0..<200 {
             let bytes = (0..<length).map { _ in UInt8(truncatingIfNeeded: generator.next()) }
             let whole = CRC32C.checksum(bytes)
@@ -39,18 +40,5 @@ import Testing
             flipped[bit / 8] ^= UInt8(1 << (bit % 8))
             #expect(CRC32C.checksum(flipped) != good)
         }
-    }
-}
-
-/// A small deterministic generator for test data.
-struct SplitMix: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

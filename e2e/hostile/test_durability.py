@@ -248,3 +248,43 @@ def test_a_full_disk_refuses_ingest_and_acknowledges_nothing_it_did_not_store(tm
         assert herald.terminate() == 0
     finally:
         herald.close()
+
+
+def test_pipelined_and_hostile_requests_against_a_durable_log(tmp_path):
+    """Answers held for the disk keep pipelined requests in order, each answered once;
+    refused requests store nothing; the server still serves and exits cleanly."""
+    herald = Herald(default_config(storage={"path": str(tmp_path / "log"), "fsync": "always"}))
+    try:
+        def post(body, key=PUBLISHER_KEY, length=None):
+            data = body.encode()
+            auth = f"Authorization: Bearer {key}\r\n" if key else ""
+            return (f"POST /v1/events HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n{auth}"
+                    f"Content-Length: {len(data) if length is None else length}\r\n\r\n").encode() + data
+        # Three POSTs and a GET in one write: four answers, in order, each once.
+        batch = post('{"type":"p","n":1}') + post('[{"type":"p","n":2},{"type":"p","n":3}]') + \
+            b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n" + post('{"type":"p","n":4}')
+        answers, _ = herald.exchange(batch, 4, close_wait=0.2)
+        assert [a.status for a in answers] == [202, 202, 200, 202], answers
+        seqs = [[e["seq"] for e in a.json()["accepted"]] for a in answers if a.status == 202]
+        assert seqs == [[1], [2, 3], [4]]
+        # Unauthenticated, malformed and oversized bodies are refused and store nothing.
+        refused, _ = herald.exchange(post('{"type":"p"}', key=None) + post('{"type":'), 2, close_wait=0.2)
+        assert [r.status for r in refused] == [401, 400], refused
+        big, _ = herald.exchange(post("x", length=50 << 20), 1, close_wait=0.2)
+        assert big[0].status == 413
+        assert herald.stats()["events"]["last_seq"] == 4
+        # A client that leaves right after its POST: the event was accepted, so it is stored
+        # (its answer may have been held or sent), and the next client is not disturbed.
+        sock = herald.connect()
+        sock.sendall(post('{"type":"p","n":5}'))
+        deadline = time.time() + 5
+        while herald.stats()["events"]["last_seq"] < 5 and time.time() < deadline:
+            time.sleep(0.01)
+        sock.close()
+        assert herald.publish(json.dumps({"type": "p", "n": 6})).json()["accepted"][0]["seq"] == 6
+        logged = read_log(herald, 6)
+        assert [logged[seq][1]["n"] for seq in range(1, 7)] == [1, 2, 3, 4, 5, 6]
+        herald.assert_serving_and_idle()
+        assert herald.terminate() == 0
+    finally:
+        herald.close()

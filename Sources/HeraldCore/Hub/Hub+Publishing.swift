@@ -54,7 +54,7 @@ extension Hub {
     public func logged(through position: UInt64) {
         var ready: [Event] = []
         while let first = pending.first, first.seq <= position {
-            pending.removeFirst()
+            pending.removeFirst()  // a Deque: O(1), however many wait for a slow disk
             pendingBytes -= first.byteCount
             committedThrough = first.seq
             routeRescanning(first)

@@ -1,3 +1,5 @@
+import DequeModule
+
 /// The gateway without sockets: the publish pipeline and every subscriber's state.
 ///
 /// Why it exists: the rules that make Herald trustworthy — sequence, dedup, history,
@@ -46,7 +48,7 @@ public final class Hub {
     public internal(set) var committedThrough: UInt64 = 0
     /// Accepted events the log has not made durable yet, in order, and their bytes (the
     /// server refuses new events past `limits.maxPendingInputBytesTotal` of them).
-    var pending: [Event] = []
+    var pending: Deque<Event> = []
     public internal(set) var pendingBytes = 0
     /// Sessions with replies waiting for `committedThrough` (see `send(_:control:after:)`).
     var sessionsAwaitingCommit: [Session] = []

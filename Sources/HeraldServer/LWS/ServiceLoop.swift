@@ -154,8 +154,7 @@ final class ServiceLoop: @unchecked Sendable {
                 break
             }
         }
-        gateway.answerRequestsAwaitingCommit()
-        gateway.applyWakes()
+        gateway.answerRequestsAwaitingCommit()  // the callback applies the Hub's wakes after this
     }
 }
 
