@@ -24,6 +24,12 @@ public struct PrometheusText {
         append("\n")
     }
 
+    /// A family with one sample per transport (`transport` label).
+    public mutating func perTransport(_ name: String, type: String, help: String, _ values: PerTransport<UInt64>) {
+        family(name, type: type, help: help)
+        for kind in TransportKind.allCases { sample(name, [("transport", kind.name)], Double(values[kind])) }
+    }
+
     /// A whole histogram: cumulative `_bucket` lines with `le`, then `_sum` and `_count`.
     public mutating func histogram(_ name: String, _ labels: [(String, String)] = [], _ histogram: Histogram) {
         var cumulative: UInt64 = 0

@@ -69,12 +69,10 @@ extension Gateway {
         }
         out.family("herald_ingest_bytes_total", type: "counter", help: "Bytes of ingest request bodies read.")
         out.sample("herald_ingest_bytes_total", [], Double(metrics.ingestBytes))
-        out.family(
+        out.perTransport(
             "herald_deliveries_total", type: "counter",
-            help: "Live events written to client sockets, by transport (replays from history are herald_replayed_total).")
-        for kind in TransportKind.allCases {
-            out.sample("herald_deliveries_total", [("transport", kind.name)], Double(metrics.delivered[kind]))
-        }
+            help: "Live events written to client sockets, by transport (replays from history are herald_replayed_total).",
+            metrics.delivered)
         out.family(
             "herald_dropped_total", type: "counter",
             help: "Events not delivered to a client, by reason; disconnect counts clients closed by the disconnect policy.")
@@ -89,20 +87,14 @@ extension Gateway {
             "herald_gaps_reset_total", type: "counter",
             help: "Gap notices sent because a resuming client's position belongs to another epoch (e.g. before a restart).")
         out.sample("herald_gaps_reset_total", [], Double(metrics.resetGaps))
-        out.family(
+        out.perTransport(
             "herald_replayed_total", type: "counter",
-            help: "Events sent from history to resuming clients, by transport (not live deliveries: no latency sample).")
-        for kind in TransportKind.allCases {
-            out.sample("herald_replayed_total", [("transport", kind.name)], Double(metrics.replayed[kind]))
-        }
+            help: "Events sent from history to resuming clients, by transport (not live deliveries: no latency sample).",
+            metrics.replayed)
 
         let counts = sessionCounts()
-        out.family("herald_connections", type: "gauge", help: "Open streaming connections, by transport.")
-        for kind in TransportKind.allCases { out.sample("herald_connections", [("transport", kind.name)], Double(counts.sessions[kind])) }
-        out.family("herald_subscriptions", type: "gauge", help: "Live subscriptions, by transport.")
-        for kind in TransportKind.allCases {
-            out.sample("herald_subscriptions", [("transport", kind.name)], Double(counts.subscriptions[kind]))
-        }
+        out.perTransport("herald_connections", type: "gauge", help: "Open streaming connections, by transport.", counts.sessions)
+        out.perTransport("herald_subscriptions", type: "gauge", help: "Live subscriptions, by transport.", counts.subscriptions)
         out.family("herald_presence_groups", type: "gauge", help: "Presence groups with at least one member.")
         out.sample("herald_presence_groups", [], Double(hub.presence.groupCount))
         out.family("herald_presence_members", type: "gauge", help: "Presence memberships (one per connection and group).")
