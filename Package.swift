@@ -58,7 +58,7 @@ let package = Package(
 
         .target(
             name: "HeraldServer",
-            dependencies: ["CLibWebSockets", "COpenSSL", "HeraldCore", "HeraldStorage", loggingProduct]
+            dependencies: ["CLibWebSockets", "COpenSSL", "HeraldCore", "HeraldStorage", "HeraldCluster", loggingProduct]
         ),
 
         // MARK: - Executable

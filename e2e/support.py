@@ -426,3 +426,61 @@ def open_websockets(herald, count, timeout=60.0):
                 opened.append(sock)
     selector.close()
     return opened
+
+
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class Redis:
+    """Debian's `redis-server` on a free loopback port, durable (appendonly, fsync always),
+    in a directory of its own: `restart()` keeps its data, `kill()` is a crash."""
+
+    def __init__(self):
+        self.dir = tempfile.TemporaryDirectory()
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}"
+        self.process = None
+        self.start()
+
+    def start(self):
+        self.process = subprocess.Popen(
+            ["/usr/bin/redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--dir", self.dir.name,
+             "--appendonly", "yes", "--appendfsync", "always", "--save", "", "--logfile", "redis.log"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            if self.command("PING") == b"+PONG\r\n":
+                return
+            time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    def command(self, *words):
+        """One command in RESP; the raw reply (None when Redis cannot be reached)."""
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=2) as sock:
+                parts = [f"*{len(words)}\r\n".encode()]
+                for word in words:
+                    data = word.encode() if isinstance(word, str) else word
+                    parts.append(f"${len(data)}\r\n".encode() + data + b"\r\n")
+                sock.sendall(b"".join(parts))
+                return sock.recv(65536)
+        except OSError:
+            return None
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(sig)
+            self.process.wait(timeout=10)
+        self.process = None
+
+    def restart(self, down_seconds=0.0):
+        self.stop()
+        time.sleep(down_seconds)
+        self.start()
+
+    def close(self):
+        self.stop(signal.SIGKILL)
+        self.dir.cleanup()

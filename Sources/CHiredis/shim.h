@@ -6,10 +6,16 @@
 
 #include <hiredis/hiredis.h>
 
-/// Runs a command given as `argc` binary-safe arguments; the reply is the caller's to free
-/// with `freeReplyObject` (NULL on an I/O error: the context's `errstr` says why).
-static inline redisReply *herald_redis_command(redisContext *context, int argc, const char **argv, const size_t *lengths) {
-    return (redisReply *)redisCommandArgv(context, argc, argv, lengths);
+/// Queues a command without waiting for its reply (pipelining); REDIS_OK or REDIS_ERR.
+static inline int herald_redis_append(redisContext *context, int argc, const char **argv, const size_t *lengths) {
+    return redisAppendCommandArgv(context, argc, argv, lengths);
+}
+
+/// Sends what is queued and reads the next reply (NULL on an I/O error).
+static inline redisReply *herald_redis_next_reply(redisContext *context) {
+    void *reply = NULL;
+    if (redisGetReply(context, &reply) != REDIS_OK) return NULL;
+    return (redisReply *)reply;
 }
 
 #endif

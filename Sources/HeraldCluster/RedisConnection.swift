@@ -7,9 +7,9 @@ import Glibc
 
 /// One blocking connection to Redis, through hiredis.
 ///
-/// Why it exists: the cluster broker (issue 13's Redis Streams part, not built yet) appends
-/// each accepted event with `XADD` and reads the shared stream with `XREAD BLOCK` on
-/// threads of its own; this is the connection those threads own. Replies come back as
+/// Why it exists: the cluster broker (`RedisStreamBroker`) appends each accepted batch to
+/// the shared stream and reads it with `XREAD BLOCK` on threads of its own; this is the
+/// connection those threads own. Replies come back as
 /// Swift values and every failure as a `HeraldError` (`storage_unavailable`) that names
 /// the server, so a dead Redis is reported, never crashes the gateway.
 ///
@@ -58,7 +58,41 @@ public final class RedisConnection {
     /// Runs one command (binary-safe arguments) and returns its reply. An I/O error
     /// closes the connection and throws; an error reply is returned as `.error`.
     public func command(_ arguments: [[UInt8]]) throws(HeraldError) -> Reply {
+        try pipeline([arguments])[0]
+    }
+
+    /// Sends several commands in one write and returns their replies, in order (one round
+    /// trip however many). An I/O error closes the connection and throws: then none of
+    /// the replies is known, although Redis may have run some of the commands.
+    public func pipeline(_ commands: [[[UInt8]]]) throws(HeraldError) -> [Reply] {
         guard let context else { throw HeraldError(.storageUnavailable, "the connection to Redis at \(host):\(port) is closed") }
+        for arguments in commands {
+            let appended = Self.withArgv(arguments) { count, argv, lengths in
+                herald_redis_append(context, count, argv, lengths)
+            }
+            guard appended == REDIS_OK else { throw failure(context) }
+        }
+        var replies: [Reply] = []
+        replies.reserveCapacity(commands.count)
+        for _ in commands {
+            guard let raw = herald_redis_next_reply(context) else { throw failure(context) }
+            replies.append(Self.copy(raw))
+            freeReplyObject(raw)
+        }
+        return replies
+    }
+
+    /// Closes the connection after an I/O error and says why.
+    private func failure(_ context: UnsafeMutablePointer<redisContext>) -> HeraldError {
+        let reason = Self.errorText(context)
+        close()
+        return HeraldError(.storageUnavailable, "Redis at \(host):\(port) failed: \(reason)")
+    }
+
+    /// Calls `body` with C argument vectors for binary-safe `arguments`.
+    private static func withArgv<Result>(
+        _ arguments: [[UInt8]], _ body: (Int32, UnsafeMutablePointer<UnsafePointer<CChar>?>, UnsafePointer<Int>) -> Result
+    ) -> Result {
         let pointers = arguments.map { bytes -> UnsafeMutablePointer<CChar> in
             let copy = UnsafeMutablePointer<CChar>.allocate(capacity: max(bytes.count, 1))
             bytes.withUnsafeBytes { raw in
@@ -68,14 +102,8 @@ public final class RedisConnection {
         }
         defer { pointers.forEach { $0.deallocate() } }
         var argv = pointers.map { UnsafePointer<CChar>?($0) }
-        var lengths = arguments.map(\.count)
-        guard let raw = herald_redis_command(context, Int32(arguments.count), &argv, &lengths) else {
-            let reason = Self.errorText(context)
-            close()
-            throw HeraldError(.storageUnavailable, "Redis at \(host):\(port) failed: \(reason)")
-        }
-        defer { freeReplyObject(raw) }
-        return Self.copy(raw)
+        let lengths = arguments.map(\.count)
+        return body(Int32(arguments.count), &argv, lengths)
     }
 
     /// `command` with text arguments.

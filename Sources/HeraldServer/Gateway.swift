@@ -50,10 +50,13 @@ final class Gateway {
     /// Connections holding an answer until the log stores what it acknowledges.
     var connectionsAwaitingCommit: [Connection] = []
 
-    init(config: HeraldConfig, logger: Logger, publicDirectory: String?, log: (any EventLog)? = nil) {
+    init(
+        config: HeraldConfig, logger: Logger, publicDirectory: String?, log: (any EventLog)? = nil, broker: (any EventBroker)? = nil
+    ) {
         self.config = config
         self.logger = logger
-        self.hub = Hub(config: config, clock: HubClock(now: MonotonicClock.nanoseconds, unixSeconds: unixSeconds), log: log)
+        self.hub = Hub(
+            config: config, clock: HubClock(now: MonotonicClock.nanoseconds, unixSeconds: unixSeconds), log: log, broker: broker)
         self.publishers = PublisherKeys(config.auth.publisherKeys)
         self.admins = PublisherKeys(config.auth.adminKeys)
         self.publicRoot = publicDirectory.flatMap { Self.realPath($0) }

@@ -171,6 +171,14 @@ public final class FileEventLog: EventLog {
     deinit { close() }
 
     /// Writes what was appended and stops the writer (on shutdown).
+    public func follow(_ event: Event, now: UInt64) {
+        preconditionFailure("a durable log is never clustered: the configuration refuses storage.path with cluster.redis")
+    }
+
+    public func follow(epoch: StreamEpoch) {
+        preconditionFailure("a durable log is never clustered: the configuration refuses storage.path with cluster.redis")
+    }
+
     public func close() {
         writer.stop()
         if lockHandle >= 0 { Glibc.close(lockHandle) }

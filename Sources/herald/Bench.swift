@@ -21,6 +21,9 @@ struct Bench: ParsableCommand {
     @Option(help: "Gateway base URL; omit to start one in-process.")
     var url: String?
 
+    @Option(help: "Subscribe on this gateway instead (another node of a cluster): events go through Redis to it.")
+    var subscribeURL: String?
+
     @Option(help: "Publisher key for --url (default: $HERALD_PUBLISHER_KEY).")
     var key: String?
 
@@ -59,6 +62,7 @@ struct Bench: ParsableCommand {
         guard ["ws", "sse"].contains(transport) else { throw ValidationError("--transport must be ws or sse") }
         guard HeraldConfig.Storage.Fsync(rawValue: fsync) != nil else { throw ValidationError("--fsync must be always, batch or never") }
         guard storage == nil || url == nil else { throw ValidationError("--storage configures the in-process gateway: not with --url") }
+        guard subscribeURL == nil || url != nil else { throw ValidationError("--subscribe-url needs --url (both nodes of one cluster)") }
     }
 
     func run() throws {
@@ -99,8 +103,10 @@ struct Bench: ParsableCommand {
 
         let run = UUID4.generate()
         let filter = #"{"bench":["\#(run)"]}"#
+        let subscribeAt = try subscribeURL.map { try EndpointURL(parsing: $0) }
         let receivers = try (0..<subscribers).map { _ in
-            try Receiver(host: host, port: port, transport: transport, filter: filter, expected: events)
+            try Receiver(
+                host: subscribeAt?.host ?? host, port: subscribeAt?.port ?? port, transport: transport, filter: filter, expected: events)
         }
         let threads = receivers.map { receiver in Thread { receiver.run() } }
         threads.forEach { $0.start() }
@@ -177,7 +183,10 @@ struct Bench: ParsableCommand {
 
     /// An IoT reading shaped like shared/examples/vibration-recorded.json (~480 bytes).
     static func appendEvent(number: Int, run: String, sentAt: UInt64, to out: inout [UInt8]) {
+        // Ids unique per run: the gateway deduplicates (source, id) across runs.
         out.append(contentsOf: #"{"eventId":"bench-"#.utf8)
+        out.append(contentsOf: run.utf8.prefix(8))
+        out.append(UInt8(ascii: "-"))
         JSONWriter.writeInteger(number, into: &out)
         out.append(
             contentsOf:

@@ -11,7 +11,7 @@ import Glibc
 /// server reported as an error, not a crash.
 @Suite(.serialized) struct RedisConnectionTests {
     /// A `redis-server` of its own, stopped by `stop()`.
-    final class RedisServer {
+    final class RedisServer: @unchecked Sendable {
         private var pid: pid_t = 0
         let port: Int
 
@@ -86,6 +86,15 @@ import Glibc
                         .array([.array([.string(id), .array([.string(Array("event".utf8)), .string(Array(#"{"n":1}"#.utf8))])])]),
                     ])
                 ]))
+    }
+
+    @Test func pipelinedRepliesComeBackInOrder() throws {
+        let server = try RedisServer()
+        defer { server.stop() }
+        let redis = try server.connect()
+        let replies = try redis.pipeline((1...50).map { _ in [Array("INCR".utf8), Array("n".utf8)] } + [[Array("NOPE".utf8)]])
+        #expect(replies.dropLast() == (1...50).map { .integer($0) })
+        guard case .error = replies.last else { throw CancellationError() }
     }
 
     @Test func aDeadServerIsAnErrorThatNamesIt() throws {

@@ -90,6 +90,27 @@ import Glibc
         }
     }
 
+    @Test func clusterIsReadAndBadValuesNameTheirPath() throws {
+        let config = try HeraldConfig(
+            parsing: Array(#"{"cluster":{"redis":"redis://10.0.0.5:6380/","stream":"app-1","maxLength":5000}}"#.utf8))
+        #expect(config.cluster.redis == HeraldConfig.RedisAddress(host: "10.0.0.5", port: 6380))
+        #expect(config.cluster.stream == "app-1" && config.cluster.maxLength == 5000)
+        #expect(HeraldConfig.RedisAddress(url: "redis://cache")?.port == 6379)
+        for bad in ["redis://", "redis://h:0", "redis://h:70000", "redis://u:p@h", "http://h:6379", "redis://h/1", "redis://h:x"] {
+            #expect(HeraldConfig.RedisAddress(url: bad) == nil, "\(bad)")
+        }
+        #expect(try HeraldConfig(parsing: Array("{}".utf8)).cluster.redis == nil, "a single node by default")
+        let bad = #"{"cluster":{"redis":"localhost","stream":"a b","maxLength":10,"nodes":3}}"#
+        #expect { try HeraldConfig(parsing: Array(bad.utf8)) } throws: { error in
+            let paths = Set((error as? HeraldConfig.ValidationErrors)?.errors.compactMap(\.path) ?? [])
+            return paths == ["$.cluster.redis", "$.cluster.stream", "$.cluster.maxLength", "$.cluster.nodes"]
+        }
+        let both = #"{"cluster":{"redis":"redis://h"},"storage":{"path":"/var/lib/herald"}}"#
+        #expect { try HeraldConfig(parsing: Array(both.utf8)) } throws: { error in
+            (error as? HeraldConfig.ValidationErrors)?.errors.map(\.path) == ["$.cluster.redis"]
+        }
+    }
+
     @Test func atMost127Routes() {
         let routes = (0...HeraldConfig.maxRoutes).map { #""r\#($0)":{"pattern":{"n":[\#($0)]}}"# }.joined(separator: ",")
         #expect { try HeraldConfig(parsing: Array("{\"routes\":{\(routes)}}".utf8)) } throws: {

@@ -19,7 +19,7 @@ import Testing
     let clock = ManualClock()
 
     func makeHub(
-        _ customize: (inout HeraldConfig) -> Void = { _ in }, log: (any EventLog)? = nil, broker: any EventBroker = LocalBroker()
+        _ customize: (inout HeraldConfig) -> Void = { _ in }, log: (any EventLog)? = nil, broker: (any EventBroker)? = nil
     ) -> Hub {
         var config = HeraldConfig()
         config.routes = [.init(name: "chat", pattern: try! Pattern(parsing: Array(#"{"type":["chat"]}"#.utf8)))]
@@ -311,8 +311,7 @@ import Testing
 
     @Test func anAsynchronousLogHoldsDeliveryUntilItIsDurable() throws {
         let log = PendingLog()
-        let broker = RecordingBroker()
-        let hub = makeHub(log: log, broker: broker)
+        let hub = makeHub(log: log)
         let client = session(hub)
         try subscribe(hub, client, "s", "{}")
         #expect(publish(hub, #"[{"n":1},{"n":2}]"#).map(\.seq) == [1, 2])
@@ -321,7 +320,6 @@ import Testing
         #expect(writes(hub, client) == ["event 1 s"] && hub.committedThrough == 1)
         hub.logged(through: 2)
         #expect(writes(hub, client) == ["event 2 s"])
-        #expect(broker.shared == [[1], [2]])
     }
 
     @Test func acknowledgementsWaitForTheLogAndAFailedLogAcknowledgesNothingMore() throws {
@@ -356,21 +354,127 @@ import Testing
         #expect(hub.sessionCount == 0)
     }
 
-    @Test func eventsFromOtherNodesAreDeliveredInTheirOrder() throws {
-        let hub = makeHub()
+    // MARK: - A node of a cluster
+
+    /// Validated events for `submit`, as the gateway hands them over.
+    func submit(_ hub: Hub, _ json: String, answer: Hub.Answer = .taken) -> UInt64 {
+        var tape = JSONTape()
+        return Array(json.utf8).withUnsafeBytes { raw in
+            hub.submit(try! IngestParser.parse(raw, format: .json, limits: IngestLimits(), tape: &tape), answer: answer)
+        }
+    }
+
+    /// An event as the stream brings it back.
+    func streamed(_ seq: UInt64, _ json: String, epoch: StreamEpoch) -> Event {
+        Array(json.utf8).withUnsafeBytes {
+            Event(epoch: epoch, seq: seq, id: "e\(seq)", source: "s", type: "chat", acceptedAt: clock.nanoseconds, json: $0)
+        }
+    }
+
+    @Test func aClusteredHubDeliversWhatTheStreamSaysInTheStreamsOrder() throws {
+        let broker = RecordingBroker()
+        let hub = makeHub(broker: broker)
+        let epoch = hub.epoch
         let client = session(hub)
         try subscribe(hub, client, "s", #"{"type":["chat"]}"#)
-        let remote = (1...3).map { n in
-            Array(#"{"type":"chat","n":\#(n)}"#.utf8).withUnsafeBytes {
-                Event(
-                    epoch: hub.epoch, seq: UInt64(n), id: "r\(n)", source: "node-b", type: "chat", acceptedAt: clock.nanoseconds, json: $0)
-            }
-        }
-        hub.receive(remote)
-        hub.receive([remote[2]])  // seen already
-        #expect(writes(hub, client) == ["event 1 s", "event 2 s", "event 3 s"])
-        #expect(publish(hub, #"{"type":"chat"}"#).map(\.seq) == [4])
-        #expect(publish(hub, #"{"type":"chat","source":"node-b","id":"r2"}"#).first?.duplicate == true, "dedup spans nodes")
+        let ticket = submit(hub, #"[{"type":"chat","id":"a","n":1},{"type":"chat","n":2}]"#)
+        #expect(writes(hub, client).isEmpty && hub.pendingBytes > 0, "nothing is delivered before the stream has it")
+        #expect(broker.submitted.map(\.ticket) == [ticket])
+        #expect(broker.submitted[0].events.map(\.hasExplicitID) == [true, false])
+        #expect(broker.submitted[0].events[0].json == Array(#"{"type":"chat","id":"a","n":1}"#.utf8))
+        #expect(hub.takeSequencingResult(ticket) == nil, "not answered yet")
+        let placed: [WireFormat.Acceptance] = [.init(id: "a", seq: 2, duplicate: false), .init(id: "b", seq: 3, duplicate: false)]
+        hub.sequenced(ticket: ticket, result: .accepted(placed))
+        #expect(hub.pendingBytes == 0 && hub.metrics.accepted == 2)
+        #expect(hub.takeSequencingResult(ticket) == .accepted(placed))
+        #expect(hub.takeSequencingResult(ticket) == nil, "an answer is taken once")
+        // Another node's event 1 came first on the stream: the stream's order wins.
+        hub.receive(
+            [streamed(1, #"{"type":"chat","n":0}"#, epoch: epoch), streamed(2, #"{"type":"chat","n":1}"#, epoch: epoch)], epoch: epoch)
+        hub.receive(
+            [streamed(2, #"{"type":"chat","n":1}"#, epoch: epoch), streamed(3, #"{"type":"chat","n":2}"#, epoch: epoch)], epoch: epoch)
+        #expect(writes(hub, client) == ["event 1 s", "event 2 s", "event 3 s"], "what was read already is skipped")
+        #expect(hub.committedThrough == 3 && hub.lastSeq == 3)
+        // The stream trimmed what this node did not read: the log continues after the hole
+        // and a resume across it is told.
+        hub.receive([streamed(10, #"{"type":"chat","n":9}"#, epoch: epoch)], epoch: epoch)
+        #expect(writes(hub, client) == ["event 10 s"])
+        let late = session(hub)
+        try subscribe(hub, late, "s", #"{"type":["chat"]}"#, since: 1, epoch: epoch)
+        #expect(writes(hub, late).filter { $0.hasPrefix("gap") || $0.hasPrefix("replay") } == ["gap expired 2-9", "replay 10 s"])
+    }
+
+    @Test func aFailedOrForgottenSubmissionAcknowledgesNothing() throws {
+        let broker = RecordingBroker()
+        let hub = makeHub(broker: broker)
+        let failed = submit(hub, #"{"type":"chat"}"#)
+        hub.sequenced(ticket: failed, result: .failed("Redis at 127.0.0.1:6379 failed: connection refused"))
+        #expect(hub.takeSequencingResult(failed) == .failed("Redis at 127.0.0.1:6379 failed: connection refused"))
+        #expect(hub.metrics.storageRefusals == 1 && hub.metrics.accepted == 0)
+        let forgotten = submit(hub, #"{"type":"chat"}"#)
+        hub.forgetSubmission(forgotten)
+        #expect(hub.pendingBytes == 0, "a requester that went away holds nothing")
+        hub.sequenced(ticket: forgotten, result: .accepted([.init(id: "x", seq: 1, duplicate: false)]))
+        #expect(hub.takeSequencingResult(forgotten) == nil && hub.pendingBytes == 0)
+        // Redis away and back: refused meanwhile, accepted again after.
+        hub.storageFailed("cannot reach Redis at 127.0.0.1:6379")
+        #expect(hub.storageFailure != nil && hub.storageName == "the cluster's stream")
+        hub.storageRecovered()
+        #expect(hub.storageFailure == nil)
+    }
+
+    @Test func aWebSocketPublishIsAnsweredWhenTheStreamPlacedIt() throws {
+        let broker = RecordingBroker()
+        let hub = makeHub(broker: broker)
+        let client = session(hub, credentials: .publisherKey(name: "k"))
+        let ticket = submit(hub, #"[{"type":"chat","id":"a"},{"type":"chat","id":"a"}]"#, answer: .published(to: client))
+        #expect(writes(hub, client).isEmpty)
+        hub.sequenced(
+            ticket: ticket, result: .accepted([.init(id: "a", seq: 7, duplicate: false), .init(id: "a", seq: 7, duplicate: true)]))
+        let published = #"{"type":"published","id":"a","seq":7,"epoch":"\#(hub.epoch)"}"#
+        #expect(writes(hub, client) == [published, published])
+        #expect(hub.metrics.accepted == 1 && hub.metrics.duplicates == 1)
+        let refused = submit(hub, #"{"type":"chat"}"#, answer: .published(to: client))
+        hub.sequenced(ticket: refused, result: .failed("cannot reach Redis"))
+        let error = writes(hub, client)
+        #expect(error.count == 1 && error[0].contains(#""code":"storage_unavailable""#) && error[0].contains("not stored"), "\(error)")
+        // A presence change goes to the stream too, and its answer to nobody.
+        try hub.join(client, group: "room", info: .emptyObject)
+        #expect(broker.submitted.last?.events.first?.type == "herald.presence")
+        hub.sequenced(ticket: broker.submitted.last!.ticket, result: .accepted([.init(id: "p", seq: 8, duplicate: false)]))
+        #expect(writes(hub, client).isEmpty)
+        // A session that closed before its answer gets nothing.
+        let gone = submit(hub, #"{"type":"chat"}"#, answer: .published(to: client))
+        hub.closeSession(client)
+        hub.sequenced(ticket: gone, result: .accepted([.init(id: "z", seq: 9, duplicate: false)]))
+        #expect(hub.sessionCount == 0)
+    }
+
+    @Test func aNewStreamEpochClosesStreamsSoThatTheyResumeIntoAReset() throws {
+        let hub = makeHub(broker: RecordingBroker())
+        let old = hub.epoch
+        let client = session(hub)
+        try subscribe(hub, client, "s", "{}")
+        hub.receive((1...5).map { streamed($0, #"{"type":"chat"}"#, epoch: old) }, epoch: old)
+        #expect(writes(hub, client).count == 5)
+        // Redis lost its data: the stream starts again under a new epoch.
+        let new = StreamEpoch("feed")!
+        hub.receive([streamed(1, #"{"type":"chat","n":1}"#, epoch: new)], epoch: new)
+        #expect(writes(hub, client) == ["close 1012"], "positions count from 1 again: the client must resume")
+        #expect(hub.epoch == new && hub.committedThrough == 1)
+        let resumed = session(hub)
+        try subscribe(hub, resumed, "s", "{}", since: 5, epoch: old)
+        #expect(writes(hub, resumed).filter { !$0.hasPrefix("{") } == ["gap reset 1-0", "replay 1 s"])
+    }
+
+    @Test func aClientFromANodeFurtherAlongGetsNothingTwice() throws {
+        let hub = makeHub(broker: RecordingBroker())
+        let epoch = hub.epoch
+        hub.receive((1...2).map { streamed($0, #"{"type":"chat"}"#, epoch: epoch) }, epoch: epoch)
+        let client = session(hub)
+        try subscribe(hub, client, "s", "{}", since: 5, epoch: epoch)
+        hub.receive((3...6).map { streamed($0, #"{"type":"chat"}"#, epoch: epoch) }, epoch: epoch)
+        #expect(writes(hub, client) == ["event 6 s"], "3 to 5 it had from the other node")
     }
 
     @Test func unsubscribingDropsWhatWasQueuedForItOnly() throws {
@@ -415,12 +519,14 @@ final class PendingLog: EventLog {
     func expire(now: UInt64) {}
     func recover() -> [Event] { [] }
     func close() {}
+    func follow(_ event: Event, now: UInt64) { memory.follow(event, now: now) }
+    func follow(epoch: StreamEpoch) { memory.follow(epoch: epoch) }
 }
 
-/// A broker that records what it was asked to share.
+/// A broker that records what it was given to place on the stream.
 final class RecordingBroker: EventBroker, @unchecked Sendable {
-    var shared: [[UInt64]] = []
-    func share(_ events: [Event]) { shared.append(events.map(\.seq)) }
+    var submitted: [Submission] = []
+    func submit(_ submission: Submission) { submitted.append(submission) }
 }
 
 extension SessionWrite {

@@ -40,7 +40,7 @@ import Testing
                     Event(epoch: epoch, seq: UInt64(n), id: "r\(n)", source: "node-b", type: "chat", acceptedAt: 0, json: $0)
                 }
             }
-            TestThread { server.server.post(.received(remote)) }.join()
+            TestThread { server.server.post(.received(remote, epoch: epoch)) }.join()
             for n in 1...2 {
                 let message = try ws.receiveJSON()
                 #expect(message["seq"] == .number(Double(n)) && message["event"]?["n"] == .number(Double(n)), "\(message)")

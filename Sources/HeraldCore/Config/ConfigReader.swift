@@ -45,8 +45,8 @@ struct ConfigReader {
     mutating func read(_ root: JSONValue) -> HeraldConfig {
         var config = HeraldConfig()
         let sections: Set<String> = [
-            "listen", "publicDirectory", "auth", "routes", "delivery", "history", "dedup", "storage", "limits", "log", "metrics",
-            "$comment",
+            "listen", "publicDirectory", "auth", "routes", "delivery", "history", "dedup", "storage", "cluster", "limits", "log",
+            "metrics", "$comment",
         ]
         // Limits and delivery first: routes are validated against them and inherit their queue.
         let first: Set<String> = ["limits", "delivery"]
@@ -67,6 +67,7 @@ struct ConfigReader {
             case "delivery": readDelivery(member.value, path, into: &config.delivery)
             case "history": readHistory(member.value, path, into: &config.history)
             case "storage": readStorage(member.value, path, into: &config.storage)
+            case "cluster": readCluster(member.value, path, into: &config.cluster)
             case "dedup": readDedup(member.value, path, into: &config.dedup)
             case "limits": readLimits(member.value, path, into: &config.limits)
             case "log": readLog(member.value, path, into: &config.log)
@@ -76,6 +77,11 @@ struct ConfigReader {
                 }
             default: break
             }
+        }
+        if config.cluster.redis != nil, config.storage.path != nil {
+            fail(
+                "$.cluster.redis",
+                "cannot be combined with storage.path: in a cluster the Redis stream is the log (make Redis durable with appendonly yes)")
         }
         return config
     }
@@ -259,6 +265,35 @@ struct ConfigReader {
             case "segmentBytes": if let n = int(member.value, p, in: (64 << 10)...(1 << 30)) { storage.segmentBytes = n }
             case "maxBytes": if let n = int(member.value, p, in: (1 << 20)...(1 << 40)) { storage.maxBytes = n }
             case "maxAgeSeconds": if let n = int(member.value, p, in: 60...(365 * 86400)) { storage.maxAgeSeconds = n }
+            default: break
+            }
+        }
+    }
+
+    private mutating func readCluster(_ value: JSONValue, _ path: String, into cluster: inout HeraldConfig.Cluster) {
+        for member in object(value, path, allowed: ["redis", "stream", "maxLength"]) {
+            let p = "\(path).\(member.key)"
+            switch member.key {
+            case "redis":
+                if member.value == .null {
+                    cluster.redis = nil
+                } else if let text = string(member.value, p) {
+                    if let address = HeraldConfig.RedisAddress(url: text) {
+                        cluster.redis = address
+                    } else {
+                        fail(p, "must be redis://host[:port] (or null for a single node)")
+                    }
+                }
+            case "stream":
+                if let text = string(member.value, p) {
+                    let allowed = text.utf8.allSatisfy { $0 > 0x20 && $0 < 0x7F }
+                    if text.isEmpty || text.utf8.count > 100 || !allowed {
+                        fail(p, "must be 1 to 100 printable ASCII characters without spaces")
+                    } else {
+                        cluster.stream = text
+                    }
+                }
+            case "maxLength": if let n = int(member.value, p, in: 1000...1_000_000_000) { cluster.maxLength = n }
             default: break
             }
         }

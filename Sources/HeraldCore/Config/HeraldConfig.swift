@@ -153,6 +153,46 @@ public struct HeraldConfig: Sendable {
         public init() {}
     }
     public var storage = Storage()
+    /// Several nodes as one gateway through a Redis stream; without `redis` a single node.
+    public struct Cluster: Sendable, Equatable {
+        /// Where Redis listens (`redis://host:port`); nil: a single node.
+        public var redis: RedisAddress?
+        /// The prefix of the keys the nodes share (the stream `<stream>`, its counter
+        /// `<stream>:seq`, its epoch `<stream>:epoch`, dedup keys `<stream>:dedup:…`): one
+        /// gateway per prefix.
+        public var stream = "herald"
+        /// The stream is trimmed to about this many events (`XADD … MAXLEN ~`): how far back
+        /// any node can resume a client.
+        public var maxLength = 1_000_000
+        public init() {}
+    }
+    /// `redis://host[:port]` (port 6379 when omitted).
+    public struct RedisAddress: Sendable, Equatable, CustomStringConvertible {
+        public var host: String
+        public var port: Int
+        public init(host: String, port: Int) {
+            self.host = host
+            self.port = port
+        }
+        /// Parses `redis://host[:port][/]`; nil for anything else.
+        public init?(url: String) {
+            guard url.hasPrefix("redis://") else { return nil }
+            var rest = Substring(url.dropFirst("redis://".count))
+            if rest.hasSuffix("/") { rest = rest.dropLast() }
+            guard !rest.isEmpty, !rest.contains("/"), !rest.contains("@") else { return nil }
+            if let colon = rest.lastIndex(of: ":") {
+                guard let port = Int(rest[rest.index(after: colon)...]), (1...65535).contains(port) else { return nil }
+                self.port = port
+                rest = rest[..<colon]
+            } else {
+                self.port = 6379
+            }
+            guard !rest.isEmpty else { return nil }
+            host = String(rest)
+        }
+        public var description: String { "redis://\(host):\(port)" }
+    }
+    public var cluster = Cluster()
     public var limits = Limits()
     public var log = Log()
     public var metrics = Metrics()

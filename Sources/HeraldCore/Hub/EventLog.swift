@@ -33,6 +33,14 @@ public protocol EventLog: AnyObject {
     func recover() -> [Event]
     /// Stores what was appended and stops any thread of the log (at shutdown).
     func close()
+
+    /// Keeps an event a cluster's stream positioned (`event.seq` ≥ `nextPosition`; past
+    /// it when the stream trimmed what this node had not read). Only a log that follows a
+    /// stream does this; a durable log is never clustered (the configuration refuses it).
+    func follow(_ event: Event, now: UInt64)
+    /// The stream started again under `epoch`: what was kept counts in another epoch and
+    /// is forgotten.
+    func follow(epoch: StreamEpoch)
 }
 
 /// Whether an appended event may be delivered and acknowledged now.
@@ -45,15 +53,30 @@ public enum LogAppend: Sendable, Equatable {
 
 /// The log Herald has without `storage.path`: the history ring in memory. Appends are
 /// durable at once in the only sense memory allows (a restart forgets them).
+///
+/// A node of a cluster keeps the stream's recent events here too (`follow`), starting at
+/// the stream's position; what is older than the ring is read from the stream itself
+/// through `olderEvent` (on the loop thread, like a file log's `pread`).
 public final class InMemoryEventLog: EventLog {
+    private let limits: HistoryLimits
     private var history: History
-    public private(set) var nextPosition: UInt64 = 1
-    /// A new one per process: what a memory-only log held is gone after a restart.
-    public let epoch: StreamEpoch
+    public private(set) var nextPosition: UInt64
+    /// A new one per process: what a memory-only log held is gone after a restart. A
+    /// cluster's is the stream's.
+    public private(set) var epoch: StreamEpoch
+    private let olderEvent: ((UInt64) -> Event?)?
 
-    public init(limits: HistoryLimits, epoch: StreamEpoch = .random()) {
+    /// - Parameters:
+    ///   - nextPosition: where the log starts (a cluster's stream may be far along).
+    ///   - olderEvent: reads a position the ring no longer (or never) held, in `epoch`.
+    public init(
+        limits: HistoryLimits, epoch: StreamEpoch = .random(), nextPosition: UInt64 = 1, olderEvent: ((UInt64) -> Event?)? = nil
+    ) {
+        self.limits = limits
         history = History(limits: limits)
         self.epoch = epoch
+        self.nextPosition = nextPosition
+        self.olderEvent = olderEvent
     }
 
     public var oldestPosition: UInt64? { history.firstSeq }
@@ -67,31 +90,31 @@ public final class InMemoryEventLog: EventLog {
         return .durable
     }
 
-    public func event(at position: UInt64) -> Event? { history.event(seq: position) }
+    public func event(at position: UInt64) -> Event? {
+        if let event = history.event(seq: position) { return event }
+        guard position < nextPosition, position < (history.firstSeq ?? nextPosition) else { return nil }
+        return olderEvent?(position)
+    }
 
     public func expire(now: UInt64) { history.expire(now: now) }
 
     public func recover() -> [Event] { [] }
 
     public func close() {}
-}
 
-/// Events accepted by other gateway nodes, and this node's events for them.
-///
-/// Why a protocol: one node needs none (`LocalBroker`); the cluster issue adds a Redis
-/// Streams broker. There every node appends what it accepts to one shared stream and a
-/// reader thread of each node reads the stream back and posts the events, already
-/// positioned by the stream, to each loop's inbox, which hands them to `Hub.receive(_:)`.
-/// The broker is told of every event this node accepted with `share`.
-public protocol EventBroker: AnyObject, Sendable {
-    /// Events this node accepted and logged, in order.
-    func share(_ events: [Event])
-}
+    public func follow(_ event: Event, now: UInt64) {
+        precondition(event.seq >= nextPosition, "a stream's events arrive in order")
+        // The ring holds consecutive positions: after a hole it starts again.
+        if event.seq != nextPosition { history = History(limits: limits) }
+        nextPosition = event.seq + 1
+        history.append(event, now: now)
+    }
 
-/// The broker of a single node: nothing to share, nothing arrives.
-public final class LocalBroker: EventBroker {
-    public init() {}
-    public func share(_ events: [Event]) {}
+    public func follow(epoch: StreamEpoch) {
+        self.epoch = epoch
+        history = History(limits: limits)
+        nextPosition = 1
+    }
 }
 
 /// The Hub's sense of time, injected so that tests are deterministic.

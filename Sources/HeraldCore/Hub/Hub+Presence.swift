@@ -88,7 +88,7 @@ extension Hub {
     /// the gateway's own change) may cause it.
     private func publishPresence(_ body: [UInt8], credentials: Credentials?) throws(HeraldError) -> Event {
         // Nothing is accepted that cannot be stored (the member list itself still changes).
-        if let failure = storageFailure { throw HeraldError(.storageUnavailable, "the event log cannot store events: \(failure)") }
+        if let failure = storageFailure { throw HeraldError(.storageUnavailable, "\(storageName) cannot store events: \(failure)") }
         let outcome = body.withUnsafeBytes { bytes -> Result<Event, HeraldError> in
             do throws(HeraldError) {
                 let events = try IngestParser.parse(bytes, format: .json, limits: config.limits.ingest, tape: &presenceTape)
@@ -97,6 +97,15 @@ extension Hub {
                     let refusal = credentials.publishRefusal(view, reservedType: events[0].usesReservedType, checkReserved: false)
                 {
                     return .failure(refusal)
+                }
+                if isClustered {
+                    // Positioned by the stream, delivered when it comes back; the member
+                    // keeps this copy for visibility checks (its position: the last known).
+                    submit(events, answer: .dropped)
+                    return .success(
+                        Event(
+                            epoch: epoch, seq: committedThrough, id: events[0].id, source: events[0].source, type: events[0].type,
+                            acceptedAt: clock.now(), json: bytes))
                 }
                 return .success(accept(events[0], tape: presenceTape, body: bytes, now: clock.now()))
             } catch {

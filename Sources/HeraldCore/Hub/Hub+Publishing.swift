@@ -30,6 +30,7 @@ extension Hub {
     /// Sequences one event and logs it; delivers it when the log says it is durable.
     @discardableResult
     func accept(_ incoming: IncomingEvent, tape: JSONTape, body: UnsafeRawBufferPointer, now: UInt64) -> Event {
+        precondition(!isClustered, "a clustered hub submits events to the stream; it does not position them")
         metrics.accepted += 1
         let coalesceKeys = coalescePaths.map { $0.valueHash(in: tape, node: incoming.node, bytes: body) }
         let event = incoming.compactJSON.withUnsafeBytes {
@@ -41,7 +42,6 @@ extension Hub {
         case .durable where pending.isEmpty:
             committedThrough = event.seq
             route(event, view: EventView(tape: tape, node: incoming.node, bytes: body))
-            broker.share([event])
         case .durable, .pending:
             pending.append(event)
             pendingBytes += event.byteCount
@@ -52,15 +52,12 @@ extension Hub {
     /// The log made every event up to `position` durable: deliver them, in order. Called
     /// from the loop's inbox by a log that writes on another thread.
     public func logged(through position: UInt64) {
-        var ready: [Event] = []
         while let first = pending.first, first.seq <= position {
             pending.removeFirst()  // a Deque: O(1), however many wait for a slow disk
             pendingBytes -= first.byteCount
             committedThrough = first.seq
             routeRescanning(first)
-            ready.append(first)
         }
-        if !ready.isEmpty { broker.share(ready) }
         releaseRepliesAwaitingCommit()
     }
 
@@ -74,7 +71,7 @@ extension Hub {
         // Publishes waiting for their acknowledgement get an error in its place (in order,
         // as a client matches answers to requests), never silence.
         let notStored = WireFormat.webSocketError(
-            HeraldError(.storageUnavailable, "the event log cannot store events: \(reason); this event was not stored"), id: nil)
+            HeraldError(.storageUnavailable, "\(storageName) cannot store events: \(reason); this event was not stored"), id: nil)
         for session in sessionsAwaitingCommit {
             for _ in session.repliesAwaitingCommit {
                 metrics.storageRefusals += 1
@@ -83,20 +80,6 @@ extension Hub {
             session.repliesAwaitingCommit = []
         }
         sessionsAwaitingCommit = []
-    }
-
-    /// Delivers events that another node accepted (through the broker), already
-    /// positioned by the shared stream. Events at or before this hub's last position were
-    /// seen already and are skipped.
-    public func receive(_ remote: [Event]) {
-        let now = clock.now()
-        for event in remote where event.seq >= log.nextPosition {
-            precondition(event.seq == log.nextPosition, "remote events arrive in order, without holes")
-            _ = log.append(event, now: now)
-            committedThrough = event.seq
-            if !event.id.isEmpty { dedup.record(source: event.source, id: event.id, seq: event.seq, now: now) }
-            routeRescanning(event)
-        }
     }
 
     /// Matches a committed event against every live subscription, in place on its tape,
@@ -137,6 +120,9 @@ extension Hub {
 
     /// Queues a live event for a session and applies its overflow policy.
     func deliver(_ event: Event, subscriptions: SubscriptionSet, to session: Session) {
+        // Live events arrive in order; one at or before what the session was sent (or, on
+        // a node behind the one it came from, said it had) would be a duplicate.
+        guard event.seq > session.sentThrough else { return }
         let wasEmpty = session.queue.isEmpty
         let before = (dropped: session.queue.droppedCount, coalesced: session.queue.coalescedCount)
         let result = changeQueue(of: session) { $0.enqueue(event, subscriptions: subscriptions) }

@@ -66,6 +66,11 @@ extension Hub {
             wake(session)
             since = 0
         }
+        if isClustered, since > committedThrough {
+            // The client comes from a node further along the stream: what this node has
+            // not read yet up to `since`, the client has; it arrives live and is skipped.
+            session.sentThrough = max(session.sentThrough, since)
+        }
         since = min(since, committedThrough)
         if since == 0 { since = (log.oldestPosition ?? committedThrough + 1) - 1 }
         guard since < committedThrough else { return }

@@ -10,9 +10,9 @@ import DequeModule
 /// into bytes: it asks which sessions have something to write (`drainWakes`) and, for
 /// each, what to write next (`nextWrite(for:)`).
 ///
-/// Seams for what comes next: an `EventLog` (the in-memory ring today; a file log that
-/// acknowledges after fsync), an `EventBroker` (a single node today; a Redis stream),
-/// and `receive(_:)` / `logged(through:)`, which a loop calls with what its inbox brought.
+/// Seams: an `EventLog` (the in-memory ring, or a file log that acknowledges after fsync)
+/// and, for a node of a cluster, an `EventBroker` that positions events on a shared
+/// stream (`submit`, then `sequenced` and `receive` from the loop's inbox).
 ///
 /// Owned by one loop thread; not thread-safe.
 public final class Hub {
@@ -25,7 +25,8 @@ public final class Hub {
     public private(set) var draining = false
 
     let log: any EventLog
-    let broker: any EventBroker
+    /// The cluster's stream, or nil for a single node (which positions events itself).
+    let broker: (any EventBroker)?
     var index = SubscriptionIndex()
     var dedup: Deduplicator
     /// The distinct `coalesceKey` paths of the configuration; an event carries the hash of
@@ -52,8 +53,9 @@ public final class Hub {
     public internal(set) var pendingBytes = 0
     /// Sessions with replies waiting for `committedThrough` (see `send(_:control:after:)`).
     var sessionsAwaitingCommit: [Session] = []
-    /// Why the log cannot store events, once it failed (nil while it works): ingest is
-    /// refused from then on, and nothing not stored is ever acknowledged.
+    /// Why the log cannot store events (nil while it works): ingest is refused meanwhile,
+    /// and nothing not stored is ever acknowledged. A file log's failure is for good; the
+    /// cluster's stream recovers when Redis can be reached again.
     public internal(set) var storageFailure: String?
 
     /// Sessions that have something new to write, each once.
@@ -64,7 +66,11 @@ public final class Hub {
     var replayTape = JSONTape()
     var presenceTape = JSONTape()
 
-    public init(config: HeraldConfig, clock: HubClock, log: (any EventLog)? = nil, broker: any EventBroker = LocalBroker()) {
+    /// Submissions to the broker not answered yet, or answered and not taken yet.
+    var submissions: [UInt64: Submitted] = [:]
+    var nextTicket: UInt64 = 1
+
+    public init(config: HeraldConfig, clock: HubClock, log: (any EventLog)? = nil, broker: (any EventBroker)? = nil) {
         self.config = config
         self.clock = clock
         self.log = log ?? InMemoryEventLog(limits: config.history)

@@ -42,10 +42,16 @@ public final class Inbox<Message: Sendable>: Sendable {
 public enum HubMessage: Sendable {
     /// The log made every event up to this position durable (`Hub.logged(through:)`).
     case logged(through: UInt64)
-    /// Events that other nodes accepted, from the broker (`Hub.receive(_:)`).
-    case received([Event])
-    /// The log cannot store events any more (`Hub.storageFailed(_:)`).
+    /// Events read from the cluster's stream, in its order, and the epoch they count in
+    /// (`Hub.receive(_:epoch:)`).
+    case received([Event], epoch: StreamEpoch)
+    /// The broker's answer to a submission (`Hub.sequenced(ticket:result:)`).
+    case sequenced(ticket: UInt64, result: SequencingResult)
+    /// The log cannot store events (`Hub.storageFailed(_:)`): for a file log for good,
+    /// for the cluster's stream until `.storageRecovered`.
     case storageFailed(String)
+    /// The cluster's stream can be reached again (`Hub.storageRecovered()`).
+    case storageRecovered
 }
 
 extension Hub {
@@ -53,8 +59,10 @@ extension Hub {
     public func handle(_ message: HubMessage) {
         switch message {
         case .logged(let position): logged(through: position)
-        case .received(let events): receive(events)
+        case .received(let events, let epoch): receive(events, epoch: epoch)
+        case .sequenced(let ticket, let result): sequenced(ticket: ticket, result: result)
         case .storageFailed(let reason): storageFailed(reason)
+        case .storageRecovered: storageRecovered()
         }
     }
 }

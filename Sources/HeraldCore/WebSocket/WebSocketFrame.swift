@@ -271,6 +271,9 @@ public struct WebSocketCloseCode: RawRepresentable, Hashable, Sendable {
     public static let policyViolation = WebSocketCloseCode(rawValue: 1008)
     /// A message larger than the gateway accepts.
     public static let messageTooBig = WebSocketCloseCode(rawValue: 1009)
+    /// The cluster's stream started again under a new epoch: reconnect and resume (the
+    /// resume answers with a `reset` gap).
+    public static let serviceRestart = WebSocketCloseCode(rawValue: 1012)
     /// The gateway is overloaded (too many bytes of unfinished input); retry later.
     public static let tryAgainLater = WebSocketCloseCode(rawValue: 1013)
     /// The `disconnect` overflow policy: resume from history.

@@ -77,9 +77,9 @@ struct HTTPState {
         case discardingBody(HTTPBodyReader)
         /// Sending a static file in pieces as the socket drains.
         case sendingFile(FileSender)
-        /// An answer that acknowledges events, held until the log made them durable
-        /// (`Hub.committedThrough` reaches `position`); later requests wait behind it.
-        case awaitingCommit(Request, position: UInt64, answer: HTTPServerResponse)
+        /// An answer that acknowledges events, held until they are stored (the log made
+        /// them durable, or the cluster's stream has them); later requests wait behind it.
+        case awaitingCommit(Request, HeldAnswer)
     }
 
     var decoder: HTTPRequestDecoder

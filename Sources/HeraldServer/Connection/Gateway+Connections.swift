@@ -63,6 +63,7 @@ extension Gateway {
         connections[connection.id] = nil
         if case .http = connection.mode, connection.http.listedAwaitingCommit {
             connectionsAwaitingCommit.removeAll { $0 === connection }
+            if case .awaitingCommit(_, .sequencing(let ticket)) = connection.http.phase { hub.forgetSubmission(ticket) }
         }
         closedSinceTrim += 1
         lastClosedAt = MonotonicClock.nanoseconds()
@@ -138,18 +139,15 @@ extension Gateway {
                 switch read.handler.answer(read.request, gateway: self) {
                 case .now(let response):
                     respond(connection, response, to: read.request)
-                case .afterCommit(let position, let response):
+                case .held(let held):
                     var request = read.request
                     request.body = []  // only the head is needed to answer it
-                    connection.http.phase = .awaitingCommit(request, position: position, answer: response)
+                    connection.http.phase = .awaitingCommit(request, held)
                     continue reading
                 }
-            case .awaitingCommit(let request, let position, let answer):
-                if hub.committedThrough >= position {
+            case .awaitingCommit(let request, let held):
+                if let answer = answer(held: held) {
                     respond(connection, answer, to: request)
-                } else if let refusal = storageFailedError() {
-                    // Accepted but never stored: not acknowledged (the client may retry).
-                    respond(connection, errorResponse(refusal, fields: [("retry-after", "5")]), to: request)
                 } else {
                     // Served again when the log reports progress (it may report less first).
                     if !connection.http.listedAwaitingCommit {

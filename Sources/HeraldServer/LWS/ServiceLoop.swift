@@ -1,4 +1,5 @@
 import CLibWebSockets
+import HeraldCluster
 import HeraldCore
 import HeraldStorage
 import Logging
@@ -37,6 +38,8 @@ final class ServiceLoop: @unchecked Sendable {
     /// Wakes the loop from other threads, until the context is destroyed.
     private let waker = ContextWaker()
     private var drainDeadline: UInt64 = 0
+    /// The cluster's stream (`cluster.redis`), or nil for a single node.
+    private let broker: RedisStreamBroker?
     /// The port the listener is bound to (the kernel's choice when config asked for 0).
     private(set) var port: Int
 
@@ -58,7 +61,14 @@ final class ServiceLoop: @unchecked Sendable {
                 ])
             log = file
         }
-        gateway = Gateway(config: config, logger: logger, publicDirectory: publicDirectory, log: log)
+        var broker: RedisStreamBroker?
+        if config.cluster.redis != nil {
+            let joined = try Self.joinCluster(config: config, inbox: inbox, logger: logger)
+            broker = joined.broker
+            log = joined.log
+        }
+        self.broker = broker
+        gateway = Gateway(config: config, logger: logger, publicDirectory: publicDirectory, log: log, broker: broker)
         lws_set_log_level(Socket.logMask(config.log.lwsLevel), heraldLWSLog)
 
         let protocolName = strdup("herald")!
@@ -99,6 +109,32 @@ final class ServiceLoop: @unchecked Sendable {
         }
         herald_ticker_start(ticker)
         if let vhost = lws_get_vhost_by_name(created, "herald") { port = Int(lws_get_vhost_listen_port(vhost)) }
+        broker?.start()  // what it posts waits in the inbox until the loop runs
+    }
+
+    /// Connects to the cluster's stream and fills history with its newest events (the
+    /// stream's own numbering and epoch; older events are read from the stream on resume).
+    private static func joinCluster(
+        config: HeraldConfig, inbox: Inbox<LoopMessage>, logger: Logger
+    ) throws(HeraldError) -> (broker: RedisStreamBroker, log: InMemoryEventLog) {
+        let broker = try RedisStreamBroker(
+            settings: config.cluster, dedupSeconds: config.dedup.windowSeconds,
+            callbacks: .init(
+                sequenced: { inbox.post(.hub(.sequenced(ticket: $0, result: $1))) },
+                received: { inbox.post(.hub(.received($0, epoch: $1))) },
+                health: { reason in inbox.post(.hub(reason.map { .storageFailed($0) } ?? .storageRecovered)) }))
+        let recent = try broker.recentEvents(count: min(config.history.maxEvents, 100_000))
+        let log = InMemoryEventLog(
+            limits: config.history, epoch: broker.joinedEpoch, nextPosition: recent.first?.seq ?? broker.joinedPosition + 1,
+            olderEvent: { [unowned broker] in broker.event(at: $0) })
+        for event in recent { log.follow(event, now: event.acceptedAt) }
+        logger.info(
+            "joined the cluster",
+            metadata: [
+                "redis": "\(broker.address)", "stream": "\(config.cluster.stream)", "epoch": "\(broker.joinedEpoch)",
+                "lastSeq": "\(broker.joinedPosition)", "history": "\(recent.count)",
+            ])
+        return (broker, log)
     }
 
     deinit {
@@ -118,6 +154,7 @@ final class ServiceLoop: @unchecked Sendable {
             }
         }
         destroyContext()
+        broker?.stop()
         gateway.hub.closeLog()
     }
 
@@ -136,16 +173,26 @@ final class ServiceLoop: @unchecked Sendable {
     var isStopped: Bool { stopped.load(ordering: .acquiring) }
 
     /// Stops a loop that never ran (nothing is serviced, so nothing needs draining).
-    func stopUnstarted() { destroyContext() }
+    func stopUnstarted() {
+        destroyContext()
+        broker?.stop()
+    }
 
     /// Called on the loop thread when another thread posted to the inbox.
     func drainInbox() {
         for message in inbox.drain() {
             switch message {
             case .hub(let message):
+                let wasFailed = gateway.hub.storageFailure != nil
                 gateway.hub.handle(message)
-                if case .storageFailed(let reason) = message {
-                    gateway.logger.error("the event log cannot store events; ingest answers 503", metadata: ["reason": "\(reason)"])
+                switch message {
+                case .storageFailed(let reason) where !wasFailed:
+                    gateway.logger.error(
+                        "\(gateway.hub.storageName) cannot store events; ingest answers 503", metadata: ["reason": "\(reason)"])
+                case .storageRecovered where wasFailed:
+                    gateway.logger.info("the cluster's stream can be reached again; ingest is accepted")
+                default:
+                    break
                 }
             case .shutdown where !gateway.draining:
                 drainDeadline = MonotonicClock.nanoseconds() + 1_500_000_000

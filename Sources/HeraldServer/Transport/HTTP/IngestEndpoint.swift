@@ -106,13 +106,37 @@ extension Gateway {
                 if let refusal = credentials.publishRefusal(events, tape: ingestTape, body: bytes) {
                     return .now(rejectIngest(refusal))
                 }
+                if hub.isClustered { return .held(.sequencing(ticket: hub.submit(events, answer: .taken))) }
                 let accepted = hub.publish(events, tape: ingestTape, body: bytes)
                 statsWindow.record(hub.metrics, now: MonotonicClock.nanoseconds())
                 let response = json(202, WireFormat.accepted(accepted, epoch: hub.epoch))
                 let last = accepted.reduce(0) { max($0, $1.seq) }
-                return last > hub.committedThrough ? .afterCommit(position: last, response) : .now(response)
+                return last > hub.committedThrough ? .held(.commit(position: last, response)) : .now(response)
             } catch {
                 return .now(rejectIngest(error))
+            }
+        }
+    }
+
+    /// The answer a held ingest request can get now, or nil while it waits. What was
+    /// accepted but not stored is not acknowledged: 503, the client may retry (its ids
+    /// make the retry safe).
+    func answer(held: HeldAnswer) -> HTTPServerResponse? {
+        switch held {
+        case .commit(let position, let response):
+            if hub.committedThrough >= position { return response }
+            guard let refusal = storageFailedError() else { return nil }
+            return errorResponse(refusal, fields: [("retry-after", "5")])
+        case .sequencing(let ticket):
+            switch hub.takeSequencingResult(ticket) {
+            case nil:
+                return nil
+            case .accepted(let accepted):
+                statsWindow.record(hub.metrics, now: MonotonicClock.nanoseconds())
+                return json(202, WireFormat.accepted(accepted, epoch: hub.epoch))
+            case .failed(let reason):
+                return rejectIngest(
+                    HeraldError(.storageUnavailable, "the cluster's stream cannot store events: \(reason)"), fields: [("retry-after", "2")])
             }
         }
     }
@@ -137,7 +161,7 @@ extension Gateway {
     func storageFailedError() -> HeraldError? {
         guard let failure = hub.storageFailure else { return nil }
         hub.metrics.storageRefusals += 1
-        return HeraldError(.storageUnavailable, "the event log cannot store events: \(failure)")
+        return HeraldError(.storageUnavailable, "\(hub.storageName) cannot store events: \(failure)")
     }
 
     /// The structured form of a binary-mode CloudEvent. JSON data is embedded as sent

@@ -29,12 +29,21 @@ extension Endpoint {
     func refusedMethod(_ method: HTTPMethod, gateway: Gateway) {}
 }
 
-/// What answers a request once its body is in.
-/// The answer to a request with a body: now, or once the log stored what it acknowledges.
+/// The answer to a request with a body: now, or once what it acknowledges is stored.
 enum BodyAnswer {
     case now(HTTPServerResponse)
-    /// Sent when `Hub.committedThrough` reaches `position` (a 503 if the log fails first).
-    case afterCommit(position: UInt64, HTTPServerResponse)
+    /// Held until stored (`Gateway.answer(held:)`); later pipelined requests wait behind it.
+    case held(HeldAnswer)
+}
+
+/// An ingest answer that waits for storage.
+enum HeldAnswer {
+    /// A single node: sent when `Hub.committedThrough` reaches `position` (a 503 if the
+    /// log fails first).
+    case commit(position: UInt64, HTTPServerResponse)
+    /// A cluster: made when the broker answers submission `ticket` (202 with the stream's
+    /// positions, or 503).
+    case sequencing(ticket: UInt64)
 }
 
 protocol BodyHandler {
@@ -163,7 +172,7 @@ struct StatusEndpoint: Endpoint {
 struct ReadyEndpoint: Endpoint {
     func plan(_ request: Request, connection: Connection, gateway: Gateway) -> RequestPlan {
         if let failure = gateway.hub.storageFailure {
-            let error = HeraldError(.storageUnavailable, "the event log cannot store events: \(failure)")
+            let error = HeraldError(.storageUnavailable, "\(gateway.hub.storageName) cannot store events: \(failure)")
             return .respond(gateway.errorResponse(error, fields: [("retry-after", "5")]))
         }
         return .respond(gateway.json(200, Array(#"{"status":"ready"}"#.utf8)))

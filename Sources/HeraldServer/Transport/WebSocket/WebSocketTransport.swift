@@ -162,6 +162,10 @@ final class WebSocketTransport: StreamTransport {
                 let events = try IngestParser.parse(bytes, format: .json, limits: gateway.config.limits.ingest, tape: &gateway.ingestTape)
                 if let refusal = session.credentials.publishRefusal(events, tape: gateway.ingestTape, body: bytes) { throw refusal }
                 if let refusal = gateway.storageRefusal() { throw refusal }
+                if gateway.hub.isClustered {
+                    gateway.hub.submit(events, answer: .published(to: session))  // answered when the stream has them
+                    return
+                }
                 for accepted in gateway.hub.publish(events, tape: gateway.ingestTape, body: bytes) {
                     // Acknowledged once stored (at once without a durable log).
                     let bytes = WireFormat.published(id: accepted.id, seq: accepted.seq, epoch: gateway.hub.epoch)

@@ -1,0 +1,57 @@
+/// Where a clustered node's events are positioned: the stream all nodes share.
+///
+/// Why a protocol: a single node positions events itself (its `EventLog` gives each its
+/// `seq`). Nodes of a cluster cannot: two nodes would hand out the same position. There a
+/// broker (the Redis Streams broker of `HeraldCluster`) positions every batch on the
+/// shared stream, answers each `Submission` with `HubMessage.sequenced`, and reads the
+/// stream back on a thread of its own, posting every node's events — this node's too — as
+/// `HubMessage.received` to the loop's inbox, in stream order. A clustered Hub therefore
+/// never delivers at publish time: it delivers what the stream says, in the stream's order,
+/// exactly as every other node does.
+public protocol EventBroker: AnyObject, Sendable {
+    /// Appends a batch to the shared stream (on the broker's thread); the answer comes
+    /// through the loop's inbox as `.sequenced(ticket:result:)`, in submission order.
+    func submit(_ submission: Submission)
+}
+
+/// An event validated on this node, on its way to the shared stream: not positioned yet.
+public struct ProposedEvent: Sendable, Equatable {
+    public var id: String
+    public var source: String
+    public var type: String
+    /// Whether the publisher chose `id` (only those are deduplicated, cluster-wide).
+    public var hasExplicitID: Bool
+    /// The event as compact JSON.
+    public var json: [UInt8]
+
+    public init(id: String, source: String, type: String, hasExplicitID: Bool, json: [UInt8]) {
+        self.id = id
+        self.source = source
+        self.type = type
+        self.hasExplicitID = hasExplicitID
+        self.json = json
+    }
+}
+
+/// One ingest request's or one WebSocket publish's events, appended together (a batch
+/// is contiguous on the stream) and answered together.
+public struct Submission: Sendable {
+    /// Names the submission in its answer; increasing per Hub.
+    public var ticket: UInt64
+    public var events: [ProposedEvent]
+
+    public init(ticket: UInt64, events: [ProposedEvent]) {
+        self.ticket = ticket
+        self.events = events
+    }
+}
+
+/// The broker's answer to a submission.
+public enum SequencingResult: Sendable, Equatable {
+    /// On the stream: each event's position (or, for a duplicate, its original's).
+    case accepted([WireFormat.Acceptance])
+    /// Not appended (the broker cannot reach the stream); nothing of the batch is
+    /// acknowledged. If the connection broke after Redis received the batch, the events
+    /// may still appear on the stream: a retry with the same ids is deduplicated.
+    case failed(String)
+}

@@ -1,0 +1,137 @@
+/// A clustered node's half of the publish pipeline (see `EventBroker`): submit to the
+/// shared stream, answer when the broker says where the events went, deliver what the
+/// stream brings back — this node's events and every other node's — in the stream's order.
+extension Hub {
+    /// A submission between `submit` and the caller taking its answer.
+    struct Submitted {
+        /// The submitted JSON bytes (counted in `pendingBytes` until answered).
+        var bytes: Int
+        var answer: Answer
+        var result: SequencingResult?
+    }
+
+    /// Who is answered when the broker has placed a submission.
+    public enum Answer {
+        /// The caller (an ingest request) takes it with `takeSequencingResult`.
+        case taken
+        /// The Hub answers this WebSocket client: a `published` per event, or an error.
+        case published(to: Session)
+        /// Nobody (a presence change: the member list changed already).
+        case dropped
+    }
+
+    /// Whether events are positioned by a cluster's stream rather than by this node.
+    public var isClustered: Bool { broker != nil }
+
+    /// Where events are stored, as messages name it.
+    public var storageName: String { isClustered ? "the cluster's stream" : "the event log" }
+
+    /// Hands validated, authorized events to the broker and returns the ticket its answer
+    /// will carry (see `Answer` for who gets it). Nothing is delivered here: the events
+    /// come back through `receive` like every other node's.
+    @discardableResult
+    public func submit(_ events: [IncomingEvent], answer: Answer) -> UInt64 {
+        guard let broker else { preconditionFailure("submit is for a clustered hub; a single node publishes") }
+        let ticket = nextTicket
+        nextTicket += 1
+        let proposed = events.map {
+            ProposedEvent(id: $0.id, source: $0.source, type: $0.type, hasExplicitID: $0.hasExplicitID, json: $0.compactJSON)
+        }
+        let bytes = proposed.reduce(0) { $0 + $1.json.count }
+        submissions[ticket] = Submitted(bytes: bytes, answer: answer)
+        pendingBytes += bytes
+        broker.submit(Submission(ticket: ticket, events: proposed))
+        return ticket
+    }
+
+    /// The broker's answer to submission `ticket`, from the loop's inbox.
+    public func sequenced(ticket: UInt64, result: SequencingResult) {
+        guard var submitted = submissions[ticket] else { return }  // its connection went away
+        pendingBytes -= submitted.bytes
+        switch result {
+        case .accepted(let acceptances):
+            for acceptance in acceptances {
+                if acceptance.duplicate { metrics.duplicates += 1 } else { metrics.accepted += 1 }
+            }
+        case .failed:
+            metrics.storageRefusals += 1
+        }
+        guard case .published(let session) = submitted.answer else {
+            if case .taken = submitted.answer {
+                submitted.result = result
+                submissions[ticket] = submitted
+            } else {
+                submissions[ticket] = nil
+            }
+            return
+        }
+        submissions[ticket] = nil
+        guard sessions.indices.contains(session.index), sessions[session.index] === session, session.closing == nil else { return }
+        switch result {
+        case .accepted(let acceptances):
+            for acceptance in acceptances {
+                send(session, control: WireFormat.published(id: acceptance.id, seq: acceptance.seq, epoch: epoch))
+            }
+        case .failed(let reason):
+            let error = HeraldError(.storageUnavailable, "the cluster's stream cannot store events: \(reason); this event was not stored")
+            send(session, control: WireFormat.webSocketError(error, id: nil))
+        }
+    }
+
+    /// The answer to an ingest submission, once (nil while the broker has not answered).
+    public func takeSequencingResult(_ ticket: UInt64) -> SequencingResult? {
+        guard let result = submissions[ticket]?.result else { return nil }
+        submissions[ticket] = nil
+        return result
+    }
+
+    /// Forgets a submission whose requester went away (its answer is dropped on arrival).
+    public func forgetSubmission(_ ticket: UInt64) {
+        guard let submitted = submissions.removeValue(forKey: ticket) else { return }
+        if submitted.result == nil { pendingBytes -= submitted.bytes }
+    }
+
+    /// Delivers events read from the shared stream, in its order: this node's and other
+    /// nodes'. Positions at or before this hub's last one were seen already and are
+    /// skipped; a position past the next one means the stream trimmed what this node had
+    /// not read (the log continues after the hole; resumers get an `expired` gap). When the
+    /// stream started again under another epoch (Redis lost its data), every streaming
+    /// client is closed with 1012 so that it reconnects and resumes into a `reset` gap,
+    /// rather than see positions that count from 1 again.
+    public func receive(_ events: [Event], epoch streamEpoch: StreamEpoch) {
+        let now = clock.now()
+        if streamEpoch != log.epoch {
+            log.follow(epoch: streamEpoch)
+            committedThrough = log.nextPosition - 1
+            for case let session? in sessions {
+                close(session, code: .serviceRestart, reason: "the event stream was reset; resume", immediately: false)
+            }
+        }
+        for event in events where event.seq >= log.nextPosition {
+            log.follow(event, now: now)
+            committedThrough = event.seq
+            routeRescanning(withCoalesceKeys(event))
+        }
+    }
+
+    /// The cluster's stream can be reached again: ingest is accepted again.
+    public func storageRecovered() {
+        storageFailure = nil
+    }
+
+    /// An event from the stream with the coalescing keys of this node's configuration
+    /// (another node's configuration decides nothing here).
+    private func withCoalesceKeys(_ event: Event) -> Event {
+        guard !coalescePaths.isEmpty else { return event }
+        replayTape.removeAll()
+        do throws(HeraldError) {
+            try JSONScanner.scan(event.json, limits: JSONLimits(maxDepth: config.limits.maxJSONDepth), into: &replayTape)
+        } catch {
+            return event  // cannot happen: the event was validated when it was accepted
+        }
+        let keys = coalescePaths.map { $0.valueHash(in: replayTape, node: 0, bytes: event.json) }
+        return Event(
+            epoch: log.epoch, seq: event.seq, id: event.id, source: event.source, type: event.type, acceptedAt: event.acceptedAt,
+            json: event.json, coalesceKeys: keys)
+    }
+}

@@ -1,0 +1,150 @@
+import HeraldCluster
+import HeraldCore
+import Synchronization
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The cluster's broker against a real `redis-server`: two brokers (two nodes) on one
+/// stream get dense positions in one order, dedup spans them, both read back the same
+/// stream, older events are read on demand, and a Redis that lost or rewound its data
+/// starts a new epoch rather than hand out a position twice.
+@Suite(.serialized) struct RedisStreamBrokerTests {
+    /// What one broker reported, collected across its threads.
+    final class Record: Sendable {
+        let answers = Mutex<[UInt64: SequencingResult]>([:])
+        let received = Mutex<[(StreamEpoch, UInt64, String)]>([])
+        let health = Mutex<[String?]>([])
+    }
+
+    final class Node: Sendable {
+        let record = Record()
+        let broker: RedisStreamBroker
+
+        init(port: Int, dedupSeconds: Int = 60) throws {
+            var settings = HeraldConfig.Cluster()
+            settings.redis = HeraldConfig.RedisAddress(host: "127.0.0.1", port: port)
+            settings.stream = "test"
+            let record = record
+            broker = try RedisStreamBroker(
+                settings: settings, dedupSeconds: dedupSeconds,
+                callbacks: .init(
+                    sequenced: { ticket, result in record.answers.withLock { $0[ticket] = result } },
+                    received: { events, epoch in
+                        record.received.withLock { list in
+                            for event in events { list.append((epoch, event.seq, String(decoding: event.json, as: UTF8.self))) }
+                        }
+                    },
+                    health: { reason in record.health.withLock { $0.append(reason) } }))
+            broker.start()
+        }
+
+        func submit(_ ticket: UInt64, _ events: [(id: String?, json: String)]) {
+            broker.submit(
+                Submission(
+                    ticket: ticket,
+                    events: events.map {
+                        ProposedEvent(
+                            id: $0.id ?? "gen\(ticket)", source: "src", type: "t", hasExplicitID: $0.id != nil, json: Array($0.json.utf8))
+                    }))
+        }
+
+        /// Waits (at most 10 s) for the answer to `ticket`.
+        func answer(_ ticket: UInt64) throws -> SequencingResult {
+            for _ in 0..<1000 {
+                if let answer = record.answers.withLock({ $0[ticket] }) { return answer }
+                usleep(10_000)
+            }
+            throw TestFailure("no answer to submission \(ticket)")
+        }
+
+        /// Waits for `count` received events.
+        func receivedEvents(_ count: Int) throws -> [(StreamEpoch, UInt64, String)] {
+            for _ in 0..<1000 {
+                let list = record.received.withLock { $0 }
+                if list.count >= count { return list }
+                usleep(10_000)
+            }
+            throw TestFailure("received \(record.received.withLock { $0.count }) of \(count) events")
+        }
+    }
+
+    struct TestFailure: Error, CustomStringConvertible {
+        let description: String
+        init(_ description: String) { self.description = description }
+    }
+
+    func seqs(_ result: SequencingResult) -> [Int64] {
+        guard case .accepted(let accepted) = result else { return [] }
+        return accepted.map { $0.duplicate ? -Int64($0.seq) : Int64($0.seq) }
+    }
+
+    @Test func twoNodesShareOneDenseOrderAndDedup() throws {
+        let server = try RedisConnectionTests.RedisServer()
+        defer { server.stop() }
+        _ = try server.connect()
+        let a = try Node(port: server.port)
+        let b = try Node(port: server.port)
+        defer {
+            a.broker.stop()
+            b.broker.stop()
+        }
+        #expect(a.broker.joinedEpoch == b.broker.joinedEpoch && a.broker.joinedPosition == 0)
+        a.submit(1, [(nil, #"{"n":1}"#), ("x", #"{"n":2}"#)])
+        #expect(seqs(try a.answer(1)) == [1, 2])
+        b.submit(1, [("x", #"{"n":3}"#), (nil, #"{"n":4}"#)])
+        #expect(seqs(try b.answer(1)) == [-2, 3], "the same (source, id) on another node is the first one's")
+        for n in 2...20 { (n % 2 == 0 ? a : b).submit(UInt64(n), [(nil, #"{"k":\#(n)}"#)]) }
+        for n in 2...20 { _ = try (n % 2 == 0 ? a : b).answer(UInt64(n)) }
+        let onA = try a.receivedEvents(22).map(\.1)
+        let onB = try b.receivedEvents(22).map(\.1)
+        #expect(onA == Array(1...22) && onB == onA, "both nodes read one order, every position once")
+        // A node joining later: its history from the stream, older positions on demand.
+        let c = try Node(port: server.port)
+        defer { c.broker.stop() }
+        #expect(c.broker.joinedPosition == 22)
+        #expect(try c.broker.recentEvents(count: 5).map(\.seq) == Array(18...22))
+        #expect(c.broker.event(at: 2).map { String(decoding: $0.json, as: UTF8.self) } == #"{"n":2}"#)
+        #expect(c.broker.event(at: 99) == nil)
+    }
+
+    @Test func aRedisThatLostOrRewoundItsDataStartsANewEpoch() throws {
+        let server = try RedisConnectionTests.RedisServer()
+        defer { server.stop() }
+        let redis = try server.connect()
+        let node = try Node(port: server.port)
+        defer { node.broker.stop() }
+        let first = node.broker.joinedEpoch
+        node.submit(1, (1...5).map { (nil, #"{"n":\#($0)}"#) })
+        _ = try node.answer(1)
+        #expect(try node.receivedEvents(5).allSatisfy { $0.0 == first })
+        // Rewound (an older snapshot): the stream and its counter are behind what this node read.
+        _ = try redis.command("XTRIM", "test", "MAXLEN", "2")
+        _ = try redis.command("SET", "test:seq", "1")
+        node.submit(2, [(nil, #"{"n":6}"#)])
+        #expect(seqs(try node.answer(2)) == [6], "after the stream's newest entry, whatever the counter says")
+        let rewound = try node.receivedEvents(6).last!
+        #expect(rewound.0 != first && rewound.1 == 6, "a new epoch: this node had read positions this Redis forgot")
+        // Lost (FLUSHALL): a new epoch from position 1.
+        _ = try redis.command("FLUSHALL")
+        node.submit(3, [(nil, #"{"n":7}"#)])
+        #expect(seqs(try node.answer(3)) == [1])
+        let fresh = try node.receivedEvents(7).last!
+        #expect(fresh.0 != first && fresh.0 != rewound.0 && fresh.1 == 1)
+    }
+
+    @Test func aDeadRedisFailsSubmissionsAndReportsHealth() throws {
+        let server = try RedisConnectionTests.RedisServer()
+        _ = try server.connect()
+        let node = try Node(port: server.port)
+        defer { node.broker.stop() }
+        server.stop()
+        node.submit(1, [(nil, "{}")])
+        guard case .failed(let reason) = try node.answer(1) else { throw TestFailure("a dead Redis acknowledges nothing") }
+        #expect(reason.contains("127.0.0.1:\(server.port)"))
+        for _ in 0..<300 where node.record.health.withLock({ $0.isEmpty }) { usleep(10_000) }
+        #expect(node.record.health.withLock { $0.first??.contains("Redis") == true })
+    }
+}
