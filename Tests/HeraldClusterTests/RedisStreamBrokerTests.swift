@@ -110,6 +110,35 @@ import Glibc
         #expect(c.broker.event(at: 99) == nil)
     }
 
+    @Test func oddIdsAndSourcesSurviveAndForeignEntriesAreSkipped() throws {
+        let server = try RedisConnectionTests.RedisServer()
+        defer { server.stop() }
+        let redis = try server.connect()
+        let node = try Node(port: server.port)
+        defer { node.broker.stop() }
+        // Spaces, digits and colons in ids and sources: the header's lengths keep them apart,
+        // and ("ab", "c") is not ("a", "bc") for dedup.
+        node.broker.submit(
+            Submission(
+                ticket: 1,
+                events: [
+                    ProposedEvent(id: "c", source: "ab", type: "t 1", hasExplicitID: true, json: Array(#"{"n":1}"#.utf8)),
+                    ProposedEvent(id: "bc", source: "a", type: "t 2", hasExplicitID: true, json: Array(#"{"n":2}"#.utf8)),
+                    ProposedEvent(id: "9 9:é", source: "12 3", type: "", hasExplicitID: true, json: Array(#"{"n":3}"#.utf8)),
+                ]))
+        #expect(seqs(try node.answer(1)) == [1, 2, 3])
+        // Something else writes to the stream: skipped, and reading goes on after it.
+        _ = try redis.command("XADD", "test", "4-0", "foo", "bar")
+        _ = try redis.command("XADD", "test", "5-0", "e", "0123456789abcdef", "h", "1 99 0 x", "j", "{}")
+        _ = try redis.command("SET", "test:seq", "5")
+        node.submit(2, [(nil, #"{"n":6}"#)])
+        #expect(seqs(try node.answer(2)) == [6])
+        let read = try node.receivedEvents(4)
+        #expect(read.map(\.1) == [1, 2, 3, 6])
+        #expect(node.broker.event(at: 3).map { [$0.id, $0.source, $0.type] } == ["9 9:é", "12 3", ""])
+        #expect(node.broker.event(at: 4) == nil && node.broker.event(at: 5) == nil)
+    }
+
     @Test func aRedisThatLostOrRewoundItsDataStartsANewEpoch() throws {
         let server = try RedisConnectionTests.RedisServer()
         defer { server.stop() }
