@@ -24,7 +24,7 @@ import Glibc
 ///
 /// - Note: `@unchecked Sendable`: the queue and flags are guarded by `signal`'s mutex, the
 ///   read position by a `Mutex`; each connection is owned by one thread.
-public final class RedisStreamBroker: EventBroker, @unchecked Sendable {
+public final class RedisStreamBroker: EventBroker, OlderEvents, @unchecked Sendable {
     /// Where the broker's news goes (a loop's inbox).
     public struct Callbacks: Sendable {
         /// The answer to a submission, in submission order.
@@ -45,12 +45,16 @@ public final class RedisStreamBroker: EventBroker, @unchecked Sendable {
     }
 
     public let address: HeraldConfig.RedisAddress
+    /// This node's name: random per process (its presence members are `<node>.<client>`).
+    public let node = String(StreamEpoch.random().text.prefix(8))
     /// The stream's epoch and last position when this node joined: its log starts there.
     public let joinedEpoch: StreamEpoch
     public let joinedPosition: UInt64
 
     private let keys: StreamScript.Keys
     private let maxLength: Int
+    /// How long a node's heartbeat lives; it is renewed every third of it.
+    private let nodeTimeoutSeconds: Int
     private let dedupSeconds: Int
     private let callbacks: Callbacks
     private let scriptSHA: String
@@ -62,11 +66,17 @@ public final class RedisStreamBroker: EventBroker, @unchecked Sendable {
     /// The epoch and last position the reader has read (the script checks Redis is not
     /// behind it).
     private let readThrough: Mutex<(epoch: StreamEpoch, seq: UInt64)>
+    /// The furthest position Redis acknowledged to this node's writer, and its epoch.
+    private let acknowledged = Mutex<(epoch: StreamEpoch, seq: UInt64)?>(nil)
     private let healthState = Mutex<(writer: String?, reader: String?, reported: String?)>((nil, nil, nil))
 
-    /// Reads of older events (`event(at:)`), on the loop thread.
+    /// Reads on the loop thread (older events, presence lists): a short timeout, and after
+    /// a failure no new attempt for a second, so that a sick Redis stalls the loop little.
     private var reads: RedisConnection?
+    private var readsRetryAt: UInt64 = 0
+    /// Events read ahead by `event(at:)`, and the epoch they count in.
     private var readChunk: [Event] = []
+    private var readChunkEpoch: StreamEpoch
 
     static let minBackoffMilliseconds = 50
     static let maxBackoffMilliseconds = 2000
@@ -79,6 +89,7 @@ public final class RedisStreamBroker: EventBroker, @unchecked Sendable {
         self.address = address
         keys = StreamScript.Keys(prefix: settings.stream)
         maxLength = settings.maxLength
+        nodeTimeoutSeconds = settings.nodeTimeoutSeconds
         self.dedupSeconds = dedupSeconds
         self.callbacks = callbacks
         let redis = try RedisConnection(host: address.host, port: address.port)
@@ -95,6 +106,7 @@ public final class RedisStreamBroker: EventBroker, @unchecked Sendable {
         joinedPosition = position
         readThrough = Mutex((epoch, position))
         reads = redis
+        readChunkEpoch = epoch
     }
 
     deinit { stop() }
@@ -106,8 +118,9 @@ public final class RedisStreamBroker: EventBroker, @unchecked Sendable {
         let first = joinedPosition > UInt64(count) ? joinedPosition - UInt64(count) + 1 : 1
         var events: [Event] = []
         var next = first
+        guard let redis = reads else { return [] }
         while next <= joinedPosition {
-            let chunk = try range(from: next, through: joinedPosition, count: 1000)
+            let chunk = try range(from: next, through: joinedPosition, count: 1000, on: redis)
             guard let last = chunk.last else { break }
             events += chunk.filter { $0.seq <= joinedPosition }
             next = last.seq + 1
@@ -115,30 +128,81 @@ public final class RedisStreamBroker: EventBroker, @unchecked Sendable {
         return events
     }
 
-    /// The event at `position` in the joined epoch's numbering, read from the stream (nil
-    /// when trimmed away, of another epoch, or Redis cannot be reached). Called on the loop
+    /// The event at `position` in the reader's epoch, read from the stream (nil when
+    /// trimmed away, of another epoch, or Redis cannot be reached). Called on the loop
     /// thread for resumes older than its history; reads ahead 256 events per round trip.
     public func event(at position: UInt64) -> Event? {
-        if let first = readChunk.first, position >= first.seq, let hit = readChunk.first(where: { $0.seq == position }) {
-            return hit
-        }
-        do throws(HeraldError) {
-            readChunk = try range(from: position, through: nil, count: 256)
-        } catch {
+        let epoch = readThrough.withLock { $0.epoch }
+        if readChunkEpoch != epoch {
             readChunk = []
-            return nil
+            readChunkEpoch = epoch
         }
+        if let hit = readChunk.first(where: { $0.seq == position }) { return hit }
+        readChunk = withReads { (redis) throws(HeraldError) in try range(from: position, through: nil, count: 256, on: redis) } ?? []
         return readChunk.first { $0.seq == position }
     }
 
-    /// Events from `first` (through `last`), at most `count`, in the current epoch.
-    private func range(from first: UInt64, through last: UInt64?, count: Int) throws(HeraldError) -> [Event] {
-        if reads == nil { reads = try RedisConnection(host: address.host, port: address.port, timeout: .seconds(1)) }
-        guard let reads else { return [] }
-        let reply = try reads.command([
+    /// The oldest position the stream still holds (nil: empty, or Redis cannot be reached):
+    /// where a resume older than that continues after its `expired` gap.
+    public func oldestPosition() -> UInt64? {
+        withReads { (redis) throws(HeraldError) in
+            try range(from: 0, through: nil, count: 1, on: redis).first?.seq
+        } ?? nil
+    }
+
+    /// The members of `group` on live nodes (entries of nodes whose heartbeat expired are
+    /// removed on the way); nil when Redis cannot be reached. On the loop thread.
+    public func members(of group: String) -> [PresenceRegistry.Member]? {
+        let epoch = readThrough.withLock { $0.epoch }
+        return withReads { (redis) throws(HeraldError) -> [PresenceRegistry.Member] in
+            guard case .array(let flat) = try redis.command([Array("HGETALL".utf8), keys.presence(group)]) else { return [] }
+            var members: [PresenceRegistry.Member] = []
+            for index in stride(from: 0, to: flat.count - 1, by: 2) {
+                guard case .string(let field) = flat[index], case .string(let value) = flat[index + 1],
+                    let member = StreamScript.member(field: field, value: value, epoch: epoch)
+                else { continue }
+                members.append(member)
+            }
+            let nodes = Array(Set(members.map(\.node)))
+            guard !nodes.isEmpty else { return members }
+            guard case .array(let beats) = try redis.command([Array("MGET".utf8)] + nodes.map { keys.node($0) }) else { return members }
+            let dead = Set(zip(nodes, beats).filter { $0.1 == .null }.map(\.0))
+            let gone = members.filter { dead.contains($0.node) }
+            if !gone.isEmpty { _ = try redis.command([Array("HDEL".utf8), keys.presence(group)] + gone.map { Array($0.id.utf8) }) }
+            return members.filter { !dead.contains($0.node) }
+        }
+    }
+
+    /// Runs `body` on the loop thread's connection, (re)connecting if need be; nil on a
+    /// failure (the connection is dropped and not tried again for a second).
+    private func withReads<Result>(_ body: (RedisConnection) throws(HeraldError) -> Result) -> Result? {
+        if reads == nil {
+            guard Self.monotonicNanos() >= readsRetryAt else { return nil }
+            do throws(HeraldError) {
+                reads = try RedisConnection(host: address.host, port: address.port, timeout: .milliseconds(500))
+            } catch {
+                readsRetryAt = Self.monotonicNanos() + 1_000_000_000
+                return nil
+            }
+        }
+        guard let redis = reads else { return nil }
+        do throws(HeraldError) {
+            return try body(redis)
+        } catch {
+            redis.close()
+            reads = nil
+            readsRetryAt = Self.monotonicNanos() + 1_000_000_000
+            return nil
+        }
+    }
+
+    /// Events from `first` (through `last`), at most `count`, in the reader's epoch.
+    private func range(from first: UInt64, through last: UInt64?, count: Int, on redis: RedisConnection) throws(HeraldError) -> [Event] {
+        let reply = try redis.command([
             Array("XRANGE".utf8), keys.stream, Array("\(first)-0".utf8), Array((last.map { "\($0)-0" } ?? "+").utf8),
             Array("COUNT".utf8), Array(String(count).utf8),
         ])
+        if case .error(let message) = reply { throw HeraldError(.storageUnavailable, "Redis refused XRANGE: \(message)") }
         guard case .array(let entries) = reply else { return [] }
         let epoch = readThrough.withLock { $0.epoch }
         let loopTime = Self.loopTimeConverter()
@@ -174,13 +238,14 @@ public final class RedisStreamBroker: EventBroker, @unchecked Sendable {
     }
 
     /// Answers what was submitted, then ends both threads (the reader within its 500 ms
-    /// block).
+    /// block); the node's heartbeat is removed, so its members are not listed any more.
     public func stop() {
         signal.lock()
         stopping = true
         signal.signal()
         signal.unlock()
         for thread in threads { pthread_join(thread, nil) }
+        if !threads.isEmpty, let reads { _ = try? reads.command([Array("DEL".utf8), keys.node(node)]) }
         threads = []
         reads?.close()
     }
@@ -194,12 +259,15 @@ public final class RedisStreamBroker: EventBroker, @unchecked Sendable {
     private func runWriter() {
         var redis: RedisConnection?
         var backoff = Self.minBackoffMilliseconds
+        var lastBeat: UInt64 = 0
+        let beatInterval = UInt64(nodeTimeoutSeconds) * 1_000_000_000 / 3
         while true {
             signal.lock()
             if queue.isEmpty && !stopping {
                 // Disconnected: try again after the backoff even if nothing is submitted,
-                // so that the node is ready again as soon as Redis is.
-                if redis == nil { signal.wait(milliseconds: backoff) } else { signal.wait() }
+                // so that the node is ready again as soon as Redis is; connected: wake for
+                // the heartbeat (which also finds a dead connection before a client does).
+                signal.wait(milliseconds: redis == nil ? backoff : Int(beatInterval / 1_000_000))
             }
             let batch = queue
             queue.removeAll(keepingCapacity: true)
@@ -218,13 +286,24 @@ public final class RedisStreamBroker: EventBroker, @unchecked Sendable {
                     continue
                 }
             }
-            guard !batch.isEmpty, let connection = redis else { continue }
+            guard let connection = redis else { continue }
+            var answered = [Bool](repeating: false, count: batch.count)
             do throws(HeraldError) {
-                try append(batch, on: connection)
+                if Self.monotonicNanos() &- lastBeat >= beatInterval {
+                    _ = try connection.command([
+                        Array("SET".utf8), keys.node(node), Array("1".utf8), Array("EX".utf8), Array(String(nodeTimeoutSeconds).utf8),
+                    ])
+                    lastBeat = Self.monotonicNanos()
+                }
+                try append(batch, on: connection, answered: &answered)
             } catch {
                 redis = nil
                 report(.writer, error.message)
-                for submission in batch { callbacks.sequenced(submission.ticket, .failed(error.message)) }
+                // Each submission is answered once: what Redis answered before the failure
+                // keeps its answer.
+                for (submission, done) in zip(batch, answered) where !done {
+                    callbacks.sequenced(submission.ticket, .failed(error.message))
+                }
             }
         }
     }
@@ -235,27 +314,60 @@ public final class RedisStreamBroker: EventBroker, @unchecked Sendable {
         return redis
     }
 
-    /// Appends each submission with the script, all in one pipeline, and answers each.
-    private func append(_ batch: [Submission], on redis: RedisConnection) throws(HeraldError) {
-        let seen = readThrough.withLock { $0 }
-        let now = Self.unixNanos()
-        let commands = batch.map {
-            StreamScript.arguments(
-                sha: scriptSHA, keys: keys, maxLength: maxLength, dedupSeconds: dedupSeconds, freshEpoch: .random(),
-                seen: (seen.epoch, seen.seq), acceptedAtUnixNanos: now, events: $0.events)
+    /// Appends each submission with the script, all in one pipeline, and answers each
+    /// (marking it in `answered`). Submissions Redis did not run for want of the script
+    /// (its cache was flushed) are sent again, in order, after loading it.
+    private func append(_ batch: [Submission], on redis: RedisConnection, answered: inout [Bool]) throws(HeraldError) {
+        var waiting = Array(batch.indices)
+        for _ in 0..<2 where !waiting.isEmpty {
+            let seen = seenThrough()
+            let now = Self.unixNanos()
+            let replies = try redis.pipeline(
+                waiting.map {
+                    StreamScript.arguments(
+                        sha: scriptSHA, keys: keys, maxLength: maxLength, dedupSeconds: dedupSeconds, freshEpoch: .random(), seen: seen,
+                        acceptedAtUnixNanos: now, events: batch[$0].events, presence: batch[$0].presence)
+                })
+            var again: [Int] = []
+            for (index, reply) in zip(waiting, replies) {
+                if case .error(let message) = reply, message.hasPrefix("NOSCRIPT") {
+                    again.append(index)
+                    continue
+                }
+                let submission = batch[index]
+                if let (epoch, accepted) = StreamScript.acceptances(reply, events: submission.events) {
+                    noteAcknowledged(epoch, accepted)
+                    callbacks.sequenced(submission.ticket, .accepted(accepted, epoch: epoch))
+                } else {
+                    let reason = "Redis at \(address.host):\(address.port) refused the append: \(reply)"
+                    callbacks.sequenced(submission.ticket, .failed(reason))
+                }
+                answered[index] = true
+            }
+            if !again.isEmpty { _ = try Self.loadScript(redis) }
+            waiting = again
         }
-        var replies = try redis.pipeline(commands)
-        for (index, submission) in batch.enumerated() {
-            if case .error(let message) = replies[index], message.hasPrefix("NOSCRIPT") {
-                _ = try Self.loadScript(redis)
-                replies[index] = try redis.command(commands[index])
-            }
-            if let (_, accepted) = StreamScript.acceptances(replies[index], events: submission.events) {
-                callbacks.sequenced(submission.ticket, .accepted(accepted))
-            } else {
-                let reason = "Redis at \(address.host):\(address.port) refused the append: \(replies[index])"
-                callbacks.sequenced(submission.ticket, .failed(reason))
-            }
+        for index in waiting {
+            callbacks.sequenced(batch[index].ticket, .failed("Redis at \(address.host):\(address.port) keeps forgetting the append script"))
+            answered[index] = true
+        }
+    }
+
+    /// The furthest position this node knows Redis had, in its epoch: what it read, or what
+    /// Redis acknowledged to it (even before reading it). A counter behind it means Redis
+    /// lost acknowledged events, and the script starts a new epoch.
+    private func seenThrough() -> (StreamEpoch, UInt64) {
+        let read = readThrough.withLock { $0 }
+        let acked = acknowledged.withLock { $0 }
+        guard let acked else { return (read.epoch, read.seq) }
+        return acked.epoch == read.epoch ? (read.epoch, max(read.seq, acked.seq)) : (acked.epoch, acked.seq)
+    }
+
+    private func noteAcknowledged(_ epoch: StreamEpoch, _ accepted: [WireFormat.Acceptance]) {
+        let highest = accepted.reduce(0) { max($0, $1.seq) }
+        acknowledged.withLock { current in
+            if let known = current, known.epoch == epoch, known.seq >= highest { return }
+            current = (epoch, highest)
         }
     }
 
@@ -267,31 +379,48 @@ public final class RedisStreamBroker: EventBroker, @unchecked Sendable {
             do throws(HeraldError) {
                 if redis == nil {
                     let connection = try RedisConnection(host: address.host, port: address.port)
-                    try cursor.check(epochKey: connection.command([Array("GET".utf8), keys.epoch]))
+                    // Redis came back: if it lost what this node read, the epoch changes
+                    // now (not only at the next append), and the reader follows it.
+                    cursor.check(
+                        epochKey: try connection.command(StreamScript.rotationArguments(keys: keys, seen: (cursor.epoch, cursor.lastSeq))))
                     redis = connection
-                    backoff = Self.minBackoffMilliseconds
-                    report(.reader, nil)
                 }
                 guard let connection = redis else { continue }
                 let reply = try connection.command([
                     Array("XREAD".utf8), Array("COUNT".utf8), Array("1000".utf8), Array("BLOCK".utf8), Array("500".utf8),
                     Array("STREAMS".utf8), keys.stream, Array(cursor.after.utf8),
                 ])
+                if case .error(let message) = reply {
+                    throw HeraldError(.storageUnavailable, "Redis at \(address.host):\(address.port) refused XREAD: \(message)")
+                }
+                backoff = Self.minBackoffMilliseconds
+                report(.reader, nil)
                 guard case .array(let streams) = reply, case .array(let stream)? = streams.first, stream.count == 2,
                     case .array(let entries) = stream[1]
                 else {
                     // Nothing new for 500 ms: a stream that was lost and begun again
                     // under a new epoch is only seen by its epoch key.
-                    try cursor.check(epochKey: connection.command([Array("GET".utf8), keys.epoch]))
+                    cursor.check(epochKey: try connection.command([Array("GET".utf8), keys.epoch]))
                     continue
                 }
                 let loopTime = Self.loopTimeConverter()
                 var run: [Event] = []
                 for entry in entries {
-                    guard let (entryEpoch, event) = StreamScript.event(entry, loopTime: loopTime) else { continue }
-                    let verdict = cursor.read(entryEpoch, seq: event.seq)
-                    if verdict == .restart { break }
-                    if verdict == .keep { run.append(event) }
+                    guard let id = StreamScript.entryID(entry) else { continue }
+                    guard let (entryEpoch, event) = StreamScript.event(entry, loopTime: loopTime) else {
+                        cursor.after = id  // not Herald's: step over it
+                        continue
+                    }
+                    if entryEpoch != cursor.epoch, !run.isEmpty {
+                        callbacks.received(run, cursor.epoch)  // what came before, in its own epoch
+                        run = []
+                    }
+                    switch cursor.read(entryEpoch, seq: event.seq) {
+                    case .keep: run.append(event)
+                    case .skip: continue
+                    case .restart: break
+                    }
+                    if cursor.after == "0-0" { break }
                 }
                 if !run.isEmpty { callbacks.received(run, cursor.epoch) }
                 readThrough.withLock { $0 = (cursor.epoch, cursor.lastSeq) }

@@ -12,14 +12,18 @@ public import HeraldCore
 ///
 /// Keys (a `prefix` per gateway): `<prefix>` the stream, `<prefix>:seq` the last position,
 /// `<prefix>:epoch` the epoch positions count in, `<prefix>:dedup:<len(source)>:<source><id>`.
+/// `<prefix>:presence:<group>` a hash of the group's members (`<node>.<client>` →
+/// `<transport> <joined seq> <len(info)> <info><join event JSON>`), `<prefix>:node:<node>`
+/// a node's heartbeat (it expires when the node is gone: its members are then not listed).
 /// A stream entry has three fields (fewer fields, less work for Redis per event): `e` the
 /// epoch, `h` the header `<accepted unix ns> <len(id)> <len(source)> <id><source><type>`
 /// and `j` the event's compact JSON.
 public enum StreamScript {
     /// KEYS: stream, counter, epoch. ARGV: 1 max length, 2 dedup seconds, 3 a fresh epoch
-    /// (used if the stream needs one), 4 the epoch and 5 the last position this node read;
-    /// then 3 per event: its dedup key (empty: not deduplicated), header, JSON. Returns
-    /// `{epoch, {seq or -original seq, …}}`.
+    /// (used if the stream needs one), 4 the epoch and 5 the last position this node read,
+    /// 6 a presence change (`join`, `leave` or empty), 7 its hash, 8 the member, 9 its
+    /// transport, 10 its info; then 3 per event: its dedup key (empty: not deduplicated),
+    /// header, JSON. Returns `{epoch, {seq or -original seq, …}}`.
     ///
     /// A new epoch is started when there is none (a new or emptied Redis) or when the
     /// counter is behind what this node already read in the same epoch (Redis came back
@@ -31,14 +35,14 @@ public enum StreamScript {
     static let append = """
         local epoch = redis.call('GET', KEYS[3])
         local last = tonumber(redis.call('GET', KEYS[2]) or '0')
+        local top = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)[1]
+        if top then last = math.max(last, tonumber(string.match(top[1], '^(%d+)'))) end
         if (not epoch) or (epoch == ARGV[4] and last < tonumber(ARGV[5])) then
           epoch = ARGV[3]
           redis.call('SET', KEYS[3], epoch)
         end
-        local top = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)[1]
-        if top then last = math.max(last, tonumber(string.match(top[1], '^(%d+)'))) end
         local out = {}
-        for i = 6, #ARGV, 3 do
+        for i = 11, #ARGV, 3 do
           local original = false
           if ARGV[i] ~= '' then
             original = redis.call('SET', ARGV[i], last + 1, 'NX', 'GET', 'EX', ARGV[2])
@@ -49,22 +53,57 @@ public enum StreamScript {
             last = last + 1
             redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], last .. '-0', 'e', epoch, 'h', ARGV[i + 1], 'j', ARGV[i + 2])
             out[#out + 1] = last
+            if ARGV[6] == 'join' then
+              redis.call('HSET', ARGV[7], ARGV[8], ARGV[9] .. ' ' .. last .. ' ' .. #ARGV[10] .. ' ' .. ARGV[10] .. ARGV[i + 2])
+            end
           end
         end
+        if ARGV[6] == 'leave' then redis.call('HDEL', ARGV[7], ARGV[8]) end
         redis.call('SET', KEYS[2], last)
         return {epoch, out}
         """
 
+    /// KEYS: stream, counter, epoch. ARGV: 1 the epoch and 2 the last position a node read,
+    /// 3 a fresh epoch. Starts a new epoch when Redis is behind what the node read in the
+    /// same epoch (it came back from an older snapshot); returns the epoch.
+    static let rotate = """
+        local epoch = redis.call('GET', KEYS[3])
+        local last = tonumber(redis.call('GET', KEYS[2]) or '0')
+        local top = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)[1]
+        if top then last = math.max(last, tonumber(string.match(top[1], '^(%d+)'))) end
+        if epoch == ARGV[1] and last < tonumber(ARGV[2]) then
+          epoch = ARGV[3]
+          redis.call('SET', KEYS[3], epoch)
+        end
+        return epoch
+        """
+
+    /// The `EVAL` arguments of `rotate` for a reader that read `seen`.
+    static func rotationArguments(keys: Keys, seen: (StreamEpoch, UInt64)) -> [[UInt8]] {
+        [
+            Array("EVAL".utf8), Array(rotate.utf8), Array("3".utf8), keys.stream, keys.counter, keys.epoch, Array(seen.0.text.utf8),
+            Array(String(seen.1).utf8), Array(StreamEpoch.random().text.utf8),
+        ]
+    }
+
     /// The `EVALSHA` arguments for one submission.
     static func arguments(
         sha: String, keys: Keys, maxLength: Int, dedupSeconds: Int, freshEpoch: StreamEpoch, seen: (StreamEpoch, UInt64),
-        acceptedAtUnixNanos: UInt64, events: [ProposedEvent]
+        acceptedAtUnixNanos: UInt64, events: [ProposedEvent], presence: PresenceChange?
     ) -> [[UInt8]] {
         var arguments: [[UInt8]] = [
             Array("EVALSHA".utf8), Array(sha.utf8), Array("3".utf8), keys.stream, keys.counter, keys.epoch,
             Array(String(maxLength).utf8), Array(String(dedupSeconds).utf8), Array(freshEpoch.text.utf8),
             Array(seen.0.text.utf8), Array(String(seen.1).utf8),
         ]
+        switch presence {
+        case .join(let group, let member, let transport, let info):
+            arguments += [Array("join".utf8), keys.presence(group), Array(member.utf8), Array(transport.utf8), info.bytes]
+        case .leave(let group, let member):
+            arguments += [Array("leave".utf8), keys.presence(group), Array(member.utf8), [], []]
+        case nil:
+            arguments += [[], [], [], [], []]
+        }
         arguments.reserveCapacity(arguments.count + events.count * 3)
         let accepted = String(acceptedAtUnixNanos)
         for event in events {
@@ -100,13 +139,18 @@ public enum StreamScript {
         let counter: [UInt8]
         let epoch: [UInt8]
         let dedupPrefix: [UInt8]
+        let prefix: String
 
         init(prefix: String) {
+            self.prefix = prefix
             stream = Array(prefix.utf8)
             counter = Array("\(prefix):seq".utf8)
             epoch = Array("\(prefix):epoch".utf8)
             dedupPrefix = Array("\(prefix):dedup:".utf8)
         }
+
+        func presence(_ group: String) -> [UInt8] { Array("\(prefix):presence:\(group)".utf8) }
+        func node(_ name: String) -> [UInt8] { Array("\(prefix):node:\(name)".utf8) }
 
         /// `<prefix>:dedup:<len(source)>:<source><id>`: the length keeps ("ab", "c") and
         /// ("a", "bc") apart.
@@ -118,6 +162,12 @@ public enum StreamScript {
             key.append(contentsOf: id.utf8)
             return key
         }
+    }
+
+    /// An entry's stream id (`<ms>-<n>`), whoever wrote it.
+    static func entryID(_ entry: RedisConnection.Reply) -> String? {
+        guard case .array(let parts) = entry, case .string(let id)? = parts.first else { return nil }
+        return String(decoding: id, as: UTF8.self)
     }
 
     /// One stream entry (`[id, [field, value, …]]`) as a positioned event and its epoch;
@@ -150,6 +200,35 @@ public enum StreamScript {
                 type: String(decoding: header[sourceEnd...], as: UTF8.self), acceptedAt: loopTime(numbers[0]), json: $0)
         }
         return (epoch, event)
+    }
+}
+
+extension StreamScript {
+    /// A member from its presence hash entry; nil for a malformed one.
+    static func member(field: [UInt8], value: [UInt8], epoch: StreamEpoch) -> PresenceRegistry.Member? {
+        guard let dot = field.lastIndex(of: UInt8(ascii: ".")), let client = UInt64(decimal: field[(dot + 1)...]) else { return nil }
+        var numbers: [ArraySlice<UInt8>] = []
+        var cursor = value.startIndex
+        while numbers.count < 3, let space = value[cursor...].firstIndex(of: UInt8(ascii: " ")) {
+            numbers.append(value[cursor..<space])
+            cursor = space + 1
+        }
+        guard numbers.count == 3, let seq = UInt64(decimal: numbers[1]), let infoLength = Int(exactly: UInt64(decimal: numbers[2]) ?? .max),
+            infoLength <= value.endIndex - cursor
+        else { return nil }
+        let infoEnd = cursor + infoLength
+        let info: RawJSON
+        do throws(HeraldError) {
+            info = try RawJSON(parsing: Array(value[cursor..<infoEnd]))
+        } catch {
+            return nil
+        }
+        let joinEvent = Array(value[infoEnd...]).withUnsafeBytes {
+            Event(epoch: epoch, seq: seq, id: "", source: "herald", type: "herald.presence", acceptedAt: 0, json: $0)
+        }
+        return PresenceRegistry.Member(
+            client: client, node: String(decoding: field[..<dot], as: UTF8.self), info: info,
+            transport: String(decoding: numbers[0], as: UTF8.self), joinEvent: joinEvent)
     }
 }
 

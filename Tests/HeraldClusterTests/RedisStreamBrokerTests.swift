@@ -77,7 +77,7 @@ import Glibc
     }
 
     func seqs(_ result: SequencingResult) -> [Int64] {
-        guard case .accepted(let accepted) = result else { return [] }
+        guard case .accepted(let accepted, _) = result else { return [] }
         return accepted.map { $0.duplicate ? -Int64($0.seq) : Int64($0.seq) }
     }
 
@@ -146,22 +146,86 @@ import Glibc
         let node = try Node(port: server.port)
         defer { node.broker.stop() }
         let first = node.broker.joinedEpoch
-        node.submit(1, (1...5).map { (nil, #"{"n":\#($0)}"#) })
+        node.submit(1, (1...2).map { (nil, #"{"n":\#($0)}"#) })
         _ = try node.answer(1)
+        guard case .string(let snapshot) = try redis.command("DUMP", "test") else { throw TestFailure("DUMP") }
+        node.submit(10, (3...5).map { (nil, #"{"n":\#($0)}"#) })
+        _ = try node.answer(10)
         #expect(try node.receivedEvents(5).allSatisfy { $0.0 == first })
         // Rewound (an older snapshot): the stream and its counter are behind what this node read.
-        _ = try redis.command("XTRIM", "test", "MAXLEN", "2")
-        _ = try redis.command("SET", "test:seq", "1")
+        _ = try redis.command([Array("RESTORE".utf8), Array("test".utf8), Array("0".utf8), snapshot, Array("REPLACE".utf8)])
+        _ = try redis.command("SET", "test:seq", "2")
         node.submit(2, [(nil, #"{"n":6}"#)])
-        #expect(seqs(try node.answer(2)) == [6], "after the stream's newest entry, whatever the counter says")
+        let answer = try node.answer(2)
+        guard case .accepted(let placed, let newEpoch) = answer else { throw TestFailure("\(answer)") }
+        #expect(placed.map(\.seq) == [3] && newEpoch != first, "position 3 again, in a new epoch, and the answer says so")
         let rewound = try node.receivedEvents(6).last!
-        #expect(rewound.0 != first && rewound.1 == 6, "a new epoch: this node had read positions this Redis forgot")
+        #expect(rewound.0 == newEpoch && rewound.1 == 3)
+        // A counter behind the stream's newest entry (an append cut short): positions go on
+        // after the entry, in the same epoch.
+        _ = try redis.command("SET", "test:seq", "1")
+        node.submit(9, [(nil, #"{"n":7}"#)])
+        #expect(try node.answer(9) == .accepted([.init(id: "gen9", seq: 4, duplicate: false)], epoch: newEpoch))
         // Lost (FLUSHALL): a new epoch from position 1.
         _ = try redis.command("FLUSHALL")
         node.submit(3, [(nil, #"{"n":7}"#)])
         #expect(seqs(try node.answer(3)) == [1])
-        let fresh = try node.receivedEvents(7).last!
+        let fresh = try node.receivedEvents(8).last!
         #expect(fresh.0 != first && fresh.0 != rewound.0 && fresh.1 == 1)
+    }
+
+    /// A stream entry as the script writes it.
+    func entry(_ seq: Int, epoch: String) -> [[UInt8]] {
+        ["XADD", "test", "\(seq)-0", "e", epoch, "h", "1 1 1 xst", "j", #"{"n":\#(seq)}"#].map { Array($0.utf8) }
+    }
+
+    @Test func oneReadSpanningTwoEpochsKeepsEachEventsEpoch() throws {
+        let server = try RedisConnectionTests.RedisServer()
+        defer { server.stop() }
+        let redis = try server.connect()
+        let node = try Node(port: server.port)
+        defer { node.broker.stop() }
+        let first = node.broker.joinedEpoch.text
+        usleep(100_000)  // the reader is blocked in XREAD
+        _ = try redis.pipeline([
+            entry(1, epoch: first), entry(2, epoch: first), entry(3, epoch: "beef"), ["SET", "test:epoch", "beef"].map { Array($0.utf8) },
+        ])
+        let read = try node.receivedEvents(3)
+        #expect(read.map { "\($0.0):\($0.1)" } == ["\(first):1", "\(first):2", "beef:3"])
+        // Entries of the epoch left behind are skipped from then on.
+        _ = try redis.pipeline([entry(4, epoch: first), entry(5, epoch: "beef")])
+        #expect(try node.receivedEvents(4).last.map { "\($0.0):\($0.1)" } == "beef:5")
+    }
+
+    @Test func readsRecoverAndAnErrorReplyIsAFailureNotASpin() throws {
+        let server = try RedisConnectionTests.RedisServer()
+        defer { server.stop() }
+        let redis = try server.connect()
+        let node = try Node(port: server.port)
+        defer { node.broker.stop() }
+        node.submit(1, (1...3).map { (nil, #"{"n":\#($0)}"#) })
+        _ = try node.answer(1)
+        #expect(node.broker.event(at: 2) != nil)
+        // Every client connection is cut: older reads come back on their own.
+        _ = try redis.command("CLIENT", "KILL", "TYPE", "normal")
+        var found: Event?
+        for _ in 0..<40 where found == nil {
+            found = node.broker.event(at: 1)
+            usleep(100_000)
+        }
+        #expect(found?.seq == 1)
+        // The stream key holds something else: XREAD answers with an error, reported (and
+        // retried with backoff), not read again in a loop.
+        _ = try redis.command("DEL", "test")
+        _ = try redis.command("SET", "test", "not a stream")
+        for _ in 0..<100 where !node.record.health.withLock({ $0.contains { $0?.contains("XREAD") == true } }) { usleep(20_000) }
+        #expect(node.record.health.withLock { $0.contains { $0?.contains("WRONGTYPE") == true } })
+        guard case .string(let stats) = try redis.command("INFO", "commandstats") else { throw TestFailure("INFO") }
+        let xreads = String(decoding: stats, as: UTF8.self).split(separator: "\r\n").first { $0.hasPrefix("cmdstat_xread:") } ?? ""
+        #expect(Int(xreads.split(separator: "=")[1].split(separator: ",")[0]) ?? .max < 100, "\(xreads)")
+        _ = try redis.command("DEL", "test")
+        for _ in 0..<200 where node.record.health.withLock({ $0.last != .some(nil) }) { usleep(20_000) }
+        #expect(node.record.health.withLock { $0.last } == .some(nil), "healthy again")
     }
 
     @Test func aDeadRedisFailsSubmissionsAndReportsHealth() throws {

@@ -384,9 +384,9 @@ import Testing
         #expect(broker.submitted[0].events[0].json == Array(#"{"type":"chat","id":"a","n":1}"#.utf8))
         #expect(hub.takeSequencingResult(ticket) == nil, "not answered yet")
         let placed: [WireFormat.Acceptance] = [.init(id: "a", seq: 2, duplicate: false), .init(id: "b", seq: 3, duplicate: false)]
-        hub.sequenced(ticket: ticket, result: .accepted(placed))
+        hub.sequenced(ticket: ticket, result: .accepted(placed, epoch: hub.epoch))
         #expect(hub.pendingBytes == 0 && hub.metrics.accepted == 2)
-        #expect(hub.takeSequencingResult(ticket) == .accepted(placed))
+        #expect(hub.takeSequencingResult(ticket) == .accepted(placed, epoch: hub.epoch))
         #expect(hub.takeSequencingResult(ticket) == nil, "an answer is taken once")
         // Another node's event 1 came first on the stream: the stream's order wins.
         hub.receive(
@@ -398,7 +398,7 @@ import Testing
         // The stream trimmed what this node did not read: the log continues after the hole
         // and a resume across it is told.
         hub.receive([streamed(10, #"{"type":"chat","n":9}"#, epoch: epoch)], epoch: epoch)
-        #expect(writes(hub, client) == ["event 10 s"])
+        #expect(writes(hub, client) == ["gap expired 4-9", "event 10 s"], "live subscribers are told too")
         let late = session(hub)
         try subscribe(hub, late, "s", #"{"type":["chat"]}"#, since: 1, epoch: epoch)
         #expect(writes(hub, late).filter { $0.hasPrefix("gap") || $0.hasPrefix("replay") } == ["gap expired 2-9", "replay 10 s"])
@@ -414,7 +414,7 @@ import Testing
         let forgotten = submit(hub, #"{"type":"chat"}"#)
         hub.forgetSubmission(forgotten)
         #expect(hub.pendingBytes == 0, "a requester that went away holds nothing")
-        hub.sequenced(ticket: forgotten, result: .accepted([.init(id: "x", seq: 1, duplicate: false)]))
+        hub.sequenced(ticket: forgotten, result: .accepted([.init(id: "x", seq: 1, duplicate: false)], epoch: hub.epoch))
         #expect(hub.takeSequencingResult(forgotten) == nil && hub.pendingBytes == 0)
         // Redis away and back: refused meanwhile, accepted again after.
         hub.storageFailed("cannot reach Redis at 127.0.0.1:6379")
@@ -430,7 +430,8 @@ import Testing
         let ticket = submit(hub, #"[{"type":"chat","id":"a"},{"type":"chat","id":"a"}]"#, answer: .published(to: client))
         #expect(writes(hub, client).isEmpty)
         hub.sequenced(
-            ticket: ticket, result: .accepted([.init(id: "a", seq: 7, duplicate: false), .init(id: "a", seq: 7, duplicate: true)]))
+            ticket: ticket,
+            result: .accepted([.init(id: "a", seq: 7, duplicate: false), .init(id: "a", seq: 7, duplicate: true)], epoch: hub.epoch))
         let published = #"{"type":"published","id":"a","seq":7,"epoch":"\#(hub.epoch)"}"#
         #expect(writes(hub, client) == [published, published])
         #expect(hub.metrics.accepted == 1 && hub.metrics.duplicates == 1)
@@ -441,13 +442,39 @@ import Testing
         // A presence change goes to the stream too, and its answer to nobody.
         try hub.join(client, group: "room", info: .emptyObject)
         #expect(broker.submitted.last?.events.first?.type == "herald.presence")
-        hub.sequenced(ticket: broker.submitted.last!.ticket, result: .accepted([.init(id: "p", seq: 8, duplicate: false)]))
+        hub.sequenced(
+            ticket: broker.submitted.last!.ticket, result: .accepted([.init(id: "p", seq: 8, duplicate: false)], epoch: hub.epoch))
         #expect(writes(hub, client).isEmpty)
         // A session that closed before its answer gets nothing.
         let gone = submit(hub, #"{"type":"chat"}"#, answer: .published(to: client))
         hub.closeSession(client)
-        hub.sequenced(ticket: gone, result: .accepted([.init(id: "z", seq: 9, duplicate: false)]))
+        hub.sequenced(ticket: gone, result: .accepted([.init(id: "z", seq: 9, duplicate: false)], epoch: hub.epoch))
         #expect(hub.sessionCount == 0)
+    }
+
+    @Test func presenceInAClusterNamesMembersByNodeAndListsEveryNodes() throws {
+        let broker = RecordingBroker()
+        let hub = makeHub(broker: broker)
+        let remote = PresenceRegistry.Member(client: 1, node: "n2", info: .emptyObject, transport: "sse")
+        broker.shared = ["room": [remote]]
+        let ada = session(hub, credentials: .publisherKey(name: "k"))
+        try hub.join(ada, group: "room", info: .emptyObject)
+        guard case .join(let group, let member, let transport, _)? = broker.submitted.last?.presence else {
+            throw HeraldError(.io, "a join goes to the shared store with its event")
+        }
+        #expect(group == "room" && member == "n1.\(ada.id)" && transport == "ws")
+        let event = String(decoding: broker.submitted.last!.events[0].json, as: UTF8.self)
+        #expect(event.contains(#""member":"n1.\#(ada.id)""#) && event.contains(#""count":2"#), "\(event)")
+        // The store also lists this node's own member once its event is on the stream:
+        // this node's registry answers for its own.
+        broker.shared = ["room": [remote, PresenceRegistry.Member(client: ada.id, node: "n1", info: .emptyObject, transport: "ws")]]
+        #expect(hub.members(of: "room", visibleTo: .anonymous).map(\.id) == ["n2.1", "n1.\(ada.id)"])
+        hub.closeSession(ada)
+        #expect(broker.submitted.last?.presence == .leave(group: "room", member: "n1.\(ada.id)"))
+        #expect(hub.members(of: "room", visibleTo: .anonymous).map(\.id) == ["n2.1"], "left here at once")
+        // The store cannot be reached: this node's own members.
+        broker.shared = nil
+        #expect(hub.members(of: "room", visibleTo: .anonymous).isEmpty)
     }
 
     @Test func aNewStreamEpochClosesStreamsSoThatTheyResumeIntoAReset() throws {
@@ -475,6 +502,15 @@ import Testing
         try subscribe(hub, client, "s", "{}", since: 5, epoch: epoch)
         hub.receive((3...6).map { streamed($0, #"{"type":"chat"}"#, epoch: epoch) }, epoch: epoch)
         #expect(writes(hub, client) == ["event 6 s"], "3 to 5 it had from the other node")
+        // Only a position of this stream's epoch says so: a bare or foreign one never
+        // mutes live events.
+        for epoch in [nil, StreamEpoch("0ther")!] {
+            let other = session(hub)
+            try subscribe(hub, other, "s", "{}", since: 5000, epoch: epoch)
+            _ = writes(hub, other)
+            hub.receive([streamed(hub.lastSeq + 1, #"{"type":"chat"}"#, epoch: hub.epoch)], epoch: hub.epoch)
+            #expect(writes(hub, other) == ["event \(hub.lastSeq) s"])
+        }
     }
 
     @Test func unsubscribingDropsWhatWasQueuedForItOnly() throws {
@@ -526,7 +562,11 @@ final class PendingLog: EventLog {
 /// A broker that records what it was given to place on the stream.
 final class RecordingBroker: EventBroker, @unchecked Sendable {
     var submitted: [Submission] = []
+    /// What the shared store lists (nil: it cannot be reached).
+    var shared: [String: [PresenceRegistry.Member]]? = [:]
+    let node = "n1"
     func submit(_ submission: Submission) { submitted.append(submission) }
+    func members(of group: String) -> [PresenceRegistry.Member]? { shared.map { $0[group] ?? [] } }
 }
 
 extension SessionWrite {

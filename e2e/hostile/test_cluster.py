@@ -292,3 +292,51 @@ def test_cluster_configuration_errors_are_clear(make_herald, redis, tmp_path):
     result = subprocess.run([binary, "serve", "--config", str(path), "--host", "127.0.0.1", "--port", "0"],
                             capture_output=True, text=True, timeout=20)
     assert result.returncode != 0 and "cannot reach Redis at 127.0.0.1" in result.stdout + result.stderr, result
+
+
+def test_presence_is_cluster_wide_and_a_dead_nodes_members_go(make_node, redis):
+    b = make_node(cluster={"nodeTimeoutSeconds": 3})
+    a = Herald(default_config(cluster={"redis": redis.url, "nodeTimeoutSeconds": 3}))  # killed below
+    try:
+        watcher, _ = ws_subscriber(b, filter_={"type": ["herald.presence"]})
+        members = {}
+        joins = []
+        for node, nick in ((a, "ada"), (b, "bob"), (a, "cy")):
+            ws, _ = ws_connect(node, path=f"/v1/ws?token={PUBLISHER_KEY}")
+            ws.send_json({"op": "presence.join", "group": "room", "info": {"nick": nick}})
+            assert ws.receive_json()["type"] == "presence.joined"
+            members[nick] = ws
+            # Counts are the cluster's as the joining node sees it: once the previous join
+            # is on the stream, it is counted.
+            joins.append(watcher.receive_json()["event"])
+        assert [(j["action"], j["info"]["nick"], j["count"]) for j in joins] == [("join", "ada", 1), ("join", "bob", 2), ("join", "cy", 3)]
+        assert len({j["member"] for j in joins}) == 3, "member ids are unique across nodes (<node>.<client>)"
+
+        def listed(node):
+            body = node.get("/v1/presence/room").json()
+            assert body["count"] == len(body["members"])
+            return sorted(m["info"]["nick"] for m in body["members"]), body
+
+        assert listed(a)[0] == listed(b)[0] == ["ada", "bob", "cy"]
+        ids = {m["info"]["nick"]: m["member"] for m in listed(b)[1]["members"]}
+        assert ids == {j["info"]["nick"]: j["member"] for j in joins}
+        members["bob"].send_json({"op": "presence.leave", "group": "room"})
+        assert members["bob"].receive_json()["type"] == "presence.left"
+        leave = watcher.receive_json()["event"]
+        assert (leave["action"], leave["member"], leave["count"]) == ("leave", ids["bob"], 2)
+        deadline = time.time() + 5
+        while listed(a)[0] != ["ada", "cy"] and time.time() < deadline:
+            time.sleep(0.05)
+        assert listed(a)[0] == listed(b)[0] == ["ada", "cy"]
+        # A node dies without a word: its members leave the lists once its heartbeat expires.
+        a.process.send_signal(signal.SIGKILL)
+        a.process.wait(timeout=5)
+        deadline = time.time() + 10
+        while listed(b)[0] != [] and time.time() < deadline:
+            time.sleep(0.2)
+        assert listed(b)[0] == []
+        for ws in members.values():
+            ws.close()
+        watcher.close()
+    finally:
+        a.close()

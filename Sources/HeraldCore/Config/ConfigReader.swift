@@ -271,7 +271,7 @@ struct ConfigReader {
     }
 
     private mutating func readCluster(_ value: JSONValue, _ path: String, into cluster: inout HeraldConfig.Cluster) {
-        for member in object(value, path, allowed: ["redis", "stream", "maxLength"]) {
+        for member in object(value, path, allowed: ["redis", "stream", "maxLength", "nodeTimeoutSeconds"]) {
             let p = "\(path).\(member.key)"
             switch member.key {
             case "redis":
@@ -294,6 +294,7 @@ struct ConfigReader {
                     }
                 }
             case "maxLength": if let n = int(member.value, p, in: 1000...1_000_000_000) { cluster.maxLength = n }
+            case "nodeTimeoutSeconds": if let n = int(member.value, p, in: 3...3600) { cluster.nodeTimeoutSeconds = n }
             default: break
             }
         }

@@ -164,6 +164,9 @@ public struct HeraldConfig: Sendable {
         /// The stream is trimmed to about this many events (`XADD … MAXLEN ~`): how far back
         /// any node can resume a client.
         public var maxLength = 1_000_000
+        /// A node that has not renewed its heartbeat for this long is gone: its presence
+        /// members are no longer listed.
+        public var nodeTimeoutSeconds = 15
         public init() {}
     }
     /// `redis://host[:port]` (port 6379 when omitted).

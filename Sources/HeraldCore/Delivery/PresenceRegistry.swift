@@ -8,6 +8,9 @@ public struct PresenceRegistry: Sendable {
     /// One connection in one group.
     public struct Member: Sendable {
         public var client: UInt64
+        /// The node the connection is on, in a cluster (empty on a single node): client ids
+        /// are a node's own, so a cluster names members `<node>.<client>`.
+        public var node: String
         /// What the connection joined with, exactly as it sent it.
         public var info: RawJSON
         /// `ws` or `sse`.
@@ -19,8 +22,12 @@ public struct PresenceRegistry: Sendable {
         /// The sequence number of the event that announced the latest join.
         public var joinedSeq: UInt64 { joinEvent?.seq ?? 0 }
 
-        public init(client: UInt64, info: RawJSON, transport: String, joinEvent: Event? = nil) {
+        /// The member's name in presence events and lists.
+        public var id: String { node.isEmpty ? String(client) : "\(node).\(client)" }
+
+        public init(client: UInt64, node: String = "", info: RawJSON, transport: String, joinEvent: Event? = nil) {
             self.client = client
+            self.node = node
             self.info = info
             self.transport = transport
             self.joinEvent = joinEvent

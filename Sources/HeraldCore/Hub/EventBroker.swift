@@ -9,9 +9,20 @@
 /// never delivers at publish time: it delivers what the stream says, in the stream's order,
 /// exactly as every other node does.
 public protocol EventBroker: AnyObject, Sendable {
+    /// This node's name in the cluster (it qualifies presence members' ids).
+    var node: String { get }
     /// Appends a batch to the shared stream (on the broker's thread); the answer comes
     /// through the loop's inbox as `.sequenced(ticket:result:)`, in submission order.
     func submit(_ submission: Submission)
+    /// The members of a presence group on every live node, from the shared store (on the
+    /// loop thread, one round trip); nil when it cannot be reached.
+    func members(of group: String) -> [PresenceRegistry.Member]?
+}
+
+/// A presence change that goes to the shared store with the event announcing it.
+public enum PresenceChange: Sendable, Equatable {
+    case join(group: String, member: String, transport: String, info: RawJSON)
+    case leave(group: String, member: String)
 }
 
 /// An event validated on this node, on its way to the shared stream: not positioned yet.
@@ -39,17 +50,21 @@ public struct Submission: Sendable {
     /// Names the submission in its answer; increasing per Hub.
     public var ticket: UInt64
     public var events: [ProposedEvent]
+    /// The member list change a `herald.presence` event announces (stored atomically with it).
+    public var presence: PresenceChange?
 
-    public init(ticket: UInt64, events: [ProposedEvent]) {
+    public init(ticket: UInt64, events: [ProposedEvent], presence: PresenceChange? = nil) {
         self.ticket = ticket
         self.events = events
+        self.presence = presence
     }
 }
 
 /// The broker's answer to a submission.
 public enum SequencingResult: Sendable, Equatable {
-    /// On the stream: each event's position (or, for a duplicate, its original's).
-    case accepted([WireFormat.Acceptance])
+    /// On the stream: each event's position (or, for a duplicate, its original's), in the
+    /// stream's epoch as Redis answered (this node's reader may not have seen it change yet).
+    case accepted([WireFormat.Acceptance], epoch: StreamEpoch)
     /// Not appended (the broker cannot reach the stream); nothing of the batch is
     /// acknowledged. If the connection broke after Redis received the batch, the events
     /// may still appear on the stream: a retry with the same ids is deduplicated.

@@ -56,7 +56,7 @@ public enum LogAppend: Sendable, Equatable {
 ///
 /// A node of a cluster keeps the stream's recent events here too (`follow`), starting at
 /// the stream's position; what is older than the ring is read from the stream itself
-/// through `olderEvent` (on the loop thread, like a file log's `pread`).
+/// through `older` (on the loop thread, like a file log's `pread`).
 public final class InMemoryEventLog: EventLog {
     private let limits: HistoryLimits
     private var history: History
@@ -64,22 +64,20 @@ public final class InMemoryEventLog: EventLog {
     /// A new one per process: what a memory-only log held is gone after a restart. A
     /// cluster's is the stream's.
     public private(set) var epoch: StreamEpoch
-    private let olderEvent: ((UInt64) -> Event?)?
+    private let older: (any OlderEvents)?
 
     /// - Parameters:
     ///   - nextPosition: where the log starts (a cluster's stream may be far along).
-    ///   - olderEvent: reads a position the ring no longer (or never) held, in `epoch`.
-    public init(
-        limits: HistoryLimits, epoch: StreamEpoch = .random(), nextPosition: UInt64 = 1, olderEvent: ((UInt64) -> Event?)? = nil
-    ) {
+    ///   - older: where positions the ring no longer (or never) held are read.
+    public init(limits: HistoryLimits, epoch: StreamEpoch = .random(), nextPosition: UInt64 = 1, older: (any OlderEvents)? = nil) {
         self.limits = limits
         history = History(limits: limits)
         self.epoch = epoch
         self.nextPosition = nextPosition
-        self.olderEvent = olderEvent
+        self.older = older
     }
 
-    public var oldestPosition: UInt64? { history.firstSeq }
+    public var oldestPosition: UInt64? { older?.oldestPosition() ?? history.firstSeq }
     public var retainedCount: Int { history.count }
     public var retainedBytes: Int { history.byteCount }
 
@@ -93,7 +91,7 @@ public final class InMemoryEventLog: EventLog {
     public func event(at position: UInt64) -> Event? {
         if let event = history.event(seq: position) { return event }
         guard position < nextPosition, position < (history.firstSeq ?? nextPosition) else { return nil }
-        return olderEvent?(position)
+        return older?.event(at: position)
     }
 
     public func expire(now: UInt64) { history.expire(now: now) }
@@ -115,6 +113,15 @@ public final class InMemoryEventLog: EventLog {
         history = History(limits: limits)
         nextPosition = 1
     }
+}
+
+/// Events older than an in-memory log's ring, kept elsewhere (a cluster's stream).
+public protocol OlderEvents: AnyObject {
+    /// The event at `position`, in the log's epoch; nil when it is not kept (or cannot be
+    /// read now: the resume then reports an `expired` gap rather than wait).
+    func event(at position: UInt64) -> Event?
+    /// The oldest position kept (nil: none, or unknown now).
+    func oldestPosition() -> UInt64?
 }
 
 /// The Hub's sense of time, injected so that tests are deterministic.

@@ -30,7 +30,7 @@ extension Hub {
     /// will carry (see `Answer` for who gets it). Nothing is delivered here: the events
     /// come back through `receive` like every other node's.
     @discardableResult
-    public func submit(_ events: [IncomingEvent], answer: Answer) -> UInt64 {
+    public func submit(_ events: [IncomingEvent], answer: Answer, presence change: PresenceChange? = nil) -> UInt64 {
         guard let broker else { preconditionFailure("submit is for a clustered hub; a single node publishes") }
         let ticket = nextTicket
         nextTicket += 1
@@ -40,7 +40,7 @@ extension Hub {
         let bytes = proposed.reduce(0) { $0 + $1.json.count }
         submissions[ticket] = Submitted(bytes: bytes, answer: answer)
         pendingBytes += bytes
-        broker.submit(Submission(ticket: ticket, events: proposed))
+        broker.submit(Submission(ticket: ticket, events: proposed, presence: change))
         return ticket
     }
 
@@ -49,7 +49,7 @@ extension Hub {
         guard var submitted = submissions[ticket] else { return }  // its connection went away
         pendingBytes -= submitted.bytes
         switch result {
-        case .accepted(let acceptances):
+        case .accepted(let acceptances, _):
             for acceptance in acceptances {
                 if acceptance.duplicate { metrics.duplicates += 1 } else { metrics.accepted += 1 }
             }
@@ -68,9 +68,9 @@ extension Hub {
         submissions[ticket] = nil
         guard sessions.indices.contains(session.index), sessions[session.index] === session, session.closing == nil else { return }
         switch result {
-        case .accepted(let acceptances):
+        case .accepted(let acceptances, let streamEpoch):
             for acceptance in acceptances {
-                send(session, control: WireFormat.published(id: acceptance.id, seq: acceptance.seq, epoch: epoch))
+                send(session, control: WireFormat.published(id: acceptance.id, seq: acceptance.seq, epoch: streamEpoch))
             }
         case .failed(let reason):
             let error = HeraldError(.storageUnavailable, "the cluster's stream cannot store events: \(reason); this event was not stored")
@@ -108,9 +108,24 @@ extension Hub {
             }
         }
         for event in events where event.seq >= log.nextPosition {
+            if event.seq > log.nextPosition, log.nextPosition > 1 { announceTrimmed(log.nextPosition..<event.seq) }
             log.follow(event, now: now)
             committedThrough = event.seq
             routeRescanning(withCoalesceKeys(event))
+        }
+    }
+
+    /// Positions the stream trimmed before this node read them (it fell more than
+    /// `cluster.maxLength` behind): every live subscriber is told with an `expired` gap —
+    /// a resuming one meets the hole in the log and is told then.
+    private func announceTrimmed(_ positions: Range<UInt64>) {
+        for case let session? in sessions where session.catchUp == nil && session.closing == nil && !session.subscriptionSlots.isEmpty {
+            let slots = session.subscriptionSlots
+            changeQueue(of: session) {
+                $0.enqueueGap(from: positions.lowerBound, to: positions.upperBound - 1, subscriptions: slots, reason: .expired)
+            }
+            metrics.expiredGaps += 1
+            wake(session)
         }
     }
 

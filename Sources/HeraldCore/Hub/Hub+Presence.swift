@@ -3,6 +3,10 @@
 /// pattern and resume it from history. A join is allowed when the session's credentials
 /// may publish the join event it causes; a member is listed to a caller only when its
 /// join event would be delivered to the caller.
+///
+/// In a cluster, members are named `<node>.<client>`, each change is stored in Redis with
+/// the event announcing it (`PresenceChange`), and lists and counts are the cluster's:
+/// every live node's members.
 extension Hub {
     /// Adds `session` to `group` (or updates its info) and announces it; returns the
     /// join event's position.
@@ -15,10 +19,11 @@ extension Hub {
             throw HeraldError(
                 .tooManyGroups, "a connection may be in at most \(config.limits.maxSubscriptionsPerConnection) presence groups")
         }
-        var member = PresenceRegistry.Member(client: session.id, info: info, transport: session.transport.name)
-        let count = presence.members(of: group).count + (isNew ? 1 : 0)
-        let body = presenceEvent(group: group, action: "join", member: member, reason: nil, count: count)
-        member.joinEvent = try publishPresence(body, credentials: session.credentials)
+        var member = PresenceRegistry.Member(client: session.id, node: broker?.node ?? "", info: info, transport: session.transport.name)
+        let others = allMembers(of: group).filter { $0.id != member.id }.count
+        let body = presenceEvent(group: group, action: "join", member: member, reason: nil, count: others + 1)
+        let change = PresenceChange.join(group: group, member: member.id, transport: member.transport, info: info)
+        member.joinEvent = try publishPresence(body, credentials: session.credentials, change: change)
         presence.join(group, member)
         return member.joinedSeq
     }
@@ -40,7 +45,7 @@ extension Hub {
 
     /// The members of `group` whose join event `credentials` would see (its scope).
     public func members(of group: String, visibleTo credentials: Credentials) -> [PresenceRegistry.Member] {
-        presence.members(of: group).filter { member in
+        allMembers(of: group).filter { member in
             guard let scope = credentials.scope else { return true }
             guard let event = member.joinEvent else { return false }
             replayTape.removeAll()
@@ -53,12 +58,25 @@ extension Hub {
         }
     }
 
+    /// This node's members, or in a cluster every live node's, as the shared store lists
+    /// them. A node's changes reach the store when the stream has their event, so for its
+    /// own members this node's registry decides: one that left is not listed, one whose
+    /// join is not stored yet is.
+    private func allMembers(of group: String) -> [PresenceRegistry.Member] {
+        let local = presence.members(of: group)
+        guard let broker, let shared = broker.members(of: group) else { return local }
+        let localIDs = Set(local.map(\.id))
+        let sharedIDs = Set(shared.map(\.id))
+        return shared.filter { $0.node != broker.node || localIDs.contains($0.id) } + local.filter { !sharedIDs.contains($0.id) }
+    }
+
     /// A leave needs no permission: the member is going either way.
     @discardableResult
     private func emitLeave(group: String, member: PresenceRegistry.Member, reason: String) -> UInt64 {
-        let body = presenceEvent(group: group, action: "leave", member: member, reason: reason, count: presence.members(of: group).count)
+        let count = allMembers(of: group).filter { $0.id != member.id }.count
+        let body = presenceEvent(group: group, action: "leave", member: member, reason: reason, count: count)
         do throws(HeraldError) {
-            return try publishPresence(body, credentials: nil).seq
+            return try publishPresence(body, credentials: nil, change: .leave(group: group, member: member.id)).seq
         } catch {
             return lastSeq  // cannot happen: the gateway builds a valid event
         }
@@ -71,7 +89,7 @@ extension Hub {
         out.append(contentsOf: #","action":"#.utf8)
         JSONWriter.writeString(action, into: &out)
         out.append(contentsOf: #","member":"#.utf8)
-        JSONWriter.writeString(String(member.client), into: &out)
+        JSONWriter.writeString(member.id, into: &out)
         out.append(contentsOf: #","info":"#.utf8)
         out.append(contentsOf: member.info.bytes)
         out.append(contentsOf: #","count":"#.utf8)
@@ -86,7 +104,7 @@ extension Hub {
 
     /// Sequences and delivers a presence event after checking that `credentials` (nil:
     /// the gateway's own change) may cause it.
-    private func publishPresence(_ body: [UInt8], credentials: Credentials?) throws(HeraldError) -> Event {
+    private func publishPresence(_ body: [UInt8], credentials: Credentials?, change: PresenceChange) throws(HeraldError) -> Event {
         // Nothing is accepted that cannot be stored (the member list itself still changes).
         if let failure = storageFailure { throw HeraldError(.storageUnavailable, "\(storageName) cannot store events: \(failure)") }
         let outcome = body.withUnsafeBytes { bytes -> Result<Event, HeraldError> in
@@ -100,11 +118,12 @@ extension Hub {
                 }
                 if isClustered {
                     // Positioned by the stream, delivered when it comes back; the member
-                    // keeps this copy for visibility checks (its position: the last known).
-                    submit(events, answer: .dropped)
+                    // keeps this copy for visibility checks (its position: the earliest it
+                    // can get).
+                    submit(events, answer: .dropped, presence: change)
                     return .success(
                         Event(
-                            epoch: epoch, seq: committedThrough, id: events[0].id, source: events[0].source, type: events[0].type,
+                            epoch: epoch, seq: committedThrough + 1, id: events[0].id, source: events[0].source, type: events[0].type,
                             acceptedAt: clock.now(), json: bytes))
                 }
                 return .success(accept(events[0], tape: presenceTape, body: bytes, now: clock.now()))

@@ -66,7 +66,7 @@ extension Hub {
             wake(session)
             since = 0
         }
-        if isClustered, since > committedThrough {
+        if isClustered, position.epoch == log.epoch, since > committedThrough {
             // The client comes from a node further along the stream: what this node has
             // not read yet up to `since`, the client has; it arrives live and is skipped.
             session.sentThrough = max(session.sentThrough, since)

@@ -126,7 +126,7 @@ final class ServiceLoop: @unchecked Sendable {
         let recent = try broker.recentEvents(count: min(config.history.maxEvents, 100_000))
         let log = InMemoryEventLog(
             limits: config.history, epoch: broker.joinedEpoch, nextPosition: recent.first?.seq ?? broker.joinedPosition + 1,
-            olderEvent: { [unowned broker] in broker.event(at: $0) })
+            older: broker)
         for event in recent { log.follow(event, now: event.acceptedAt) }
         logger.info(
             "joined the cluster",

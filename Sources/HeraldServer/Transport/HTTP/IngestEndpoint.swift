@@ -131,9 +131,9 @@ extension Gateway {
             switch hub.takeSequencingResult(ticket) {
             case nil:
                 return nil
-            case .accepted(let accepted):
+            case .accepted(let accepted, let epoch):
                 statsWindow.record(hub.metrics, now: MonotonicClock.nanoseconds())
-                return json(202, WireFormat.accepted(accepted, epoch: hub.epoch))
+                return json(202, WireFormat.accepted(accepted, epoch: epoch))
             case .failed(let reason):
                 return rejectIngest(
                     HeraldError(.storageUnavailable, "the cluster's stream cannot store events: \(reason)"), fields: [("retry-after", "2")])

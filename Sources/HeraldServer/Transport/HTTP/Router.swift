@@ -211,7 +211,7 @@ struct PresenceEndpoint: Endpoint {
         for (i, member) in members.enumerated() {
             if i > 0 { out.append(UInt8(ascii: ",")) }
             out.append(contentsOf: #"{"member":"#.utf8)
-            JSONWriter.writeString(String(member.client), into: &out)
+            JSONWriter.writeString(member.id, into: &out)
             out.append(contentsOf: #","info":"#.utf8)
             out.append(contentsOf: member.info.bytes)
             out.append(contentsOf: #","transport":"#.utf8)
