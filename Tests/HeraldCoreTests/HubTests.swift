@@ -475,6 +475,21 @@ import Testing
         // The store cannot be reached: this node's own members.
         broker.shared = nil
         #expect(hub.members(of: "room", visibleTo: .anonymous).isEmpty)
+        // A leave while the stream is away is announced once it is back.
+        let bob = session(hub, credentials: .publisherKey(name: "k"))
+        try hub.join(bob, group: "room", info: .emptyObject)
+        hub.storageFailed("cannot reach Redis")
+        let before = broker.submitted.count
+        hub.closeSession(bob)
+        #expect(broker.submitted.count == before, "nothing can be stored now")
+        hub.storageRecovered()
+        #expect(broker.submitted.count == before + 1)
+        #expect(broker.submitted.last?.presence == .leave(group: "room", member: "n1.\(bob.id)"))
+        // Its append fails (the connection died with Redis): announced again at the next recovery.
+        hub.storageFailed("Redis at 127.0.0.1:6379 failed")
+        hub.sequenced(ticket: broker.submitted.last!.ticket, result: .failed("Redis at 127.0.0.1:6379 failed"))
+        hub.storageRecovered()
+        #expect(broker.submitted.count == before + 2 && broker.submitted.last?.presence == .leave(group: "room", member: "n1.\(bob.id)"))
     }
 
     @Test func aNewStreamEpochClosesStreamsSoThatTheyResumeIntoAReset() throws {

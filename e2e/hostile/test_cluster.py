@@ -340,3 +340,34 @@ def test_presence_is_cluster_wide_and_a_dead_nodes_members_go(make_node, redis):
         watcher.close()
     finally:
         a.close()
+
+
+def test_while_redis_is_away_every_write_is_refused_clearly_and_leaves_wait(make_node, redis):
+    a, b = make_node(), make_node()
+    watcher, _ = ws_subscriber(b, filter_={"type": ["herald.presence"]})
+    member, _ = ws_connect(a, path=f"/v1/ws?token={PUBLISHER_KEY}")
+    member.send_json({"op": "presence.join", "group": "room", "info": {"nick": "ada"}})
+    assert member.receive_json()["type"] == "presence.joined"
+    assert watcher.receive_json()["event"]["action"] == "join"
+    publisher, _ = ws_connect(a, path=f"/v1/ws?token={PUBLISHER_KEY}")
+    redis.stop()
+    deadline = time.time() + 5
+    while a.get("/readyz").status != 503 and time.time() < deadline:
+        time.sleep(0.05)
+    posted = a.publish(json.dumps({"type": "chat.message"}))
+    assert posted.status == 503 and posted.header("retry-after") and posted.json()["error"]["code"] == "storage_unavailable"
+    publisher.send_json({"op": "publish", "event": {"type": "chat.message"}})
+    refused = publisher.receive_json()
+    assert refused["type"] == "error" and refused["code"] == "storage_unavailable", refused
+    publisher.send_json({"op": "presence.join", "group": "room", "info": {}})
+    assert publisher.receive_json()["code"] == "storage_unavailable"
+    member.close()  # leaves while Redis is away
+    time.sleep(0.3)
+    redis.start()
+    leave = watcher.receive_json(timeout=15)["event"]
+    assert (leave["action"], leave["reason"], leave["info"]) == ("leave", "disconnected", {"nick": "ada"})
+    assert b.get("/v1/presence/room").json()["members"] == []
+    publisher.send_json({"op": "publish", "event": {"type": "chat.message"}})
+    assert publisher.receive_json()["type"] == "published"
+    publisher.close()
+    watcher.close()

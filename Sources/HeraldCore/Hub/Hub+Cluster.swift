@@ -16,8 +16,11 @@ extension Hub {
         case taken
         /// The Hub answers this WebSocket client: a `published` per event, or an error.
         case published(to: Session)
-        /// Nobody (a presence change: the member list changed already).
+        /// Nobody (a join: the member list changed already, and the joiner was answered).
         case dropped
+        /// Nobody, but a leave that could not be stored is announced again once the stream
+        /// is back (a member must not stay listed for ever).
+        case leave(group: String, member: PresenceRegistry.Member, reason: String)
     }
 
     /// Whether events are positioned by a cluster's stream rather than by this node.
@@ -57,10 +60,14 @@ extension Hub {
             metrics.storageRefusals += 1
         }
         guard case .published(let session) = submitted.answer else {
-            if case .taken = submitted.answer {
+            switch (submitted.answer, result) {
+            case (.taken, _):
                 submitted.result = result
                 submissions[ticket] = submitted
-            } else {
+            case (.leave(let group, let member, let reason), .failed):
+                submissions[ticket] = nil
+                leavesAwaitingStorage.append((group, member, reason))
+            default:
                 submissions[ticket] = nil
             }
             return
@@ -132,6 +139,9 @@ extension Hub {
     /// The cluster's stream can be reached again: ingest is accepted again.
     public func storageRecovered() {
         storageFailure = nil
+        let leaves = leavesAwaitingStorage
+        leavesAwaitingStorage = []
+        for leave in leaves { emitLeave(group: leave.group, member: leave.member, reason: leave.reason) }
     }
 
     /// An event from the stream with the coalescing keys of this node's configuration

@@ -72,13 +72,18 @@ extension Hub {
 
     /// A leave needs no permission: the member is going either way.
     @discardableResult
-    private func emitLeave(group: String, member: PresenceRegistry.Member, reason: String) -> UInt64 {
+    func emitLeave(group: String, member: PresenceRegistry.Member, reason: String) -> UInt64 {
         let count = allMembers(of: group).filter { $0.id != member.id }.count
         let body = presenceEvent(group: group, action: "leave", member: member, reason: reason, count: count)
         do throws(HeraldError) {
-            return try publishPresence(body, credentials: nil, change: .leave(group: group, member: member.id)).seq
+            let change = PresenceChange.leave(group: group, member: member.id)
+            return try publishPresence(body, credentials: nil, change: change, answer: .leave(group: group, member: member, reason: reason))
+                .seq
         } catch {
-            return lastSeq  // cannot happen: the gateway builds a valid event
+            // The cluster's stream is away: the leave is announced (and the shared list
+            // mended) when it is back, never forgotten. (A failed file log stays failed.)
+            if error.code == .storageUnavailable, isClustered { leavesAwaitingStorage.append((group, member, reason)) }
+            return lastSeq
         }
     }
 
@@ -104,7 +109,9 @@ extension Hub {
 
     /// Sequences and delivers a presence event after checking that `credentials` (nil:
     /// the gateway's own change) may cause it.
-    private func publishPresence(_ body: [UInt8], credentials: Credentials?, change: PresenceChange) throws(HeraldError) -> Event {
+    private func publishPresence(
+        _ body: [UInt8], credentials: Credentials?, change: PresenceChange, answer: Answer = .dropped
+    ) throws(HeraldError) -> Event {
         // Nothing is accepted that cannot be stored (the member list itself still changes).
         if let failure = storageFailure { throw HeraldError(.storageUnavailable, "\(storageName) cannot store events: \(failure)") }
         let outcome = body.withUnsafeBytes { bytes -> Result<Event, HeraldError> in
@@ -120,7 +127,7 @@ extension Hub {
                     // Positioned by the stream, delivered when it comes back; the member
                     // keeps this copy for visibility checks (its position: the earliest it
                     // can get).
-                    submit(events, answer: .dropped, presence: change)
+                    submit(events, answer: answer, presence: change)
                     return .success(
                         Event(
                             epoch: epoch, seq: committedThrough + 1, id: events[0].id, source: events[0].source, type: events[0].type,

@@ -66,6 +66,9 @@ public final class Hub {
     var replayTape = JSONTape()
     var presenceTape = JSONTape()
 
+    /// Presence leaves that happened while the cluster's stream was away, announced when it
+    /// is back.
+    var leavesAwaitingStorage: [(group: String, member: PresenceRegistry.Member, reason: String)] = []
     /// Submissions to the broker not answered yet, or answered and not taken yet.
     var submissions: [UInt64: Submitted] = [:]
     var nextTicket: UInt64 = 1
