@@ -55,23 +55,26 @@ import Glibc
 
     func open(
         _ directory: Directory, _ reports: Reports, fsync: HeraldConfig.Storage.Fsync = .always, segmentBytes: Int = 64 << 20,
-        maxBytes: Int = 1 << 30, history: HistoryLimits = HistoryLimits()
+        maxBytes: Int = 1 << 30, maxAgeSeconds: Int = 7 * 86400, history: HistoryLimits = HistoryLimits()
     ) throws -> FileEventLog {
         var settings = HeraldConfig.Storage()
         settings.path = directory.logPath
         settings.fsync = fsync
         settings.segmentBytes = segmentBytes
         settings.maxBytes = maxBytes
+        settings.maxAgeSeconds = maxAgeSeconds
         return try FileEventLog(
             settings: settings, history: history,
             onDurable: { position in reports.durable.store(position, ordering: .releasing) },
             onFailure: { reason in reports.failures.withLock { $0.append(reason) } })
     }
 
-    func event(_ log: FileEventLog, _ n: Int, padding: Int = 0, id: String? = nil) -> Event {
+    func event(_ log: FileEventLog, _ n: Int, padding: Int = 0, id: String? = nil, ageSeconds: UInt64 = 0) -> Event {
         let json = Array(#"{"type":"t","n":\#(n),"pad":"\#(String(repeating: "x", count: padding))"}"#.utf8)
         return json.withUnsafeBytes {
-            Event(epoch: log.epoch, seq: log.nextPosition, id: id ?? "id-\(n)", source: "src", type: "t", acceptedAt: now(), json: $0)
+            Event(
+                epoch: log.epoch, seq: log.nextPosition, id: id ?? "id-\(n)", source: "src", type: "t",
+                acceptedAt: now() - ageSeconds * 1_000_000_000, json: $0)
         }
     }
 
@@ -249,6 +252,28 @@ import Glibc
         let again = try open(directory, Reports())
         defer { again.close() }
         #expect(again.oldestPosition == oldest && again.nextPosition == 602 && again.recoveryNotes.isEmpty)
+    }
+
+    @Test func retentionByAgeDeletesSegmentsWhoseNewestEventIsTooOld() throws {
+        let directory = Directory()
+        defer { directory.cleanup() }
+        let reports = Reports()
+        let log = try open(directory, reports, segmentBytes: 64 << 10, maxAgeSeconds: 60, history: HistoryLimits(maxEvents: 5))
+        // Three segments of events two minutes old, then one of events of now.
+        for n in 1...90 { _ = log.append(event(log, n, padding: 2000, ageSeconds: 120), now: 1) }
+        let firstFresh = log.nextPosition
+        for n in 91...120 { _ = log.append(event(log, n, padding: 2000), now: 1) }
+        #expect(reports.wait(for: 120))
+        log.expire(now: 1)
+        let oldest = try #require(log.oldestPosition)
+        // Whole segments: the one holding the first fresh event stays, with its older events.
+        #expect(oldest > 31 && oldest <= firstFresh && firstFresh - oldest < 31, "segments of old events only went")
+        #expect(log.retainedCount == Int(121 - oldest) && log.event(at: oldest - 1) == nil && log.event(at: oldest) != nil)
+        // Where old and fresh events share the segment being written, it stays whole.
+        _ = log.append(event(log, 121, ageSeconds: 120), now: 1)
+        log.expire(now: 1)
+        #expect(log.oldestPosition == oldest)
+        log.close()
     }
 
     @Test func segmentsWithoutTheirEpochAreRefused() throws {

@@ -371,3 +371,32 @@ def test_while_redis_is_away_every_write_is_refused_clearly_and_leaves_wait(make
     assert publisher.receive_json()["type"] == "published"
     publisher.close()
     watcher.close()
+
+
+def test_an_answer_redis_does_not_give_in_time_is_a_503_and_a_retry_is_safe(make_node, redis):
+    a = make_node(limits={"storageTimeoutSeconds": 1})
+    ws, _ = ws_subscriber(a)
+    event = json.dumps({"type": "chat.message", "id": "slow-1", "source": "t"})
+    redis.process.send_signal(signal.SIGSTOP)  # Redis hangs: it neither answers nor closes
+    try:
+        sock = a.connect(timeout=10)
+        started = time.time()
+        head = f"POST /v1/events HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {PUBLISHER_KEY}\r\nContent-Type: application/json\r\n"
+        sock.sendall((head + f"Content-Length: {len(event)}\r\n\r\n{event}" + "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n").encode())
+        reader = ResponseReader(sock, timeout=10)
+        late = reader.read()
+        assert late.status == 503 and late.header("retry-after") == "1", late
+        assert "did not store the events within 1 s" in late.json()["error"]["message"]
+        assert 1.0 <= time.time() - started < 4.0
+        assert reader.read().status == 200, "the pipelined request after it is answered"
+        sock.close()
+    finally:
+        redis.process.send_signal(signal.SIGCONT)
+    # Redis answers after all: the event is stored once; a retry says so and nothing is twice.
+    delivered = receive_events(ws, 1)
+    assert delivered[0]["event"]["id"] == "slow-1"
+    retry = a.publish(event).json()["accepted"][0]
+    assert retry == {"id": "slow-1", "seq": delivered[0]["seq"], "duplicate": True}
+    ws.send_json({"op": "ping"})
+    assert ws.receive_json() == {"type": "pong"}
+    ws.close()

@@ -312,7 +312,8 @@ struct ConfigReader {
         let keys: Set<String> = [
             "maxBodyBytes", "maxEventBytes", "maxBatchEvents", "maxJSONDepth", "maxSubscriptionsPerConnection", "maxQueuedBytesTotal",
             "maxPatternBytes", "maxPatternFields", "maxUnauthenticatedBodyBytes", "maxPendingInputBytesTotal", "headTimeoutSeconds",
-            "bodyTimeoutSeconds", "keepAliveSeconds", "sendTimeoutSeconds", "maxHeadBytes", "maxHeaderBytes", "maxTargetBytes",
+            "bodyTimeoutSeconds", "keepAliveSeconds", "sendTimeoutSeconds", "storageTimeoutSeconds", "maxHeadBytes", "maxHeaderBytes",
+            "maxTargetBytes",
         ]
         for member in object(value, path, allowed: keys) {
             let p = "\(path).\(member.key)"
@@ -334,6 +335,7 @@ struct ConfigReader {
             case "bodyTimeoutSeconds": if let n = int(member.value, p, in: 1...600) { limits.bodyTimeoutSeconds = n }
             case "keepAliveSeconds": if let n = int(member.value, p, in: 1...3600) { limits.keepAliveSeconds = n }
             case "sendTimeoutSeconds": if let n = int(member.value, p, in: 1...3600) { limits.sendTimeoutSeconds = n }
+            case "storageTimeoutSeconds": if let n = int(member.value, p, in: 1...300) { limits.storageTimeoutSeconds = n }
             case "maxHeadBytes": if let n = int(member.value, p, in: 1024...(1 << 20)) { limits.head.maxHeadBytes = n }
             case "maxHeaderBytes": if let n = int(member.value, p, in: 256...(1 << 20)) { limits.head.maxFieldBytes = n }
             case "maxTargetBytes": if let n = int(member.value, p, in: 256...(1 << 20)) { limits.head.maxTargetBytes = n }

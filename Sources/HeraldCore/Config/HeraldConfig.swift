@@ -85,6 +85,9 @@ public struct HeraldConfig: Sendable {
         /// A connection with output waiting that takes none of it for this many seconds
         /// (the client stopped reading) is dropped.
         public var sendTimeoutSeconds = 60
+        /// An ingest answer held for storage (the log's fsync, the cluster's Redis) waits at
+        /// most this long; then 503 (the events may still be stored: retry with their ids).
+        public var storageTimeoutSeconds = 10
         /// Request head limits (414, 431).
         public var head = HTTPHeadLimits()
 

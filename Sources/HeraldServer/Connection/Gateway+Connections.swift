@@ -343,6 +343,7 @@ extension Gateway {
         let body = UInt64(config.limits.bodyTimeoutSeconds) * 1_000_000_000
         let idle = UInt64(config.limits.keepAliveSeconds) * 1_000_000_000
         let send = UInt64(config.limits.sendTimeoutSeconds) * 1_000_000_000
+        let storage = UInt64(config.limits.storageTimeoutSeconds) * 1_000_000_000
         for connection in connections.values {
             if stalledSending(connection, now: now, limit: send) {
                 logger.debug("closing a connection that reads nothing", metadata: ["peer": "\(connection.peer)"])
@@ -368,10 +369,29 @@ extension Gateway {
                     connection.closeAfterOutput = true
                     connection.socket.requestWritable()
                 }
-            case .sendingFile, .awaitingCommit:
-                break  // the socket's pace, or the disk's: the send deadline still watches output
+            case .awaitingCommit(let request, let held):
+                if age > storage { giveUpWaiting(connection, request, held) }
+            case .sendingFile:
+                break  // the socket's pace: the send deadline watches output
             }
         }
+    }
+
+    /// An ingest answer that storage did not make within `limits.storageTimeoutSeconds` (a
+    /// hung disk, a Redis that stopped answering): 503, and the connection reads on. The
+    /// events may still be stored and delivered later; a retry with the same ids is
+    /// answered as their duplicate.
+    private func giveUpWaiting(_ connection: Connection, _ request: Request, _ held: HeldAnswer) {
+        if case .sequencing(let ticket) = held { hub.forgetSubmission(ticket) }
+        hub.metrics.rejected[HeraldError.Code.storageUnavailable.rawValue, default: 0] += 1
+        let error = HeraldError(
+            .storageUnavailable,
+            "\(hub.storageName) did not store the events within \(config.limits.storageTimeoutSeconds) s; they may still be stored: retry with the same event ids"
+        )
+        respond(connection, errorResponse(error, fields: [("retry-after", "1")]), to: request)
+        startAwaitingHead(connection)
+        serveHTTP(connection)
+        chargeInput(of: connection)
     }
 
     /// True when the connection has output to send and the socket took none of it for
