@@ -60,7 +60,12 @@ public final class RedisStreamBroker: EventBroker, OlderEvents, @unchecked Senda
     private let scriptSHA: String
 
     private let signal = ThreadSignal()
-    private var queue: [Submission] = []
+    /// What the writer thread does next, in order.
+    private enum Work {
+        case append(Submission)
+        case restore([(group: String, member: PresenceRegistry.Member)])
+    }
+    private var queue: [Work] = []
     private var stopping = false
     private var threads: [pthread_t] = []
     /// The epoch and last position the reader has read (the script checks Redis is not
@@ -70,6 +75,13 @@ public final class RedisStreamBroker: EventBroker, OlderEvents, @unchecked Senda
     private let acknowledged = Mutex<(epoch: StreamEpoch, seq: UInt64)?>(nil)
     private let healthState = Mutex<(writer: String?, reader: String?, reported: String?)>((nil, nil, nil))
 
+    /// Epochs the reader left behind (Redis lost or rewound its data), newest last: an epoch
+    /// key that says one of them again (the same old snapshot loaded twice) is rotated.
+    private let retiredEpochs = Mutex<[StreamEpoch]>([])
+    /// Where the reader found each epoch it adopted to begin (for `oldestPosition`).
+    private let epochStarts = Mutex<[StreamEpoch: UInt64]>([:])
+    /// Recent presence lists by group (loop thread; see `members(of:fresh:)`).
+    private var memberCache: [String: (at: UInt64, members: [PresenceRegistry.Member])] = [:]
     /// Reads on the loop thread (older events, presence lists): a short timeout, and after
     /// a failure no new attempt for a second, so that a sick Redis stalls the loop little.
     private var reads: RedisConnection?
@@ -120,7 +132,7 @@ public final class RedisStreamBroker: EventBroker, OlderEvents, @unchecked Senda
         var next = first
         guard let redis = reads else { return [] }
         while next <= joinedPosition {
-            let chunk = try range(from: next, through: joinedPosition, count: 1000, on: redis)
+            let chunk = try range(from: next, through: joinedPosition, count: 1000, epoch: joinedEpoch, on: redis)
             guard let last = chunk.last else { break }
             events += chunk.filter { $0.seq <= joinedPosition }
             next = last.seq + 1
@@ -128,33 +140,49 @@ public final class RedisStreamBroker: EventBroker, OlderEvents, @unchecked Senda
         return events
     }
 
-    /// The event at `position` in the reader's epoch, read from the stream (nil when
-    /// trimmed away, of another epoch, or Redis cannot be reached). Called on the loop
-    /// thread for resumes older than its history; reads ahead 256 events per round trip.
-    public func event(at position: UInt64) -> Event? {
-        let epoch = readThrough.withLock { $0.epoch }
+    /// The event at `position` of `epoch`, read from the stream (nil when trimmed away, of
+    /// another epoch, or Redis cannot be reached). Called on the loop thread for resumes
+    /// older than its history; reads ahead 64 events per round trip.
+    public func event(at position: UInt64, epoch: StreamEpoch) -> Event? {
         if readChunkEpoch != epoch {
             readChunk = []
             readChunkEpoch = epoch
         }
         if let hit = readChunk.first(where: { $0.seq == position }) { return hit }
-        readChunk = withReads { (redis) throws(HeraldError) in try range(from: position, through: nil, count: 256, on: redis) } ?? []
+        readChunk =
+            withReads { (redis) throws(HeraldError) in try range(from: position, through: nil, count: 64, epoch: epoch, on: redis) } ?? []
         return readChunk.first { $0.seq == position }
     }
 
-    /// The oldest position the stream still holds (nil: empty, or Redis cannot be reached):
-    /// where a resume older than that continues after its `expired` gap.
-    public func oldestPosition() -> UInt64? {
-        withReads { (redis) throws(HeraldError) in
-            try range(from: 0, through: nil, count: 1, on: redis).first?.seq
-        } ?? nil
+    /// The oldest position of `epoch` the stream still holds (nil: none, or Redis cannot be
+    /// reached): where a resume older than that continues after its `expired` gap. After a
+    /// new epoch began, older entries of the one before lead the stream: then the first
+    /// position the reader read in `epoch`.
+    public func oldestPosition(epoch: StreamEpoch) -> UInt64? {
+        let first = withReads { (redis) throws(HeraldError) -> (StreamEpoch, UInt64)? in
+            let reply = try redis.command([
+                Array("XRANGE".utf8), keys.stream, Array("-".utf8), Array("+".utf8), Array("COUNT".utf8), Array("1".utf8),
+            ])
+            guard case .array(let entries) = reply, let entry = entries.first,
+                let (entryEpoch, event) = StreamScript.event(entry, loopTime: { $0 })
+            else { return nil }
+            return (entryEpoch, event.seq)
+        }
+        guard let found = first, let (entryEpoch, seq) = found else { return nil }
+        if entryEpoch == epoch { return seq }
+        return epochStarts.withLock { $0[epoch] }
     }
 
-    /// The members of `group` on live nodes (entries of nodes whose heartbeat expired are
-    /// removed on the way); nil when Redis cannot be reached. On the loop thread.
-    public func members(of group: String) -> [PresenceRegistry.Member]? {
+    /// The members of `group` on live nodes; nil when Redis cannot be reached. On the loop
+    /// thread. `fresh: false` may answer from a copy up to a second old that no presence
+    /// event on the stream made stale since (counts in presence events: a wave of this
+    /// node's disconnects costs one read per group, not one per change). Members of nodes whose heartbeat stopped are not listed (their entries
+    /// stay: the node may only have been cut off, and comes back with them).
+    public func members(of group: String, fresh: Bool) -> [PresenceRegistry.Member]? {
+        let now = Self.monotonicNanos()
+        if !fresh, let cached = memberCache[group], now &- cached.at < 1_000_000_000 { return cached.members }
         let epoch = readThrough.withLock { $0.epoch }
-        return withReads { (redis) throws(HeraldError) -> [PresenceRegistry.Member] in
+        let members = withReads { (redis) throws(HeraldError) -> [PresenceRegistry.Member] in
             guard case .array(let flat) = try redis.command([Array("HGETALL".utf8), keys.presence(group)]) else { return [] }
             var members: [PresenceRegistry.Member] = []
             for index in stride(from: 0, to: flat.count - 1, by: 2) {
@@ -167,10 +195,23 @@ public final class RedisStreamBroker: EventBroker, OlderEvents, @unchecked Senda
             guard !nodes.isEmpty else { return members }
             guard case .array(let beats) = try redis.command([Array("MGET".utf8)] + nodes.map { keys.node($0) }) else { return members }
             let dead = Set(zip(nodes, beats).filter { $0.1 == .null }.map(\.0))
-            let gone = members.filter { dead.contains($0.node) }
-            if !gone.isEmpty { _ = try redis.command([Array("HDEL".utf8), keys.presence(group)] + gone.map { Array($0.id.utf8) }) }
             return members.filter { !dead.contains($0.node) }
         }
+        if memberCache.count > 1000 { memberCache = memberCache.filter { now &- $0.value.at < 1_000_000_000 } }
+        if let members { memberCache[group] = (now, members) }
+        return members
+    }
+
+    public func presenceChanged() { memberCache.removeAll(keepingCapacity: true) }
+
+    /// Writes this node's members again (after Redis lost or rewound its data, or this node
+    /// was cut off): the shared lists then hold them whatever happened meanwhile.
+    public func restore(_ members: [(group: String, member: PresenceRegistry.Member)]) {
+        guard !members.isEmpty else { return }
+        signal.lock()
+        queue.append(.restore(members))
+        signal.signal()
+        signal.unlock()
     }
 
     /// Runs `body` on the loop thread's connection, (re)connecting if need be; nil on a
@@ -196,15 +237,16 @@ public final class RedisStreamBroker: EventBroker, OlderEvents, @unchecked Senda
         }
     }
 
-    /// Events from `first` (through `last`), at most `count`, in the reader's epoch.
-    private func range(from first: UInt64, through last: UInt64?, count: Int, on redis: RedisConnection) throws(HeraldError) -> [Event] {
+    /// Events of `epoch` from `first` (through `last`), at most `count` entries read.
+    private func range(
+        from first: UInt64, through last: UInt64?, count: Int, epoch: StreamEpoch, on redis: RedisConnection
+    ) throws(HeraldError) -> [Event] {
         let reply = try redis.command([
             Array("XRANGE".utf8), keys.stream, Array("\(first)-0".utf8), Array((last.map { "\($0)-0" } ?? "+").utf8),
             Array("COUNT".utf8), Array(String(count).utf8),
         ])
         if case .error(let message) = reply { throw HeraldError(.storageUnavailable, "Redis refused XRANGE: \(message)") }
         guard case .array(let entries) = reply else { return [] }
-        let epoch = readThrough.withLock { $0.epoch }
         let loopTime = Self.loopTimeConverter()
         return entries.compactMap { entry in
             guard let (entryEpoch, event) = StreamScript.event(entry, loopTime: loopTime), entryEpoch == epoch else { return nil }
@@ -232,7 +274,7 @@ public final class RedisStreamBroker: EventBroker, OlderEvents, @unchecked Senda
 
     public func submit(_ submission: Submission) {
         signal.lock()
-        queue.append(submission)
+        queue.append(.append(submission))
         signal.signal()
         signal.unlock()
     }
@@ -269,15 +311,24 @@ public final class RedisStreamBroker: EventBroker, OlderEvents, @unchecked Senda
                 // the heartbeat (which also finds a dead connection before a client does).
                 signal.wait(milliseconds: redis == nil ? backoff : Int(beatInterval / 1_000_000))
             }
-            let batch = queue
+            let work = queue
             queue.removeAll(keepingCapacity: true)
             let stop = stopping
             signal.unlock()
-            if stop && batch.isEmpty { return }
+            if stop && work.isEmpty { return }
+            var batch: [Submission] = []
+            var restores: [(group: String, member: PresenceRegistry.Member)] = []
+            for item in work {
+                switch item {
+                case .append(let submission): batch.append(submission)
+                case .restore(let members): restores += members
+                }
+            }
             if redis == nil {
                 do throws(HeraldError) {
                     redis = try connectWriter()
                     backoff = Self.minBackoffMilliseconds
+                    lastBeat = 0  // at once: Redis may have lost the heartbeat meanwhile
                     report(.writer, nil)
                 } catch {
                     report(.writer, error.message)
@@ -296,6 +347,7 @@ public final class RedisStreamBroker: EventBroker, OlderEvents, @unchecked Senda
                     lastBeat = Self.monotonicNanos()
                 }
                 try append(batch, on: connection, answered: &answered)
+                if !restores.isEmpty { try restore(restores, on: connection) }
             } catch {
                 redis = nil
                 report(.writer, error.message)
@@ -314,6 +366,17 @@ public final class RedisStreamBroker: EventBroker, OlderEvents, @unchecked Senda
         return redis
     }
 
+    /// Writes members into their groups' hashes (what the append script writes on a join).
+    private func restore(_ members: [(group: String, member: PresenceRegistry.Member)], on redis: RedisConnection) throws(HeraldError) {
+        let commands = members.map { entry -> [[UInt8]] in
+            var value = Array("\(entry.member.transport) \(entry.member.joinedSeq) \(entry.member.info.bytes.count) ".utf8)
+            value += entry.member.info.bytes
+            if let join = entry.member.joinEvent { value += Array(join.json) }
+            return [Array("HSET".utf8), keys.presence(entry.group), Array(entry.member.id.utf8), value]
+        }
+        _ = try redis.pipeline(commands)
+    }
+
     /// Appends each submission with the script, all in one pipeline, and answers each
     /// (marking it in `answered`). Submissions Redis did not run for want of the script
     /// (its cache was flushed) are sent again, in order, after loading it.
@@ -321,12 +384,13 @@ public final class RedisStreamBroker: EventBroker, OlderEvents, @unchecked Senda
         var waiting = Array(batch.indices)
         for _ in 0..<2 where !waiting.isEmpty {
             let seen = seenThrough()
+            let retired = retiredEpochs.withLock { $0 }
             let now = Self.unixNanos()
             let replies = try redis.pipeline(
                 waiting.map {
                     StreamScript.arguments(
                         sha: scriptSHA, keys: keys, maxLength: maxLength, dedupSeconds: dedupSeconds, freshEpoch: .random(), seen: seen,
-                        acceptedAtUnixNanos: now, events: batch[$0].events, presence: batch[$0].presence)
+                        retired: retired, acceptedAtUnixNanos: now, events: batch[$0].events, presence: batch[$0].presence)
                 })
             var again: [Int] = []
             for (index, reply) in zip(waiting, replies) {
@@ -381,8 +445,9 @@ public final class RedisStreamBroker: EventBroker, OlderEvents, @unchecked Senda
                     let connection = try RedisConnection(host: address.host, port: address.port)
                     // Redis came back: if it lost what this node read, the epoch changes
                     // now (not only at the next append), and the reader follows it.
-                    cursor.check(
-                        epochKey: try connection.command(StreamScript.rotationArguments(keys: keys, seen: (cursor.epoch, cursor.lastSeq))))
+                    let rotation = StreamScript.rotationArguments(
+                        keys: keys, seen: (cursor.epoch, cursor.lastSeq), retired: cursor.retiredList)
+                    cursor.check(epochKey: try connection.command(rotation))
                     redis = connection
                 }
                 guard let connection = redis else { continue }
@@ -416,14 +481,16 @@ public final class RedisStreamBroker: EventBroker, OlderEvents, @unchecked Senda
                         run = []
                     }
                     switch cursor.read(entryEpoch, seq: event.seq) {
-                    case .keep: run.append(event)
+                    case .keep:
+                        if run.isEmpty { epochStarts.withLock { if $0[cursor.epoch] == nil { $0[cursor.epoch] = event.seq } } }
+                        run.append(event)
                     case .skip: continue
                     case .restart: break
                     }
                     if cursor.after == "0-0" { break }
                 }
                 if !run.isEmpty { callbacks.received(run, cursor.epoch) }
-                readThrough.withLock { $0 = (cursor.epoch, cursor.lastSeq) }
+                publish(cursor)
             } catch {
                 redis = nil
                 report(.reader, error.message)
@@ -433,6 +500,17 @@ public final class RedisStreamBroker: EventBroker, OlderEvents, @unchecked Senda
                 backoff = min(backoff * 2, Self.maxBackoffMilliseconds)
             }
         }
+    }
+
+    /// Shares what the reader knows with the writer and the loop thread.
+    private func publish(_ cursor: ReadCursor) {
+        let previous = readThrough.withLock { state in
+            defer { state = (cursor.epoch, cursor.lastSeq) }
+            return state.epoch
+        }
+        guard previous != cursor.epoch else { return }
+        retiredEpochs.withLock { $0 = cursor.retiredList }
+        acknowledged.withLock { if let known = $0, known.epoch != cursor.epoch { $0 = nil } }
     }
 
     /// Where the reader is in the stream, and which epochs it has left behind.
@@ -446,6 +524,8 @@ public final class RedisStreamBroker: EventBroker, OlderEvents, @unchecked Senda
         var after: String
         var lastSeq: UInt64
         var retired: Set<StreamEpoch> = []
+        /// The retired epochs, newest last (at most 16 are remembered).
+        var retiredList: [StreamEpoch] = []
 
         enum Verdict { case keep, skip, restart }
 
@@ -471,6 +551,8 @@ public final class RedisStreamBroker: EventBroker, OlderEvents, @unchecked Senda
 
         private mutating func adopt(_ new: StreamEpoch) {
             retired.insert(epoch)
+            retiredList.append(epoch)
+            if retiredList.count > 16 { retired.remove(retiredList.removeFirst()) }
             epoch = new
             after = "0-0"
             lastSeq = 0

@@ -22,12 +22,14 @@ public enum StreamScript {
     /// KEYS: stream, counter, epoch. ARGV: 1 max length, 2 dedup seconds, 3 a fresh epoch
     /// (used if the stream needs one), 4 the epoch and 5 the last position this node read,
     /// 6 a presence change (`join`, `leave` or empty), 7 its hash, 8 the member, 9 its
-    /// transport, 10 its info; then 3 per event: its dedup key (empty: not deduplicated),
-    /// header, JSON. Returns `{epoch, {seq or -original seq, …}}`.
+    /// transport, 10 its info, 11 the epochs the node left behind (space-separated); then 3
+    /// per event: its dedup key (empty: not deduplicated), header, JSON. Returns
+    /// `{epoch, {seq or -original seq, …}}`.
     ///
     /// A new epoch is started when there is none (a new or emptied Redis) or when the
     /// counter is behind what this node already read in the same epoch (Redis came back
-    /// from an older snapshot): positions are never handed out twice under one epoch.
+    /// from an older snapshot), or the epoch is one the node left behind (the same old
+    /// snapshot loaded again): positions are never handed out twice under one epoch.
     /// Positions continue after the stream's newest entry whatever the counter says, so
     /// an `XADD` never fails half-way through a batch on an id that is not increasing.
     /// A dedup key is claimed with one `SET … NX GET` (Redis 7): the original position
@@ -37,12 +39,12 @@ public enum StreamScript {
         local last = tonumber(redis.call('GET', KEYS[2]) or '0')
         local top = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)[1]
         if top then last = math.max(last, tonumber(string.match(top[1], '^(%d+)'))) end
-        if (not epoch) or (epoch == ARGV[4] and last < tonumber(ARGV[5])) then
+        if (not epoch) or (epoch == ARGV[4] and last < tonumber(ARGV[5])) or string.find(' ' .. ARGV[11] .. ' ', ' ' .. epoch .. ' ', 1, true) then
           epoch = ARGV[3]
           redis.call('SET', KEYS[3], epoch)
         end
         local out = {}
-        for i = 11, #ARGV, 3 do
+        for i = 12, #ARGV, 3 do
           local original = false
           if ARGV[i] ~= '' then
             original = redis.call('SET', ARGV[i], last + 1, 'NX', 'GET', 'EX', ARGV[2])
@@ -51,7 +53,7 @@ public enum StreamScript {
             out[#out + 1] = -tonumber(original)
           else
             last = last + 1
-            redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], last .. '-0', 'e', epoch, 'h', ARGV[i + 1], 'j', ARGV[i + 2])
+            redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], string.format('%d-0', last), 'e', epoch, 'h', ARGV[i + 1], 'j', ARGV[i + 2])
             out[#out + 1] = last
             if ARGV[6] == 'join' then
               redis.call('HSET', ARGV[7], ARGV[8], ARGV[9] .. ' ' .. last .. ' ' .. #ARGV[10] .. ' ' .. ARGV[10] .. ARGV[i + 2])
@@ -64,14 +66,15 @@ public enum StreamScript {
         """
 
     /// KEYS: stream, counter, epoch. ARGV: 1 the epoch and 2 the last position a node read,
-    /// 3 a fresh epoch. Starts a new epoch when Redis is behind what the node read in the
-    /// same epoch (it came back from an older snapshot); returns the epoch.
+    /// 3 a fresh epoch, 4 the epochs the node left behind. Starts a new epoch when Redis is
+    /// behind what the node read in the same epoch (it came back from an older snapshot) or
+    /// holds an epoch the node left (that snapshot again); returns the epoch.
     static let rotate = """
         local epoch = redis.call('GET', KEYS[3])
         local last = tonumber(redis.call('GET', KEYS[2]) or '0')
         local top = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)[1]
         if top then last = math.max(last, tonumber(string.match(top[1], '^(%d+)'))) end
-        if epoch == ARGV[1] and last < tonumber(ARGV[2]) then
+        if (epoch == ARGV[1] and last < tonumber(ARGV[2])) or (epoch and string.find(' ' .. ARGV[4] .. ' ', ' ' .. epoch .. ' ', 1, true)) then
           epoch = ARGV[3]
           redis.call('SET', KEYS[3], epoch)
         end
@@ -79,17 +82,17 @@ public enum StreamScript {
         """
 
     /// The `EVAL` arguments of `rotate` for a reader that read `seen`.
-    static func rotationArguments(keys: Keys, seen: (StreamEpoch, UInt64)) -> [[UInt8]] {
+    static func rotationArguments(keys: Keys, seen: (StreamEpoch, UInt64), retired: [StreamEpoch]) -> [[UInt8]] {
         [
             Array("EVAL".utf8), Array(rotate.utf8), Array("3".utf8), keys.stream, keys.counter, keys.epoch, Array(seen.0.text.utf8),
-            Array(String(seen.1).utf8), Array(StreamEpoch.random().text.utf8),
+            Array(String(seen.1).utf8), Array(StreamEpoch.random().text.utf8), Array(retired.map(\.text).joined(separator: " ").utf8),
         ]
     }
 
     /// The `EVALSHA` arguments for one submission.
     static func arguments(
         sha: String, keys: Keys, maxLength: Int, dedupSeconds: Int, freshEpoch: StreamEpoch, seen: (StreamEpoch, UInt64),
-        acceptedAtUnixNanos: UInt64, events: [ProposedEvent], presence: PresenceChange?
+        retired: [StreamEpoch], acceptedAtUnixNanos: UInt64, events: [ProposedEvent], presence: PresenceChange?
     ) -> [[UInt8]] {
         var arguments: [[UInt8]] = [
             Array("EVALSHA".utf8), Array(sha.utf8), Array("3".utf8), keys.stream, keys.counter, keys.epoch,
@@ -104,6 +107,7 @@ public enum StreamScript {
         case nil:
             arguments += [[], [], [], [], []]
         }
+        arguments.append(Array(retired.map(\.text).joined(separator: " ").utf8))
         arguments.reserveCapacity(arguments.count + events.count * 3)
         let accepted = String(acceptedAtUnixNanos)
         for event in events {

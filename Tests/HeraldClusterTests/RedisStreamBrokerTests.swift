@@ -106,8 +106,8 @@ import Glibc
         defer { c.broker.stop() }
         #expect(c.broker.joinedPosition == 22)
         #expect(try c.broker.recentEvents(count: 5).map(\.seq) == Array(18...22))
-        #expect(c.broker.event(at: 2).map { String(decoding: $0.json, as: UTF8.self) } == #"{"n":2}"#)
-        #expect(c.broker.event(at: 99) == nil)
+        #expect(c.broker.event(at: 2, epoch: c.broker.joinedEpoch).map { String(decoding: $0.json, as: UTF8.self) } == #"{"n":2}"#)
+        #expect(c.broker.event(at: 99, epoch: c.broker.joinedEpoch) == nil)
     }
 
     @Test func oddIdsAndSourcesSurviveAndForeignEntriesAreSkipped() throws {
@@ -135,8 +135,10 @@ import Glibc
         #expect(seqs(try node.answer(2)) == [6])
         let read = try node.receivedEvents(4)
         #expect(read.map(\.1) == [1, 2, 3, 6])
-        #expect(node.broker.event(at: 3).map { [$0.id, $0.source, $0.type] } == ["9 9:é", "12 3", ""])
-        #expect(node.broker.event(at: 4) == nil && node.broker.event(at: 5) == nil)
+        #expect(node.broker.event(at: 3, epoch: node.broker.joinedEpoch).map { [$0.id, $0.source, $0.type] } == ["9 9:é", "12 3", ""])
+        #expect(
+            node.broker.event(at: 4, epoch: node.broker.joinedEpoch) == nil
+                && node.broker.event(at: 5, epoch: node.broker.joinedEpoch) == nil)
     }
 
     @Test func aRedisThatLostOrRewoundItsDataStartsANewEpoch() throws {
@@ -205,12 +207,12 @@ import Glibc
         defer { node.broker.stop() }
         node.submit(1, (1...3).map { (nil, #"{"n":\#($0)}"#) })
         _ = try node.answer(1)
-        #expect(node.broker.event(at: 2) != nil)
+        #expect(node.broker.event(at: 2, epoch: node.broker.joinedEpoch) != nil)
         // Every client connection is cut: older reads come back on their own.
         _ = try redis.command("CLIENT", "KILL", "TYPE", "normal")
         var found: Event?
         for _ in 0..<40 where found == nil {
-            found = node.broker.event(at: 1)
+            found = node.broker.event(at: 1, epoch: node.broker.joinedEpoch)
             usleep(100_000)
         }
         #expect(found?.seq == 1)
@@ -226,6 +228,42 @@ import Glibc
         _ = try redis.command("DEL", "test")
         for _ in 0..<200 where node.record.health.withLock({ $0.last != .some(nil) }) { usleep(20_000) }
         #expect(node.record.health.withLock { $0.last } == .some(nil), "healthy again")
+    }
+
+    @Test func theSameOldSnapshotLoadedTwiceStartsAnotherEpochAgain() throws {
+        let server = try RedisConnectionTests.RedisServer()
+        defer { server.stop() }
+        let redis = try server.connect()
+        let node = try Node(port: server.port)
+        defer { node.broker.stop() }
+        let first = node.broker.joinedEpoch
+        node.submit(1, (1...2).map { (nil, #"{"n":\#($0)}"#) })
+        _ = try node.answer(1)
+        var snapshot: [[UInt8]] = []
+        for key in ["test", "test:seq", "test:epoch"] {
+            guard case .string(let dump) = try redis.command("DUMP", key) else { throw TestFailure("DUMP \(key)") }
+            snapshot.append(dump)
+        }
+        func loadSnapshot() throws {
+            for (key, dump) in zip(["test", "test:seq", "test:epoch"], snapshot) {
+                _ = try redis.command([Array("RESTORE".utf8), Array(key.utf8), Array("0".utf8), dump, Array("REPLACE".utf8)])
+            }
+        }
+        node.submit(2, (3...4).map { (nil, #"{"n":\#($0)}"#) })
+        _ = try node.answer(2)
+        _ = try node.receivedEvents(4)
+        try loadSnapshot()
+        node.submit(3, [(nil, #"{"n":5}"#)])
+        guard case .accepted(let second, let secondEpoch) = try node.answer(3) else { throw TestFailure("accepted") }
+        #expect(secondEpoch != first && second.map(\.seq) == [3])
+        _ = try node.receivedEvents(5)
+        // The same snapshot again: its epoch is one this node left behind.
+        try loadSnapshot()
+        node.submit(4, [(nil, #"{"n":6}"#)])
+        guard case .accepted(let third, let thirdEpoch) = try node.answer(4) else { throw TestFailure("accepted") }
+        #expect(thirdEpoch != first && thirdEpoch != secondEpoch && third.map(\.seq) == [3])
+        let last = try node.receivedEvents(6).last!
+        #expect(last.0 == thirdEpoch && last.1 == 3 && last.2 == #"{"n":6}"#, "delivered, not skipped as a retired epoch")
     }
 
     @Test func aDeadRedisFailsSubmissionsAndReportsHealth() throws {

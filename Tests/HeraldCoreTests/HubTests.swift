@@ -490,6 +490,21 @@ import Testing
         hub.sequenced(ticket: broker.submitted.last!.ticket, result: .failed("Redis at 127.0.0.1:6379 failed"))
         hub.storageRecovered()
         #expect(broker.submitted.count == before + 2 && broker.submitted.last?.presence == .leave(group: "room", member: "n1.\(bob.id)"))
+        // A join whose append fails is announced again while the member stays; each
+        // recovery also writes this node's members back (Redis may have lost them).
+        let cy = session(hub, credentials: .publisherKey(name: "k"))
+        try hub.join(cy, group: "room", info: .emptyObject)
+        hub.sequenced(ticket: broker.submitted.last!.ticket, result: .failed("Redis refused the append: MISCONF"))
+        #expect(hub.storageFailure == nil, "an error reply changes no health")
+        let third = submit(hub, #"{"type":"chat"}"#)
+        hub.sequenced(ticket: third, result: .accepted([.init(id: "c", seq: 20, duplicate: false)], epoch: hub.epoch))
+        guard case .join(_, let again, _, _)? = broker.submitted.last?.presence else { throw HeraldError(.io, "the join again") }
+        #expect(again == "n1.\(cy.id)", "the next accepted append retries it")
+        let restores = broker.restored.count
+        hub.storageRecovered()
+        #expect(broker.restored.count == restores + 1 && broker.restored.last?.map(\.member.id) == ["n1.\(cy.id)"])
+        hub.receive([streamed(1, #"{"type":"chat"}"#, epoch: StreamEpoch("new")!)], epoch: StreamEpoch("new")!)
+        #expect(broker.restored.count == restores + 2, "a new epoch: the shared lists went with the old data")
     }
 
     @Test func aNewStreamEpochClosesStreamsSoThatTheyResumeIntoAReset() throws {
@@ -581,7 +596,10 @@ final class RecordingBroker: EventBroker, @unchecked Sendable {
     var shared: [String: [PresenceRegistry.Member]]? = [:]
     let node = "n1"
     func submit(_ submission: Submission) { submitted.append(submission) }
-    func members(of group: String) -> [PresenceRegistry.Member]? { shared.map { $0[group] ?? [] } }
+    var restored: [[(group: String, member: PresenceRegistry.Member)]] = []
+    func members(of group: String, fresh: Bool) -> [PresenceRegistry.Member]? { shared.map { $0[group] ?? [] } }
+    func restore(_ members: [(group: String, member: PresenceRegistry.Member)]) { restored.append(members) }
+    func presenceChanged() {}
 }
 
 extension SessionWrite {

@@ -299,6 +299,7 @@ def test_presence_is_cluster_wide_and_a_dead_nodes_members_go(make_node, redis):
     a = Herald(default_config(cluster={"redis": redis.url, "nodeTimeoutSeconds": 3}))  # killed below
     try:
         watcher, _ = ws_subscriber(b, filter_={"type": ["herald.presence"]})
+        watcher_a, _ = ws_subscriber(a, filter_={"type": ["herald.presence"]})
         members = {}
         joins = []
         for node, nick in ((a, "ada"), (b, "bob"), (a, "cy")):
@@ -306,9 +307,10 @@ def test_presence_is_cluster_wide_and_a_dead_nodes_members_go(make_node, redis):
             ws.send_json({"op": "presence.join", "group": "room", "info": {"nick": nick}})
             assert ws.receive_json()["type"] == "presence.joined"
             members[nick] = ws
-            # Counts are the cluster's as the joining node sees it: once the previous join
-            # is on the stream, it is counted.
+            # Counts are the cluster's as the joining node sees it: once both nodes read the
+            # previous join from the stream, it is counted.
             joins.append(watcher.receive_json()["event"])
+            assert watcher_a.receive_json()["event"] == joins[-1]
         assert [(j["action"], j["info"]["nick"], j["count"]) for j in joins] == [("join", "ada", 1), ("join", "bob", 2), ("join", "cy", 3)]
         assert len({j["member"] for j in joins}) == 3, "member ids are unique across nodes (<node>.<client>)"
 

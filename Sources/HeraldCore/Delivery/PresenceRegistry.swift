@@ -46,6 +46,11 @@ public struct PresenceRegistry: Sendable {
 
     public func members(of group: String) -> [Member] { groups[group] ?? [] }
 
+    /// Every member of every group.
+    public var everyMember: [(group: String, member: Member)] {
+        groups.flatMap { group, members in members.map { (group, $0) } }
+    }
+
     public func groups(of client: UInt64) -> [String] { memberships[client] ?? [] }
 
     public func isMember(_ client: UInt64, of group: String) -> Bool {

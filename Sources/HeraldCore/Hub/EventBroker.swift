@@ -15,8 +15,13 @@ public protocol EventBroker: AnyObject, Sendable {
     /// through the loop's inbox as `.sequenced(ticket:result:)`, in submission order.
     func submit(_ submission: Submission)
     /// The members of a presence group on every live node, from the shared store (on the
-    /// loop thread, one round trip); nil when it cannot be reached.
-    func members(of group: String) -> [PresenceRegistry.Member]?
+    /// loop thread, one round trip; `fresh: false` allows a copy up to a second old); nil
+    /// when it cannot be reached.
+    func members(of group: String, fresh: Bool) -> [PresenceRegistry.Member]?
+    /// A presence change came through the stream: copies of lists are out of date.
+    func presenceChanged()
+    /// Writes this node's members into the shared store again (after it lost them).
+    func restore(_ members: [(group: String, member: PresenceRegistry.Member)])
 }
 
 /// A presence change that goes to the shared store with the event announcing it.

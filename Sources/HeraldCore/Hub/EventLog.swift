@@ -77,7 +77,7 @@ public final class InMemoryEventLog: EventLog {
         self.older = older
     }
 
-    public var oldestPosition: UInt64? { older?.oldestPosition() ?? history.firstSeq }
+    public var oldestPosition: UInt64? { older?.oldestPosition(epoch: epoch) ?? history.firstSeq }
     public var retainedCount: Int { history.count }
     public var retainedBytes: Int { history.byteCount }
 
@@ -91,7 +91,7 @@ public final class InMemoryEventLog: EventLog {
     public func event(at position: UInt64) -> Event? {
         if let event = history.event(seq: position) { return event }
         guard position < nextPosition, position < (history.firstSeq ?? nextPosition) else { return nil }
-        return older?.event(at: position)
+        return older?.event(at: position, epoch: epoch)
     }
 
     public func expire(now: UInt64) { history.expire(now: now) }
@@ -117,11 +117,11 @@ public final class InMemoryEventLog: EventLog {
 
 /// Events older than an in-memory log's ring, kept elsewhere (a cluster's stream).
 public protocol OlderEvents: AnyObject {
-    /// The event at `position`, in the log's epoch; nil when it is not kept (or cannot be
-    /// read now: the resume then reports an `expired` gap rather than wait).
-    func event(at position: UInt64) -> Event?
-    /// The oldest position kept (nil: none, or unknown now).
-    func oldestPosition() -> UInt64?
+    /// The event at `position` of `epoch`; nil when it is not kept (or cannot be read now:
+    /// the resume then reports an `expired` gap rather than wait).
+    func event(at position: UInt64, epoch: StreamEpoch) -> Event?
+    /// The oldest position of `epoch` kept (nil: none, or unknown now).
+    func oldestPosition(epoch: StreamEpoch) -> UInt64?
 }
 
 /// The Hub's sense of time, injected so that tests are deterministic.

@@ -1,3 +1,10 @@
+/// A presence change the cluster's stream could not store yet.
+public enum PresenceAwaitingStorage: Sendable {
+    /// Announced again if the client is still a member then.
+    case join(group: String, client: UInt64)
+    case leave(group: String, member: PresenceRegistry.Member, reason: String)
+}
+
 /// A clustered node's half of the publish pipeline (see `EventBroker`): submit to the
 /// shared stream, answer when the broker says where the events went, deliver what the
 /// stream brings back — this node's events and every other node's — in the stream's order.
@@ -16,11 +23,11 @@ extension Hub {
         case taken
         /// The Hub answers this WebSocket client: a `published` per event, or an error.
         case published(to: Session)
-        /// Nobody (a join: the member list changed already, and the joiner was answered).
+        /// Nobody.
         case dropped
-        /// Nobody, but a leave that could not be stored is announced again once the stream
-        /// is back (a member must not stay listed for ever).
-        case leave(group: String, member: PresenceRegistry.Member, reason: String)
+        /// Nobody, but a presence change that could not be stored is announced again once
+        /// the stream is back (the member list changed already, the member was answered).
+        case presence(PresenceAwaitingStorage)
     }
 
     /// Whether events are positioned by a cluster's stream rather than by this node.
@@ -49,7 +56,7 @@ extension Hub {
 
     /// The broker's answer to submission `ticket`, from the loop's inbox.
     public func sequenced(ticket: UInt64, result: SequencingResult) {
-        guard var submitted = submissions[ticket] else { return }  // its connection went away
+        guard let submitted = submissions[ticket] else { return }  // its connection went away
         pendingBytes -= submitted.bytes
         switch result {
         case .accepted(let acceptances, _):
@@ -59,14 +66,20 @@ extension Hub {
         case .failed:
             metrics.storageRefusals += 1
         }
+        answer(submitted, ticket: ticket, with: result)
+        // The stream stores again (after an error reply, which changes no health, too):
+        // presence changes it could not store are retried.
+        if case .accepted = result, storageFailure == nil { announcePresenceAwaitingStorage() }
+    }
+
+    private func answer(_ submitted: Submitted, ticket: UInt64, with result: SequencingResult) {
         guard case .published(let session) = submitted.answer else {
             switch (submitted.answer, result) {
             case (.taken, _):
-                submitted.result = result
-                submissions[ticket] = submitted
-            case (.leave(let group, let member, let reason), .failed):
+                submissions[ticket]?.result = result
+            case (.presence(let change), .failed):
                 submissions[ticket] = nil
-                leavesAwaitingStorage.append((group, member, reason))
+                awaitStorage(change)
             default:
                 submissions[ticket] = nil
             }
@@ -113,9 +126,11 @@ extension Hub {
             for case let session? in sessions {
                 close(session, code: .serviceRestart, reason: "the event stream was reset; resume", immediately: false)
             }
+            broker?.restore(presence.everyMember)  // the shared lists went with the old data
         }
         for event in events where event.seq >= log.nextPosition {
             if event.seq > log.nextPosition, log.nextPosition > 1 { announceTrimmed(log.nextPosition..<event.seq) }
+            if event.type == "herald.presence" { broker?.presenceChanged() }
             log.follow(event, now: now)
             committedThrough = event.seq
             routeRescanning(withCoalesceKeys(event))
@@ -139,9 +154,26 @@ extension Hub {
     /// The cluster's stream can be reached again: ingest is accepted again.
     public func storageRecovered() {
         storageFailure = nil
-        let leaves = leavesAwaitingStorage
-        leavesAwaitingStorage = []
-        for leave in leaves { emitLeave(group: leave.group, member: leave.member, reason: leave.reason) }
+        // Redis may have lost or rewound the shared lists meanwhile: this node's go back.
+        broker?.restore(presence.everyMember)
+        announcePresenceAwaitingStorage()
+    }
+
+    func awaitStorage(_ change: PresenceAwaitingStorage) {
+        if presenceAwaitingStorage.count >= Self.maxPresenceAwaitingStorage { presenceAwaitingStorage.removeFirst() }
+        presenceAwaitingStorage.append(change)
+    }
+
+    private func announcePresenceAwaitingStorage() {
+        guard !presenceAwaitingStorage.isEmpty else { return }
+        let waiting = presenceAwaitingStorage
+        presenceAwaitingStorage = []
+        for change in waiting {
+            switch change {
+            case .join(let group, let client): announceJoinAgain(group: group, client: client)
+            case .leave(let group, let member, let reason): emitLeave(group: group, member: member, reason: reason)
+            }
+        }
     }
 
     /// An event from the stream with the coalescing keys of this node's configuration

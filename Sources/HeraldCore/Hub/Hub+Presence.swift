@@ -20,10 +20,11 @@ extension Hub {
                 .tooManyGroups, "a connection may be in at most \(config.limits.maxSubscriptionsPerConnection) presence groups")
         }
         var member = PresenceRegistry.Member(client: session.id, node: broker?.node ?? "", info: info, transport: session.transport.name)
-        let others = allMembers(of: group).filter { $0.id != member.id }.count
+        let others = allMembers(of: group, fresh: false).filter { $0.id != member.id }.count
         let body = presenceEvent(group: group, action: "join", member: member, reason: nil, count: others + 1)
         let change = PresenceChange.join(group: group, member: member.id, transport: member.transport, info: info)
-        member.joinEvent = try publishPresence(body, credentials: session.credentials, change: change)
+        member.joinEvent = try publishPresence(
+            body, credentials: session.credentials, change: change, answer: .presence(.join(group: group, client: session.id)))
         presence.join(group, member)
         return member.joinedSeq
     }
@@ -45,7 +46,7 @@ extension Hub {
 
     /// The members of `group` whose join event `credentials` would see (its scope).
     public func members(of group: String, visibleTo credentials: Credentials) -> [PresenceRegistry.Member] {
-        allMembers(of: group).filter { member in
+        allMembers(of: group, fresh: true).filter { member in
             guard let scope = credentials.scope else { return true }
             guard let event = member.joinEvent else { return false }
             replayTape.removeAll()
@@ -62,9 +63,9 @@ extension Hub {
     /// them. A node's changes reach the store when the stream has their event, so for its
     /// own members this node's registry decides: one that left is not listed, one whose
     /// join is not stored yet is.
-    private func allMembers(of group: String) -> [PresenceRegistry.Member] {
+    private func allMembers(of group: String, fresh: Bool) -> [PresenceRegistry.Member] {
         let local = presence.members(of: group)
-        guard let broker, let shared = broker.members(of: group) else { return local }
+        guard let broker, let shared = broker.members(of: group, fresh: fresh) else { return local }
         let localIDs = Set(local.map(\.id))
         let sharedIDs = Set(shared.map(\.id))
         return shared.filter { $0.node != broker.node || localIDs.contains($0.id) } + local.filter { !sharedIDs.contains($0.id) }
@@ -73,17 +74,31 @@ extension Hub {
     /// A leave needs no permission: the member is going either way.
     @discardableResult
     func emitLeave(group: String, member: PresenceRegistry.Member, reason: String) -> UInt64 {
-        let count = allMembers(of: group).filter { $0.id != member.id }.count
+        let count = allMembers(of: group, fresh: false).filter { $0.id != member.id }.count
         let body = presenceEvent(group: group, action: "leave", member: member, reason: reason, count: count)
         do throws(HeraldError) {
             let change = PresenceChange.leave(group: group, member: member.id)
-            return try publishPresence(body, credentials: nil, change: change, answer: .leave(group: group, member: member, reason: reason))
-                .seq
+            let retry = Answer.presence(.leave(group: group, member: member, reason: reason))
+            return try publishPresence(body, credentials: nil, change: change, answer: retry).seq
         } catch {
             // The cluster's stream is away: the leave is announced (and the shared list
             // mended) when it is back, never forgotten. (A failed file log stays failed.)
-            if error.code == .storageUnavailable, isClustered { leavesAwaitingStorage.append((group, member, reason)) }
+            if error.code == .storageUnavailable, isClustered { awaitStorage(.leave(group: group, member: member, reason: reason)) }
             return lastSeq
+        }
+    }
+
+    /// Announces a join again that the cluster's stream could not store (the member list
+    /// changed and the joiner was answered already), if the member is still there.
+    func announceJoinAgain(group: String, client: UInt64) {
+        guard let member = presence.members(of: group).first(where: { $0.client == client }) else { return }
+        let others = allMembers(of: group, fresh: false).filter { $0.id != member.id }.count
+        let body = presenceEvent(group: group, action: "join", member: member, reason: nil, count: others + 1)
+        let change = PresenceChange.join(group: group, member: member.id, transport: member.transport, info: member.info)
+        do throws(HeraldError) {
+            _ = try publishPresence(body, credentials: nil, change: change, answer: .presence(.join(group: group, client: client)))
+        } catch {
+            awaitStorage(.join(group: group, client: client))  // away again: next time
         }
     }
 

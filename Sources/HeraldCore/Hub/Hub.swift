@@ -66,9 +66,10 @@ public final class Hub {
     var replayTape = JSONTape()
     var presenceTape = JSONTape()
 
-    /// Presence leaves that happened while the cluster's stream was away, announced when it
-    /// is back.
-    var leavesAwaitingStorage: [(group: String, member: PresenceRegistry.Member, reason: String)] = []
+    /// Presence changes the cluster's stream could not store, announced again when it is
+    /// back (at most `maxPresenceAwaitingStorage`, oldest dropped).
+    var presenceAwaitingStorage: [PresenceAwaitingStorage] = []
+    static let maxPresenceAwaitingStorage = 10_000
     /// Submissions to the broker not answered yet, or answered and not taken yet.
     var submissions: [UInt64: Submitted] = [:]
     var nextTicket: UInt64 = 1

@@ -61,8 +61,9 @@ extension Gateway {
 
     func closed(_ connection: Connection) {
         connections[connection.id] = nil
-        if case .http = connection.mode, connection.http.listedAwaitingCommit {
-            connectionsAwaitingCommit.removeAll { $0 === connection }
+        if case .http = connection.mode {
+            if connection.http.listedAwaitingCommit { connectionsAwaitingCommit.removeAll { $0 === connection } }
+            // Listed or not (a connection with full output is not), its submission goes with it.
             if case .awaitingCommit(_, .sequencing(let ticket)) = connection.http.phase { hub.forgetSubmission(ticket) }
         }
         closedSinceTrim += 1
@@ -382,6 +383,14 @@ extension Gateway {
     /// events may still be stored and delivered later; a retry with the same ids is
     /// answered as their duplicate.
     private func giveUpWaiting(_ connection: Connection, _ request: Request, _ held: HeldAnswer) {
+        // Stored after all, its answer only waiting behind unread output: that answer.
+        if let answer = answer(held: held) {
+            respond(connection, answer, to: request)
+            startAwaitingHead(connection)
+            serveHTTP(connection)
+            chargeInput(of: connection)
+            return
+        }
         if case .sequencing(let ticket) = held { hub.forgetSubmission(ticket) }
         hub.metrics.rejected[HeraldError.Code.storageUnavailable.rawValue, default: 0] += 1
         let error = HeraldError(
