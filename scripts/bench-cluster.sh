@@ -28,7 +28,9 @@ summary() {
   python3 -c '
 import sys, json
 d = json.load(sys.stdin)
-print(f"ingest {d[\"ingest_events_per_s\"]} ev/s, latency p50 {d[\"latency_ms\"][\"p50\"]:.2f} p99 {d[\"latency_ms\"][\"p99\"]:.2f} ms, ack p50 {d[\"ack_ms\"][\"p50\"]:.2f} p99 {d[\"ack_ms\"][\"p99\"]:.2f} ms, errors {d[\"errors\"]}")'
+lat, ack = d["latency_ms"], d["ack_ms"]
+print("ingest %d ev/s, latency p50 %.2f p99 %.2f ms, ack p50 %.2f p99 %.2f ms, errors %d"
+      % (d["ingest_events_per_s"], lat["p50"], lat["p99"], ack["p50"], ack["p99"], d["errors"]))'
 }
 for spec in "100 50000" "1 5000"; do
   set -- $spec
