@@ -71,6 +71,9 @@ public final class RedisStreamBroker: EventBroker, OlderEvents, @unchecked Senda
     /// The epoch and last position the reader has read (the script checks Redis is not
     /// behind it).
     private let readThrough: Mutex<(epoch: StreamEpoch, seq: UInt64)>
+    /// How often the reader connected: a change tells the writer its own connection may be
+    /// dead too.
+    private let readerConnections = Atomic<Int>(0)
     /// The furthest position Redis acknowledged to this node's writer, and its epoch.
     private let acknowledged = Mutex<(epoch: StreamEpoch, seq: UInt64)?>(nil)
     private let healthState = Mutex<(writer: String?, reader: String?, reported: String?)>((nil, nil, nil))
@@ -302,6 +305,8 @@ public final class RedisStreamBroker: EventBroker, OlderEvents, @unchecked Senda
         var redis: RedisConnection?
         var backoff = Self.minBackoffMilliseconds
         var lastBeat: UInt64 = 0
+        var lastUsed: UInt64 = 0
+        var readerSessionsSeen = readerConnections.load(ordering: .relaxed)
         let beatInterval = UInt64(nodeTimeoutSeconds) * 1_000_000_000 / 3
         while true {
             signal.lock()
@@ -337,26 +342,54 @@ public final class RedisStreamBroker: EventBroker, OlderEvents, @unchecked Senda
                     continue
                 }
             }
-            guard let connection = redis else { continue }
+            guard var connection = redis else { continue }
+            // Nothing is sent yet: a connection that died while idle (Redis restarted) is
+            // found with an idempotent command and replaced, so no batch is put in doubt
+            // and no healthy Redis is reported down.
+            let now = Self.monotonicNanos()
+            let readerSessions = readerConnections.load(ordering: .relaxed)
+            // Checked first: when due, after a second idle, or when the reader had to
+            // reconnect since this connection was last used (Redis may have restarted).
+            if now &- lastBeat >= beatInterval || now &- lastUsed >= 1_000_000_000 || readerSessions != readerSessionsSeen {
+                do throws(HeraldError) {
+                    connection = try beat(on: connection)
+                    lastBeat = Self.monotonicNanos()
+                    readerSessionsSeen = readerSessions
+                } catch {
+                    redis = nil
+                    report(.writer, error.message)
+                    for submission in batch { callbacks.sequenced(submission.ticket, .failed(error.message)) }
+                    continue
+                }
+                redis = connection
+            }
             var answered = [Bool](repeating: false, count: batch.count)
             do throws(HeraldError) {
-                if Self.monotonicNanos() &- lastBeat >= beatInterval {
-                    _ = try connection.command([
-                        Array("SET".utf8), keys.node(node), Array("1".utf8), Array("EX".utf8), Array(String(nodeTimeoutSeconds).utf8),
-                    ])
-                    lastBeat = Self.monotonicNanos()
-                }
                 try append(batch, on: connection, answered: &answered)
                 if !restores.isEmpty { try restore(restores, on: connection) }
+                lastUsed = Self.monotonicNanos()
             } catch {
-                redis = nil
-                report(.writer, error.message)
                 // Each submission is answered once: what Redis answered before the failure
-                // keeps its answer.
+                // keeps its answer; the rest is in doubt and refused (a retry with ids is safe).
                 for (submission, done) in zip(batch, answered) where !done {
                     callbacks.sequenced(submission.ticket, .failed(error.message))
                 }
+                redis = try? connectWriter()
+                report(.writer, redis == nil ? error.message : nil)
             }
+        }
+    }
+
+    /// Renews the heartbeat; on a dead connection, once more on a new one.
+    private func beat(on connection: RedisConnection) throws(HeraldError) -> RedisConnection {
+        let command = [Array("SET".utf8), keys.node(node), Array("1".utf8), Array("EX".utf8), Array(String(nodeTimeoutSeconds).utf8)]
+        do throws(HeraldError) {
+            _ = try connection.command(command)
+            return connection
+        } catch {
+            let fresh = try connectWriter()
+            _ = try fresh.command(command)
+            return fresh
         }
     }
 
@@ -439,12 +472,14 @@ public final class RedisStreamBroker: EventBroker, OlderEvents, @unchecked Senda
         var redis: RedisConnection?
         var backoff = Self.minBackoffMilliseconds
         var cursor = ReadCursor(epoch: joinedEpoch, after: "\(joinedPosition)-0", lastSeq: joinedPosition)
+        var retryAtOnce = true
         while !isStopping {
             do throws(HeraldError) {
                 if redis == nil {
                     let connection = try RedisConnection(host: address.host, port: address.port)
                     // Redis came back: if it lost what this node read, the epoch changes
                     // now (not only at the next append), and the reader follows it.
+                    readerConnections.add(1, ordering: .relaxed)
                     let rotation = StreamScript.rotationArguments(
                         keys: keys, seen: (cursor.epoch, cursor.lastSeq), retired: cursor.retiredList)
                     cursor.check(epochKey: try connection.command(rotation))
@@ -459,6 +494,7 @@ public final class RedisStreamBroker: EventBroker, OlderEvents, @unchecked Senda
                     throw HeraldError(.storageUnavailable, "Redis at \(address.host):\(address.port) refused XREAD: \(message)")
                 }
                 backoff = Self.minBackoffMilliseconds
+                retryAtOnce = true
                 report(.reader, nil)
                 guard case .array(let streams) = reply, case .array(let stream)? = streams.first, stream.count == 2,
                     case .array(let entries) = stream[1]
@@ -492,7 +528,13 @@ public final class RedisStreamBroker: EventBroker, OlderEvents, @unchecked Senda
                 if !run.isEmpty { callbacks.received(run, cursor.epoch) }
                 publish(cursor)
             } catch {
+                // A connection that died while Redis is up (killed, timed out) is replaced
+                // at once, without a health report; a Redis that is down is reported.
                 redis = nil
+                if retryAtOnce {
+                    retryAtOnce = false
+                    continue
+                }
                 report(.reader, error.message)
                 signal.lock()
                 if !stopping { signal.wait(milliseconds: backoff) }

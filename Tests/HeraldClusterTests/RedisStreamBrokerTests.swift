@@ -216,6 +216,12 @@ import Glibc
             usleep(100_000)
         }
         #expect(found?.seq == 1)
+        // The writer's connection died while idle too: the next submission is found a new
+        // one before anything is sent (nothing in doubt), and no healthy Redis is reported down.
+        usleep(1_100_000)
+        node.submit(2, [(nil, #"{"n":4}"#)])
+        #expect(seqs(try node.answer(2)) == [4])
+        #expect(node.record.health.withLock { $0.allSatisfy { $0 == nil } }, "\(node.record.health.withLock { $0 })")
         // The stream key holds something else: XREAD answers with an error, reported (and
         // retried with backoff), not read again in a loop.
         _ = try redis.command("DEL", "test")

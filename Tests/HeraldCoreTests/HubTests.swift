@@ -500,6 +500,11 @@ import Testing
         hub.sequenced(ticket: third, result: .accepted([.init(id: "c", seq: 20, duplicate: false)], epoch: hub.epoch))
         guard case .join(_, let again, _, _)? = broker.submitted.last?.presence else { throw HeraldError(.io, "the join again") }
         #expect(again == "n1.\(cy.id)", "the next accepted append retries it")
+        // Failed again while all looks healthy (cut off in doubt): the tick retries it.
+        let retried = broker.submitted.count
+        hub.sequenced(ticket: broker.submitted.last!.ticket, result: .failed("Redis at 127.0.0.1:6379 failed: Server closed the connection"))
+        hub.tick()
+        #expect(broker.submitted.count == retried + 1)
         let restores = broker.restored.count
         hub.storageRecovered()
         #expect(broker.restored.count == restores + 1 && broker.restored.last?.map(\.member.id) == ["n1.\(cy.id)"])

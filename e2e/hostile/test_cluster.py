@@ -366,7 +366,10 @@ def test_while_redis_is_away_every_write_is_refused_clearly_and_leaves_wait(make
     member.close()  # leaves while Redis is away
     time.sleep(0.3)
     redis.start()
-    leave = watcher.receive_json(timeout=15)["event"]
+    try:
+        leave = watcher.receive_json(timeout=15)["event"]
+    except TimeoutError:
+        raise AssertionError(f"no leave; A ready {a.get('/readyz').body}, B ready {b.get('/readyz').body}\n{a.log_text()[-3000:]}")
     assert (leave["action"], leave["reason"], leave["info"]) == ("leave", "disconnected", {"nick": "ada"})
     assert b.get("/v1/presence/room").json()["members"] == []
     publisher.send_json({"op": "publish", "event": {"type": "chat.message"}})

@@ -164,7 +164,7 @@ extension Hub {
         presenceAwaitingStorage.append(change)
     }
 
-    private func announcePresenceAwaitingStorage() {
+    func announcePresenceAwaitingStorage() {
         guard !presenceAwaitingStorage.isEmpty else { return }
         let waiting = presenceAwaitingStorage
         presenceAwaitingStorage = []

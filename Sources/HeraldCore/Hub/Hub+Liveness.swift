@@ -12,6 +12,9 @@ extension Hub {
     /// - history drops what its age limit no longer allows.
     /// - Complexity: O(sessions).
     public func tick() {
+        // Presence changes the cluster's stream failed to store while it looked healthy
+        // (an append cut off in doubt, an error reply) are retried once a second.
+        if storageFailure == nil { announcePresenceAwaitingStorage() }
         let now = clock.now()
         let unixNow = clock.unixSeconds()
         let ping = UInt64(config.delivery.pingSeconds) * 1_000_000_000
