@@ -502,7 +502,8 @@ import Testing
         #expect(again == "n1.\(cy.id)", "the next accepted append retries it")
         // Failed again while all looks healthy (cut off in doubt): the tick retries it.
         let retried = broker.submitted.count
-        hub.sequenced(ticket: broker.submitted.last!.ticket, result: .failed("Redis at 127.0.0.1:6379 failed: Server closed the connection"))
+        hub.sequenced(
+            ticket: broker.submitted.last!.ticket, result: .failed("Redis at 127.0.0.1:6379 failed: Server closed the connection"))
         hub.tick()
         #expect(broker.submitted.count == retried + 1)
         let restores = broker.restored.count
