@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what Herald needs to build and test, only when it is missing (idempotent, quiet).
 # Usage: scripts/setup.sh [build|test|bench]
-#   build  libwebsockets, OpenSSL, hiredis and pkg-config from Debian
+#   build  libwebsockets (with its libev event library), OpenSSL, hiredis and pkg-config from Debian
 #   test   also redis-server, chromium + chromium-driver, python3-venv, and the pinned Python packages
 #          of e2e/requirements.txt in a project-local .venv (made anew on a clean checkout)
 #   bench  also nginx with the nchan module and wrk, the peers `make bench` compares with
@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 want="${1:-build}"
 
-packages=(libwebsockets-dev libssl-dev libhiredis-dev pkg-config)
+packages=(libwebsockets-dev libwebsockets-evlib-ev libev-dev libssl-dev libhiredis-dev pkg-config)
 case "$want" in
   test) packages+=(redis-server chromium chromium-driver) ;;
   bench) packages+=(nginx-light libnginx-mod-nchan wrk) ;;

@@ -5,6 +5,7 @@
 #define HERALD_CLIBWEBSOCKETS_SHIM_H
 
 #include <libwebsockets.h>
+#include <ev.h>
 #include <malloc.h>
 
 /// Bytes of headroom lws needs before every buffer passed to lws_write().
@@ -25,6 +26,18 @@ static const unsigned long long herald_opt_disable_ipv6 = LWS_SERVER_OPTION_DISA
 /// Every accepted connection is a raw socket bound to protocols[0]: Herald speaks HTTP/1.1
 /// and WebSocket itself (lws 4.1's HTTP server replays buffered pipelined input).
 static const unsigned long long herald_opt_only_raw = LWS_SERVER_OPTION_ONLY_RAW;
+
+/// libev instead of poll(): lws watches each socket through a libev loop that Herald owns
+/// (a "foreign" loop), so a service iteration costs O(ready sockets), not O(open sockets).
+static const unsigned long long herald_opt_libev = LWS_SERVER_OPTION_LIBEV;
+
+/// A new libev loop (epoll on Linux), or NULL.
+static inline void *herald_ev_loop_new(void) { return ev_loop_new(EVFLAG_AUTO); }
+/// One iteration: waits for events (or a wake), handles them, returns.
+static inline void herald_ev_run_once(void *loop) { ev_run((struct ev_loop *)loop, EVRUN_ONCE); }
+/// Handles what is ready without waiting (lets lws finish closing after the context went).
+static inline void herald_ev_run_nowait(void *loop) { ev_run((struct ev_loop *)loop, EVRUN_NOWAIT); }
+static inline void herald_ev_loop_destroy(void *loop) { ev_loop_destroy((struct ev_loop *)loop); }
 
 /// A periodic callback on the service thread: lws' scheduler calls `fire(owner)` every
 /// `period_us` microseconds once started. The struct must stay at a fixed address until

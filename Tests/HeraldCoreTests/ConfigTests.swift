@@ -100,6 +100,11 @@ import Glibc
             #expect(HeraldConfig.RedisAddress(url: bad) == nil, "\(bad)")
         }
         #expect(try HeraldConfig(parsing: Array("{}".utf8)).cluster.redis == nil, "a single node by default")
+        #expect(try HeraldConfig(parsing: Array("{}".utf8)).listen.eventLibrary == .libev)
+        #expect(try HeraldConfig(parsing: Array(#"{"listen":{"eventLibrary":"poll"}}"#.utf8)).listen.eventLibrary == .poll)
+        #expect { try HeraldConfig(parsing: Array(#"{"listen":{"eventLibrary":"epoll"}}"#.utf8)) } throws: {
+            ($0 as? HeraldConfig.ValidationErrors)?.errors.map(\.path) == ["$.listen.eventLibrary"]
+        }
         #expect(try HeraldConfig(parsing: Array(#"{"limits":{"storageTimeoutSeconds":3}}"#.utf8)).limits.storageTimeoutSeconds == 3)
         let bad = #"{"cluster":{"redis":"localhost","stream":"a b","maxLength":10,"nodes":3}}"#
         #expect { try HeraldConfig(parsing: Array(bad.utf8)) } throws: { error in

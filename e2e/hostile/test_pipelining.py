@@ -223,3 +223,18 @@ def test_an_empty_content_length_is_refused(herald):
     responses, closed = herald.exchange(data, 2, timeout=2)
     assert [r.status for r in responses] == [400] and closed
     assert herald.stats()["events"]["accepted"] == 0
+
+
+@pytest.mark.parametrize("library", ["poll", "libev"])
+def test_both_event_libraries_answer_pipelined_posts_and_stream(make_herald, library):
+    """listen.eventLibrary: libev (the default, O(ready sockets)) and poll serve the same."""
+    from support import ws_connect
+    herald = make_herald(listen={"eventLibrary": library})
+    ws, _ = ws_connect(herald)
+    ws.send_json({"op": "subscribe", "id": "s", "filter": {}})
+    assert ws.receive_json()["type"] == "subscribed"
+    body = json.dumps({"type": "x"})
+    responses, _ = herald.exchange(request("POST", "/v1/events", body, KEY) * 2 + request("GET", "/healthz"), 3)
+    assert [r.status for r in responses] == [202, 202, 200]
+    assert [ws.receive_json()["seq"] for _ in range(2)] == [1, 2]
+    ws.close()

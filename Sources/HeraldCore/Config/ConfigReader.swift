@@ -87,8 +87,15 @@ struct ConfigReader {
     }
 
     private mutating func readListen(_ value: JSONValue, _ path: String, into listen: inout HeraldConfig.Listen) {
-        for member in object(value, path, allowed: ["host", "port"]) {
+        for member in object(value, path, allowed: ["host", "port", "eventLibrary"]) {
             let p = "\(path).\(member.key)"
+            if member.key == "eventLibrary", let s = string(member.value, p) {
+                if let library = HeraldConfig.Listen.EventLibrary(rawValue: s) {
+                    listen.eventLibrary = library
+                } else {
+                    fail(p, "must be one of poll, libev")
+                }
+            }
             if member.key == "host", let s = string(member.value, p) {
                 if s.isEmpty { fail(p, "must not be empty") } else { listen.host = s }
             }

@@ -8,6 +8,14 @@ public struct HeraldConfig: Sendable {
     public struct Listen: Sendable, Equatable {
         public var host = "0.0.0.0"
         public var port = 8080
+        /// How the loop waits for its sockets.
+        public enum EventLibrary: String, Sendable, Equatable, CaseIterable {
+            /// `poll()` over every open socket per iteration: O(open connections).
+            case poll
+            /// libev (epoll): O(ready connections) per iteration.
+            case libev
+        }
+        public var eventLibrary = EventLibrary.libev
     }
 
     /// A publisher key, kept only as its SHA-256 digest.

@@ -38,6 +38,10 @@ final class ServiceLoop: @unchecked Sendable {
     /// Wakes the loop from other threads, until the context is destroyed.
     private let waker = ContextWaker()
     private var drainDeadline: UInt64 = 0
+    /// The libev loop the context's sockets are watched through (`listen.eventLibrary`
+    /// libev), or nil for poll.
+    private var eventLoop: UnsafeMutableRawPointer?
+    private let eventLoopHandle: UnsafeMutablePointer<UnsafeMutableRawPointer?>
     /// The cluster's stream (`cluster.redis`), or nil for a single node.
     private let broker: RedisStreamBroker?
     /// The port the listener is bound to (the kernel's choice when config asked for 0).
@@ -90,6 +94,15 @@ final class ServiceLoop: @unchecked Sendable {
         info.vhost_name = UnsafePointer(vhostName)
         info.pt_serv_buf_size = 65536
         info.options = herald_opt_only_raw
+        eventLoopHandle = .allocate(capacity: 1)
+        eventLoopHandle.initialize(to: nil)
+        if config.listen.eventLibrary == .libev {
+            guard let loop = herald_ev_loop_new() else { throw HeraldError(.io, "libev could not make an event loop") }
+            eventLoop = loop
+            eventLoopHandle.pointee = loop
+            info.options |= herald_opt_libev
+            info.foreign_loops = eventLoopHandle
+        }
         if config.listen.host.contains(".") && config.listen.host != "::" { info.options |= herald_opt_disable_ipv6 }
         port = config.listen.port
         // The context keeps this pointer as its user data; the loop outlives the context.
@@ -139,6 +152,7 @@ final class ServiceLoop: @unchecked Sendable {
 
     deinit {
         destroyContext()
+        eventLoopHandle.deallocate()
         ticker.deallocate()
         protocols.deallocate()
         retainedStrings.forEach { free($0) }
@@ -148,7 +162,11 @@ final class ServiceLoop: @unchecked Sendable {
     func run() {
         guard let context else { return }
         while !stopped.load(ordering: .acquiring) {
-            if lws_service(context, 0) < 0 { break }
+            if let eventLoop {
+                herald_ev_run_once(eventLoop)
+            } else if lws_service(context, 0) < 0 {
+                break
+            }
             if gateway.draining && (gateway.isDrained || MonotonicClock.nanoseconds() > drainDeadline) {
                 break
             }
@@ -167,6 +185,11 @@ final class ServiceLoop: @unchecked Sendable {
             herald_ticker_stop(ticker)
             lws_context_destroy(context)
             self.context = nil
+            if let eventLoop {
+                herald_ev_run_nowait(eventLoop)  // lws closes its watchers' handles
+                herald_ev_loop_destroy(eventLoop)
+                self.eventLoop = nil
+            }
         }
     }
 
