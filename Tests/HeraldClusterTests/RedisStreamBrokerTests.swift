@@ -76,6 +76,23 @@ import Glibc
         init(_ description: String) { self.description = description }
     }
 
+    /// A redis-server of its own, a connection to it and one node on it (`stop` ends both).
+    func startRedisAndNode() throws -> (RedisConnectionTests.RedisServer, RedisConnection, Node) {
+        let server = try RedisConnectionTests.RedisServer()
+        let redis = try server.connect()
+        do {
+            return (server, redis, try Node(port: server.port))
+        } catch {
+            server.stop()
+            throw error
+        }
+    }
+
+    func stop(_ node: Node, _ server: RedisConnectionTests.RedisServer) {
+        node.broker.stop()
+        server.stop()
+    }
+
     func seqs(_ result: SequencingResult) -> [Int64] {
         guard case .accepted(let accepted, _) = result else { return [] }
         return accepted.map { $0.duplicate ? -Int64($0.seq) : Int64($0.seq) }
@@ -111,11 +128,8 @@ import Glibc
     }
 
     @Test func oddIdsAndSourcesSurviveAndForeignEntriesAreSkipped() throws {
-        let server = try RedisConnectionTests.RedisServer()
-        defer { server.stop() }
-        let redis = try server.connect()
-        let node = try Node(port: server.port)
-        defer { node.broker.stop() }
+        let (server, redis, node) = try startRedisAndNode()
+        defer { stop(node, server) }
         // Spaces, digits and colons in ids and sources: the header's lengths keep them apart,
         // and ("ab", "c") is not ("a", "bc") for dedup.
         node.broker.submit(
@@ -142,11 +156,8 @@ import Glibc
     }
 
     @Test func aRedisThatLostOrRewoundItsDataStartsANewEpoch() throws {
-        let server = try RedisConnectionTests.RedisServer()
-        defer { server.stop() }
-        let redis = try server.connect()
-        let node = try Node(port: server.port)
-        defer { node.broker.stop() }
+        let (server, redis, node) = try startRedisAndNode()
+        defer { stop(node, server) }
         let first = node.broker.joinedEpoch
         node.submit(1, (1...2).map { (nil, #"{"n":\#($0)}"#) })
         _ = try node.answer(1)
@@ -182,11 +193,8 @@ import Glibc
     }
 
     @Test func oneReadSpanningTwoEpochsKeepsEachEventsEpoch() throws {
-        let server = try RedisConnectionTests.RedisServer()
-        defer { server.stop() }
-        let redis = try server.connect()
-        let node = try Node(port: server.port)
-        defer { node.broker.stop() }
+        let (server, redis, node) = try startRedisAndNode()
+        defer { stop(node, server) }
         let first = node.broker.joinedEpoch.text
         usleep(100_000)  // the reader is blocked in XREAD
         _ = try redis.pipeline([
@@ -200,11 +208,8 @@ import Glibc
     }
 
     @Test func readsRecoverAndAnErrorReplyIsAFailureNotASpin() throws {
-        let server = try RedisConnectionTests.RedisServer()
-        defer { server.stop() }
-        let redis = try server.connect()
-        let node = try Node(port: server.port)
-        defer { node.broker.stop() }
+        let (server, redis, node) = try startRedisAndNode()
+        defer { stop(node, server) }
         node.submit(1, (1...3).map { (nil, #"{"n":\#($0)}"#) })
         _ = try node.answer(1)
         #expect(node.broker.event(at: 2, epoch: node.broker.joinedEpoch) != nil)
@@ -237,11 +242,8 @@ import Glibc
     }
 
     @Test func theSameOldSnapshotLoadedTwiceStartsAnotherEpochAgain() throws {
-        let server = try RedisConnectionTests.RedisServer()
-        defer { server.stop() }
-        let redis = try server.connect()
-        let node = try Node(port: server.port)
-        defer { node.broker.stop() }
+        let (server, redis, node) = try startRedisAndNode()
+        defer { stop(node, server) }
         let first = node.broker.joinedEpoch
         node.submit(1, (1...2).map { (nil, #"{"n":\#($0)}"#) })
         _ = try node.answer(1)
