@@ -15,19 +15,21 @@ import Glibc
 /// stream's order. History and resume read the stream too, so a client may reconnect to
 /// any node.
 ///
-/// Threads: a writer (its own connection; submissions queued under a lock, pipelined to
-/// Redis, answered through `Callbacks.sequenced`), a reader (its own connection; events
-/// through `Callbacks.received`), and reads of older events on the caller's thread (a
-/// third connection, `event(at:)`). A lost connection is retried with backoff (50 ms up to
-/// 2 s); meanwhile submissions fail at once and `Callbacks.health` says why, and the reader
-/// continues from the last id it read: nothing lost, nothing twice.
+/// Threads: a writer (its own connection; submissions and presence restores queued under a
+/// lock, pipelined to Redis, each submission answered once through `Callbacks.sequenced`;
+/// the node's heartbeat), a reader (its own connection; events through
+/// `Callbacks.received`), and reads on the loop thread (a third connection: older events,
+/// the oldest position, presence lists). A connection that died while Redis is up is
+/// replaced at once; while Redis is down, each thread retries with backoff (50 ms up to
+/// 2 s), submissions fail at once, `Callbacks.health` says why, and the reader continues
+/// from the last id it read: nothing lost, nothing twice.
 ///
 /// - Note: `@unchecked Sendable`: the queue and flags are guarded by `signal`'s mutex, the
 ///   read position by a `Mutex`; each connection is owned by one thread.
 public final class RedisStreamBroker: EventBroker, OlderEvents, @unchecked Sendable {
     /// Where the broker's news goes (a loop's inbox).
     public struct Callbacks: Sendable {
-        /// The answer to a submission, in submission order.
+        /// The answer to a submission, once per submission.
         public var sequenced: @Sendable (UInt64, SequencingResult) -> Void
         /// Events read from the stream, in its order, with the epoch they count in.
         public var received: @Sendable ([Event], StreamEpoch) -> Void
