@@ -405,3 +405,27 @@ def test_an_answer_redis_does_not_give_in_time_is_a_503_and_a_retry_is_safe(make
     ws.send_json({"op": "ping"})
     assert ws.receive_json() == {"type": "pong"}
     ws.close()
+
+
+def test_a_cluster_node_answers_hostile_pipelined_ingest_in_order_and_still_serves(make_node):
+    """The cluster's held answers in a pipeline: valid, malformed, unauthenticated, oversized
+    and an array where a scalar belongs, in one write — each answered once, in order."""
+    a, b = make_node(limits={"maxBodyBytes": 4096}), make_node()
+    ws, _ = ws_subscriber(b)
+    key = f"Authorization: Bearer {PUBLISHER_KEY}\r\nContent-Type: application/json\r\n"
+
+    def post(body, headers=key):
+        return (f"POST /v1/events HTTP/1.1\r\nHost: t\r\n{headers}Content-Length: {len(body)}\r\n\r\n" + body).encode()
+
+    good = json.dumps({"type": "chat.message", "n": 1})
+    data = (post(good) + post("{not json") + post(good, "Content-Type: application/json\r\n")
+            + post(json.dumps({"type": ["chat.message", "x"]})) + post(good)
+            + b"POST /v1/events HTTP/1.1\r\nHost: t\r\n" + key.encode() + b"Content-Length: 100000\r\n\r\n")
+    responses, closed = a.exchange(data, 6, timeout=10)
+    assert [r.status for r in responses] == [202, 400, 401, 400, 202, 413], responses
+    assert [r.json()["accepted"][0]["seq"] for r in (responses[0], responses[4])] == [1, 2]
+    assert [e["seq"] for e in receive_events(ws, 2)] == [1, 2]
+    ws.send_json({"op": "ping"})
+    assert ws.receive_json() == {"type": "pong"}, "nothing refused was delivered"
+    assert a.publish(good).status == 202 and a.get("/healthz").status == 200
+    ws.close()

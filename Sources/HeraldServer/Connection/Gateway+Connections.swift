@@ -383,24 +383,22 @@ extension Gateway {
     /// events may still be stored and delivered later; a retry with the same ids is
     /// answered as their duplicate.
     private func giveUpWaiting(_ connection: Connection, _ request: Request, _ held: HeldAnswer) {
-        // Stored after all, its answer only waiting behind unread output: that answer.
-        if let answer = answer(held: held) {
-            respond(connection, answer, to: request)
-            startAwaitingHead(connection)
-            serveHTTP(connection)
-            chargeInput(of: connection)
-            return
-        }
+        respond(connection, answer(held: held) ?? storageTimeout(held), to: request)
+        startAwaitingHead(connection)
+        serveHTTP(connection)
+        chargeInput(of: connection)
+    }
+
+    /// The 503 for a held answer storage did not make in time (a stored one, only waiting
+    /// behind unread output, gets its own answer instead).
+    private func storageTimeout(_ held: HeldAnswer) -> HTTPServerResponse {
         if case .sequencing(let ticket) = held { hub.forgetSubmission(ticket) }
         hub.metrics.rejected[HeraldError.Code.storageUnavailable.rawValue, default: 0] += 1
         let error = HeraldError(
             .storageUnavailable,
             "\(hub.storageName) did not store the events within \(config.limits.storageTimeoutSeconds) s; they may still be stored: retry with the same event ids"
         )
-        respond(connection, errorResponse(error, fields: [("retry-after", "1")]), to: request)
-        startAwaitingHead(connection)
-        serveHTTP(connection)
-        chargeInput(of: connection)
+        return errorResponse(error, fields: [("retry-after", "1")])
     }
 
     /// True when the connection has output to send and the socket took none of it for
