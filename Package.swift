@@ -65,12 +65,17 @@ let package = Package(
 
         .executableTarget(
             name: "herald",
-            dependencies: ["HeraldServer", "HeraldCore", "HeraldClient", argumentParserProduct, loggingProduct]
+            dependencies: ["HeraldServer", "HeraldCore", "HeraldClient", "HeraldLoad", argumentParserProduct, loggingProduct]
         ),
 
         // MARK: - Client (blocking HTTP / WebSocket / SSE over POSIX sockets, for the CLI and tests)
 
         .target(name: "HeraldClient", dependencies: ["HeraldCore"]),
+
+        // MARK: - Load generator (`herald bench`: epoll, thousands of subscribers, any gateway by URL templates)
+
+        .systemLibrary(name: "CEpoll"),
+        .target(name: "HeraldLoad", dependencies: ["CEpoll", "HeraldClient"]),
 
         // MARK: - Tests
 
@@ -82,6 +87,7 @@ let package = Package(
         .target(name: "HeraldPatternCorpus", dependencies: ["HeraldCore"]),
         .testTarget(name: "HeraldCoreTests", dependencies: ["HeraldCore", "HeraldPatternCorpus"]),
         .testTarget(name: "HeraldClientTests", dependencies: ["HeraldClient", "HeraldCore"]),
+        .testTarget(name: "HeraldLoadTests", dependencies: ["HeraldLoad", "HeraldTestSupport", "HeraldServer", "HeraldClient"]),
         .testTarget(name: "HeraldStorageTests", dependencies: ["HeraldStorage", "HeraldCore"]),
         .testTarget(name: "HeraldClusterTests", dependencies: ["HeraldCluster", "HeraldCore"]),
         .testTarget(

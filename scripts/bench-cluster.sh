@@ -29,15 +29,15 @@ summary() {
 import sys, json
 d = json.load(sys.stdin)
 lat, ack = d["latency_ms"], d["ack_ms"]
-print("ingest %d ev/s, latency p50 %.2f p99 %.2f ms, ack p50 %.2f p99 %.2f ms, errors %d"
-      % (d["ingest_events_per_s"], lat["p50"], lat["p99"], ack["p50"], ack["p99"], d["errors"]))'
+print("ingest %d ev/s, latency p50 %.2f p99 %.2f ms, ack p50 %.2f p99 %.2f ms, failures %d"
+      % (d["achieved_rate"], lat["p50"], lat["p99"], ack["p50"], ack["p99"], len(d["failures"])))'
 }
 for spec in "100 50000" "1 5000"; do
   set -- $spec
   for round in 1 2; do
-    echo "batch $1, single node:     $("$BIN" bench --url "http://127.0.0.1:$S" --events "$2" --batch "$1" | summary)"
-    echo "batch $1, cluster, 1 node: $("$BIN" bench --url "http://127.0.0.1:$A" --events "$2" --batch "$1" | summary)"
-    echo "batch $1, cluster, A -> B: $("$BIN" bench --url "http://127.0.0.1:$A" --subscribe-url "http://127.0.0.1:$B" --events "$2" --batch "$1" | summary)"
+    echo "batch $1, single node:     $("$BIN" bench --json --publishers 1 --pipeline 1 --url "http://127.0.0.1:$S" --events "$2" --batch "$1" | summary)"
+    echo "batch $1, cluster, 1 node: $("$BIN" bench --json --publishers 1 --pipeline 1 --url "http://127.0.0.1:$A" --events "$2" --batch "$1" | summary)"
+    echo "batch $1, cluster, A -> B: $("$BIN" bench --json --publishers 1 --pipeline 1 --url "http://127.0.0.1:$A" --subscribe-node "http://127.0.0.1:$B" --events "$2" --batch "$1" | summary)"
   done
 done
 for target in "single-node $S $S" "cluster-A-to-B $A $B"; do
@@ -45,7 +45,7 @@ for target in "single-node $S $S" "cluster-A-to-B $A $B"; do
   started=$(date +%s.%N)
   runs=()
   for i in 1 2 3 4 5 6 7 8; do
-    "$BIN" bench --url "http://127.0.0.1:$2" --subscribe-url "http://127.0.0.1:$3" --events 2000 --batch 1 > "$WORK/conc.$i.json" &
+    "$BIN" bench --json --publishers 1 --pipeline 1 --url "http://127.0.0.1:$2" --subscribe-node "http://127.0.0.1:$3" --events 2000 --batch 1 > "$WORK/conc.$i.json" &
     runs+=($!)
   done
   wait "${runs[@]}"
@@ -56,6 +56,6 @@ name, started, ended, work = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
 runs = [json.load(open(f"{work}/conc.{i}.json")) for i in range(1, 9)]
 acks = sorted(r["ack_ms"]["p50"] for r in runs)
 print(f"8 publishers, batch 1, {name}: {sum(r['events'] for r in runs) / (ended - started):.0f} ev/s overall "
-      f"(process start included), median ack p50 {acks[4]:.2f} ms, errors {sum(r['errors'] for r in runs)}")
+      f"(process start included), median ack p50 {acks[4]:.2f} ms, failures {sum(len(r['failures']) for r in runs)}")
 P
 done

@@ -9,20 +9,20 @@ private let SP: UInt8 = 32
 private let HT: UInt8 = 9
 
 /// A parsed status line plus header fields (names lowercased, values trimmed).
-struct HTTPResponseHead: Sendable {
-    var version: String
-    var status: Int
-    var reason: String
-    var headers: [(name: String, value: String)]
+public struct HTTPResponseHead: Sendable {
+    public var version: String
+    public var status: Int
+    public var reason: String
+    public var headers: [(name: String, value: String)]
 
     /// The first value of `name` (case-insensitive).
-    func header(_ name: String) -> String? {
+    public func header(_ name: String) -> String? {
         let key = name.lowercased()
         return headers.first(where: { $0.name == key })?.value
     }
 
     /// Comma-separated list tokens of every `name` field, lowercased and trimmed.
-    func tokens(_ name: String) -> [String] {
+    public func tokens(_ name: String) -> [String] {
         let key = name.lowercased()
         return headers.filter { $0.name == key }.flatMap { field in
             field.value.split(separator: ",").map { trimOWS(String($0)).lowercased() }
@@ -39,7 +39,7 @@ struct HTTPResponseHead: Sendable {
 
     /// Index just past the blank line that ends a response head in `bytes`, searching
     /// from `start`. Accepts CRLF CRLF and (leniently) LF LF.
-    static func findEnd(in bytes: UnsafeBufferPointer<UInt8>, from start: Int = 0) -> Int? {
+    public static func findEnd(in bytes: UnsafeBufferPointer<UInt8>, from start: Int = 0) -> Int? {
         var i = max(start, 0)
         let n = bytes.count
         while i < n {
@@ -53,7 +53,7 @@ struct HTTPResponseHead: Sendable {
     }
 
     /// Parses a complete head (status line and fields, with or without the final blank line).
-    static func parse(_ bytes: UnsafeBufferPointer<UInt8>) throws(ClientError) -> HTTPResponseHead {
+    public static func parse(_ bytes: UnsafeBufferPointer<UInt8>) throws(ClientError) -> HTTPResponseHead {
         // Split on LF at the byte level ("\r\n" is a single Character in Swift).
         var lines: [Substring] = []
         for rawLine in bytes.split(separator: LF, omittingEmptySubsequences: false) {
@@ -102,14 +102,14 @@ struct HTTPResponseHead: Sendable {
 }
 
 /// How the body of a response is delimited.
-enum BodyFraming: Equatable, Sendable {
+public enum BodyFraming: Equatable, Sendable {
     case none
     case contentLength(Int)
     case chunked
     case untilClose
 
     /// RFC 9112 §6.3, for a response to `requestMethod`.
-    static func of(_ head: HTTPResponseHead, requestMethod: String) throws(ClientError) -> BodyFraming {
+    public static func of(_ head: HTTPResponseHead, requestMethod: String) throws(ClientError) -> BodyFraming {
         if requestMethod.uppercased() == "HEAD" || (100..<200).contains(head.status) || head.status == 204
             || head.status == 304
         {

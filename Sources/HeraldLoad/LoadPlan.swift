@@ -1,0 +1,85 @@
+/// What a load run does: who subscribes where, what is published how fast, and what is
+/// measured. Gateway-neutral: everything gateway-specific is a template.
+public struct LoadPlan: Sendable {
+    public enum Transport: String, Sendable {
+        case webSocket = "ws"
+        case sse
+    }
+
+    /// Subscribers that read everything; `stalled` more subscribe the same way but never read.
+    public var subscribers: Int
+    public var stalled = 0
+    public var transport: Transport
+    /// `ws://…` or `http://…` per subscriber (`{i}`).
+    public var subscribeURL: LoadTemplate
+    /// WebSocket subprotocol to ask for (Herald: herald.v1), or nil.
+    public var webSocketProtocol: String?
+    /// A text message each WebSocket subscriber sends once connected (`{i}`), or nil.
+    public var subscribeMessage: LoadTemplate?
+    /// The subscriber waits for one message in answer to `subscribeMessage` before it
+    /// counts as ready; an answer that says `"error"` fails the run.
+    public var awaitsSubscribeReply = true
+
+    /// Where events are POSTed (`{i}`: the subscriber an event is for).
+    public var publishURL: LoadTemplate
+    /// Extra request headers of every POST (authorization, content type).
+    public var publishHeaders: [(String, String)] = []
+    /// One event (`{i}`, `{n}`, `{sentAt}`); it must carry `"sentAt":{sentAt}` for latency.
+    public var event: LoadTemplate
+    /// Events per POST: more than one are sent as a JSON array.
+    public var batch = 1
+    /// Keep-alive publishing connections, and requests each may have in flight.
+    public var publishers = 4
+    public var pipeline = 8
+    /// Events to publish, at `rate` events/s (0: as fast as the gateway answers).
+    public var events: Int
+    public var rate: Double = 0
+
+    /// Source addresses 127.0.0.1 … 127.0.0.`sources` for subscribers (past 28k ports each).
+    public var sources = 1
+    /// Threads reading subscribers.
+    public var threads = 1
+    /// How long subscribers may take to connect, and how long deliveries may stall before
+    /// the missing ones count as lost, in seconds.
+    public var connectTimeout: Double = 120
+    public var drainTimeout: Double = 5
+    /// Only open the subscribers and measure the server's memory; publish nothing.
+    public var idle = false
+    /// Processes whose memory and CPU count as the server's (nginx: master and workers).
+    public var serverPIDs: [Int32] = []
+
+    public init(
+        subscribers: Int, transport: Transport, subscribeURL: LoadTemplate, publishURL: LoadTemplate, event: LoadTemplate, events: Int
+    ) {
+        self.subscribers = subscribers
+        self.transport = transport
+        self.subscribeURL = subscribeURL
+        self.publishURL = publishURL
+        self.event = event
+        self.events = events
+    }
+
+    /// Each event goes to one subscriber (its template or URL says `{i}`): subscriber
+    /// `n % subscribers` for event `n`. Otherwise every subscriber gets every event.
+    public var isRouted: Bool { event.mentions(.subscriber) || publishURL.mentions(.subscriber) }
+
+    /// The subscriber event `n` is for, in a routed run.
+    func target(of n: Int) -> Int { subscribers == 0 ? 0 : n % subscribers }
+
+    public func validate() throws(LoadFailure) {
+        guard subscribers >= 0, stalled >= 0, events >= 0 else { throw LoadFailure("counts must not be negative") }
+        guard batch >= 1, publishers >= 1, pipeline >= 1, threads >= 1 else {
+            throw LoadFailure("batch, publishers, pipeline and threads must be at least 1")
+        }
+        guard (1...250).contains(sources) else { throw LoadFailure("sources must be 1…250 (127.0.0.1 … 127.0.0.250)") }
+        guard !(batch > 1 && publishURL.mentions(.subscriber)) else {
+            throw LoadFailure("a publish URL per subscriber ({i}) takes one event per POST: use batch 1")
+        }
+        guard !isRouted || subscribers > 0 || idle else { throw LoadFailure("a routed run needs subscribers") }
+        guard idle || event.mentions(.sentAt) else { throw LoadFailure("the event template must carry {sentAt} to measure latency") }
+        guard rate >= 0 else { throw LoadFailure("the rate must not be negative") }
+        guard subscribeMessage == nil || transport == .webSocket else {
+            throw LoadFailure("a subscribe message needs WebSocket subscribers")
+        }
+    }
+}

@@ -1,0 +1,315 @@
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Runs a `LoadPlan`: opens the subscribers on `threads` fleets, waits until every one is
+/// subscribed, publishes on a thread of its own, waits until every delivery arrived (or
+/// stopped arriving for `drainTimeout`), and reports.
+public enum LoadRun {
+    public static func run(_ plan: LoadPlan) throws(LoadFailure) -> LoadReport {
+        try plan.validate()
+        let subscribeAt = try endpoint(of: plan.subscribeURL.string(i: 0))
+        let publishAt = try endpoint(of: plan.publishURL.string(i: 0))
+        let sources = LoadSocket.loopbackSources(plan.sources)
+        raiseOpenFileLimit()
+
+        let counters = LoadCounters()
+        let total = plan.subscribers + plan.stalled
+        let serverBefore = ProcessSample(plan.serverPIDs)
+        let toolBefore = ProcessSample.ownCPU()
+        let fleets = (0..<plan.threads).map { t in
+            SubscriberFleet(
+                plan: plan, indices: Array(stride(from: t, to: total, by: plan.threads)), address: subscribeAt, sources: sources,
+                counters: counters)
+        }
+        let fleetThreads = fleets.map { fleet in LoadThread { fleet.run() } }
+        func stopFleets() {
+            counters.stop.store(true, ordering: .relaxed)
+            fleetThreads.forEach { $0.join() }
+        }
+
+        // Every subscriber subscribed before the first event.
+        let connectStart = monotonicNanoseconds()
+        while counters.ready.load(ordering: .relaxed) + counters.failed.load(ordering: .relaxed) < total {
+            if monotonicNanoseconds() - connectStart > UInt64(plan.connectTimeout * 1e9) {
+                stopFleets()
+                throw LoadFailure(
+                    "only \(counters.ready.load(ordering: .relaxed)) of \(total) subscribers were ready after \(plan.connectTimeout) s")
+            }
+            usleep(2000)
+        }
+        let connectSeconds = Double(monotonicNanoseconds() - connectStart) / 1e9
+        if counters.failed.load(ordering: .relaxed) > 0 {
+            stopFleets()
+            throw LoadFailure(
+                "\(counters.failed.load(ordering: .relaxed)) subscribers failed: \(counters.failures.joined(separator: "; "))")
+        }
+
+        var report = LoadReport(plan: plan)
+        report.connectSeconds = connectSeconds
+        if plan.idle {
+            usleep(1_000_000)  // let the server settle what it allocates per connection
+            report.server = ServerFigures(before: serverBefore, after: ProcessSample(plan.serverPIDs), connections: total)
+            stopFleets()
+            return report
+        }
+
+        let publisher = Publisher(plan: plan, address: publishAt, counters: counters)
+        LoadThread { publisher.run() }.join()
+        // Deliveries still on their way: wait until all arrived or none arrived for a while.
+        let expected = plan.isRouted ? publisher.acceptedEvents : publisher.acceptedEvents * plan.subscribers
+        var lastCount = -1
+        var lastChange = monotonicNanoseconds()
+        while !counters.stop.load(ordering: .relaxed) {
+            let received = counters.received.load(ordering: .relaxed)
+            if received >= expected { break }
+            if received != lastCount {
+                lastCount = received
+                lastChange = monotonicNanoseconds()
+            } else if monotonicNanoseconds() - lastChange > UInt64(plan.drainTimeout * 1e9) {
+                break
+            }
+            usleep(1000)
+        }
+        stopFleets()
+
+        report.server = ServerFigures(before: serverBefore, after: ProcessSample(plan.serverPIDs), connections: total)
+        report.toolCPUSeconds = ProcessSample.ownCPU() - toolBefore
+        report.acceptedEvents = publisher.acceptedEvents
+        report.refusedPosts = publisher.refusedPosts
+        report.publishSeconds = Double(publisher.finished - publisher.started) / 1e9
+        report.worstLagMilliseconds = Double(publisher.worstLag) / 1e6
+        report.acknowledgements = publisher.acknowledgements
+        let lastDelivery = fleets.map(\.lastDelivery).max() ?? publisher.finished
+        report.deliverySeconds = Double(max(lastDelivery, publisher.finished) - publisher.started) / 1e9
+        report.gaps = counters.gaps.load(ordering: .relaxed)
+        report.failures = counters.failures + publisher.refusals
+        for fleet in fleets {
+            report.latencies.add(fleet.latencies)
+            for (index, received) in fleet.receivedBySubscriber where index < plan.subscribers {
+                let owed = plan.isRouted ? publisher.acceptedBySubscriber[index] : publisher.acceptedEvents
+                report.delivered += received
+                report.expected += owed
+                report.lost += max(0, owed - received)
+                report.unexpected += max(0, received - owed)
+            }
+        }
+        return report
+    }
+
+    /// The IPv4 address a URL points at.
+    static func endpoint(of url: String) throws(LoadFailure) -> sockaddr_in {
+        let (authority, _) = SubscriberFleet.hostAndPath(of: url)
+        guard url.hasPrefix("http://") || url.hasPrefix("ws://") else {
+            throw LoadFailure("\(url): only http:// and ws:// URLs (no TLS in the load tool)")
+        }
+        var host = authority
+        var port = 80
+        if let colon = authority.lastIndex(of: ":") {
+            guard let parsed = Int(authority[authority.index(after: colon)...]), (1...65535).contains(parsed) else {
+                throw LoadFailure("\(url): the port is not a number 1…65535")
+            }
+            host = String(authority[..<colon])
+            port = parsed
+        }
+        return try LoadSocket.resolve(host, port: port)
+    }
+
+    /// 10,000 subscribers need 10,000 descriptors: the soft limit goes up to the hard one.
+    static func raiseOpenFileLimit() {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur < limit.rlim_max else { return }
+        limit.rlim_cur = limit.rlim_max
+        _ = setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+    }
+}
+
+/// Memory and CPU of a set of processes at one moment, from /proc.
+struct ProcessSample: Sendable {
+    var residentKB = 0
+    var cpuSeconds = 0.0
+
+    init(_ pids: [Int32]) {
+        let ticks = Double(sysconf(Int32(_SC_CLK_TCK)))
+        for pid in pids {
+            if let status = Self.read("/proc/\(pid)/status"),
+                let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") })
+            {
+                residentKB += Int(line.split(separator: " ").dropFirst().first ?? "0") ?? 0
+            }
+            // Fields after the command's closing parenthesis: utime and stime are 12th and 13th.
+            if let stat = Self.read("/proc/\(pid)/stat"), let close = stat.lastIndex(of: ")") {
+                let fields = stat[stat.index(after: close)...].split(separator: " ")
+                if fields.count > 12 { cpuSeconds += (Double(fields[11]) ?? 0) / ticks + (Double(fields[12]) ?? 0) / ticks }
+            }
+        }
+    }
+
+    static func ownCPU() -> Double {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        return Double(usage.ru_utime.tv_sec) + Double(usage.ru_utime.tv_usec) / 1e6 + Double(usage.ru_stime.tv_sec)
+            + Double(usage.ru_stime.tv_usec) / 1e6
+    }
+
+    static func read(_ path: String) -> String? {
+        let fd = open(path, O_RDONLY)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var bytes: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            if n <= 0 { break }
+            bytes += buffer[0..<n]
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+}
+
+/// The server's side of a run (when its processes were named).
+public struct ServerFigures: Sendable {
+    public var residentKBBefore: Int
+    public var residentKBAfter: Int
+    public var cpuSeconds: Double
+    public var connections: Int
+
+    init(before: ProcessSample, after: ProcessSample, connections: Int) {
+        residentKBBefore = before.residentKB
+        residentKBAfter = after.residentKB
+        cpuSeconds = after.cpuSeconds - before.cpuSeconds
+        self.connections = connections
+    }
+
+    /// Server memory per open connection, in KB (1,000 bytes).
+    public var kilobytesPerConnection: Double {
+        connections == 0 ? 0 : Double(residentKBAfter - residentKBBefore) * 1024 / 1000 / Double(connections)
+    }
+}
+
+/// What a run measured.
+public struct LoadReport: Sendable {
+    public let plan: LoadPlan
+    public var connectSeconds = 0.0
+    public var acceptedEvents = 0
+    public var refusedPosts = 0
+    public var publishSeconds = 0.0
+    public var deliverySeconds = 0.0
+    public var worstLagMilliseconds = 0.0
+    public var expected = 0
+    public var delivered = 0
+    public var lost = 0
+    /// Deliveries beyond what a subscriber was owed (duplicates, misrouted events).
+    public var unexpected = 0
+    public var gaps = 0
+    public var latencies = LatencyHistogram()
+    public var acknowledgements = LatencyHistogram()
+    public var toolCPUSeconds = 0.0
+    public var server: ServerFigures?
+    public var failures: [String] = []
+
+    init(plan: LoadPlan) { self.plan = plan }
+
+    /// Events the gateway accepted per second of publishing.
+    public var achievedRate: Double { publishSeconds > 0 ? Double(acceptedEvents) / publishSeconds : 0 }
+    public var deliveriesPerSecond: Double { deliverySeconds > 0 ? Double(delivered) / deliverySeconds : 0 }
+
+    static let percentiles: [(String, Double)] = [("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("p99.9", 0.999), ("max", 1)]
+
+    private static func milliseconds(_ histogram: LatencyHistogram) -> [(String, Double)] {
+        percentiles.map { ($0.0, (Double(histogram.percentile($0.1)) / 1e4).rounded() / 100) }
+    }
+
+    /// One JSON object (keys stable: scripts read them).
+    public var json: String {
+        func number(_ value: Double) -> String { value.isFinite ? "\((value * 1000).rounded() / 1000)" : "null" }
+        func percentiles(_ histogram: LatencyHistogram) -> String {
+            "{" + Self.milliseconds(histogram).map { "\"\($0.0)\":\(number($0.1))" }.joined(separator: ",") + "}"
+        }
+        var fields: [String] = [
+            "\"transport\":\"\(plan.transport.rawValue)\"", "\"routed\":\(plan.isRouted)", "\"subscribers\":\(plan.subscribers)",
+            "\"stalled\":\(plan.stalled)", "\"connect_s\":\(number(connectSeconds))",
+        ]
+        if !plan.idle {
+            fields += [
+                "\"events\":\(plan.events)", "\"batch\":\(plan.batch)", "\"publishers\":\(plan.publishers)",
+                "\"target_rate\":\(number(plan.rate))", "\"accepted_events\":\(acceptedEvents)", "\"refused_posts\":\(refusedPosts)",
+                "\"achieved_rate\":\(number(achievedRate))", "\"publish_s\":\(number(publishSeconds))",
+                "\"worst_lag_ms\":\(number(worstLagMilliseconds))", "\"expected\":\(expected)", "\"delivered\":\(delivered)",
+                "\"lost\":\(lost)", "\"unexpected\":\(unexpected)", "\"gaps\":\(gaps)",
+                "\"deliveries_per_s\":\(number(deliveriesPerSecond))", "\"latency_ms\":\(percentiles(latencies))",
+                "\"ack_ms\":\(percentiles(acknowledgements))", "\"tool_cpu_s\":\(number(toolCPUSeconds))",
+            ]
+        }
+        if let server {
+            fields += [
+                "\"server_rss_kb_before\":\(server.residentKBBefore)", "\"server_rss_kb_after\":\(server.residentKBAfter)",
+                "\"server_kb_per_connection\":\(number(server.kilobytesPerConnection))",
+                "\"server_cpu_s\":\(number(server.cpuSeconds))",
+            ]
+        }
+        let failureTexts = failures.map { "\"" + jsonEscaped($0) + "\"" }
+        fields.append("\"failures\":[\(failureTexts.joined(separator: ","))]")
+        return "{" + fields.joined(separator: ",") + "}"
+    }
+
+    /// A few lines for a person.
+    public var text: String {
+        func line(_ histogram: LatencyHistogram) -> String {
+            Self.milliseconds(histogram).map { "\($0.0) \($0.1)" }.joined(separator: "  ") + " ms"
+        }
+        var lines = [
+            "\(plan.subscribers) \(plan.transport.rawValue) subscribers\(plan.stalled > 0 ? " (+\(plan.stalled) stalled)" : "")"
+                + ", \(plan.isRouted ? "routed" : "broadcast"), connected in \(String(format1: connectSeconds)) s"
+        ]
+        if !plan.idle {
+            let target = plan.rate > 0 ? "\(Int(plan.rate)) ev/s target" : "as fast as acknowledged"
+            lines += [
+                "published \(acceptedEvents) events (\(target), batch \(plan.batch)): \(Int(achievedRate)) ev/s achieved"
+                    + (refusedPosts > 0 ? ", \(refusedPosts) POSTs refused" : ""),
+                "delivered \(delivered) of \(expected) (\(lost) lost, \(unexpected) unexpected, \(gaps) gap notices), \(Int(deliveriesPerSecond)) deliveries/s",
+                "latency  " + line(latencies),
+                "ack      " + line(acknowledgements),
+                "tool CPU \(String(format1: toolCPUSeconds)) s",
+            ]
+        }
+        if let server {
+            lines.append(
+                "server RSS \(server.residentKBBefore) → \(server.residentKBAfter) KiB (\(String(format1: server.kilobytesPerConnection)) KB per connection), CPU \(String(format1: server.cpuSeconds)) s"
+            )
+        }
+        lines += failures.map { "failure: \($0)" }
+        return lines.joined(separator: "\n")
+    }
+}
+
+extension String {
+    /// `value` with one decimal.
+    init(format1 value: Double) { self = "\((value * 10).rounded() / 10)" }
+}
+
+func jsonEscaped(_ text: String) -> String {
+    var out = ""
+    for scalar in text.unicodeScalars {
+        switch scalar {
+        case "\"": out += "\\\""
+        case "\\": out += "\\\\"
+        case "\n": out += "\\n"
+        case "\r": out += "\\r"
+        case "\t": out += "\\t"
+        default:
+            if scalar.value < 0x20 {
+                out += "\\u00" + String(scalar.value, radix: 16).leftPadded(to: 2)
+            } else {
+                out.unicodeScalars.append(scalar)
+            }
+        }
+    }
+    return out
+}
+
+extension String {
+    fileprivate func leftPadded(to width: Int) -> String { String(repeating: "0", count: max(0, width - count)) + self }
+}

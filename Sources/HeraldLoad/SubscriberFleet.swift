@@ -1,0 +1,359 @@
+import CEpoll
+import HeraldClient
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What the threads of a run share: counts the coordinating thread watches, and the
+/// first few failures, said as they happened.
+final class LoadCounters: Sendable {
+    let ready = Atomic<Int>(0)
+    let failed = Atomic<Int>(0)
+    let received = Atomic<Int>(0)
+    let gaps = Atomic<Int>(0)
+    let stop = Atomic<Bool>(false)
+    private let failureSamples = Mutex<[String]>([])
+
+    func fail(_ text: String) {
+        failed.add(1, ordering: .relaxed)
+        failureSamples.withLock { if $0.count < 5 { $0.append(text) } }
+    }
+
+    var failures: [String] { failureSamples.withLock { $0 } }
+}
+
+/// One subscriber of the run, from connect to its last message.
+struct Subscriber {
+    enum Phase: Equatable {
+        case connecting, awaitingHead, awaitingReply, streaming, stalled, failed
+    }
+
+    let index: Int
+    let stalls: Bool
+    var fd: Int32 = -1
+    var phase = Phase.connecting
+    /// Bytes read and not handled yet (a partial frame or SSE event).
+    var input: [UInt8] = []
+    /// SSE: the stream after de-chunking; its events are cut at blank lines.
+    var decoded: [UInt8] = []
+    var chunks: ChunkDecoder?
+    /// A WebSocket message arriving in fragments.
+    var fragments: [UInt8] = []
+    /// Bytes the socket did not take yet (a handshake, a pong).
+    var unsent: [UInt8] = []
+    /// The poller reports this socket writable (while `unsent` waits).
+    var wantsWrite = false
+    var received = 0
+}
+
+/// The subscribers one thread reads, on one epoll instance: connects them at most
+/// `maxConnecting` at a time, upgrades or opens the stream, subscribes, then counts each
+/// event and its latency (`now - sentAt`) until told to stop.
+final class SubscriberFleet: @unchecked Sendable {  // state is touched by its thread only, until `run` returns
+    private let plan: LoadPlan
+    private let address: sockaddr_in
+    private let sources: [in_addr]?
+    private let counters: LoadCounters
+    private var subscribers: [Subscriber]
+    private let poller = Poller()
+    private(set) var latencies = LatencyHistogram()
+    /// When this fleet's last event arrived.
+    private(set) var lastDelivery: UInt64 = 0
+    private var connecting = 0
+    private var nextToConnect = 0
+    private var scratch = [UInt8](repeating: 0, count: 64 * 1024)
+    static let maxConnecting = 256
+
+    init(plan: LoadPlan, indices: [Int], address: sockaddr_in, sources: [in_addr]?, counters: LoadCounters) {
+        self.plan = plan
+        self.address = address
+        self.sources = sources
+        self.counters = counters
+        subscribers = indices.map { Subscriber(index: $0, stalls: $0 >= plan.subscribers) }
+    }
+
+    /// Events each subscriber received, by subscriber index.
+    var receivedBySubscriber: [(index: Int, received: Int)] { subscribers.map { ($0.index, $0.received) } }
+
+    func run() {
+        while !counters.stop.load(ordering: .relaxed) {
+            while connecting < Self.maxConnecting, nextToConnect < subscribers.count {
+                open(nextToConnect)
+                nextToConnect += 1
+            }
+            var received = 0
+            var gaps = 0
+            poller.wait(milliseconds: 5) { token, events in
+                self.service(token, events: events, received: &received, gaps: &gaps)
+            }
+            if received > 0 { counters.received.add(received, ordering: .relaxed) }
+            if gaps > 0 { counters.gaps.add(gaps, ordering: .relaxed) }
+        }
+        for subscriber in subscribers where subscriber.fd >= 0 { close(subscriber.fd) }
+    }
+
+    private func open(_ token: Int) {
+        let source = sources.map { $0[subscribers[token].index % $0.count] }
+        switch LoadSocket.connect(to: address, from: source) {
+        case .success(let fd):
+            subscribers[token].fd = fd
+            connecting += 1
+            poller.add(fd, events: Poller.writable, token: token)
+        case .failure(let failure):
+            fail(token, failure.description)
+        }
+    }
+
+    private func service(_ token: Int, events: UInt32, received: inout Int, gaps: inout Int) {
+        let fd = subscribers[token].fd
+        switch subscribers[token].phase {
+        case .failed, .stalled:
+            return
+        case .connecting:
+            let error = LoadSocket.connectError(fd)
+            guard error == 0 else { return fail(token, "connect: \(String(cString: strerror(error)))") }
+            var request: [UInt8] = []
+            appendRequest(for: subscribers[token].index, to: &request)
+            subscribers[token].phase = .awaitingHead
+            poller.modify(fd, events: Poller.readable, token: token)
+            send(request, on: token)
+            return
+        default:
+            break
+        }
+        if events & Poller.writable != 0, !subscribers[token].unsent.isEmpty {
+            let pending = subscribers[token].unsent
+            subscribers[token].unsent = []
+            send(pending, on: token)
+        }
+        guard events & (Poller.readable | EPOLLHUP.rawValue | EPOLLERR.rawValue) != 0 else { return }
+        let n = scratch.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        guard n > 0 else {
+            if n < 0, errno == EAGAIN { return }
+            return fail(token, n == 0 ? "the server closed the connection" : "read: \(LoadSocket.errnoText())")
+        }
+        let now = monotonicNanoseconds()
+        var input = subscribers[token].input
+        subscribers[token].input = []
+        scratch.withUnsafeBytes { chunk in
+            let bytes = UnsafeRawBufferPointer(rebasing: chunk[0..<n])
+            if input.isEmpty {
+                let used = handle(bytes, token: token, now: now, received: &received, gaps: &gaps)
+                input.append(contentsOf: bytes[used...])
+            } else {
+                input.append(contentsOf: bytes)
+                let used = input.withUnsafeBytes { handle($0, token: token, now: now, received: &received, gaps: &gaps) }
+                input.removeFirst(used)
+            }
+        }
+        if subscribers[token].phase != .failed { subscribers[token].input = input }
+    }
+
+    /// Handles what `bytes` holds in full; returns the bytes used.
+    private func handle(_ bytes: UnsafeRawBufferPointer, token: Int, now: UInt64, received: inout Int, gaps: inout Int) -> Int {
+        var used = 0
+        if subscribers[token].phase == .awaitingHead {
+            let head: ResponseHead
+            do throws(LoadFailure) {
+                guard let parsed = try ResponseHead.parse(bytes, method: "GET") else { return 0 }
+                head = parsed
+            } catch {
+                fail(token, error.description)
+                return bytes.count
+            }
+            let expected = plan.transport == .webSocket ? 101 : 200
+            guard head.status == expected else {
+                let body = String(decoding: bytes[head.length...].prefix(200), as: UTF8.self)
+                fail(token, "HTTP \(head.status) instead of \(expected): \(body)")
+                return bytes.count
+            }
+            used = head.length
+            if head.framing == .chunked { subscribers[token].chunks = ChunkDecoder() }
+            if let message = plan.subscribeMessage {
+                var text: [UInt8] = []
+                message.render(i: subscribers[token].index, into: &text)
+                var frame: [UInt8] = []
+                text.withUnsafeBytes { ServerFrame.appendClientFrame(opcode: ServerFrame.text, payload: $0, to: &frame) }
+                send(frame, on: token)
+                if plan.awaitsSubscribeReply {
+                    subscribers[token].phase = .awaitingReply
+                } else {
+                    becomeReady(token)
+                }
+            } else {
+                becomeReady(token)
+            }
+        }
+        let rest = UnsafeRawBufferPointer(rebasing: bytes[used...])
+        switch plan.transport {
+        case .webSocket: used += handleFrames(rest, token: token, now: now, received: &received, gaps: &gaps)
+        case .sse: used += handleSSE(rest, token: token, now: now, received: &received, gaps: &gaps)
+        }
+        return used
+    }
+
+    private func handleFrames(_ bytes: UnsafeRawBufferPointer, token: Int, now: UInt64, received: inout Int, gaps: inout Int) -> Int {
+        var used = 0
+        while subscribers[token].phase != .failed, subscribers[token].phase != .stalled {
+            let rest = UnsafeRawBufferPointer(rebasing: bytes[used...])
+            let frame: ServerFrame
+            do throws(LoadFailure) {
+                guard let parsed = try ServerFrame.parse(rest) else { break }
+                frame = parsed
+            } catch {
+                fail(token, error.description)
+                return bytes.count
+            }
+            used += frame.length
+            let payload = UnsafeRawBufferPointer(rebasing: rest[frame.payload])
+            switch frame.opcode {
+            case ServerFrame.text, ServerFrame.binary, ServerFrame.continuation:
+                if frame.fin && subscribers[token].fragments.isEmpty {
+                    message(payload, token: token, now: now, received: &received, gaps: &gaps)
+                } else {
+                    subscribers[token].fragments.append(contentsOf: payload)
+                    if frame.fin {
+                        let whole = subscribers[token].fragments
+                        subscribers[token].fragments = []
+                        whole.withUnsafeBytes { message($0, token: token, now: now, received: &received, gaps: &gaps) }
+                    }
+                }
+            case ServerFrame.ping:
+                var pong: [UInt8] = []
+                ServerFrame.appendClientFrame(opcode: ServerFrame.pong, payload: payload, to: &pong)
+                send(pong, on: token)
+            case ServerFrame.close:
+                let code = payload.count >= 2 ? Int(payload[0]) << 8 | Int(payload[1]) : 1005
+                let reason = String(decoding: payload.dropFirst(2), as: UTF8.self)
+                fail(token, "the server closed the WebSocket: \(code) \(reason)")
+            default:
+                break
+            }
+        }
+        return used
+    }
+
+    private func handleSSE(_ bytes: UnsafeRawBufferPointer, token: Int, now: UInt64, received: inout Int, gaps: inout Int) -> Int {
+        var decoded = subscribers[token].decoded
+        subscribers[token].decoded = []
+        if var chunks = subscribers[token].chunks {
+            do throws(LoadFailure) {
+                _ = try chunks.feed(bytes, into: &decoded)
+            } catch {
+                fail(token, error.description)
+                return bytes.count
+            }
+            subscribers[token].chunks = chunks
+        } else {
+            decoded.append(contentsOf: bytes)
+        }
+        let used = decoded.withUnsafeBytes { stream -> Int in
+            var start = 0
+            while let end = find([10, 10], in: stream, from: start) {
+                message(UnsafeRawBufferPointer(rebasing: stream[start..<end]), token: token, now: now, received: &received, gaps: &gaps)
+                start = end + 2
+            }
+            return start
+        }
+        decoded.removeFirst(used)
+        subscribers[token].decoded = decoded
+        return bytes.count
+    }
+
+    private func message(_ bytes: UnsafeRawBufferPointer, token: Int, now: UInt64, received: inout Int, gaps: inout Int) {
+        if subscribers[token].phase == .awaitingReply {
+            if find(Array(#""error""#.utf8), in: bytes) != nil {
+                return fail(token, "the subscription was refused: \(String(decoding: bytes.prefix(300), as: UTF8.self))")
+            }
+            return becomeReady(token)
+        }
+        switch MessageKind.of(bytes) {
+        case .event(let sentAt):
+            latencies.record(now > sentAt ? now - sentAt : 0)
+            subscribers[token].received += 1
+            received += 1
+            lastDelivery = now
+        case .gap:
+            gaps += 1
+        case .other:
+            break
+        }
+    }
+
+    private func becomeReady(_ token: Int) {
+        connecting -= 1
+        counters.ready.add(1, ordering: .relaxed)
+        if subscribers[token].stalls {
+            subscribers[token].phase = .stalled
+            poller.remove(subscribers[token].fd)  // never read again: its buffers fill, then its queue
+        } else {
+            subscribers[token].phase = .streaming
+        }
+    }
+
+    private func fail(_ token: Int, _ text: String) {
+        let subscriber = subscribers[token]
+        if subscriber.phase == .failed { return }
+        if [.connecting, .awaitingHead, .awaitingReply].contains(subscriber.phase) { connecting -= 1 }
+        subscribers[token].phase = .failed
+        subscribers[token].input = []
+        subscribers[token].decoded = []
+        if subscriber.fd >= 0 {
+            poller.remove(subscriber.fd)
+            close(subscriber.fd)
+            subscribers[token].fd = -1
+        }
+        if !counters.stop.load(ordering: .relaxed) { counters.fail("subscriber \(subscriber.index): \(text)") }
+    }
+
+    /// Writes what the socket takes now; the rest waits for EPOLLOUT.
+    private func send(_ bytes: [UInt8], on token: Int) {
+        let fd = subscribers[token].fd
+        var written = 0
+        while written < bytes.count {
+            let n = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + written, bytes.count - written, Int32(MSG_NOSIGNAL)) }
+            if n > 0 {
+                written += n
+            } else if n < 0, errno == EAGAIN {
+                break
+            } else {
+                return fail(token, "write: \(LoadSocket.errnoText())")
+            }
+        }
+        if written < bytes.count {
+            subscribers[token].unsent.append(contentsOf: bytes[written...])
+            if !subscribers[token].wantsWrite {
+                subscribers[token].wantsWrite = true
+                poller.modify(fd, events: Poller.readable | Poller.writable, token: token)
+            }
+        } else if subscribers[token].wantsWrite, subscribers[token].unsent.isEmpty {
+            subscribers[token].wantsWrite = false
+            if subscribers[token].phase != .stalled { poller.modify(fd, events: Poller.readable, token: token) }
+        }
+    }
+
+    private func appendRequest(for index: Int, to out: inout [UInt8]) {
+        let url = plan.subscribeURL.string(i: index)
+        let (host, path) = Self.hostAndPath(of: url)
+        var head = "GET \(path) HTTP/1.1\r\nHost: \(host)\r\n"
+        switch plan.transport {
+        case .webSocket:
+            head +=
+                "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: aGVyYWxkLWJlbmNoLWtleQ==\r\nSec-WebSocket-Version: 13\r\n"
+            if let name = plan.webSocketProtocol { head += "Sec-WebSocket-Protocol: \(name)\r\n" }
+        case .sse:
+            head += "Accept: text/event-stream\r\n"
+        }
+        out.append(contentsOf: (head + "\r\n").utf8)
+    }
+
+    /// "host:port" and "/path?query" of an absolute URL (already checked by the planner).
+    static func hostAndPath(of url: String) -> (String, String) {
+        let afterScheme = url.firstRange(of: "://").map { url[$0.upperBound...] } ?? Substring(url)
+        let slash = afterScheme.firstIndex(where: { $0 == "/" || $0 == "?" }) ?? afterScheme.endIndex
+        let path = afterScheme[slash...]
+        return (String(afterScheme[..<slash]), path.hasPrefix("/") ? String(path) : "/" + path)
+    }
+}
