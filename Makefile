@@ -1,5 +1,5 @@
 # Herald: the two commands are `make run` and `make test`.
-.PHONY: run test build release bench format clean
+.PHONY: run test build release bench bench-vs-nchan format clean
 
 # Install what is missing, build in release mode, serve the demo on http://localhost:8080.
 run: release
@@ -21,6 +21,12 @@ release:
 bench:
 	scripts/setup.sh bench
 	cd Benchmarks && swift package --scratch-path .build-bench benchmark
+
+# Herald and nginx + nchan side by side with `herald bench`: writes BENCHMARKS.md and
+# BENCHMARKS.png (about 15 minutes; loopback only).
+bench-vs-nchan: release
+	scripts/setup.sh bench
+	scripts/bench-vs-nchan
 
 # Format the Swift sources with the toolchain's swift-format and .swift-format
 # (`make test` fails on any file that is not formatted).

@@ -4,7 +4,8 @@
 #   build  libwebsockets (with its libev event library), OpenSSL, hiredis and pkg-config from Debian
 #   test   also redis-server, chromium + chromium-driver, python3-venv, and the pinned Python packages
 #          of e2e/requirements.txt in a project-local .venv (made anew on a clean checkout)
-#   bench  also nginx with the nchan module and wrk, the peers `make bench` compares with
+#   bench  also nginx with the nchan module and wrk, the peers `make bench` and `make bench-vs-nchan`
+#          compare with, and chromium (it renders BENCHMARKS.png)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 want="${1:-build}"
@@ -12,7 +13,7 @@ want="${1:-build}"
 packages=(libwebsockets-dev libwebsockets-evlib-ev libev-dev libssl-dev libhiredis-dev pkg-config)
 case "$want" in
   test) packages+=(redis-server chromium chromium-driver) ;;
-  bench) packages+=(nginx-light libnginx-mod-nchan wrk) ;;
+  bench) packages+=(nginx-light libnginx-mod-nchan wrk chromium) ;;
 esac
 
 SUDO=""
