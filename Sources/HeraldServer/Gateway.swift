@@ -39,6 +39,9 @@ final class Gateway {
     /// Reused for every ingest body and every HTTP response.
     var ingestTape = JSONTape()
     var responseScratch: [UInt8] = []
+    /// Where streams that keep up encode their writes (see `writeStaged`): one buffer for
+    /// the loop instead of one per connection.
+    let streamStaging = WriteBuffer(capacity: writeBudget + 4096)
     /// Connections closed since free memory was last given back, and when the last closed.
     var closedSinceTrim = 0
     var lastClosedAt: UInt64 = 0

@@ -127,14 +127,24 @@ struct BinaryCloudEvent {
 }
 
 /// Bytes read from a socket and not handled yet, consumed from the front.
+///
+/// Its storage is kept while the connection reads (a read allocates nothing once it has
+/// grown to the connection's usual input) and given back once it stayed empty for a whole
+/// tick (`releaseIfIdle`): an idle stream would otherwise hold the capacity its request
+/// head needed for as long as it is open.
 struct InputBuffer {
     private var bytes: [UInt8] = []
     private var start = 0
+    /// Something was appended since the last `releaseIfIdle`.
+    private var usedSinceTick = false
 
     var count: Int { bytes.count - start }
     var isEmpty: Bool { start == bytes.count }
+    /// Bytes allocated (for memory accounting).
+    var capacity: Int { bytes.capacity }
 
     mutating func append(_ chunk: UnsafeRawBufferPointer) {
+        usedSinceTick = true
         if start > 0 && start >= bytes.count / 2 {
             bytes.removeFirst(start)
             start = 0
@@ -160,4 +170,19 @@ struct InputBuffer {
     }
 
     mutating func removeAll() { consume(count) }
+
+    /// Frees the storage of an empty buffer.
+    mutating func release() {
+        guard isEmpty, bytes.capacity > 0 else { return }
+        bytes = []
+        start = 0
+    }
+
+    /// Once a tick: frees the storage of a buffer that is empty and took no bytes since
+    /// the previous call.
+    mutating func releaseIfIdle() {
+        defer { usedSinceTick = false }
+        guard !usedSinceTick else { return }
+        release()
+    }
 }

@@ -40,11 +40,17 @@ extension Gateway {
     func writable(_ connection: Connection) -> Bool {
         if connection.closeAfterOutput && connection.isDoneSending { return false }
         if case .stream(let transport) = connection.mode, !connection.closeAfterOutput {
-            fillStream(transport, on: connection)
+            if connection.output.isEmpty {
+                guard writeStaged(transport, on: connection) else { return false }
+            } else {
+                fillStream(transport, on: connection, into: connection.output)
+            }
         }
-        guard flush(connection) else { return false }
+        guard flush(connection.output, of: connection) else { return false }
         if connection.output.isEmpty {
-            connection.output.releaseIfLarge()
+            // A stream's own buffer only held its response head or a backlog: once that is
+            // sent, the stream writes through `streamStaging` again.
+            if connection.transport != nil { connection.output.release() } else { connection.output.releaseIfLarge() }
             // The next piece of a file, the next pipelined request: made now, sent by the
             // WRITEABLE callback this asks for.
             if case .http = connection.mode {
@@ -77,10 +83,28 @@ extension Gateway {
         }
     }
 
-    /// Hands at most `writeBudget` bytes of output to the socket in one write.
+    /// Writes a stream's next writes through the gateway's `streamStaging` buffer, for a
+    /// stream whose own output is empty (a client that keeps up): it holds no buffer of its
+    /// own, and nothing is allocated per write. What one write does not take (more than
+    /// `writeBudget` was due) moves to the connection's own output, sent first next time.
     /// Returns false when the write failed.
-    func flush(_ connection: Connection) -> Bool {
-        let output = connection.output
+    private func writeStaged(_ transport: any StreamTransport, on connection: Connection) -> Bool {
+        let staged = streamStaging
+        staged.reset()
+        fillStream(transport, on: connection, into: staged)
+        guard flush(staged, of: connection) else { return false }
+        if !staged.isEmpty {
+            connection.output.append(UnsafeRawBufferPointer(start: staged.unsent, count: staged.count))
+            staged.reset()
+        }
+        // One huge event grew it: not kept for the loop's lifetime.
+        if staged.capacity > 4 * writeBudget { staged.release() }
+        return true
+    }
+
+    /// Hands at most `writeBudget` bytes of `output` (the connection's own, or the staging
+    /// buffer) to the connection's socket in one write. Returns false when the write failed.
+    func flush(_ output: WriteBuffer, of connection: Connection) -> Bool {
         guard !output.isEmpty else { return true }
         let count = min(output.count, writeBudget)
         guard connection.socket.write(output.unsent, count: count) else { return false }
@@ -339,6 +363,9 @@ extension Gateway {
     ///   socket with 1008, so no client holds input budget with a fragment for ever;
     /// - a connection that takes none of its output for `limits.sendTimeoutSeconds` is
     ///   dropped (a client that stopped reading: a file, a response, a final close frame).
+    ///
+    /// It also gives back the input and output buffers of connections that used neither
+    /// since the last tick, so an idle connection holds no buffer.
     func expireConnections(now: UInt64) {
         let head = UInt64(config.limits.headTimeoutSeconds) * 1_000_000_000
         let body = UInt64(config.limits.bodyTimeoutSeconds) * 1_000_000_000
@@ -346,6 +373,8 @@ extension Gateway {
         let send = UInt64(config.limits.sendTimeoutSeconds) * 1_000_000_000
         let storage = UInt64(config.limits.storageTimeoutSeconds) * 1_000_000_000
         for connection in connections.values {
+            connection.input.releaseIfIdle()
+            connection.output.releaseIfIdle()
             if stalledSending(connection, now: now, limit: send) {
                 logger.debug("closing a connection that reads nothing", metadata: ["peer": "\(connection.peer)"])
                 connection.socket.kill()

@@ -2,22 +2,30 @@
 /// of the first unsent byte (what `lws_write` requires).
 ///
 /// One buffer per connection, reused for every response and every batch of events, so
-/// sending allocates nothing once it has grown to the connection's usual burst. A buffer
-/// that grew for one large response is given back when it empties (`releaseIfLarge`), so
-/// memory follows the live load rather than the largest burst ever seen.
+/// sending allocates nothing once it has grown to the connection's usual burst. Its storage
+/// is allocated by the first append, not with the connection: most of a gateway's
+/// connections are idle subscribers, and 1 KiB each is a third of what an idle WebSocket
+/// costs. A buffer that grew for one large response is given back when it empties
+/// (`releaseIfLarge`), and one that stayed empty for a whole tick is given back entirely
+/// (`releaseIfIdle`), so memory follows the live load rather than the largest burst ever
+/// seen, while a busy connection keeps its buffer from one write to the next.
 final class WriteBuffer {
-    private var storage: UnsafeMutableRawBufferPointer
+    /// No storage: `baseAddress` is nil until the first append.
+    private static var unallocated: UnsafeMutableRawBufferPointer { UnsafeMutableRawBufferPointer(start: nil, count: 0) }
+
+    private var storage = WriteBuffer.unallocated
     /// Offsets after the headroom: bytes `sent..<count` are still to be written.
     private var sent = 0
     private var end = 0
     private let initialCapacity: Int
+    /// Something was appended since the last `releaseIfIdle`.
+    private var usedSinceTick = false
 
     init(capacity: Int = 1024) {
         initialCapacity = capacity
-        storage = .allocate(byteCount: Socket.headroom + capacity, alignment: 16)
     }
 
-    deinit { storage.deallocate() }
+    deinit { if storage.baseAddress != nil { storage.deallocate() } }
 
     /// Unsent bytes.
     var count: Int { end - sent }
@@ -25,7 +33,8 @@ final class WriteBuffer {
     /// Bytes allocated (for memory accounting).
     var capacity: Int { storage.count }
 
-    /// The first unsent byte; `Socket.headroom` writable bytes precede it.
+    /// The first unsent byte; `Socket.headroom` writable bytes precede it. Only for a
+    /// buffer that is not empty.
     var unsent: UnsafeMutableRawPointer { storage.baseAddress! + Socket.headroom + sent }
 
     /// Marks `n` bytes as handed to the socket.
@@ -47,13 +56,36 @@ final class WriteBuffer {
     func releaseIfLarge() {
         guard isEmpty, storage.count > Socket.headroom + 64 * 1024 else { return }
         storage.deallocate()
-        storage = .allocate(byteCount: Socket.headroom + initialCapacity, alignment: 16)
+        storage = Self.unallocated
+    }
+
+    /// Frees the storage of an empty buffer.
+    func release() {
+        guard isEmpty, storage.baseAddress != nil else { return }
+        storage.deallocate()
+        storage = Self.unallocated
+    }
+
+    /// Once a tick: frees the storage of a buffer that is empty and took no bytes since
+    /// the previous call (an idle stream, a keep-alive connection between requests). A
+    /// connection that writes at least once a tick keeps its buffer, so the send path
+    /// allocates nothing per event.
+    func releaseIfIdle() {
+        defer { usedSinceTick = false }
+        guard !usedSinceTick else { return }
+        release()
     }
 
     private func reserve(_ extra: Int) {
+        usedSinceTick = true
         guard Socket.headroom + end + extra > storage.count else { return }
         let needed = Socket.headroom + count + extra
-        if needed <= storage.count {
+        if storage.baseAddress == nil {
+            storage = .allocate(byteCount: max(needed, Socket.headroom + initialCapacity), alignment: 16)
+            end = 0
+            sent = 0
+            return
+        } else if needed <= storage.count {
             // Room enough once the sent bytes are dropped.
             (storage.baseAddress! + Socket.headroom).copyMemory(from: unsent, byteCount: count)
         } else {

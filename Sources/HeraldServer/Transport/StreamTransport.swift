@@ -30,16 +30,16 @@ protocol StreamTransport: AnyObject {
 }
 
 extension Gateway {
-    /// Appends the session's next writes to the connection's output, up to a write's
-    /// worth; after a close nothing more is written and the connection closes once its
-    /// output is sent.
-    func fillStream(_ transport: any StreamTransport, on connection: Connection) {
-        transport.beginWrite(into: connection.output)
+    /// Appends the session's next writes to `output` (the connection's own, or the
+    /// staging buffer), up to a write's worth; after a close nothing more is written and
+    /// the connection closes once its output is sent.
+    func fillStream(_ transport: any StreamTransport, on connection: Connection, into output: WriteBuffer) {
+        transport.beginWrite(into: output)
         let now = MonotonicClock.nanoseconds()
-        while connection.output.count < writeBudget {
+        while output.count < writeBudget {
             let write = hub.nextWrite(for: transport.session)
             if case .idle = write { break }
-            transport.encode(write, into: connection.output, gateway: self, now: now)
+            transport.encode(write, into: output, gateway: self, now: now)
             if case .close = write {
                 connection.closeAfterOutput = true
                 break
@@ -53,5 +53,8 @@ extension Gateway {
         while streams.count <= index { streams.append(nil) }
         streams[index] = connection
         connection.mode = .stream(transport)
+        // What the request head needed is given back at once (the next connection reuses
+        // it); a stream reads little, and only now and then.
+        if connection.input.isEmpty { connection.input.release() }
     }
 }
