@@ -6,7 +6,10 @@ public enum Credentials: Sendable {
     /// A publisher key from config: may publish anything a client may publish.
     case publisherKey(name: String)
     /// A subscriber JWT: its scope narrows subscriptions, its publish pattern what it sends.
-    case token(SubscriberToken)
+    /// Boxed (`indirect`): a token is large (its patterns), and every session holds its
+    /// credentials, most of them anonymous; one allocation per authentication keeps them
+    /// a word.
+    indirect case token(SubscriberToken)
 
     /// ANDed with every subscription the holder makes.
     public var scope: Pattern? {

@@ -43,7 +43,13 @@ public final class Session {
     /// Events written to this client.
     public internal(set) var sent: UInt64 = 0
     /// Set once the session is to end; see `Hub.nextWrite(for:)`.
-    public internal(set) var closing: Closing?
+    public internal(set) var closing: Closing? {
+        get { closingBox?.closing }
+        set { closingBox = newValue.map(ClosingBox.init) }
+    }
+    /// Where `closing` is kept: a reference, because a `Closing` (with its notice) is
+    /// about a hundred bytes that an open session would otherwise carry all its life.
+    private var closingBox: ClosingBox?
     /// The close was handed to the transport: nothing more is written.
     public internal(set) var closeWritten = false
 
@@ -135,6 +141,12 @@ public final class Session {
         patterns[slot] = nil
         descriptions[slot] = nil
     }
+}
+
+/// A session's `Closing`, once it has one.
+private final class ClosingBox {
+    let closing: Session.Closing
+    init(_ closing: Session.Closing) { self.closing = closing }
 }
 
 /// How a subscription was made: its id, route and own filter.

@@ -68,7 +68,11 @@ final class Connection {
 
 /// Where a connection is in its current HTTP request.
 struct HTTPState {
-    enum Phase {
+    /// `indirect`: its payloads (a request being read, an answer held for storage) are
+    /// two hundred bytes that every connection — most of them idle streams that will never
+    /// read another request — would otherwise carry inline; a request with a body pays
+    /// one small allocation instead.
+    indirect enum Phase {
         /// Waiting for a request head (idle, or part of one has arrived).
         case awaitingHead
         /// Collecting a body for `request`.
