@@ -23,6 +23,9 @@ final class Publisher: @unchecked Sendable {  // touched by its thread only, unt
         var wantsWrite = false
     }
 
+    /// A gateway that answers none of the POSTs in flight for this long ends the run.
+    static let answerTimeout: UInt64 = 60_000_000_000
+
     private let plan: LoadPlan
     private let address: sockaddr_in
     private let counters: LoadCounters
@@ -68,8 +71,13 @@ final class Publisher: @unchecked Sendable {  // touched by its thread only, unt
         }
         started = monotonicNanoseconds()
         var answered = 0
+        var lastAnswer = started
         while answered < posts, !counters.stop.load(ordering: .relaxed) {
             let now = monotonicNanoseconds()
+            if nextPost > answered, now - lastAnswer > Self.answerTimeout {
+                refuse("no answer to a POST for \(Self.answerTimeout / 1_000_000_000) s")
+                break
+            }
             var due = posts
             if plan.rate > 0 { due = min(posts, duePosts(at: now)) }
             sending: while nextPost < due {
@@ -93,7 +101,9 @@ final class Publisher: @unchecked Sendable {  // touched by its thread only, unt
                     wait = Int32(min(100, remaining / 1_000_000))
                 }
             }
+            let before = answered
             poller.wait(milliseconds: wait) { token, events in answered += self.service(token, events: events) }
+            if answered > before { lastAnswer = monotonicNanoseconds() }
         }
         finished = monotonicNanoseconds()
         for connection in connections where connection.fd >= 0 { close(connection.fd) }
