@@ -3,8 +3,9 @@
 WebSockets are open, for each `listen.eventLibrary`, two rounds; also the server's RSS per
 idle WebSocket.
 
-Usage: .venv/bin/python scripts/bench-idle-connections.py [N] (default 10000; HERALD_BIN
-defaults to .build/release/herald). Loopback only; the fd limit is raised to 20,000.
+Usage: .venv/bin/python scripts/bench-idle-connections.py [N [LIBRARY ...]] (default 10000,
+poll libev poll libev; HERALD_BIN defaults to .build/release/herald). Loopback only; the fd
+limit is raised to 20,000.
 """
 import json
 import os
@@ -31,7 +32,7 @@ def bench(herald):
     return int(result["achieved_rate"]), result["ack_ms"]["p50"]
 
 
-for library in ("poll", "libev", "poll", "libev"):
+for library in sys.argv[2:] or ("poll", "libev", "poll", "libev"):
     herald = Herald(default_config(listen={"eventLibrary": library}, limits={"keepAliveSeconds": 600},
                                    delivery={"idleTimeoutSeconds": 3600, "pingSeconds": 1800}))
     try:

@@ -1,3 +1,4 @@
+import HeraldClient
 import Synchronization
 
 #if canImport(Glibc)
@@ -24,7 +25,7 @@ public enum LoadRun {
                 plan: plan, indices: Array(stride(from: t, to: total, by: plan.threads)), address: subscribeAt, sources: sources,
                 counters: counters)
         }
-        let fleetThreads = fleets.map { fleet in LoadThread { fleet.run() } }
+        let fleetThreads = fleets.map { fleet in PosixThread { fleet.run() } }
         func stopFleets() {
             counters.stop.store(true, ordering: .relaxed)
             fleetThreads.forEach { $0.join() }
@@ -57,7 +58,7 @@ public enum LoadRun {
         }
 
         let publisher = Publisher(plan: plan, address: publishAt, counters: counters)
-        LoadThread { publisher.run() }.join()
+        PosixThread { publisher.run() }.join()
         // Deliveries still on their way: wait until all arrived or none arrived for a while.
         let expected = plan.isRouted ? publisher.acceptedEvents : publisher.acceptedEvents * plan.subscribers
         var lastCount = -1

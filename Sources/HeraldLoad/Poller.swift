@@ -51,13 +51,38 @@ struct Poller: ~Copyable {
     }
 }
 
-/// Where load connections go and where they come from.
-public struct LoadAddress: Sendable, Equatable {
-    public var host: String
-    public var port: Int
-    public init(host: String, port: Int) {
-        self.host = host
-        self.port = port
+/// Output a non-blocking socket did not take yet: kept in order behind what waits, with
+/// the poller asked to report the socket writable until it is all gone.
+struct SocketOutput {
+    private(set) var unsent: [UInt8] = []
+    private var watchingWrites = false
+
+    var isEmpty: Bool { unsent.isEmpty }
+
+    /// Queues `bytes` and writes what the socket takes now.
+    mutating func write(_ bytes: [UInt8], fd: Int32, poller: borrowing Poller, token: Int, reading: Bool) throws(LoadFailure) {
+        unsent.append(contentsOf: bytes)
+        try flush(fd: fd, poller: poller, token: token, reading: reading)
+    }
+
+    /// Writes what waits; `reading` says whether the socket is also watched for input.
+    mutating func flush(fd: Int32, poller: borrowing Poller, token: Int, reading: Bool) throws(LoadFailure) {
+        var written = 0
+        while written < unsent.count {
+            let n = unsent.withUnsafeBytes { send(fd, $0.baseAddress! + written, $0.count - written, Int32(MSG_NOSIGNAL)) }
+            if n > 0 {
+                written += n
+            } else if n < 0, errno == EAGAIN {
+                break
+            } else {
+                throw LoadFailure("write: \(LoadSocket.errnoText())")
+            }
+        }
+        if written == unsent.count { unsent.removeAll(keepingCapacity: true) } else { unsent.removeFirst(written) }
+        let watch = !unsent.isEmpty
+        guard watch != watchingWrites else { return }
+        watchingWrites = watch
+        poller.modify(fd, events: (reading ? Poller.readable : 0) | (watch ? Poller.writable : 0), token: token)
     }
 }
 
@@ -136,29 +161,6 @@ enum LoadSocket {
 public struct LoadFailure: Error, Sendable, CustomStringConvertible {
     public let description: String
     public init(_ description: String) { self.description = description }
-}
-
-/// A POSIX thread (Swift concurrency's pool is the wrong tool for threads that block in
-/// epoll_wait).
-final class LoadThread: @unchecked Sendable {  // `handle` is written in init, read in join
-    private var handle = pthread_t()
-
-    init(_ body: @escaping @Sendable () -> Void) {
-        final class Box {
-            let body: @Sendable () -> Void
-            init(_ body: @escaping @Sendable () -> Void) { self.body = body }
-        }
-        let box = Unmanaged.passRetained(Box(body)).toOpaque()
-        let result = pthread_create(
-            &handle, nil,
-            { argument in
-                Unmanaged<Box>.fromOpaque(argument!).takeRetainedValue().body()
-                return nil
-            }, box)
-        precondition(result == 0, "pthread_create failed")
-    }
-
-    func join() { pthread_join(handle, nil) }
 }
 
 /// The monotonic clock in nanoseconds: the time every `sentAt` and latency is measured in.

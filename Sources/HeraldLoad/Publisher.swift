@@ -15,12 +15,11 @@ final class Publisher: @unchecked Sendable {  // touched by its thread only, unt
     private struct Connection {
         var fd: Int32 = -1
         var input: [UInt8] = []
-        var unsent: [UInt8] = []
+        var output = SocketOutput()
         /// Requests in flight, oldest first: their event counts and send times.
         var inFlight: [(first: Int, events: Int, sentAt: UInt64)] = []
         var head: ResponseHead?
         var chunks: ChunkDecoder?
-        var wantsWrite = false
     }
 
     /// A gateway that answers none of the POSTs in flight for this long ends the run.
@@ -140,37 +139,16 @@ final class Publisher: @unchecked Sendable {  // touched by its thread only, unt
     }
 
     private func write(_ bytes: [UInt8], on k: Int) {
-        let fd = connections[k].fd
-        var written = 0
-        while written < bytes.count {
-            let n = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + written, bytes.count - written, Int32(MSG_NOSIGNAL)) }
-            if n > 0 {
-                written += n
-            } else if n < 0, errno == EAGAIN {
-                break
-            } else {
-                return refuse("publisher write: \(LoadSocket.errnoText())")
-            }
-        }
-        if written < bytes.count {
-            connections[k].unsent.append(contentsOf: bytes[written...])
-            if !connections[k].wantsWrite {
-                connections[k].wantsWrite = true
-                poller.modify(fd, events: Poller.readable | Poller.writable, token: k)
-            }
-        } else if connections[k].wantsWrite, connections[k].unsent.isEmpty {
-            connections[k].wantsWrite = false
-            poller.modify(fd, events: Poller.readable, token: k)
+        do throws(LoadFailure) {
+            try connections[k].output.write(bytes, fd: connections[k].fd, poller: poller, token: k, reading: true)
+        } catch {
+            refuse("publisher \(error)")
         }
     }
 
     /// Reads answers; returns how many POSTs were answered.
     private func service(_ k: Int, events: UInt32) -> Int {
-        if events & Poller.writable != 0, !connections[k].unsent.isEmpty {
-            let pending = connections[k].unsent
-            connections[k].unsent = []
-            write(pending, on: k)
-        }
+        if events & Poller.writable != 0, !connections[k].output.isEmpty { write([], on: k) }
         guard events & (Poller.readable | EPOLLHUP.rawValue | EPOLLERR.rawValue) != 0 else { return 0 }
         let fd = connections[k].fd
         let n = scratch.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }

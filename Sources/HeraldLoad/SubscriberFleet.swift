@@ -42,9 +42,7 @@ struct Subscriber {
     /// A WebSocket message arriving in fragments.
     var fragments: [UInt8] = []
     /// Bytes the socket did not take yet (a handshake, a pong).
-    var unsent: [UInt8] = []
-    /// The poller reports this socket writable (while `unsent` waits).
-    var wantsWrite = false
+    var output = SocketOutput()
     var received = 0
 }
 
@@ -123,11 +121,7 @@ final class SubscriberFleet: @unchecked Sendable {  // state is touched by its t
         default:
             break
         }
-        if events & Poller.writable != 0, !subscribers[token].unsent.isEmpty {
-            let pending = subscribers[token].unsent
-            subscribers[token].unsent = []
-            send(pending, on: token)
-        }
+        if events & Poller.writable != 0, !subscribers[token].output.isEmpty { send([], on: token) }
         guard events & (Poller.readable | EPOLLHUP.rawValue | EPOLLERR.rawValue) != 0 else { return }
         let n = scratch.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
         guard n > 0 else {
@@ -310,27 +304,11 @@ final class SubscriberFleet: @unchecked Sendable {  // state is touched by its t
 
     /// Writes what the socket takes now; the rest waits for EPOLLOUT.
     private func send(_ bytes: [UInt8], on token: Int) {
-        let fd = subscribers[token].fd
-        var written = 0
-        while written < bytes.count {
-            let n = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + written, bytes.count - written, Int32(MSG_NOSIGNAL)) }
-            if n > 0 {
-                written += n
-            } else if n < 0, errno == EAGAIN {
-                break
-            } else {
-                return fail(token, "write: \(LoadSocket.errnoText())")
-            }
-        }
-        if written < bytes.count {
-            subscribers[token].unsent.append(contentsOf: bytes[written...])
-            if !subscribers[token].wantsWrite {
-                subscribers[token].wantsWrite = true
-                poller.modify(fd, events: Poller.readable | Poller.writable, token: token)
-            }
-        } else if subscribers[token].wantsWrite, subscribers[token].unsent.isEmpty {
-            subscribers[token].wantsWrite = false
-            if subscribers[token].phase != .stalled { poller.modify(fd, events: Poller.readable, token: token) }
+        let reading = subscribers[token].phase != .stalled
+        do throws(LoadFailure) {
+            try subscribers[token].output.write(bytes, fd: subscribers[token].fd, poller: poller, token: token, reading: reading)
+        } catch {
+            fail(token, error.description)
         }
     }
 
