@@ -15,13 +15,14 @@ extension Hub {
         accepted.reserveCapacity(events.count)
         let now = clock.now()
         for incoming in events {
-            if incoming.hasExplicitID, let original = dedup.lookup(source: incoming.source, id: incoming.id, now: now) {
+            let identity = incoming.hasExplicitID ? Deduplicator.Key(source: incoming.source, id: incoming.id) : nil
+            if let identity, let original = dedup.lookup(identity, now: now) {
                 accepted.append(.init(id: incoming.id, seq: original, duplicate: true))
                 metrics.duplicates += 1
                 continue
             }
             let event = accept(incoming, tape: tape, body: body, now: now)
-            if incoming.hasExplicitID { dedup.record(source: incoming.source, id: incoming.id, seq: event.seq, now: now) }
+            if let identity { dedup.record(identity, seq: event.seq, now: now) }
             accepted.append(.init(id: incoming.id, seq: event.seq, duplicate: false))
         }
         return accepted
