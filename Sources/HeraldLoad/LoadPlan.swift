@@ -63,6 +63,11 @@ public struct LoadPlan: Sendable {
     /// `n % subscribers` for event `n`. Otherwise every subscriber gets every event.
     public var isRouted: Bool { event.mentions(.subscriber) || publishURL.mentions(.subscriber) }
 
+    /// The `{i}` a subscriber's URL and subscribe message are rendered with: its index,
+    /// and for a stalled one that of a reading subscriber, so that in a routed run stalled
+    /// subscribers are sent events (and overflow) too.
+    func templateIndex(of index: Int) -> Int { index < subscribers || subscribers == 0 ? index : index % subscribers }
+
     /// The subscriber event `n` is for, in a routed run.
     func target(of n: Int) -> Int { subscribers == 0 ? 0 : n % subscribers }
 

@@ -52,7 +52,9 @@ public enum LoadRun {
         report.connectSeconds = connectSeconds
         if plan.idle {
             usleep(1_000_000)  // let the server settle what it allocates per connection
-            report.server = ServerFigures(before: serverBefore, after: ProcessSample(plan.serverPIDs), connections: total)
+            if !plan.serverPIDs.isEmpty {
+                report.server = ServerFigures(before: serverBefore, after: ProcessSample(plan.serverPIDs), connections: total)
+            }
             stopFleets()
             return report
         }
@@ -76,7 +78,9 @@ public enum LoadRun {
         }
         stopFleets()
 
-        report.server = ServerFigures(before: serverBefore, after: ProcessSample(plan.serverPIDs), connections: total)
+        if !plan.serverPIDs.isEmpty {
+            report.server = ServerFigures(before: serverBefore, after: ProcessSample(plan.serverPIDs), connections: total)
+        }
         report.toolCPUSeconds = ProcessSample.ownCPU() - toolBefore
         report.acceptedEvents = publisher.acceptedEvents
         report.refusedPosts = publisher.refusedPosts

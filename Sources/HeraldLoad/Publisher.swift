@@ -65,15 +65,14 @@ final class Publisher: @unchecked Sendable {  // touched by its thread only, unt
                 connections[k].fd = fd
                 poller.add(fd, events: Poller.readable, token: k)
             case .failure(let failure):
-                return refuse("publisher connection: \(failure)")
+                refuse("publisher connection: \(failure)")
             }
         }
         started = monotonicNanoseconds()
         var answered = 0
-        var lastAnswer = started
         while answered < posts, !counters.stop.load(ordering: .relaxed) {
             let now = monotonicNanoseconds()
-            if nextPost > answered, now - lastAnswer > Self.answerTimeout {
+            if let oldest = connections.compactMap({ $0.inFlight.first?.sentAt }).min(), now - oldest > Self.answerTimeout {
                 refuse("no answer to a POST for \(Self.answerTimeout / 1_000_000_000) s")
                 break
             }
@@ -86,7 +85,6 @@ final class Publisher: @unchecked Sendable {  // touched by its thread only, unt
                 send(post: nextPost, on: k)
                 nextPost += 1
             }
-            if plan.rate > 0, nextPost < due { worstLag = max(worstLag, now - dueTime(ofPost: nextPost)) }
             var wait: Int32 = 100
             if plan.rate > 0, nextPost < posts, nextPost >= due {
                 let next = dueTime(ofPost: nextPost)
@@ -100,9 +98,7 @@ final class Publisher: @unchecked Sendable {  // touched by its thread only, unt
                     wait = Int32(min(100, remaining / 1_000_000))
                 }
             }
-            let before = answered
             poller.wait(milliseconds: wait) { token, events in answered += self.service(token, events: events) }
-            if answered > before { lastAnswer = monotonicNanoseconds() }
         }
         finished = monotonicNanoseconds()
         for connection in connections where connection.fd >= 0 { close(connection.fd) }
@@ -110,7 +106,8 @@ final class Publisher: @unchecked Sendable {  // touched by its thread only, unt
 
     /// When event `n` is due (rate runs).
     private func dueTime(ofEvent n: Int) -> UInt64 { started + UInt64(Double(n) * 1e9 / plan.rate) }
-    /// A POST is due when its last event is.
+    /// A POST is due when its last event is; all its events carry that time, so the
+    /// wait for a batch to fill is not counted as the gateway's.
     private func dueTime(ofPost post: Int) -> UInt64 { dueTime(ofEvent: min(plan.events, (post + 1) * plan.batch) - 1) }
     private func duePosts(at now: UInt64) -> Int {
         let dueEvents = Int(Double(now - started) * plan.rate / 1e9) + 1
@@ -121,11 +118,13 @@ final class Publisher: @unchecked Sendable {  // touched by its thread only, unt
         let first = post * plan.batch
         let count = min(plan.batch, plan.events - first)
         let now = monotonicNanoseconds()
+        let due = plan.rate > 0 ? dueTime(ofPost: post) : nil
+        if let due, now > due { worstLag = max(worstLag, now - due) }  // late: no free slot, or this thread ran late
         body.removeAll(keepingCapacity: true)
         if plan.batch > 1 { body.append(UInt8(ascii: "[")) }
         for n in first..<(first + count) {
             if n > first { body.append(UInt8(ascii: ",")) }
-            plan.event.render(i: plan.target(of: n), n: n, sentAt: plan.rate > 0 ? dueTime(ofEvent: n) : now, into: &body)
+            plan.event.render(i: plan.target(of: n), n: n, sentAt: due ?? now, into: &body)
         }
         if plan.batch > 1 { body.append(UInt8(ascii: "]")) }
         let path = SubscriberFleet.hostAndPath(of: plan.publishURL.string(i: plan.target(of: first))).1
@@ -161,6 +160,11 @@ final class Publisher: @unchecked Sendable {  // touched by its thread only, unt
         let now = monotonicNanoseconds()
         var answered = 0
         while let status = nextAnswer(on: k) {
+            if (100..<200).contains(status.code) { continue }  // interim: its request's answer follows
+            guard !connections[k].inFlight.isEmpty else {
+                refuse("publisher: an answer to no request (HTTP \(status.code))")
+                return answered
+            }
             let (first, count, sentAt) = connections[k].inFlight.removeFirst()
             acknowledgements.record(now - sentAt)
             if (200..<300).contains(status.code) {
@@ -183,6 +187,9 @@ final class Publisher: @unchecked Sendable {  // touched by its thread only, unt
             do throws(LoadFailure) {
                 if head == nil {
                     guard let parsed = try ResponseHead.parse(bytes, method: "POST") else { return nil }
+                    if (100..<200).contains(parsed.status) {  // interim (100 Continue): the answer follows
+                        return (parsed.status, "", parsed.length)
+                    }
                     if parsed.framing == .untilClose { throw LoadFailure("an answer without a length: keep-alive impossible") }
                     head = parsed
                     if parsed.framing == .chunked { chunks = ChunkDecoder() }

@@ -167,7 +167,7 @@ final class SubscriberFleet: @unchecked Sendable {  // state is touched by its t
             if head.framing == .chunked { subscribers[token].chunks = ChunkDecoder() }
             if let message = plan.subscribeMessage {
                 var text: [UInt8] = []
-                message.render(i: subscribers[token].index, into: &text)
+                message.render(i: plan.templateIndex(of: subscribers[token].index), into: &text)
                 var frame: [UInt8] = []
                 text.withUnsafeBytes { ServerFrame.appendClientFrame(opcode: ServerFrame.text, payload: $0, to: &frame) }
                 send(frame, on: token)
@@ -245,15 +245,32 @@ final class SubscriberFleet: @unchecked Sendable {  // state is touched by its t
         }
         let used = decoded.withUnsafeBytes { stream -> Int in
             var start = 0
-            while let end = find([10, 10], in: stream, from: start) {
+            while let (end, next) = Self.sseEventEnd(in: stream, from: start) {
                 message(UnsafeRawBufferPointer(rebasing: stream[start..<end]), token: token, now: now, received: &received, gaps: &gaps)
-                start = end + 2
+                start = next
             }
             return start
         }
         decoded.removeFirst(used)
         subscribers[token].decoded = decoded
         return bytes.count
+    }
+
+    /// Where the SSE event starting at `start` ends (a blank line: LF LF, LF CR LF, or
+    /// CR CR), and where the next begins; nil while it is incomplete.
+    static func sseEventEnd(in stream: UnsafeRawBufferPointer, from start: Int) -> (end: Int, next: Int)? {
+        var i = start
+        while i + 1 < stream.count {
+            let byte = stream[i]
+            if byte == 10 {
+                if stream[i + 1] == 10 { return (i, i + 2) }
+                if stream[i + 1] == 13, i + 2 < stream.count, stream[i + 2] == 10 { return (i, i + 3) }
+            } else if byte == 13, stream[i + 1] == 13 {
+                return (i, i + 2)
+            }
+            i += 1
+        }
+        return nil
     }
 
     private func message(_ bytes: UnsafeRawBufferPointer, token: Int, now: UInt64, received: inout Int, gaps: inout Int) {
@@ -313,7 +330,7 @@ final class SubscriberFleet: @unchecked Sendable {  // state is touched by its t
     }
 
     private func appendRequest(for index: Int, to out: inout [UInt8]) {
-        let url = plan.subscribeURL.string(i: index)
+        let url = plan.subscribeURL.string(i: plan.templateIndex(of: index))
         let (host, path) = Self.hostAndPath(of: url)
         var head = "GET \(path) HTTP/1.1\r\nHost: \(host)\r\n"
         switch plan.transport {

@@ -152,6 +152,7 @@ struct ServerFrame: Equatable {
             offset = 4
         } else if length == 127 {
             guard bytes.count >= 10 else { return nil }
+            guard bytes[2] & 0x80 == 0 else { throw LoadFailure("a frame length with the top bit set") }
             length = 0
             for k in 2..<10 { length = length << 8 | Int(bytes[k]) }
             guard length < 1 << 31 else { throw LoadFailure("a frame over 2 GiB") }
@@ -201,13 +202,17 @@ enum MessageKind: Equatable {
                 var k = 2
                 while k < marker.count, bytes[i + k] == marker[k] { k += 1 }
                 if k == marker.count {
-                    var value: UInt64 = 0
                     var j = i + k
+                    while j < bytes.count, bytes[j] == 0x20 { j += 1 }  // "sentAt": 123 (re-serialised)
+                    let digits = j
+                    var value: UInt64 = 0
                     while j < bytes.count, bytes[j] >= 0x30, bytes[j] <= 0x39 {
                         value = value &* 10 &+ UInt64(bytes[j] - 0x30)
                         j += 1
                     }
-                    return .event(sentAt: value)
+                    // Not a plain integer (1.7e15, a string): no latency to take from it.
+                    let ended = j == bytes.count || !".eE".utf8.contains(bytes[j])
+                    return j > digits && ended ? .event(sentAt: value) : .other
                 }
             }
             i -= 1

@@ -40,7 +40,7 @@ struct Bench: ParsableCommand {
     @Option(help: "Subscribers that read everything.")
     var subscribers: Int = 1
 
-    @Option(help: "Extra WebSocket subscribers that never read (they overflow by their policy).")
+    @Option(help: "Extra subscribers that never read (they overflow by their policy); routed, each mirrors a reader's filter.")
     var stalled: Int = 0
 
     @Option(help: "Subscriber transport: ws or sse.")
@@ -125,6 +125,10 @@ struct Bench: ParsableCommand {
         let custom = [subscribeURL, publishURL, event].filter { $0 != nil }.count
         guard custom == 0 || custom == 3 || url != nil else {
             throw ValidationError("--subscribe-url, --publish-url and --event describe another gateway: give all three")
+        }
+        guard !idle || url == nil || !serverPid.isEmpty else {
+            throw ValidationError(
+                "--idle measures the server's memory: give --server-pid (or omit --url to measure the gateway in this process)")
         }
         for line in header where !line.contains(":") {
             throw ValidationError("--header \(line.debugDescription): expected \"Name: value\"")

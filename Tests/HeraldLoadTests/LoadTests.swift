@@ -29,6 +29,9 @@ import Testing
         plan.event = LoadTemplate(#"{"sentAt":{sentAt}}"#)
         plan.sources = 0
         #expect(throws: LoadFailure.self) { try plan.validate() }
+        // Stalled subscribers of a routed run subscribe like a reader, so events reach them.
+        plan.stalled = 3
+        #expect((0..<5).map(plan.templateIndex(of:)) == [0, 1, 0, 1, 0])
     }
 }
 
@@ -96,6 +99,27 @@ import Testing
         let parsed = try #require(try frame.withUnsafeBytes { try ServerFrame.parse($0) })
         #expect(parsed == ServerFrame(fin: true, opcode: ServerFrame.text, payload: 4..<260, length: 260))
         #expect(throws: LoadFailure.self) { try ([0x81, 0x85, 1, 2, 3, 4, 5] as [UInt8]).withUnsafeBytes { try ServerFrame.parse($0) } }
+        #expect(throws: LoadFailure.self) {
+            try ([0x81, 127, 0x80, 0, 0, 0, 0, 0, 0, 1] as [UInt8]).withUnsafeBytes { try ServerFrame.parse($0) }
+        }
+    }
+
+    @Test func sseEventsEndAtABlankLineOfAnyLineEnding() {
+        for (text, events) in [
+            ("data: a\n\ndata: b\n\n", 2), ("data: a\r\n\r\ndata: b\r\n\r\n", 2), ("data: a\r\rdata: b\r\r", 2),
+            ("data: a\r\n", 0), ("data: a\n\ndata: b\r\n", 1),
+        ] {
+            let count = Array(text.utf8).withUnsafeBytes { stream in
+                var start = 0
+                var found = 0
+                while let (_, next) = SubscriberFleet.sseEventEnd(in: stream, from: start) {
+                    found += 1
+                    start = next
+                }
+                return found
+            }
+            #expect(count == events, "\(text.debugDescription)")
+        }
     }
 
     @Test func messagesAreToldApartByByteScans() {
@@ -104,6 +128,9 @@ import Testing
         #expect(kind(#"{"type":"gap","reason":"overflow","from":3,"to":9}"#) == .gap)
         #expect(kind("id: 1:4\nevent: herald.gap\ndata: {\"from\":3}") == .gap)
         #expect(kind(#"{"type":"subscribed","id":"b"}"#) == .other)
+        #expect(kind(#"{"x": 1, "sentAt": 77}"#) == .event(sentAt: 77))  // re-serialised with spaces
+        #expect(kind(#"{"sentAt":1.7e15}"#) == .other)  // not a plain integer: no latency from it
+        #expect(kind(#"{"sentAt":"12"}"#) == .other)
         #expect(kind("") == .other)
     }
 }
