@@ -94,10 +94,10 @@ final class SubscriberFleet: @unchecked Sendable {  // state is touched by its t
 
     private func open(_ token: Int) {
         let source = sources.map { $0[subscribers[token].index % $0.count] }
+        connecting += 1  // until it is ready or failed (`fail` counts it down either way)
         switch LoadSocket.connect(to: address, from: source) {
         case .success(let fd):
             subscribers[token].fd = fd
-            connecting += 1
             poller.add(fd, events: Poller.writable, token: token)
         case .failure(let failure):
             fail(token, failure.description)
