@@ -75,7 +75,7 @@ let package = Package(
         // MARK: - Load generator (`herald bench`: epoll, thousands of subscribers, any gateway by URL templates)
 
         .systemLibrary(name: "CEpoll"),
-        .target(name: "HeraldLoad", dependencies: ["CEpoll", "HeraldClient"]),
+        .target(name: "HeraldLoad", dependencies: ["CEpoll", "HeraldClient", "HeraldCore"]),
 
         // MARK: - Tests
 

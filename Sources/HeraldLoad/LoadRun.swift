@@ -1,4 +1,5 @@
 import HeraldClient
+import HeraldCore
 import Synchronization
 
 #if canImport(Glibc)
@@ -255,8 +256,9 @@ public struct LoadReport: Sendable {
                 "\"server_cpu_s\":\(number(server.cpuSeconds))",
             ]
         }
-        let failureTexts = failures.map { "\"" + jsonEscaped($0) + "\"" }
-        fields.append("\"failures\":[\(failureTexts.joined(separator: ","))]")
+        var failureList: [UInt8] = []
+        JSONWriter.write(.array(failures.map(JSONValue.string)), into: &failureList)
+        fields.append("\"failures\":" + String(decoding: failureList, as: UTF8.self))
         return "{" + fields.joined(separator: ",") + "}"
     }
 
@@ -293,28 +295,4 @@ public struct LoadReport: Sendable {
 extension String {
     /// `value` with one decimal.
     init(format1 value: Double) { self = "\((value * 10).rounded() / 10)" }
-}
-
-func jsonEscaped(_ text: String) -> String {
-    var out = ""
-    for scalar in text.unicodeScalars {
-        switch scalar {
-        case "\"": out += "\\\""
-        case "\\": out += "\\\\"
-        case "\n": out += "\\n"
-        case "\r": out += "\\r"
-        case "\t": out += "\\t"
-        default:
-            if scalar.value < 0x20 {
-                out += "\\u00" + String(scalar.value, radix: 16).leftPadded(to: 2)
-            } else {
-                out.unicodeScalars.append(scalar)
-            }
-        }
-    }
-    return out
-}
-
-extension String {
-    fileprivate func leftPadded(to width: Int) -> String { String(repeating: "0", count: max(0, width - count)) + self }
 }

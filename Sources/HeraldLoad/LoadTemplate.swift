@@ -1,3 +1,5 @@
+import HeraldCore
+
 /// A text with placeholders, rendered once per subscriber or per event without parsing
 /// it again: `{i}` the subscriber's index, `{n}` the event's number, `{sentAt}` the
 /// event's send time (monotonic nanoseconds, the clock latency is measured against).
@@ -55,9 +57,9 @@ public struct LoadTemplate: Sendable, Equatable, CustomStringConvertible {
         for part in parts {
             switch part {
             case .literal(let bytes): out.append(contentsOf: bytes)
-            case .placeholder(.subscriber): appendDecimal(UInt64(i), to: &out)
-            case .placeholder(.number): appendDecimal(UInt64(n), to: &out)
-            case .placeholder(.sentAt): appendDecimal(sentAt, to: &out)
+            case .placeholder(.subscriber): JSONWriter.writeInteger(i, into: &out)
+            case .placeholder(.number): JSONWriter.writeInteger(n, into: &out)
+            case .placeholder(.sentAt): JSONWriter.writeInteger(sentAt, into: &out)
             }
         }
     }
@@ -68,9 +70,4 @@ public struct LoadTemplate: Sendable, Equatable, CustomStringConvertible {
         render(i: i, into: &out)
         return String(decoding: out, as: UTF8.self)
     }
-}
-
-func appendDecimal(_ value: UInt64, to out: inout [UInt8]) {
-    if value >= 10 { appendDecimal(value / 10, to: &out) }
-    out.append(UInt8(ascii: "0") + UInt8(value % 10))
 }

@@ -1,5 +1,6 @@
 import CEpoll
 import HeraldClient
+import HeraldCore
 import Synchronization
 
 #if canImport(Glibc)
@@ -54,9 +55,17 @@ final class Publisher: @unchecked Sendable {  // touched by its thread only, unt
         connections = Array(repeating: Connection(), count: plan.publishers)
         posts = (plan.events + plan.batch - 1) / plan.batch
         acceptedBySubscriber = plan.isRouted ? Array(repeating: 0, count: plan.subscribers) : []
+        let (host, path) = SubscriberFleet.hostAndPath(of: plan.publishURL.string(i: 0))
+        fixedPath = plan.publishURL.mentions(.subscriber) ? nil : Array(path.utf8)
+        var lines = "Host: \(host)\r\n"
+        for (name, value) in plan.publishHeaders { lines += "\(name): \(value)\r\n" }
+        headerLines = Array(lines.utf8)
     }
 
-    private var host: String { SubscriberFleet.hostAndPath(of: plan.publishURL.string(i: 0)).0 }
+    /// What every request head says after its request line (Host, the plan's headers),
+    /// and its path when the URL does not name a subscriber: rendered once, not per POST.
+    private let headerLines: [UInt8]
+    private let fixedPath: [UInt8]?
 
     func run() {
         for k in connections.indices {
@@ -72,7 +81,7 @@ final class Publisher: @unchecked Sendable {  // touched by its thread only, unt
         var answered = 0
         while answered < posts, !counters.stop.load(ordering: .relaxed) {
             let now = monotonicNanoseconds()
-            if let oldest = connections.compactMap({ $0.inFlight.first?.sentAt }).min(), now - oldest > Self.answerTimeout {
+            if let oldest = oldestInFlight, now - oldest > Self.answerTimeout {
                 refuse("no answer to a POST for \(Self.answerTimeout / 1_000_000_000) s")
                 break
             }
@@ -104,6 +113,15 @@ final class Publisher: @unchecked Sendable {  // touched by its thread only, unt
         for connection in connections where connection.fd >= 0 { close(connection.fd) }
     }
 
+    /// When the oldest request still waiting for its answer was sent.
+    private var oldestInFlight: UInt64? {
+        var oldest: UInt64?
+        for connection in connections {
+            if let sent = connection.inFlight.first?.sentAt, sent < oldest ?? .max { oldest = sent }
+        }
+        return oldest
+    }
+
     /// When event `n` is due (rate runs).
     private func dueTime(ofEvent n: Int) -> UInt64 { started + UInt64(Double(n) * 1e9 / plan.rate) }
     /// A POST is due when its last event is; all its events carry that time, so the
@@ -127,11 +145,18 @@ final class Publisher: @unchecked Sendable {  // touched by its thread only, unt
             plan.event.render(i: plan.target(of: n), n: n, sentAt: due ?? now, into: &body)
         }
         if plan.batch > 1 { body.append(UInt8(ascii: "]")) }
-        let path = SubscriberFleet.hostAndPath(of: plan.publishURL.string(i: plan.target(of: first))).1
         request.removeAll(keepingCapacity: true)
-        var head = "POST \(path) HTTP/1.1\r\nHost: \(host)\r\nContent-Length: \(body.count)\r\n"
-        for (name, value) in plan.publishHeaders { head += "\(name): \(value)\r\n" }
-        request.append(contentsOf: (head + "\r\n").utf8)
+        request.append(contentsOf: "POST ".utf8)
+        if let fixedPath {
+            request.append(contentsOf: fixedPath)
+        } else {
+            request.append(contentsOf: SubscriberFleet.hostAndPath(of: plan.publishURL.string(i: plan.target(of: first))).1.utf8)
+        }
+        request.append(contentsOf: " HTTP/1.1\r\n".utf8)
+        request.append(contentsOf: headerLines)
+        request.append(contentsOf: "Content-Length: ".utf8)
+        JSONWriter.writeInteger(body.count, into: &request)
+        request.append(contentsOf: "\r\n\r\n".utf8)
         request.append(contentsOf: body)
         connections[k].inFlight.append((first, count, now))
         write(request, on: k)
