@@ -30,6 +30,13 @@ static const unsigned long long herald_opt_only_raw = LWS_SERVER_OPTION_ONLY_RAW
 /// libev instead of poll(): lws watches each socket through a libev loop that Herald owns
 /// (a "foreign" loop), so a service iteration costs O(ready sockets), not O(open sockets).
 static const unsigned long long herald_opt_libev = LWS_SERVER_OPTION_LIBEV;
+/* accept4 is a GNU extension the headers declare only under _GNU_SOURCE. */
+extern int accept4(int fd, struct sockaddr *address, socklen_t *length, int flags);
+/* Accepts one waiting connection as a non-blocking, close-on-exec socket (-1 and errno when none). */
+static inline int herald_accept(int listener) { return accept4(listener, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC); }
+
+/* A context that listens on nothing: each loop accepts on a socket of its own. */
+static const int herald_port_no_listen_server = CONTEXT_PORT_NO_LISTEN_SERVER;
 
 /// A new libev loop (epoll on Linux), or NULL.
 static inline void *herald_ev_loop_new(void) { return ev_loop_new(EVFLAG_AUTO); }

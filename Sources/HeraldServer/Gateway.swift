@@ -50,30 +50,38 @@ final class Gateway {
     var lastShedWarning: UInt64 = 0
     /// Shutting down: refuse new work, close clients.
     var draining = false
-    /// Connections holding an answer until the log stores what it acknowledges.
+    /// Connections holding an answer until the log stores what it acknowledges (or other
+    /// loops answer).
     var connectionsAwaitingCommit: [Connection] = []
+    /// Every loop of the process (set before the loops start; one loop alone by default).
+    var loops = LoopGroup.single
+    /// Requests waiting for other loops' answers, by query token.
+    var pendingQueries: [UInt64: PendingQuery] = [:]
+    var nextQueryToken: UInt64 = 1
 
     init(
-        config: HeraldConfig, logger: Logger, publicDirectory: String?, log: (any EventLog)? = nil, broker: (any EventBroker)? = nil
+        config: HeraldConfig, logger: Logger, publicDirectory: String?, log: (any EventLog)? = nil, broker: (any EventBroker)? = nil,
+        clientIDs: Hub.ClientIDs = Hub.ClientIDs(), subscriberSecret: [UInt8]?
     ) {
         self.config = config
         self.logger = logger
-        self.hub = Hub(
-            config: config, clock: HubClock(now: MonotonicClock.nanoseconds, unixSeconds: unixSeconds), log: log, broker: broker)
+        self.hub = Hub(config: config, clock: Self.clock, log: log, broker: broker, clientIDs: clientIDs)
         self.publishers = PublisherKeys(config.auth.publisherKeys)
         self.admins = PublisherKeys(config.auth.adminKeys)
         self.publicRoot = publicDirectory.flatMap { Self.realPath($0) }
         self.router = Router.herald
-        if let secret = config.auth.jwtSecret {
-            self.jwtSecret = Array(secret.utf8)
-        } else if config.auth.demo {
-            var random = [UInt8](repeating: 0, count: 32)
-            let ok = random.withUnsafeMutableBufferPointer { herald_random_bytes($0.baseAddress, 32) }
-            precondition(ok == 1, "OpenSSL could not produce random bytes for the demo token secret")
-            self.jwtSecret = random
-        } else {
-            self.jwtSecret = nil
-        }
+        self.jwtSecret = subscriberSecret
+    }
+
+    /// The HS256 secret for subscriber JWTs: `auth.jwtSecret`, or a random one per process
+    /// when only demo tokens need it; nil when JWTs are not accepted.
+    static func subscriberSecret(for config: HeraldConfig) -> [UInt8]? {
+        if let secret = config.auth.jwtSecret { return Array(secret.utf8) }
+        guard config.auth.demo else { return nil }
+        var random = [UInt8](repeating: 0, count: 32)
+        let ok = random.withUnsafeMutableBufferPointer { herald_random_bytes($0.baseAddress, 32) }
+        precondition(ok == 1, "OpenSSL could not produce random bytes for the demo token secret")
+        return random
     }
 
     /// Requests a WRITEABLE callback for every session the Hub woke. Runs after every
@@ -131,7 +139,7 @@ final class Gateway {
     func beginDraining() {
         guard !draining else { return }
         draining = true
-        logger.info("shutting down", metadata: ["clients": "\(hub.sessionCount)"])
+        if loops.index == 0 { logger.info("shutting down", metadata: ["clients": "\(hub.sessionCount)"]) }
         hub.beginDraining()
         for connection in connections.values {
             if case .http = connection.mode, case .awaitingHead = connection.http.phase, !connection.http.headStarted,
@@ -147,6 +155,11 @@ final class Gateway {
     /// True when every streaming client has gone.
     /// True when every streaming client has gone and no answer waits for the log.
     var isDrained: Bool { hub.sessionCount == 0 && connectionsAwaitingCommit.isEmpty }
+}
+
+extension Gateway {
+    /// The Hub's time: monotonic nanoseconds, Unix seconds.
+    static let clock = HubClock(now: MonotonicClock.nanoseconds, unixSeconds: unixSeconds)
 }
 
 /// Monotonic time for latency measurements.

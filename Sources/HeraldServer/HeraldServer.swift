@@ -8,21 +8,26 @@ import Glibc
 
 /// A running Herald gateway: the public face of the server module.
 ///
-/// `HeraldServer` binds the listener when it is created (so a bad address fails at once and
-/// port 0 yields a known port), then serves on a loop thread of its own. `shutdown()` is
-/// graceful: new requests get 503, WebSockets close with 1001, SSE streams end, and the
-/// loop exits within two seconds.
+/// `HeraldServer` binds the listeners when it is created (so a bad address fails at once
+/// and port 0 yields a known port), then serves on its loops' threads: `listen.loops`
+/// loops (one per core by default), each with its own listening socket on the port
+/// (`SO_REUSEPORT`: the kernel spreads new connections over them), its own connections and
+/// its own Hub, clustered on one `LoopSequencer`. `shutdown()` is graceful: new requests
+/// get 503, WebSockets close with 1001, SSE streams end, and the loops exit within two
+/// seconds.
 ///
-/// - Note: `@unchecked Sendable`: the loop is only driven by its own thread; the methods
-///   callable from other threads post to its inbox.
+/// - Note: `@unchecked Sendable`: each loop is only driven by its own thread; the methods
+///   callable from other threads post to the inboxes.
 public final class HeraldServer: @unchecked Sendable {
-    private let loop: ServiceLoop
-    private var thread: pthread_t?
+    private let loops: [ServiceLoop]
+    private var threads: [pthread_t] = []
     /// Set once `run()` or `start()` began serving.
     private let serving = Atomic<Bool>(false)
 
     /// The TCP port the gateway listens on.
-    public var port: Int { loop.port }
+    public var port: Int { loops[0].port }
+    /// The number of loops serving.
+    public var loopCount: Int { loops.count }
     /// The epoch of this gateway's positions (fixed once created: its log's).
     public let epoch: StreamEpoch
 
@@ -39,50 +44,92 @@ public final class HeraldServer: @unchecked Sendable {
             }
         }
         while directory?.hasSuffix("/") == true { directory?.removeLast() }
-        loop = try ServiceLoop(config: config, logger: logger, publicDirectory: directory)
-        epoch = loop.gateway.hub.epoch
+        let count = config.loopCount(cores: Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+        loops = try Self.makeLoops(count, config: config, logger: logger, publicDirectory: directory)
+        epoch = loops[0].gateway.hub.epoch
     }
 
-    /// Serves on the calling thread until `shutdown()` completes.
+    /// Makes `count` loops, each with its listening socket on the port (the kernel's choice
+    /// for port 0). Several loops split the gateway-wide totals of `limits` evenly.
+    private static func makeLoops(
+        _ count: Int, config: HeraldConfig, logger: Logger, publicDirectory: String?
+    ) throws(HeraldError)
+        -> [ServiceLoop]
+    {
+        let (sockets, port) = try ListeningSockets.open(host: config.listen.host, port: config.listen.port, count: count)
+        var perLoop = config
+        perLoop.listen.port = port
+        perLoop.limits.maxQueuedBytesTotal = max(1, config.limits.maxQueuedBytesTotal / count)
+        perLoop.limits.maxPendingInputBytesTotal = max(1, config.limits.maxPendingInputBytesTotal / count)
+        let sequencer = count > 1 ? LoopSequencer(loopCount: count, clock: Gateway.clock, dedup: config.dedup) : nil
+        let secret = Gateway.subscriberSecret(for: config)
+        var loops: [ServiceLoop] = []
+        do throws(HeraldError) {
+            for (index, socket) in sockets.enumerated() {
+                let setup = LoopSetup(index: index, count: count, subscriberSecret: secret, sequencer: sequencer, listener: socket)
+                loops.append(try ServiceLoop(config: perLoop, logger: logger, publicDirectory: publicDirectory, setup: setup))
+            }
+        } catch {
+            for loop in loops { loop.stopUnstarted() }
+            sockets.dropFirst(loops.count).forEach { close($0) }
+            throw error
+        }
+        let inboxes = loops.map(\.inbox)
+        for (index, loop) in loops.enumerated() { loop.gateway.loops = LoopGroup(index: index, inboxes: inboxes) }
+        return loops
+    }
+
+    /// Serves on the calling thread (and one more thread per further loop) until
+    /// `shutdown()` completes.
     public func run() {
         serving.store(true, ordering: .releasing)
-        loop.run()
+        startThreads(for: loops.dropFirst())
+        loops[0].run()
+        while !loops.allSatisfy(\.isStopped) { usleep(10_000) }  // `shutdown()` joins the threads
     }
 
-    /// Serves on a new thread; returns at once.
+    /// Serves on threads of its own; returns at once.
     public func start() {
         serving.store(true, ordering: .releasing)
-        let box = Unmanaged.passRetained(loop)
-        var handle = pthread_t()
-        let result = pthread_create(
-            &handle, nil,
-            { argument in
-                let loop = Unmanaged<ServiceLoop>.fromOpaque(argument!).takeRetainedValue()
-                loop.run()
-                return nil
-            }, box.toOpaque())
-        precondition(result == 0, "could not start the loop thread")
-        thread = handle
+        startThreads(for: loops[...])
     }
 
-    /// Shuts down gracefully and waits until the loop has stopped. Safe from any thread.
+    private func startThreads(for loops: ArraySlice<ServiceLoop>) {
+        for loop in loops {
+            let box = Unmanaged.passRetained(loop)
+            var handle = pthread_t()
+            let result = pthread_create(
+                &handle, nil,
+                { argument in
+                    let loop = Unmanaged<ServiceLoop>.fromOpaque(argument!).takeRetainedValue()
+                    loop.run()
+                    return nil
+                }, box.toOpaque())
+            precondition(result == 0, "could not start a loop thread")
+            threads.append(handle)
+        }
+    }
+
+    private func joinThreads() {
+        for thread in threads { pthread_join(thread, nil) }
+        threads = []
+    }
+
+    /// Shuts down gracefully and waits until every loop has stopped. Safe from any thread.
     public func shutdown() {
         guard serving.load(ordering: .acquiring) else {
-            loop.stopUnstarted()
+            for loop in loops { loop.stopUnstarted() }
             return
         }
-        loop.inbox.post(.shutdown)
-        while !loop.isStopped { usleep(10_000) }
-        if let thread {
-            pthread_join(thread, nil)
-            self.thread = nil
-        }
+        for loop in loops { loop.inbox.post(.shutdown) }
+        while !loops.allSatisfy(\.isStopped) { usleep(10_000) }
+        joinThreads()
     }
 
-    /// Hands work to the loop's Hub from any thread: what a log's writer thread or a
+    /// Hands work to every loop's Hub from any thread: what a log's writer thread or a
     /// broker's reader thread reports (see docs/architecture.md, "Seams").
     public func post(_ message: HubMessage) {
-        loop.inbox.post(.hub(message))
+        for loop in loops { loop.inbox.post(.hub(message)) }
     }
 }
 

@@ -115,10 +115,17 @@ struct Bench: ParsableCommand {
     @Option(help: "storage.fsync for --storage: always, batch or never.")
     var fsync: String = "batch"
 
+    @Option(help: "listen.loops for the in-process gateway (default: one per core; 1 with --storage).")
+    var loops: Int?
+
     func validate() throws {
         guard ["ws", "sse"].contains(transport) else { throw ValidationError("--transport must be ws or sse") }
         guard HeraldConfig.Storage.Fsync(rawValue: fsync) != nil else { throw ValidationError("--fsync must be always, batch or never") }
         guard storage == nil || url == nil else { throw ValidationError("--storage configures the in-process gateway: not with --url") }
+        guard loops == nil || url == nil else { throw ValidationError("--loops configures the in-process gateway: not with --url") }
+        if let loops, !(1...HeraldConfig.Listen.maxLoops).contains(loops) || (loops > 1 && storage != nil) {
+            throw ValidationError("--loops must be in 1...\(HeraldConfig.Listen.maxLoops), and 1 with --storage")
+        }
         guard subscribeNode == nil || url != nil else { throw ValidationError("--subscribe-node needs --url (both nodes of one cluster)") }
         guard duration == nil || (rate > 0 && duration! > 0) else { throw ValidationError("--duration needs a positive --rate") }
         guard events == nil || duration == nil else { throw ValidationError("--events or --duration, not both") }
@@ -232,6 +239,7 @@ struct Bench: ParsableCommand {
         config.auth.publisherKeys = [.init(name: "bench", sha256: HeraldServer.sha256(of: publisherKey))]
         config.storage.path = storage
         config.storage.fsync = HeraldConfig.Storage.Fsync(rawValue: fsync) ?? .batch
+        config.listen.loops = loops
         var logger = Logger(label: "herald.bench")
         logger.logLevel = .warning
         let embedded = try HeraldServer(config: config, logger: logger)

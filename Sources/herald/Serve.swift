@@ -72,6 +72,7 @@ struct Serve: ParsableCommand {
             "herald listening",
             metadata: [
                 "address": "\(settings.listen.host):\(server.port)",
+                "loops": "\(server.loopCount)",
                 "epoch": "\(server.epoch)",
                 "routes": "\(settings.routes.map(\.name))",
                 "publicDirectory": "\(settings.publicDirectory ?? "-")",

@@ -74,6 +74,28 @@ import Glibc
         }
     }
 
+    @Test(arguments: [1, 3]) func stoppingAGatewayClosesEveryListeningSocket(loops: Int) throws {
+        let server = try HeraldServer(config: testConfig { $0.listen.loops = loops }, logger: Logger(label: "test"))
+        #expect(server.loopCount == loops)
+        let port = server.port
+        server.start()
+        #expect(try HTTPClient.request(host: "127.0.0.1", port: port, path: "/healthz").status == 200)
+        server.shutdown()
+        // No socket listens there any more: a plain listener (no SO_REUSEPORT) can bind it.
+        let probe = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(probe) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var on: Int32 = 1
+        setsockopt(probe, SOL_SOCKET, SO_REUSEADDR, &on, socklen_t(MemoryLayout<Int32>.size))
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(probe, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        #expect(bound == 0 && listen(probe, 1) == 0, "the gateway's listening sockets are closed")
+    }
+
     @Test func servesStaticFilesWithTheirTypes() throws {
         let directory = "/tmp/herald-static-\(getpid())"
         mkdir(directory, 0o755)
@@ -101,3 +123,4 @@ import Glibc
         }
     }
 }
+

@@ -29,7 +29,9 @@ import Testing
     }
 
     @Test func eventsPostedFromAnotherThreadReachSubscribers() throws {
-        try withTestServer { server in
+        var config = testConfig()
+        config.listen.loops = 1  // one Hub, whose own sequence continues after what it received
+        try withTestServer(config) { server in
             let ws = try server.webSocket()
             try ws.send(json: #"{"op":"subscribe","id":"s","filter":{"type":["chat"]}}"#)
             guard case .string(let text) = try ws.receiveJSON()["epoch"], let epoch = StreamEpoch(text) else {

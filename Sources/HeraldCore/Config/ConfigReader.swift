@@ -78,6 +78,12 @@ struct ConfigReader {
             default: break
             }
         }
+        if let loops = config.listen.loops, loops > 1, config.needsSingleLoop {
+            fail(
+                "$.listen.loops",
+                "must be 1 (or left out) with storage.path or cluster.redis: the file log and the cluster's Redis connections are served by one loop"
+            )
+        }
         if config.cluster.redis != nil, config.storage.path != nil {
             fail(
                 "$.cluster.redis",
@@ -87,7 +93,7 @@ struct ConfigReader {
     }
 
     private mutating func readListen(_ value: JSONValue, _ path: String, into listen: inout HeraldConfig.Listen) {
-        for member in object(value, path, allowed: ["host", "port", "eventLibrary"]) {
+        for member in object(value, path, allowed: ["host", "port", "eventLibrary", "loops"]) {
             let p = "\(path).\(member.key)"
             if member.key == "eventLibrary", let s = string(member.value, p) {
                 if let library = HeraldConfig.Listen.EventLibrary(rawValue: s) {
@@ -100,6 +106,13 @@ struct ConfigReader {
                 if s.isEmpty { fail(p, "must not be empty") } else { listen.host = s }
             }
             if member.key == "port", let n = int(member.value, p, in: 0...65535) { listen.port = n }
+            if member.key == "loops" {
+                if case .null = member.value {
+                    listen.loops = nil  // one per core
+                } else if let n = int(member.value, p, in: 1...HeraldConfig.Listen.maxLoops) {
+                    listen.loops = n
+                }
+            }
         }
     }
 

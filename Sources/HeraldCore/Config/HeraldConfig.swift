@@ -16,7 +16,26 @@ public struct HeraldConfig: Sendable {
             case libev
         }
         public var eventLibrary = EventLibrary.libev
+        /// Loops, each on a thread of its own with its own listening socket on the port
+        /// (`SO_REUSEPORT`): nil means one per core (one with `storage.path` or
+        /// `cluster.redis`, which a single loop serves for now).
+        public var loops: Int?
+        /// Most loops config accepts.
+        public static let maxLoops = 64
+
+        /// The loops to run on a machine with `cores` cores.
+        public func loopCount(cores: Int, singleLoopStorage: Bool) -> Int {
+            if let loops { return loops }
+            return singleLoopStorage ? 1 : max(1, min(cores, Self.maxLoops))
+        }
     }
+
+    /// Whether events are stored somewhere a single loop must own (a file log, the
+    /// cluster's Redis connections): such a gateway runs one loop.
+    public var needsSingleLoop: Bool { storage.path != nil || cluster.redis != nil }
+
+    /// The number of loops to run on a machine with `cores` cores.
+    public func loopCount(cores: Int) -> Int { listen.loopCount(cores: cores, singleLoopStorage: needsSingleLoop) }
 
     /// A publisher key, kept only as its SHA-256 digest.
     public struct PublisherKey: Sendable, Equatable {

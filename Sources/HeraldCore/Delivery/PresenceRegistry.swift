@@ -42,6 +42,8 @@ public struct PresenceRegistry: Sendable {
     public init() {}
 
     public var groupCount: Int { groups.count }
+    /// The groups with at least one member.
+    public var groupNames: Dictionary<String, [Member]>.Keys { groups.keys }
     public var memberCount: Int { groups.values.reduce(0) { $0 + $1.count } }
 
     public func members(of group: String) -> [Member] { groups[group] ?? [] }

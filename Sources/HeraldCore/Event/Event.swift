@@ -1,3 +1,5 @@
+import Synchronization
+
 /// An accepted event: immutable, sequenced, and encoded once for every transport.
 ///
 /// Herald's fan-out cost per client must be a queue slot and a socket write, never a
@@ -23,6 +25,9 @@ public final class Event: @unchecked Sendable {
     /// Hashes of the values at the gateway's coalesce-key paths (nil: no such field), for
     /// the `coalesce` overflow policy. Indexed by the gateway's coalesce slot.
     public let coalesceKeys: [UInt64?]
+    /// The routes this event matched a subscription of on any loop (several loops match
+    /// it each against its own subscriptions); nil with one loop.
+    public let routeTally: RouteTally?
 
     private let storage: UnsafeMutableRawBufferPointer
     private let sseLength: Int
@@ -36,10 +41,11 @@ public final class Event: @unchecked Sendable {
     /// - Parameter json: the event as compact JSON (one line, no insignificant whitespace).
     public init(
         epoch: StreamEpoch, seq: UInt64, id: String, source: String, type: String, acceptedAt: UInt64, json: UnsafeRawBufferPointer,
-        coalesceKeys: [UInt64?] = []
+        coalesceKeys: [UInt64?] = [], routeTally: RouteTally? = nil
     ) {
         self.seq = seq
         self.coalesceKeys = coalesceKeys
+        self.routeTally = routeTally
         self.id = id
         self.source = source
         self.type = type
@@ -122,4 +128,21 @@ public final class Event: @unchecked Sendable {
 
     /// The event JSON as a String (tests and cold paths).
     public var jsonText: String { String(decoding: json, as: UTF8.self) }
+}
+
+/// Which routes an event matched on any loop, so that `herald_route_matched_total` counts
+/// an event once per route however many loops matched it: the first loop to mark a route
+/// counts it. One relaxed atomic OR per matched route per loop.
+public final class RouteTally: Sendable {
+    private let low = Atomic<UInt64>(0)
+    private let high = Atomic<UInt64>(0)
+
+    public init() {}
+
+    /// Marks `route`; true when no loop had marked it before.
+    public func mark(_ route: Int) -> Bool {
+        let bit: UInt64 = 1 << UInt64(route % 64)
+        let old = route < 64 ? low.bitwiseOr(bit, ordering: .relaxed).oldValue : high.bitwiseOr(bit, ordering: .relaxed).oldValue
+        return old & bit == 0
+    }
 }

@@ -22,6 +22,15 @@ public protocol EventBroker: AnyObject, Sendable {
     func presenceChanged()
     /// Writes this node's members into the shared store again (after it lost them).
     func restore(_ members: [(group: String, member: PresenceRegistry.Member)])
+    /// Where events are stored, as messages name it.
+    var storageName: String { get }
+    /// Whether a member of the shared list is this node's (its own registry decides those).
+    func isOwn(_ member: PresenceRegistry.Member) -> Bool
+}
+
+extension EventBroker {
+    public var storageName: String { "the cluster's stream" }
+    public func isOwn(_ member: PresenceRegistry.Member) -> Bool { member.node == node }
 }
 
 /// A presence change that goes to the shared store with the event announcing it.

@@ -34,7 +34,7 @@ extension Hub {
     public var isClustered: Bool { broker != nil }
 
     /// Where events are stored, as messages name it.
-    public var storageName: String { isClustered ? "the cluster's stream" : "the event log" }
+    public var storageName: String { broker?.storageName ?? "the event log" }
 
     /// Hands validated, authorized events to the broker and returns the ticket its answer
     /// will carry (see `Answer` for who gets it). Nothing is delivered here: the events
@@ -189,6 +189,6 @@ extension Hub {
         let keys = coalescePaths.map { $0.valueHash(in: replayTape, node: 0, bytes: event.json) }
         return Event(
             epoch: log.epoch, seq: event.seq, id: event.id, source: event.source, type: event.type, acceptedAt: event.acceptedAt,
-            json: event.json, coalesceKeys: keys)
+            json: event.json, coalesceKeys: keys, routeTally: event.routeTally)
     }
 }

@@ -68,7 +68,7 @@ extension Hub {
         guard let broker, let shared = broker.members(of: group, fresh: fresh) else { return local }
         let localIDs = Set(local.map(\.id))
         let sharedIDs = Set(shared.map(\.id))
-        return shared.filter { $0.node != broker.node || localIDs.contains($0.id) } + local.filter { !sharedIDs.contains($0.id) }
+        return shared.filter { !broker.isOwn($0) || localIDs.contains($0.id) } + local.filter { !sharedIDs.contains($0.id) }
     }
 
     /// A leave needs no permission: the member is going either way.

@@ -98,7 +98,9 @@ extension Hub {
             guard session.catchUp == nil else { continue }
             deliver(event, subscriptions: match.subscriptions, to: session)
         }
-        matchedRoutes.forEach { metrics.routes[$0].matched += 1 }
+        matchedRoutes.forEach { route in
+            if event.routeTally?.mark(route) ?? true { metrics.routes[route].matched += 1 }
+        }
         if queuedBytesTotal > config.limits.maxQueuedBytesTotal { shedLargestQueues() }
     }
 

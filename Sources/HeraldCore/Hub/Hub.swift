@@ -37,7 +37,24 @@ public final class Hub {
     public private(set) var sessions: [Session?] = []
     private var freeIndices: [Int] = []
     public private(set) var sessionCount = 0
-    private var nextClientID: UInt64 = 1
+    private var nextClientID: UInt64
+    private let clientIDs: ClientIDs
+
+    /// The client ids a Hub hands out: `first`, `first + stride`, … With several loops
+    /// each loop's Hub takes every `stride`-th id (loop `i` starts at `i + 1`), so an id
+    /// names one client in the whole process and tells which loop holds it.
+    public struct ClientIDs: Sendable {
+        public var first: UInt64
+        public var stride: UInt64
+        public init(first: UInt64 = 1, stride: UInt64 = 1) {
+            self.first = first
+            self.stride = stride
+        }
+        /// The ids of loop `index` of `count`.
+        public static func loop(_ index: Int, of count: Int) -> ClientIDs { ClientIDs(first: UInt64(index) + 1, stride: UInt64(count)) }
+        /// The loop (of `count`) whose Hub gave out `id`.
+        public static func loop(of id: UInt64, count: Int) -> Int { Int((id &- 1) % UInt64(count)) }
+    }
 
     /// Bytes queued for all sessions together (bounded by `limits.maxQueuedBytesTotal`).
     /// Changed only in `changeQueue`, so it is always the sum of the queues.
@@ -74,8 +91,13 @@ public final class Hub {
     var submissions: [UInt64: Submitted] = [:]
     var nextTicket: UInt64 = 1
 
-    public init(config: HeraldConfig, clock: HubClock, log: (any EventLog)? = nil, broker: (any EventBroker)? = nil) {
+    public init(
+        config: HeraldConfig, clock: HubClock, log: (any EventLog)? = nil, broker: (any EventBroker)? = nil,
+        clientIDs: ClientIDs = ClientIDs()
+    ) {
         self.config = config
+        self.clientIDs = clientIDs
+        self.nextClientID = clientIDs.first
         self.clock = clock
         self.log = log ?? InMemoryEventLog(limits: config.history)
         self.broker = broker
@@ -119,7 +141,7 @@ public final class Hub {
         let session = Session(
             id: nextClientID, index: index, transport: transport, remote: remote, credentials: credentials,
             queue: ClientQueue(limits: limits, coalesceSlot: coalesceSlot, transport: transport), maxSlots: slots, now: clock.now())
-        nextClientID += 1
+        nextClientID += clientIDs.stride
         if index == sessions.count { sessions.append(session) } else { sessions[index] = session }
         sessionCount += 1
         return session

@@ -55,6 +55,32 @@ public struct GatewayMetrics: Sendable {
     /// Index of the ad-hoc ("") route entry.
     public var adHocRoute: Int { routes.count - 1 }
 
+    /// Adds another loop's figures: the gateway's are the sum over its loops. (A route's
+    /// `matched` then counts an event once per loop where it matched a subscription.)
+    public mutating func add(_ other: GatewayMetrics) {
+        accepted += other.accepted
+        duplicates += other.duplicates
+        rejected.merge(other.rejected, uniquingKeysWith: +)
+        ingestBytes += other.ingestBytes
+        delivered.add(other.delivered)
+        droppedOverflow += other.droppedOverflow
+        droppedCoalesced += other.droppedCoalesced
+        disconnectedOverflow += other.disconnectedOverflow
+        expiredGaps += other.expiredGaps
+        resetGaps += other.resetGaps
+        storageFailures += other.storageFailures
+        storageRefusals += other.storageRefusals
+        replayed.add(other.replayed)
+        deliveryLatency.add(other.deliveryLatency)
+        matchDuration.add(other.matchDuration)
+        for (index, route) in other.routes.enumerated() where routes.indices.contains(index) {
+            routes[index].matched += route.matched
+            routes[index].delivered += route.delivered
+            routes[index].dropped += route.dropped
+            routes[index].latency.add(route.latency)
+        }
+    }
+
     public var deliveredTotal: UInt64 { delivered.sum }
     public var dropped: UInt64 { droppedOverflow + droppedCoalesced }
     public var rejectedTotal: UInt64 { rejected.values.reduce(0, +) }
@@ -102,20 +128,45 @@ public struct StatsWindow: Sendable {
         while snapshots.count > 70 { snapshots.removeFirst() }
     }
 
-    /// Rates over the last `seconds` ending at `current`.
-    public func rates(over seconds: Int, current: Snapshot) -> Rates {
+    /// What happened over one window: rates and the latencies sampled in it. Several
+    /// loops' windows add up (rates add, latencies merge) before quantiles are read.
+    public struct Window: Sendable {
+        public var seconds: Double
+        public var eventsIn: Double
+        public var deliveries: Double
+        public var drops: Double
+        public var latency: Histogram
+
+        public mutating func add(_ other: Window) {
+            seconds = max(seconds, other.seconds)
+            eventsIn += other.eventsIn
+            deliveries += other.deliveries
+            drops += other.drops
+            latency.add(other.latency)
+        }
+
+        public var rates: Rates {
+            Rates(
+                seconds: seconds, eventsIn: eventsIn, deliveries: deliveries, drops: drops, latencyP50: latency.quantile(0.5),
+                latencyP99: latency.quantile(0.99))
+        }
+    }
+
+    /// The window of the last `seconds` ending at `current`.
+    public func window(over seconds: Int, current: Snapshot) -> Window {
         let window = UInt64(seconds) * 1_000_000_000
         let base = snapshots.last(where: { current.at - $0.at >= window }) ?? snapshots.first ?? current
         let elapsed = max(Double(current.at - base.at) / 1e9, 0.001)
-        let latency = current.latency.subtracting(base.latency)
-        return Rates(
+        return Window(
             seconds: elapsed,
             eventsIn: Double(current.accepted - base.accepted) / elapsed,
             deliveries: Double(current.delivered - base.delivered) / elapsed,
             drops: Double(current.dropped - base.dropped) / elapsed,
-            latencyP50: latency.quantile(0.5),
-            latencyP99: latency.quantile(0.99))
+            latency: current.latency.subtracting(base.latency))
     }
+
+    /// Rates over the last `seconds` ending at `current`.
+    public func rates(over seconds: Int, current: Snapshot) -> Rates { window(over: seconds, current: current).rates }
 }
 
 /// One value per transport, indexed by `TransportKind`: counters that follow the closed
@@ -133,4 +184,8 @@ public struct PerTransport<Value: Sendable>: Sendable {
 
 extension PerTransport where Value == UInt64 {
     public var sum: UInt64 { values.reduce(0, +) }
+
+    public mutating func add(_ other: PerTransport<UInt64>) {
+        for i in values.indices { values[i] += other.values[i] }
+    }
 }

@@ -70,7 +70,11 @@ extension Gateway {
         if case .http = connection.mode {
             if connection.http.listedAwaitingCommit { connectionsAwaitingCommit.removeAll { $0 === connection } }
             // Listed or not (a connection with full output is not), its submission goes with it.
-            if case .awaitingCommit(_, .sequencing(let ticket)) = connection.http.phase { hub.forgetSubmission(ticket) }
+            switch connection.http.phase {
+            case .awaitingCommit(_, .sequencing(let ticket)): hub.forgetSubmission(ticket)
+            case .awaitingCommit(_, .gathering(let token)): pendingQueries[token] = nil
+            default: break
+            }
         }
         closedSinceTrim += 1
         lastClosedAt = MonotonicClock.nanoseconds()
@@ -228,6 +232,13 @@ extension Gateway {
             connection.output.append(head)
             attach(transport, to: connection)
             if !connection.input.isEmpty { transport.received(on: connection, in: self) }
+        case .held(let held):
+            if request.head.bodyFraming == .none {
+                connection.http.phase = .awaitingCommit(request, held)
+            } else {
+                if case .gathering(let token) = held { pendingQueries[token] = nil }
+                respondAndClose(connection, errorResponse(HeraldError(.badRequest, "\(request.head.path) takes no request body")))
+            }
         }
     }
 
@@ -421,7 +432,16 @@ extension Gateway {
     /// The 503 for a held answer storage did not make in time (a stored one, only waiting
     /// behind unread output, gets its own answer instead).
     private func storageTimeout(_ held: HeldAnswer) -> HTTPServerResponse {
-        if case .sequencing(let ticket) = held { hub.forgetSubmission(ticket) }
+        switch held {
+        case .sequencing(let ticket):
+            hub.forgetSubmission(ticket)
+        case .gathering(let token):
+            pendingQueries[token] = nil
+            let error = HeraldError(.overloaded, "the gateway's loops did not answer within \(config.limits.storageTimeoutSeconds) s")
+            return errorResponse(error, fields: [("retry-after", "1")])
+        case .commit:
+            break
+        }
         hub.metrics.rejected[HeraldError.Code.storageUnavailable.rawValue, default: 0] += 1
         let error = HeraldError(
             .storageUnavailable,

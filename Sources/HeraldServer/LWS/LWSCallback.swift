@@ -24,6 +24,9 @@ func heraldCallback(
     case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
         loop.drainInbox()
         return 0
+    case LWS_CALLBACK_RAW_RX_FILE:  // the one file a loop watches: its listening socket
+        loop.acceptConnections()
+        return 0
     case LWS_CALLBACK_RAW_ADOPT:
         let connection = gateway.opened(Socket(wsi: wsi))
         lws_set_opaque_user_data(wsi, Unmanaged.passRetained(connection).toOpaque())

@@ -11,10 +11,27 @@ import Glibc
 
 let lwsLogger = Logger(label: "herald.lws")
 
-/// What other threads hand a loop: work for its Hub, or the request to shut down.
+/// What other threads hand a loop: work for its Hub, another loop's query or answer, or
+/// the request to shut down.
 enum LoopMessage: Sendable {
     case hub(HubMessage)
+    /// Loop `from` asks for this loop's part of a request (`Gateway.ask`).
+    case ask(LoopQuery, token: UInt64, from: Int)
+    /// The answer to this loop's query `token`.
+    case answered(LoopAnswer, token: UInt64)
     case shutdown
+}
+
+/// Where one loop stands among the process's loops, and what the loops share.
+struct LoopSetup {
+    var index = 0
+    var count = 1
+    /// The HS256 secret for subscriber JWTs (`Gateway.subscriberSecret`), one for all loops.
+    var subscriberSecret: [UInt8]?
+    /// The loops' shared sequencer (nil for one loop).
+    var sequencer: LoopSequencer?
+    /// This loop's listening socket (`ListeningSockets`); the loop's context owns it.
+    var listener: Int32
 }
 
 /// One libwebsockets context and the thread that services it.
@@ -45,12 +62,26 @@ final class ServiceLoop: @unchecked Sendable {
     /// The cluster's stream (`cluster.redis`), or nil for a single node.
     private let broker: RedisStreamBroker?
     /// The port the listener is bound to (the kernel's choice when config asked for 0).
-    private(set) var port: Int
+    let port: Int
+    /// The listening socket, and lws' handle on it while the context lives.
+    private let listener: Int32
+    private var listenerWatch: OpaquePointer?
+    private var vhost: OpaquePointer?
+    /// Accepting paused because the process ran out of descriptors (resumed at the tick).
+    private var acceptingPaused = false
+    private var lastAcceptWarning: UInt64 = 0
+    /// Whether lws owns the listening socket (else the loop closes it when it stops).
+    private var listenerHandedOver = false
 
-    init(config: HeraldConfig, logger: Logger, publicDirectory: String?) throws(HeraldError) {
+    init(config: HeraldConfig, logger: Logger, publicDirectory: String?, setup: LoopSetup) throws(HeraldError) {
         let inbox = Inbox<LoopMessage>(wake: { [waker] in waker.wake() })
         self.inbox = inbox
         var log: (any EventLog)?
+        var broker: (any EventBroker)?
+        if let sequencer = setup.sequencer {
+            log = InMemoryEventLog(limits: config.history, epoch: sequencer.epoch)
+            broker = sequencer.attach(loop: setup.index) { inbox.post(.hub($0)) }
+        }
         if config.storage.path != nil {
             let file = try FileEventLog(
                 settings: config.storage, history: config.history, dedup: config.dedup,
@@ -65,14 +96,17 @@ final class ServiceLoop: @unchecked Sendable {
                 ])
             log = file
         }
-        var broker: RedisStreamBroker?
+        var cluster: RedisStreamBroker?
         if config.cluster.redis != nil {
             let joined = try Self.joinCluster(config: config, inbox: inbox, logger: logger)
+            cluster = joined.broker
             broker = joined.broker
             log = joined.log
         }
-        self.broker = broker
-        gateway = Gateway(config: config, logger: logger, publicDirectory: publicDirectory, log: log, broker: broker)
+        self.broker = cluster
+        gateway = Gateway(
+            config: config, logger: logger, publicDirectory: publicDirectory, log: log, broker: broker,
+            clientIDs: .loop(setup.index, of: setup.count), subscriberSecret: setup.subscriberSecret)
         lws_set_log_level(Socket.logMask(config.log.lwsLevel), heraldLWSLog)
 
         let protocolName = strdup("herald")!
@@ -88,8 +122,7 @@ final class ServiceLoop: @unchecked Sendable {
         protocols[0].callback = heraldCallback
 
         var info = lws_context_creation_info()
-        info.port = Int32(config.listen.port)
-        info.iface = config.listen.host == "0.0.0.0" || config.listen.host == "*" ? nil : UnsafePointer(host)
+        info.port = herald_port_no_listen_server  // the loop accepts on its own socket
         info.protocols = UnsafePointer(protocols)
         info.vhost_name = UnsafePointer(vhostName)
         info.pt_serv_buf_size = 65536
@@ -105,11 +138,12 @@ final class ServiceLoop: @unchecked Sendable {
         }
         if config.listen.host.contains(".") && config.listen.host != "::" { info.options |= herald_opt_disable_ipv6 }
         port = config.listen.port
+        listener = setup.listener
         // The context keeps this pointer as its user data; the loop outlives the context.
         info.user = Unmanaged.passUnretained(self).toOpaque()
         guard let created = lws_create_context(&info) else {
             // `deinit` runs for a fully initialised object and frees the C structures.
-            throw HeraldError(.io, "could not listen on \(config.listen.host):\(config.listen.port) (address in use or not available)")
+            throw HeraldError(.io, "libwebsockets could not make a context for \(config.listen.host):\(config.listen.port)")
         }
         context = created
         waker.context.withLock { $0 = ContextWaker.Handle(pointer: created) }
@@ -118,11 +152,20 @@ final class ServiceLoop: @unchecked Sendable {
         ticker.pointee.owner = Unmanaged.passUnretained(self).toOpaque()
         ticker.pointee.fire = { owner in
             guard let owner else { return }
-            Unmanaged<ServiceLoop>.fromOpaque(owner).takeUnretainedValue().gateway.tick()
+            let loop = Unmanaged<ServiceLoop>.fromOpaque(owner).takeUnretainedValue()
+            loop.resumeAccepting()
+            loop.gateway.tick()
         }
         herald_ticker_start(ticker)
-        if let vhost = lws_get_vhost_by_name(created, "herald") { port = Int(lws_get_vhost_listen_port(vhost)) }
-        broker?.start()  // what it posts waits in the inbox until the loop runs
+        guard let vhost = lws_get_vhost_by_name(created, "herald") else { throw HeraldError(.io, "libwebsockets made no vhost") }
+        self.vhost = vhost
+        var descriptor = lws_sock_file_fd_type()
+        descriptor.filefd = listener
+        // Watched like any socket of the context; from here lws closes it (on failure too).
+        listenerWatch = lws_adopt_descriptor_vhost(vhost, LWS_ADOPT_RAW_FILE_DESC, descriptor, protocolName, nil)
+        listenerHandedOver = true
+        guard listenerWatch != nil else { throw HeraldError(.io, "libwebsockets could not watch the listening socket") }
+        cluster?.start()  // what it posts waits in the inbox until the loop runs
     }
 
     /// Connects to the cluster's stream and fills history with its newest events (the
@@ -181,6 +224,10 @@ final class ServiceLoop: @unchecked Sendable {
         waker.context.withLock { wakeable in
             stopped.store(true, ordering: .releasing)
             wakeable = nil
+            if !listenerHandedOver {
+                listenerHandedOver = true
+                close(listener)
+            }
             guard let context else { return }
             herald_ticker_stop(ticker)
             lws_context_destroy(context)
@@ -194,6 +241,48 @@ final class ServiceLoop: @unchecked Sendable {
     }
 
     var isStopped: Bool { stopped.load(ordering: .acquiring) }
+
+    /// The listening socket is readable: accepts what waits (at most 256 at a time, so a
+    /// connection storm cannot starve the loop) and hands each connection to lws, which
+    /// calls `RAW_ADOPT` for it on this thread.
+    func acceptConnections() {
+        guard let vhost else { return }
+        for _ in 0..<256 {
+            let socket = herald_accept(listener)
+            guard socket >= 0 else {
+                switch errno {
+                case EINTR, ECONNABORTED, EPROTO: continue
+                case EMFILE, ENFILE, ENOBUFS, ENOMEM: pauseAccepting(reason: String(cString: strerror(errno)))
+                default: break  // EAGAIN: nothing more waits
+                }
+                return
+            }
+            var descriptor = lws_sock_file_fd_type()
+            descriptor.sockfd = socket
+            _ = lws_adopt_descriptor_vhost(vhost, LWS_ADOPT_SOCKET, descriptor, retainedStrings[0], nil)  // closes it on failure
+        }
+    }
+
+    /// Out of descriptors: the waiting connection stays in the kernel's backlog and the
+    /// socket stays readable, so watching it would spin; it is watched again at the tick.
+    private func pauseAccepting(reason: String) {
+        guard let listenerWatch, !acceptingPaused else { return }
+        acceptingPaused = true
+        lws_rx_flow_control(listenerWatch, 0)
+        let now = MonotonicClock.nanoseconds()
+        if now &- lastAcceptWarning > 10_000_000_000 {
+            lastAcceptWarning = now
+            gateway.logger.warning(
+                "cannot accept connections: \(reason); new connections wait until descriptors are free",
+                metadata: ["open": "\(gateway.connections.count)"])
+        }
+    }
+
+    fileprivate func resumeAccepting() {
+        guard acceptingPaused, let listenerWatch else { return }
+        acceptingPaused = false
+        lws_rx_flow_control(listenerWatch, 1)
+    }
 
     /// Stops a loop that never ran (nothing is serviced, so nothing needs draining).
     func stopUnstarted() {
@@ -217,6 +306,10 @@ final class ServiceLoop: @unchecked Sendable {
                 default:
                     break
                 }
+            case .ask(let query, let token, let from):
+                gateway.loops.inboxes[from].post(.answered(gateway.answer(query), token: token))
+            case .answered(let answer, let token):
+                gateway.collect(answer, token: token)
             case .shutdown where !gateway.draining:
                 drainDeadline = MonotonicClock.nanoseconds() + 1_500_000_000
                 gateway.beginDraining()

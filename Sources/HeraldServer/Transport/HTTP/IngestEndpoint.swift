@@ -127,6 +127,8 @@ extension Gateway {
             if hub.committedThrough >= position { return response }
             guard let refusal = storageFailedError() else { return nil }
             return errorResponse(refusal, fields: [("retry-after", "5")])
+        case .gathering(let token):
+            return gatheredAnswer(token)
         case .sequencing(let ticket):
             switch hub.takeSequencingResult(ticket) {
             case nil:

@@ -31,18 +31,30 @@ struct ExplainEndpoint: Endpoint {
 struct MatcherBody: BodyHandler {
     var query: MatcherQuery
     func answer(_ request: Request, gateway: Gateway) -> BodyAnswer {
-        .now(response(request, gateway: gateway))
-    }
-
-    private func response(_ request: Request, gateway: Gateway) -> HTTPServerResponse {
         gateway.answerMatcherRequest(query, body: request.body)
+    }
+}
+
+/// One loop's part of an explanation: its recipients, and the client's subscriptions if
+/// the client is on this loop. The loops' parts add up to the gateway's answer.
+struct ExplainPart: Sendable {
+    var recipients = 0
+    /// Subscriptions per route index and transport.
+    var perRoute: [PerTransport<UInt64>]
+    /// The named client's subscription rows, from the loop that holds it.
+    var client: [JSONValue]?
+
+    mutating func add(_ other: ExplainPart) {
+        recipients += other.recipients
+        for index in perRoute.indices where other.perRoute.indices.contains(index) { perRoute[index].add(other.perRoute[index]) }
+        client = client ?? other.client
     }
 }
 
 extension Gateway {
     /// Answers `POST /v1/patterns/test` and `POST /v1/routes/explain`. The event is
     /// matched as sent (its own bytes), exactly as an ingested event would be.
-    func answerMatcherRequest(_ query: MatcherQuery, body: [UInt8]) -> HTTPServerResponse {
+    func answerMatcherRequest(_ query: MatcherQuery, body: [UInt8]) -> BodyAnswer {
         do throws(HeraldError) {
             let limits = JSONLimits(maxDepth: config.limits.maxJSONDepth)
             let tape = try JSONScanner.scan(body, limits: limits)
@@ -67,7 +79,7 @@ extension Gateway {
                     throw HeraldError(.invalidPattern, error.message, path: "$.pattern" + (error.path.map { String($0.dropFirst()) } ?? ""))
                 }
                 let matched = body.withUnsafeBytes { pattern.matches(EventView(tape: tape, node: eventNode, bytes: $0)) }
-                return json(200, Array((matched ? #"{"match":true}"# : #"{"match":false}"#).utf8))
+                return .now(json(200, Array((matched ? #"{"match":true}"# : #"{"match":false}"#).utf8)))
             case .explainRoutes:
                 var clientID: UInt64?
                 if let value = request["client"], value != .null {
@@ -76,45 +88,65 @@ extension Gateway {
                     }
                     clientID = UInt64(n)
                 }
-                let answer = body.withUnsafeBytes { explain(EventView(tape: tape, node: eventNode, bytes: $0), client: clientID) }
-                guard let answer else { throw HeraldError(.notFound, "no client \(clientID ?? 0)", path: "$.client") }
-                var out: [UInt8] = []
-                JSONWriter.write(answer, into: &out)
-                return json(200, out)
+                let own = body.withUnsafeBytes { explainPart(EventView(tape: tape, node: eventNode, bytes: $0), client: clientID) }
+                return .held(
+                    ask(.explain(body: body, client: clientID), of: loops.others) { gateway, answers in
+                        var all = own
+                        for case .explained(let part) in answers { all.add(part) }
+                        return gateway.explanation(all, client: clientID)
+                    })
             }
         } catch {
-            return errorResponse(error)
+            return .now(errorResponse(error))
         }
     }
 
-    /// How many live subscriptions, per route and transport, would receive `event`; and for
-    /// one client, which of its subscriptions match and, for those that do not, the first
-    /// pattern field that decided. Nil when `client` names no client.
-    private func explain(_ event: EventView, client: UInt64?) -> JSONValue? {
+    /// The answer to an explain request from every loop's part.
+    private func explanation(_ part: ExplainPart, client: UInt64?) -> HTTPServerResponse {
+        if let client, part.client == nil { return errorResponse(HeraldError(.notFound, "no client \(client)", path: "$.client")) }
         let routes = hub.metrics.routes
-        var perRoute = Array(repeating: PerTransport<UInt64>(0), count: routes.count)
-        var recipients = 0
-        for case let session? in hub.sessions {
-            let matched = session.matchingSubscriptions(event)
-            if !matched.isEmpty { recipients += 1 }
-            matched.forEach { slot in
-                guard let route = session.descriptions[slot]?.routeIndex else { return }
-                perRoute[route][session.transport] += 1
-            }
-        }
         var members: [JSONValue.Member] = [
-            .init("clients", .number(Double(recipients))),
+            .init("clients", .number(Double(part.recipients))),
             .init(
                 "routes",
                 .object(
                     routes.indices.map { index in
                         .init(
-                            routes[index].name, .object(TransportKind.allCases.map { .init($0.name, .number(Double(perRoute[index][$0]))) })
-                        )
+                            routes[index].name,
+                            .object(TransportKind.allCases.map { .init($0.name, .number(Double(part.perRoute[index][$0]))) }))
                     })),
         ]
-        if let client {
-            guard let subscriber = hub.session(id: client) else { return nil }
+        if let client, let rows = part.client {
+            members.append(.init("client", .object([.init("id", .number(Double(client))), .init("subscriptions", .array(rows))])))
+        }
+        var out: [UInt8] = []
+        JSONWriter.write(.object(members), into: &out)
+        return json(200, out)
+    }
+
+    /// This loop's part of an explain request another loop validated.
+    func explainPart(body: [UInt8], client: UInt64?) -> ExplainPart {
+        let limits = JSONLimits(maxDepth: config.limits.maxJSONDepth)
+        guard let tape = try? JSONScanner.scan(body, limits: limits),
+            let eventNode = body.withUnsafeBytes({ tape.member("event", inObjectAt: 0, in: $0) })
+        else { return ExplainPart(perRoute: []) }  // cannot happen: the asking loop validated it
+        return body.withUnsafeBytes { explainPart(EventView(tape: tape, node: eventNode, bytes: $0), client: client) }
+    }
+
+    /// How many of this loop's live subscriptions, per route and transport, would receive
+    /// `event`; and, if `client` is on this loop, which of its subscriptions match and, for
+    /// those that do not, the first pattern field that decided.
+    private func explainPart(_ event: EventView, client: UInt64?) -> ExplainPart {
+        var part = ExplainPart(perRoute: Array(repeating: PerTransport<UInt64>(0), count: hub.metrics.routes.count))
+        for case let session? in hub.sessions {
+            let matched = session.matchingSubscriptions(event)
+            if !matched.isEmpty { part.recipients += 1 }
+            matched.forEach { slot in
+                guard let route = session.descriptions[slot]?.routeIndex else { return }
+                part.perRoute[route][session.transport] += 1
+            }
+        }
+        if let client, let subscriber = hub.session(id: client) {
             var rows: [JSONValue] = []
             for (slot, description) in subscriber.descriptions.enumerated() {
                 guard let description, let patterns = subscriber.patterns[slot] else { continue }
@@ -128,9 +160,9 @@ extension Gateway {
                 }
                 rows.append(.object(row))
             }
-            members.append(.init("client", .object([.init("id", .number(Double(client))), .init("subscriptions", .array(rows))])))
+            part.client = rows
         }
-        return .object(members)
+        return part
     }
 
     /// The first leaf condition of `pattern` (document order) that the event fails alone;

@@ -4,16 +4,18 @@ import Logging
 /// `GET /metrics`: the Prometheus text exposition.
 struct MetricsEndpoint: Endpoint {
     func plan(_ request: Request, connection: Connection, gateway: Gateway) -> RequestPlan {
-        .respond(
+        gateway.gatherFigures(.counts) { gateway, figures in
             HTTPServerResponse(
-                status: 200, contentType: "text/plain; version=0.0.4; charset=utf-8", fields: apiHeaders, body: gateway.prometheusText()))
+                status: 200, contentType: "text/plain; version=0.0.4; charset=utf-8", fields: apiHeaders,
+                body: gateway.prometheusText(figures))
+        }
     }
 }
 
 /// `GET /v1/stats`: the same figures as JSON, with rates, for the dashboard.
 struct StatsEndpoint: Endpoint {
     func plan(_ request: Request, connection: Connection, gateway: Gateway) -> RequestPlan {
-        .respond(gateway.json(200, gateway.statsJSON()))
+        gateway.gatherFigures(.rates) { gateway, figures in gateway.json(200, gateway.statsJSON(figures)) }
     }
 }
 
@@ -31,7 +33,9 @@ struct ClientsEndpoint: Endpoint {
         guard (1...10_000).contains(limit), offset >= 0 else {
             return .respond(gateway.errorResponse(HeraldError(.invalidMessage, "limit must be in 1...10000 and offset non-negative")))
         }
-        return .respond(gateway.json(200, gateway.clientsJSON(limit: limit, offset: offset)))
+        return gateway.gatherFigures(.clients) { gateway, figures in
+            gateway.json(200, gateway.clientsJSON(figures.clients, limit: limit, offset: offset))
+        }
     }
 }
 
@@ -41,12 +45,21 @@ struct DisconnectClientEndpoint: Endpoint {
     func plan(_ request: Request, connection: Connection, gateway: Gateway) -> RequestPlan {
         if let failure = gateway.authorizeAdmin(request) { return .respond(gateway.errorResponse(failure)) }
         let idText = String(request.head.path.dropFirst("/v1/clients/".count))
-        guard let id = UInt64(idText), let session = gateway.hub.session(id: id) else {
-            return .respond(gateway.errorResponse(HeraldError(.notFound, "no client \(idText)")))
+        func answer(found: Bool) -> HTTPServerResponse {
+            found
+                ? HTTPServerResponse(status: 204, contentType: nil, fields: apiHeaders)
+                : gateway.errorResponse(HeraldError(.notFound, "no client \(idText)"))
         }
-        gateway.hub.close(session, code: .policyViolation, reason: "disconnected by an administrator", immediately: true)
-        gateway.logger.info("client disconnected by an administrator", metadata: ["client": "\(id)"])
-        return .respond(HTTPServerResponse(status: 204, contentType: nil, fields: apiHeaders))
+        guard let id = UInt64(idText), id > 0 else { return .respond(answer(found: false)) }
+        // Held like every request that may need another loop, so that it behaves the same
+        // whichever loop it reached.
+        let holder = Hub.ClientIDs.loop(of: id, count: gateway.loops.count)
+        let isOwn = holder == gateway.loops.index
+        return .held(
+            gateway.ask(.disconnect(id), of: isOwn ? [] : [holder]) { gateway, answers in
+                guard !isOwn else { return answer(found: gateway.disconnectClient(id)) }
+                return answer(found: answers.contains { if case .disconnected(found: true) = $0 { true } else { false } })
+            })
     }
 }
 
@@ -55,9 +68,9 @@ extension Gateway {
     // MARK: - /metrics
 
     /// The Prometheus text exposition of every figure.
-    func prometheusText() -> [UInt8] {
+    func prometheusText(_ figures: LoopFigures) -> [UInt8] {
         let now = MonotonicClock.nanoseconds()
-        let metrics = hub.metrics
+        let metrics = figures.metrics
         var out = PrometheusText()
         out.family("herald_events_ingested_total", type: "counter", help: "Events offered on ingest, by result.")
         out.sample("herald_events_ingested_total", [("result", "accepted")], Double(metrics.accepted))
@@ -92,25 +105,26 @@ extension Gateway {
             help: "Events sent from history to resuming clients, by transport (not live deliveries: no latency sample).",
             metrics.replayed)
 
-        let counts = sessionCounts()
-        out.perTransport("herald_connections", type: "gauge", help: "Open streaming connections, by transport.", counts.sessions)
-        out.perTransport("herald_subscriptions", type: "gauge", help: "Live subscriptions, by transport.", counts.subscriptions)
+        out.perTransport("herald_connections", type: "gauge", help: "Open streaming connections, by transport.", figures.sessions)
+        out.perTransport("herald_subscriptions", type: "gauge", help: "Live subscriptions, by transport.", figures.subscriptions)
         out.family("herald_presence_groups", type: "gauge", help: "Presence groups with at least one member.")
-        out.sample("herald_presence_groups", [], Double(hub.presence.groupCount))
+        out.sample("herald_presence_groups", [], Double(figures.presenceGroups.count))
         out.family("herald_presence_members", type: "gauge", help: "Presence memberships (one per connection and group).")
-        out.sample("herald_presence_members", [], Double(hub.presence.memberCount))
+        out.sample("herald_presence_members", [], Double(figures.presenceMembers))
         out.family("herald_queue_depth", type: "histogram", help: "Messages waiting in each client's queue, over clients, at scrape time.")
-        out.histogram("herald_queue_depth", [], queueDepths())
+        var depths = Histogram.queueDepth()
+        for depth in figures.queueDepths { depths.observe(Double(depth)) }
+        out.histogram("herald_queue_depth", [], depths)
         out.family("herald_queued_bytes", type: "gauge", help: "Bytes queued for all clients together.")
-        out.sample("herald_queued_bytes", [], Double(hub.queuedBytesTotal))
+        out.sample("herald_queued_bytes", [], Double(figures.queuedBytes))
         out.family(
             "herald_pending_input_bytes", type: "gauge",
             help:
                 "Bytes of unfinished input held for all connections (partial requests and bodies, partial WebSocket messages); bounded by limits.maxPendingInputBytesTotal."
         )
-        out.sample("herald_pending_input_bytes", [], Double(pendingInputBytes))
+        out.sample("herald_pending_input_bytes", [], Double(figures.pendingInputBytes))
         out.family("herald_open_connections", type: "gauge", help: "Open TCP connections (HTTP requests, SSE streams and WebSockets).")
-        out.sample("herald_open_connections", [], Double(connections.count))
+        out.sample("herald_open_connections", [], Double(figures.openConnections))
         out.family(
             "herald_delivery_latency_seconds", type: "histogram",
             help: "From ingest acceptance to the socket write, per live delivery (replays are not sampled).")
@@ -124,12 +138,12 @@ extension Gateway {
         out.family(
             "herald_storage_failures_total", type: "counter",
             help: "Times the durable log failed to store events (ingest answers 503 from then on).")
-        out.sample("herald_storage_failures_total", [], Double(hub.metrics.storageFailures))
+        out.sample("herald_storage_failures_total", [], Double(metrics.storageFailures))
         out.family(
             "herald_storage_refused_total", type: "counter",
             help: "Ingest requests and WebSocket publishes refused, or accepted but not acknowledged, because the log could not store them."
         )
-        out.sample("herald_storage_refused_total", [], Double(hub.metrics.storageRefusals))
+        out.sample("herald_storage_refused_total", [], Double(metrics.storageRefusals))
         out.family("herald_storage_up", type: "gauge", help: "1 while the event log stores events (or there is none), 0 after it failed.")
         out.sample("herald_storage_up", [], hub.storageFailure == nil ? 1 : 0)
 
@@ -145,6 +159,8 @@ extension Gateway {
             "herald_route_delivery_latency_seconds", type: "histogram", help: "Delivery latency of events written through the route.")
         for route in metrics.routes { out.histogram("herald_route_delivery_latency_seconds", [("route", route.name)], route.latency) }
 
+        out.family("herald_loops", type: "gauge", help: "Event loops serving (listen.loops), each on a thread of its own.")
+        out.sample("herald_loops", [], Double(loops.count))
         out.family("herald_uptime_seconds", type: "gauge", help: "Seconds since the gateway started.")
         out.sample("herald_uptime_seconds", [], Double(now - startedAt) / 1e9)
         out.family("herald_build_info", type: "gauge", help: "Build information (always 1).")
@@ -162,27 +178,24 @@ extension Gateway {
     // MARK: - /v1/stats
 
     /// The same figures as JSON, with rates over 1 s / 10 s / 60 s, for the dashboard.
-    func statsJSON() -> [UInt8] {
+    func statsJSON(_ figures: LoopFigures) -> [UInt8] {
         let now = MonotonicClock.nanoseconds()
-        let metrics = hub.metrics
-        statsWindow.record(metrics, now: now)
+        let metrics = figures.metrics
         func perTransport(_ values: PerTransport<UInt64>) -> JSONValue {
             .object(TransportKind.allCases.map { .init($0.name, .number(Double(values[$0]))) })
         }
-        let current = StatsWindow.snapshot(of: metrics, at: now)
-        let counts = sessionCounts()
-        let depths = hub.sessions.compactMap { $0?.queue.count }.sorted()
+        let depths = figures.queueDepths.sorted()
         func exact(_ q: Double) -> JSONValue {
             depths.isEmpty ? .number(0) : .number(Double(depths[min(depths.count - 1, Int(Double(depths.count) * q))]))
         }
         func number(_ value: Double?) -> JSONValue { value.map { .number(($0 * 1000).rounded() / 1000) } ?? .null }
         func millis(_ seconds: Double?) -> JSONValue { number(seconds.map { $0 * 1000 }) }
         var rates: [JSONValue.Member] = []
-        for window in [1, 10, 60] {
-            let r = statsWindow.rates(over: window, current: current)
+        for (seconds, window) in zip(LoopFigures.windowSeconds, figures.windows) {
+            let r = window.rates
             rates.append(
                 .init(
-                    "\(window)s",
+                    "\(seconds)s",
                     .object([
                         .init("events_in", number(r.eventsIn)), .init("deliveries", number(r.deliveries)), .init("drops", number(r.drops)),
                         .init("latency_p50_ms", millis(r.latencyP50)), .init("latency_p99_ms", millis(r.latencyP99)),
@@ -192,6 +205,7 @@ extension Gateway {
         for (code, count) in metrics.rejected.sorted(by: { $0.key < $1.key }) { rejected.append(.init(code, .number(Double(count)))) }
         let stats: JSONValue = .object([
             .init("uptime_s", number(Double(now - startedAt) / 1e9)),
+            .init("loops", .number(Double(loops.count))),
             .init(
                 "events",
                 .object([
@@ -209,19 +223,20 @@ extension Gateway {
                     .init("coalesced", .number(Double(metrics.droppedCoalesced))),
                     .init("disconnect", .number(Double(metrics.disconnectedOverflow))),
                 ])),
-            .init("connections", perTransport(counts.sessions)),
-            .init("subscriptions", .number(Double(hub.subscriptionCount))),
+            .init("connections", perTransport(figures.sessions)),
+            .init("subscriptions", .number(Double(figures.subscriptions.sum))),
             .init(
                 "presence",
                 .object([
-                    .init("groups", .number(Double(hub.presence.groupCount))), .init("members", .number(Double(hub.presence.memberCount))),
+                    .init("groups", .number(Double(figures.presenceGroups.count))),
+                    .init("members", .number(Double(figures.presenceMembers))),
                 ])),
             .init(
                 "history",
                 .object([.init("events", .number(Double(hub.retained.events))), .init("bytes", .number(Double(hub.retained.bytes)))])),
-            .init("queued_bytes", .number(Double(hub.queuedBytesTotal))),
-            .init("pending_input_bytes", .number(Double(pendingInputBytes))),
-            .init("open_connections", .number(Double(connections.count))),
+            .init("queued_bytes", .number(Double(figures.queuedBytes))),
+            .init("pending_input_bytes", .number(Double(figures.pendingInputBytes))),
+            .init("open_connections", .number(Double(figures.openConnections))),
             .init(
                 "queue_depth",
                 .object([
@@ -245,23 +260,6 @@ extension Gateway {
         return out
     }
 
-    /// Sessions and live subscriptions, per transport.
-    private func sessionCounts() -> (sessions: PerTransport<UInt64>, subscriptions: PerTransport<UInt64>) {
-        var sessions = PerTransport<UInt64>(0)
-        var subscriptions = PerTransport<UInt64>(0)
-        for case let session? in hub.sessions {
-            sessions[session.transport] += 1
-            subscriptions[session.transport] += UInt64(session.subscriptionCount)
-        }
-        return (sessions, subscriptions)
-    }
-
-    private func queueDepths() -> Histogram {
-        var depths = Histogram.queueDepth()
-        for case let session? in hub.sessions { depths.observe(Double(session.queue.count)) }
-        return depths
-    }
-
     // MARK: - /v1/clients
 
     /// Checks the admin key of a request; nil when it is valid.
@@ -273,11 +271,18 @@ extension Gateway {
     }
 
     /// One row per client, busiest queues first: `?limit=` (default 100) and `?offset=`.
-    func clientsJSON(limit: Int, offset: Int) -> [UInt8] {
+    func clientsJSON(_ rows: [LoopFigures.ClientRow], limit: Int, offset: Int) -> [UInt8] {
+        let all = rows.sorted { ($0.queueDepth, $0.sent, $1.id) > ($1.queueDepth, $1.sent, $0.id) }
+        let page = all.dropFirst(offset).prefix(limit).map(\.json)
+        var out: [UInt8] = []
+        JSONWriter.write(.object([.init("total", .number(Double(all.count))), .init("clients", .array(page))]), into: &out)
+        return out
+    }
+
+    /// This loop's clients as `/v1/clients` rows.
+    func clientRows() -> [LoopFigures.ClientRow] {
         let now = MonotonicClock.nanoseconds()
-        let all = hub.sessions.compactMap { $0 }.sorted { ($0.queue.count, $0.sent, $1.id) > ($1.queue.count, $1.sent, $0.id) }
-        let page = all.dropFirst(offset).prefix(limit)
-        let rows: [JSONValue] = page.map { client in
+        return hub.sessions.compactMap { $0 }.map { client in
             let subscriptions: [JSONValue] = client.descriptions.compactMap { description in
                 guard let description else { return nil }
                 return .object([
@@ -286,7 +291,7 @@ extension Gateway {
                     .init("filter", description.filter ?? .null),
                 ])
             }
-            return .object([
+            let json: JSONValue = .object([
                 .init("id", .number(Double(client.id))),
                 .init("transport", .string(client.transport.name)),
                 .init("remote", .string(client.remote)),
@@ -300,10 +305,8 @@ extension Gateway {
                 .init("resuming", .bool(client.isResuming)),
                 .init("connected_s", .number((Double(now - client.openedAt) / 1e6).rounded() / 1000)),
             ])
+            return LoopFigures.ClientRow(id: client.id, queueDepth: client.queue.count, sent: client.sent, json: json)
         }
-        var out: [UInt8] = []
-        JSONWriter.write(.object([.init("total", .number(Double(all.count))), .init("clients", .array(rows))]), into: &out)
-        return out
     }
 }
 

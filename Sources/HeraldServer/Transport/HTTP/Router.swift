@@ -16,6 +16,9 @@ enum RequestPlan {
     case file(FileSender, HTTPServerResponse)
     /// The connection becomes a stream of `transport`; `head` is its response head.
     case stream(any StreamTransport, head: [UInt8])
+    /// Answer once `held` can be answered (other loops' figures); later pipelined requests
+    /// wait behind it. The request must carry no body.
+    case held(HeldAnswer)
 }
 
 /// An HTTP endpoint: what it plans for a request whose method its route allows.
@@ -44,6 +47,8 @@ enum HeldAnswer {
     /// A cluster: made when the broker answers submission `ticket` (202 with the stream's
     /// positions, or 503).
     case sequencing(ticket: UInt64)
+    /// Several loops: made when every loop asked has answered query `token`.
+    case gathering(token: UInt64)
 }
 
 protocol BodyHandler {
