@@ -277,11 +277,14 @@ public final class RedisStreamBroker: EventBroker, OlderEvents, @unchecked Senda
         }
     }
 
-    public func submit(_ submission: Submission) {
+    /// Queued for the writer thread; answered through the inbox (`.sequenced`).
+    @discardableResult
+    public func submit(_ submission: Submission) -> SequencingResult? {
         signal.lock()
         queue.append(.append(submission))
         signal.signal()
         signal.unlock()
+        return nil
     }
 
     /// Answers what was submitted, then ends both threads (the reader within its 500 ms

@@ -601,7 +601,10 @@ final class RecordingBroker: EventBroker, @unchecked Sendable {
     /// What the shared store lists (nil: it cannot be reached).
     var shared: [String: [PresenceRegistry.Member]]? = [:]
     let node = "n1"
-    func submit(_ submission: Submission) { submitted.append(submission) }
+    func submit(_ submission: Submission) -> SequencingResult? {
+        submitted.append(submission)
+        return nil
+    }
     var restored: [[(group: String, member: PresenceRegistry.Member)]] = []
     func members(of group: String, fresh: Bool) -> [PresenceRegistry.Member]? { shared.map { $0[group] ?? [] } }
     func restore(_ members: [(group: String, member: PresenceRegistry.Member)]) { restored.append(members) }

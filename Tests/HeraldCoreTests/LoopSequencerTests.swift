@@ -60,10 +60,17 @@ extension HubTests {
         // Both loops matched both events through ad-hoc filters; each event counts once.
         #expect(loops.hubs.map { $0.metrics.routes[$0.metrics.adHocRoute].matched }.reduce(0, +) == 2)
 
+        // A WebSocket publisher is answered once its loop delivered the event, as on one loop.
+        _ = submit(loops.hubs[0], #"{"type":"chat","n":4}"#, answer: .published(to: a))
+        #expect(writes(loops.hubs[0], a).isEmpty)
+        loops.drain()
+        let replies = writes(loops.hubs[0], a)
+        #expect(replies.count == 2 && replies[0] == "event 3 s" && replies[1].contains(#""type":"published""#), "\(replies)")
+
         // A client resuming on the other loop replays from that loop's history.
         let late = session(loops.hubs[1])
         try subscribe(loops.hubs[1], late, "s", #"{"type":["chat"]}"#, since: 0, epoch: epoch)
-        #expect(writes(loops.hubs[1], late).filter { $0.hasPrefix("replay") } == ["replay 1 s", "replay 2 s"])
+        #expect(writes(loops.hubs[1], late).filter { $0.hasPrefix("replay") } == ["replay 1 s", "replay 2 s", "replay 3 s"])
     }
 
     @Test func presenceListsEveryLoopsMembersOnce() throws {

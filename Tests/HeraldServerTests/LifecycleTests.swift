@@ -123,4 +123,3 @@ import Glibc
         }
     }
 }
-

@@ -11,9 +11,10 @@
 public protocol EventBroker: AnyObject, Sendable {
     /// This node's name in the cluster (it qualifies presence members' ids).
     var node: String { get }
-    /// Appends a batch to the shared stream (on the broker's thread); the answer comes
-    /// through the loop's inbox as `.sequenced(ticket:result:)`, in submission order.
-    func submit(_ submission: Submission)
+    /// Appends a batch to the shared stream. A broker that positions it at once returns
+    /// the answer; one that appends on a thread of its own returns nil and answers through
+    /// the loop's inbox as `.sequenced(ticket:result:)`, in submission order.
+    func submit(_ submission: Submission) -> SequencingResult?
     /// The members of a presence group on every live node, from the shared store (on the
     /// loop thread, one round trip; `fresh: false` allows a copy up to a second old); nil
     /// when it cannot be reached.

@@ -50,12 +50,18 @@ extension Hub {
         let bytes = proposed.reduce(0) { $0 + $1.json.count }
         submissions[ticket] = Submitted(bytes: bytes, answer: answer)
         pendingBytes += bytes
-        broker.submit(Submission(ticket: ticket, events: proposed, presence: change))
+        if let result = broker.submit(Submission(ticket: ticket, events: proposed, presence: change)) {
+            // Positioned at once (another loop of this process): the events come through
+            // the inbox later, and a WebSocket publisher's `published` waits for them, as
+            // it would on a single loop.
+            sequenced(ticket: ticket, result: result, beforeDelivery: true)
+        }
         return ticket
     }
 
-    /// The broker's answer to submission `ticket`, from the loop's inbox.
-    public func sequenced(ticket: UInt64, result: SequencingResult) {
+    /// The broker's answer to submission `ticket`, from the loop's inbox (or from `submit`
+    /// itself, `beforeDelivery`).
+    public func sequenced(ticket: UInt64, result: SequencingResult, beforeDelivery: Bool = false) {
         guard let submitted = submissions[ticket] else { return }  // its connection went away
         pendingBytes -= submitted.bytes
         switch result {
@@ -66,13 +72,13 @@ extension Hub {
         case .failed:
             metrics.storageRefusals += 1
         }
-        answer(submitted, ticket: ticket, with: result)
+        answer(submitted, ticket: ticket, with: result, beforeDelivery: beforeDelivery)
         // The stream stores again (after an error reply, which changes no health, too):
         // presence changes it could not store are retried.
         if case .accepted = result, storageFailure == nil { announcePresenceAwaitingStorage() }
     }
 
-    private func answer(_ submitted: Submitted, ticket: UInt64, with result: SequencingResult) {
+    private func answer(_ submitted: Submitted, ticket: UInt64, with result: SequencingResult, beforeDelivery: Bool) {
         guard case .published(let session) = submitted.answer else {
             switch (submitted.answer, result) {
             case (.taken, _):
@@ -90,7 +96,8 @@ extension Hub {
         switch result {
         case .accepted(let acceptances, let streamEpoch):
             for acceptance in acceptances {
-                send(session, control: WireFormat.published(id: acceptance.id, seq: acceptance.seq, epoch: streamEpoch))
+                let reply = WireFormat.published(id: acceptance.id, seq: acceptance.seq, epoch: streamEpoch)
+                if beforeDelivery { send(session, control: reply, after: acceptance.seq) } else { send(session, control: reply) }
             }
         case .failed(let reason):
             let error = HeraldError(.storageUnavailable, "the cluster's stream cannot store events: \(reason); this event was not stored")
@@ -135,6 +142,7 @@ extension Hub {
             committedThrough = event.seq
             routeRescanning(withCoalesceKeys(event))
         }
+        releaseRepliesAwaitingCommit()
     }
 
     /// Positions the stream trimmed before this node read them (it fell more than

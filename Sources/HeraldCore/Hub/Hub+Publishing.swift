@@ -106,6 +106,7 @@ extension Hub {
 
     /// `route` for an event whose ingest tape is gone: its JSON is scanned again.
     func routeRescanning(_ event: Event) {
+        guard subscriptionCount > 0 else { return }  // nobody to match: no scan
         replayTape.removeAll()
         do throws(HeraldError) {
             try JSONScanner.scan(event.json, limits: JSONLimits(maxDepth: config.limits.maxJSONDepth), into: &replayTape)

@@ -7,10 +7,11 @@ import Synchronization
 /// locked), yet a gateway has one sequence of positions, one dedup window, one presence
 /// list and one count of events per route (`RouteTally`). So each loop's Hub is clustered on this sequencer through a
 /// `LoopBroker`: `submit` runs on the submitting loop's thread under one mutex — dedup,
-/// positions, each `Event` built once with both wire encodings — and posts the events to
-/// every loop's inbox (`.received`, the same objects for all loops) and the answer to the
-/// submitter's (`.sequenced`). Posting happens under the mutex, so every loop receives
-/// events in position order. The critical section is per batch, never per delivery.
+/// positions, each `Event` built once with both wire encodings — posts the events to
+/// every loop's inbox (`.received`, the same objects for all loops; the submitter's too,
+/// so that each loop delivers in position order) and returns the answer to the submitter
+/// at once. Posting happens under the mutex, so every loop receives events in position
+/// order. The critical section is per batch, never per delivery.
 public final class LoopSequencer: Sendable {
     /// The epoch every loop's positions count in.
     public let epoch: StreamEpoch
@@ -47,11 +48,11 @@ public final class LoopSequencer: Sendable {
         return LoopBroker(sequencer: self, loop: index)
     }
 
-    /// Dedups and positions one submission, then sends its events to every loop and its
-    /// answer to the submitter, in that order.
-    func submit(_ submission: Submission, from loop: Int) {
+    /// Dedups and positions one submission, sends its events to every loop and returns
+    /// where they went.
+    func submit(_ submission: Submission, from loop: Int) -> SequencingResult {
         let now = clock.now()
-        state.withLock { state in
+        return state.withLock { state in
             var acceptances: [WireFormat.Acceptance] = []
             acceptances.reserveCapacity(submission.events.count)
             var events: [Event] = []
@@ -79,7 +80,7 @@ public final class LoopSequencer: Sendable {
             if !events.isEmpty {
                 for deliver in state.loops { deliver?(.received(events, epoch: epoch)) }
             }
-            state.loops[loop]?(.sequenced(ticket: submission.ticket, result: .accepted(acceptances, epoch: epoch)))
+            return .accepted(acceptances, epoch: epoch)
         }
     }
 
@@ -122,7 +123,7 @@ public final class LoopBroker: EventBroker {
     public var node: String { "" }
     public var storageName: String { "the event log" }
 
-    public func submit(_ submission: Submission) { sequencer.submit(submission, from: loop) }
+    public func submit(_ submission: Submission) -> SequencingResult? { sequencer.submit(submission, from: loop) }
 
     public func members(of group: String, fresh: Bool) -> [PresenceRegistry.Member]? {
         sequencer.members(of: group, besides: loop)
