@@ -9,6 +9,7 @@ import hashlib
 import hmac
 import json
 import os
+import resource
 import signal
 import socket
 import struct
@@ -52,7 +53,8 @@ def default_config(**overrides):
 class Herald:
     """One `herald serve` process on 127.0.0.1 and a port the kernel chose."""
 
-    def __init__(self, config):
+    def __init__(self, config, max_files=None):
+        """`max_files` caps the process's open descriptors (RLIMIT_NOFILE)."""
         binary = os.environ.get("HERALD_BIN", os.path.join(ROOT, ".build/debug/herald"))
         self.dir = tempfile.TemporaryDirectory()
         config_path = os.path.join(self.dir.name, "config.json")
@@ -63,7 +65,8 @@ class Herald:
         self.log = open(self.log_path, "w")
         self.process = subprocess.Popen(
             [binary, "serve", "--config", config_path, "--host", "127.0.0.1", "--port", "0", "--port-file", port_path],
-            stdout=self.log, stderr=subprocess.STDOUT)
+            stdout=self.log, stderr=subprocess.STDOUT,
+            preexec_fn=(lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (max_files, max_files))) if max_files else None)
         deadline = time.time() + 20
         while not os.path.exists(port_path) or not open(port_path).read().strip():
             if time.time() > deadline or self.process.poll() is not None:

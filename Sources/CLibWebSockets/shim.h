@@ -22,7 +22,6 @@ static const int herald_lll_info = LLL_INFO;
 static const int herald_lll_user = LLL_USER;
 
 /// Context creation options used by Herald.
-static const unsigned long long herald_opt_disable_ipv6 = LWS_SERVER_OPTION_DISABLE_IPV6;
 /// Every accepted connection is a raw socket bound to protocols[0]: Herald speaks HTTP/1.1
 /// and WebSocket itself (lws 4.1's HTTP server replays buffered pipelined input).
 static const unsigned long long herald_opt_only_raw = LWS_SERVER_OPTION_ONLY_RAW;

@@ -7,6 +7,7 @@ import json
 import os
 import socket
 import subprocess
+import time
 
 import pytest
 
@@ -157,6 +158,32 @@ def test_loops_refuse_a_port_another_process_listens_on(tmp_path):
         assert first.terminate() == 0
     finally:
         first.close()
+
+
+@pytest.mark.parametrize("loops", [1, LOOPS])
+def test_out_of_descriptors_the_loops_wait_instead_of_spinning_and_serve_again(make_herald, loops):
+    herald = make_herald(max_files=64, listen={"loops": loops})
+    flood = []
+    for _ in range(80):  # more than the gateway can accept: the rest wait in the backlog
+        sock = socket.socket()
+        sock.settimeout(2)
+        sock.connect(("127.0.0.1", herald.port))
+        flood.append(sock)
+    time.sleep(1.5)
+    before = herald.cpu_seconds()
+    time.sleep(1)
+    assert herald.cpu_seconds() - before < 0.3, "a loop that cannot accept must not spin on its readable socket"
+    assert "cannot accept connections" in herald.log_text()
+    for sock in flood:
+        sock.close()
+    deadline = time.time() + 10
+    while time.time() < deadline:  # accepting resumes at the next tick
+        try:
+            if herald.get("/healthz", timeout=2).status == 200:
+                break
+        except (AssertionError, OSError):
+            time.sleep(0.2)
+    assert herald.get("/healthz").status == 200
 
 
 @pytest.mark.parametrize("listen, message", [

@@ -48,7 +48,9 @@ final class ServiceLoop: @unchecked Sendable {
     let inbox: Inbox<LoopMessage>
     private var context: OpaquePointer?
     private let protocols: UnsafeMutablePointer<lws_protocols>
-    private let retainedStrings: [UnsafeMutablePointer<CChar>]
+    /// The protocol's and the vhost's names (C strings the context keeps pointers to).
+    private let protocolName: UnsafeMutablePointer<CChar>
+    private let vhostName: UnsafeMutablePointer<CChar>
     /// Calls `Gateway.tick()` once a second on the loop thread.
     private let ticker: UnsafeMutablePointer<herald_ticker>
     private let stopped = Atomic<Bool>(false)
@@ -109,10 +111,8 @@ final class ServiceLoop: @unchecked Sendable {
             clientIDs: .loop(setup.index, of: setup.count), subscriberSecret: setup.subscriberSecret)
         lws_set_log_level(Socket.logMask(config.log.lwsLevel), heraldLWSLog)
 
-        let protocolName = strdup("herald")!
-        let host = strdup(config.listen.host)!
-        let vhostName = strdup("herald")!
-        retainedStrings = [protocolName, host, vhostName]
+        protocolName = strdup("herald")!
+        vhostName = strdup("herald")!
 
         ticker = .allocate(capacity: 1)
         ticker.initialize(to: herald_ticker())
@@ -136,7 +136,6 @@ final class ServiceLoop: @unchecked Sendable {
             info.options |= herald_opt_libev
             info.foreign_loops = eventLoopHandle
         }
-        if config.listen.host.contains(".") && config.listen.host != "::" { info.options |= herald_opt_disable_ipv6 }
         port = config.listen.port
         listener = setup.listener
         // The context keeps this pointer as its user data; the loop outlives the context.
@@ -198,7 +197,8 @@ final class ServiceLoop: @unchecked Sendable {
         eventLoopHandle.deallocate()
         ticker.deallocate()
         protocols.deallocate()
-        retainedStrings.forEach { free($0) }
+        free(protocolName)
+        free(vhostName)
     }
 
     /// Services the context until a requested shutdown has drained. Call from one thread.
@@ -259,7 +259,7 @@ final class ServiceLoop: @unchecked Sendable {
             }
             var descriptor = lws_sock_file_fd_type()
             descriptor.sockfd = socket
-            _ = lws_adopt_descriptor_vhost(vhost, LWS_ADOPT_SOCKET, descriptor, retainedStrings[0], nil)  // closes it on failure
+            _ = lws_adopt_descriptor_vhost(vhost, LWS_ADOPT_SOCKET, descriptor, protocolName, nil)  // closes it on failure
         }
     }
 
