@@ -22,11 +22,13 @@ bench:
 	scripts/setup.sh bench
 	cd Benchmarks && swift package --scratch-path .build-bench benchmark
 
-# Herald and nginx + nchan side by side with `herald bench`: writes BENCHMARKS.md and
-# BENCHMARKS.png (about 15 minutes; loopback only).
+# Herald and nginx + nchan side by side with `herald bench`: one loop against one worker
+# (BENCHMARKS.md/.png), then two against two (BENCHMARKS-2-loops.md/.png); about 15
+# minutes each, loopback only.
 bench-vs-nchan: release
 	scripts/setup.sh bench
 	scripts/bench-vs-nchan
+	scripts/bench-vs-nchan --loops 2 --out BENCHMARKS-2-loops.md
 
 # Format the Swift sources with the toolchain's swift-format and .swift-format
 # (`make test` fails on any file that is not formatted).
