@@ -141,6 +141,7 @@ final class Gateway {
         draining = true
         if loops.index == 0 { logger.info("shutting down", metadata: ["clients": "\(hub.sessionCount)"]) }
         hub.beginDraining()
+        refusePendingQueries()
         for connection in connections.values {
             if case .http = connection.mode, case .awaitingHead = connection.http.phase, !connection.http.headStarted,
                 connection.output.isEmpty

@@ -20,7 +20,8 @@ import Glibc
 ///   callable from other threads post to the inboxes.
 public final class HeraldServer: @unchecked Sendable {
     private let loops: [ServiceLoop]
-    private var threads: [pthread_t] = []
+    /// The loop threads not joined yet (`run()` and `shutdown()` may both join).
+    private let threads = Mutex<[pthread_t]>([])
     /// Set once `run()` or `start()` began serving.
     private let serving = Atomic<Bool>(false)
 
@@ -45,6 +46,9 @@ public final class HeraldServer: @unchecked Sendable {
         }
         while directory?.hasSuffix("/") == true { directory?.removeLast() }
         let count = config.loopCount(cores: Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+        if count > 1, config.needsSingleLoop {
+            throw HeraldError(.invalidConfig, "listen.loops must be 1 with storage.path or cluster.redis")
+        }
         loops = try Self.makeLoops(count, config: config, logger: logger, publicDirectory: directory)
         epoch = loops[0].gateway.hub.epoch
     }
@@ -71,11 +75,16 @@ public final class HeraldServer: @unchecked Sendable {
             }
         } catch {
             for loop in loops { loop.stopUnstarted() }
-            sockets.dropFirst(loops.count).forEach { close($0) }
+            sockets.dropFirst(loops.count + 1).forEach { close($0) }  // the failed loop closed its own
             throw error
         }
         let inboxes = loops.map(\.inbox)
-        for (index, loop) in loops.enumerated() { loop.gateway.loops = LoopGroup(index: index, inboxes: inboxes) }
+        for (index, loop) in loops.enumerated() {
+            loop.gateway.loops = LoopGroup(index: index, inboxes: inboxes)
+            // A loop that stops on its own (its event library failed) takes the others down
+            // rather than leave a gateway whose figures and events half its loops miss.
+            loop.onStoppedAlone = { for inbox in inboxes { inbox.post(.shutdown) } }
+        }
         return loops
     }
 
@@ -85,7 +94,7 @@ public final class HeraldServer: @unchecked Sendable {
         serving.store(true, ordering: .releasing)
         startThreads(for: loops.dropFirst())
         loops[0].run()
-        while !loops.allSatisfy(\.isStopped) { usleep(10_000) }  // `shutdown()` joins the threads
+        joinThreads()
     }
 
     /// Serves on threads of its own; returns at once.
@@ -106,13 +115,17 @@ public final class HeraldServer: @unchecked Sendable {
                     return nil
                 }, box.toOpaque())
             precondition(result == 0, "could not start a loop thread")
-            threads.append(handle)
+            threads.withLock { $0.append(handle) }
         }
     }
 
+    /// Joins the loop threads, once whoever calls first.
     private func joinThreads() {
-        for thread in threads { pthread_join(thread, nil) }
-        threads = []
+        let unjoined = threads.withLock { threads in
+            defer { threads = [] }
+            return threads
+        }
+        for thread in unjoined { pthread_join(thread, nil) }
     }
 
     /// Shuts down gracefully and waits until every loop has stopped. Safe from any thread.
@@ -126,10 +139,11 @@ public final class HeraldServer: @unchecked Sendable {
         joinThreads()
     }
 
-    /// Hands work to every loop's Hub from any thread: what a log's writer thread or a
-    /// broker's reader thread reports (see docs/architecture.md, "Seams").
+    /// Hands work to the first loop's Hub from any thread: what a log's writer thread or a
+    /// broker's reader thread reports (see docs/architecture.md, "Seams"; a gateway with a
+    /// log or a broker has one loop).
     public func post(_ message: HubMessage) {
-        for loop in loops { loop.inbox.post(.hub(message)) }
+        loops[0].inbox.post(.hub(message))
     }
 }
 

@@ -89,6 +89,30 @@ extension HubTests {
         #expect(loops.hubs[0].members(of: "room", visibleTo: .anonymous).map(\.id) == ["2"])
     }
 
+    @Test func theSlowestLoopsBacklogIsWhatIngestIsBoundedBy() {
+        let loops = twoLoops()
+        #expect(loops.hubs.allSatisfy { $0.deliveryBacklogBytes == 0 })
+        _ = submit(loops.hubs[0], #"{"type":"chat","n":1}"#)
+        let posted = loops.hubs[0].deliveryBacklogBytes
+        #expect(posted > 0 && loops.hubs[1].deliveryBacklogBytes == posted, "every loop sees the same figure")
+        for message in loops.inboxes[0].drain() { loops.hubs[0].handle(message) }
+        #expect(loops.hubs[0].deliveryBacklogBytes == posted, "the loop that has not taken its events still counts")
+        for message in loops.inboxes[1].drain() { loops.hubs[1].handle(message) }
+        #expect(loops.hubs.allSatisfy { $0.deliveryBacklogBytes == 0 })
+    }
+
+    @Test func aPositionFromTheFutureMeansFromNowOnEveryLoop() throws {
+        let loops = twoLoops()
+        _ = submit(loops.hubs[0], #"{"type":"chat","n":1}"#)
+        loops.drain()
+        let client = session(loops.hubs[1])
+        try subscribe(loops.hubs[1], client, "s", #"{"type":["chat"]}"#, since: 1_000, epoch: loops.sequencer.epoch)
+        _ = writes(loops.hubs[1], client)
+        _ = submit(loops.hubs[0], #"{"type":"chat","n":2}"#)
+        loops.drain()
+        #expect(writes(loops.hubs[1], client) == ["event 2 s"], "the next event is delivered, not skipped as seen")
+    }
+
     @Test func loopFiguresAddUp() {
         var total = GatewayMetrics(routeNames: ["chat"])
         var other = GatewayMetrics(routeNames: ["chat"])

@@ -214,3 +214,29 @@ def test_storage_and_cluster_need_one_loop(tmp_path):
         assert herald.terminate() == 0
     finally:
         herald.close()
+
+
+def test_host_star_serves_ipv6_and_ipv4_on_every_loop(tmp_path):
+    binary = herald_binary()
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(default_config(listen={"loops": 2, "host": "*", "port": 0})))
+    port_file = tmp_path / "port"
+    process = subprocess.Popen([binary, "serve", "--config", str(path), "--port-file", str(port_file)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 20
+        while not (port_file.exists() and port_file.read_text().strip()):
+            assert process.poll() is None and time.time() < deadline, "the gateway did not start"
+            time.sleep(0.05)
+        port = int(port_file.read_text())
+        for family, address in [(socket.AF_INET6, "::1"), (socket.AF_INET, "127.0.0.1")] * 4:
+            with socket.socket(family) as sock:  # four connections each: both loops are likely reached
+                sock.settimeout(5)
+                sock.connect((address, port))
+                sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                assert sock.recv(64).startswith(b"HTTP/1.1 200"), address
+        process.terminate()
+        assert process.wait(timeout=20) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()

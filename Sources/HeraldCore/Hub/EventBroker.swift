@@ -27,9 +27,19 @@ public protocol EventBroker: AnyObject, Sendable {
     var storageName: String { get }
     /// Whether a member of the shared list is this node's (its own registry decides those).
     func isOwn(_ member: PresenceRegistry.Member) -> Bool
+    /// Bytes of events positioned but not yet taken by the slowest reader (a loop's
+    /// inbox); ingest is refused while it passes the pending-input bound.
+    var backlogBytes: Int { get }
+    /// This node's Hub took `events` from its inbox.
+    func received(_ events: [Event])
+    /// The last position given out, when the broker knows it at once (nil: a remote stream).
+    var lastPosition: UInt64? { get }
 }
 
 extension EventBroker {
+    public var lastPosition: UInt64? { nil }
+    public var backlogBytes: Int { 0 }
+    public func received(_ events: [Event]) {}
     public var storageName: String { "the cluster's stream" }
     public func isOwn(_ member: PresenceRegistry.Member) -> Bool { member.node == node }
 }

@@ -30,6 +30,10 @@ extension Hub {
         case presence(PresenceAwaitingStorage)
     }
 
+    /// Bytes of events positioned but not yet delivered by the slowest loop (0 unless
+    /// several loops share a sequencer).
+    public var deliveryBacklogBytes: Int { broker?.backlogBytes ?? 0 }
+
     /// Whether events are positioned by a cluster's stream rather than by this node.
     public var isClustered: Bool { broker != nil }
 
@@ -126,6 +130,7 @@ extension Hub {
     /// client is closed with 1012 so that it reconnects and resumes into a `reset` gap,
     /// rather than see positions that count from 1 again.
     public func receive(_ events: [Event], epoch streamEpoch: StreamEpoch) {
+        broker?.received(events)
         let now = clock.now()
         if streamEpoch != log.epoch {
             log.follow(epoch: streamEpoch)

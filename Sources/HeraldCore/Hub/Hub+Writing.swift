@@ -69,7 +69,9 @@ extension Hub {
         if isClustered, position.epoch == log.epoch, since > committedThrough {
             // The client comes from a node further along the stream: what this node has
             // not read yet up to `since`, the client has; it arrives live and is skipped.
-            session.sentThrough = max(session.sentThrough, since)
+            // (Never past the last position given out, where it is known: a position from
+            // the future means "from now", as on a single node.)
+            session.sentThrough = max(session.sentThrough, broker?.lastPosition.map { min(since, $0) } ?? since)
         }
         since = min(since, committedThrough)
         if since == 0 { since = (log.oldestPosition ?? committedThrough + 1) - 1 }

@@ -25,6 +25,8 @@ public final class LoopSequencer: Sendable {
         var loops: [(@Sendable (HubMessage) -> Void)?]
         /// Presence members of every loop, by group, then by member id.
         var members: [String: [String: JoinedMember]] = [:]
+        /// Bytes of events posted to each loop and not yet received by it.
+        var backlog: [Int]
     }
 
     private struct JoinedMember {
@@ -38,7 +40,7 @@ public final class LoopSequencer: Sendable {
         state = Mutex(
             State(
                 dedup: Deduplicator(windowSeconds: dedup.windowSeconds, maxEntries: dedup.maxEntries),
-                loops: Array(repeating: nil, count: loopCount)))
+                loops: Array(repeating: nil, count: loopCount), backlog: Array(repeating: 0, count: loopCount)))
     }
 
     /// Connects loop `index`: what it is sent arrives through `deliver` (its inbox).
@@ -78,7 +80,12 @@ public final class LoopSequencer: Sendable {
                 Self.apply(change, announcedBy: announcing, from: loop, to: &state.members)
             }
             if !events.isEmpty {
-                for deliver in state.loops { deliver?(.received(events, epoch: epoch)) }
+                let bytes = events.reduce(0) { $0 + $1.byteCount }
+                for index in state.loops.indices {
+                    guard let deliver = state.loops[index] else { continue }
+                    state.backlog[index] += bytes
+                    deliver(.received(events, epoch: epoch))
+                }
             }
             return .accepted(acceptances, epoch: epoch)
         }
@@ -96,6 +103,19 @@ public final class LoopSequencer: Sendable {
             if members[group]?.isEmpty == true { members[group] = nil }
         }
     }
+
+    /// Loop `loop` took `events` from its inbox.
+    func received(_ events: [Event], by loop: Int) {
+        let bytes = events.reduce(0) { $0 + $1.byteCount }
+        state.withLock { $0.backlog[loop] -= bytes }
+    }
+
+    /// The last position given out (0 before the first).
+    var lastPosition: UInt64 { state.withLock { $0.nextPosition - 1 } }
+
+    /// The largest backlog of any loop: a loop that delivers more slowly than the others
+    /// accept would otherwise let its inbox grow without bound.
+    var largestBacklog: Int { state.withLock { $0.backlog.max() ?? 0 } }
 
     /// The members of `group` on every loop but `loop` (whose own registry knows its own).
     func members(of group: String, besides loop: Int) -> [PresenceRegistry.Member] {
@@ -122,6 +142,11 @@ public final class LoopBroker: EventBroker {
 
     public var node: String { "" }
     public var storageName: String { "the event log" }
+    public var backlogBytes: Int { sequencer.largestBacklog }
+    public var lastPosition: UInt64? { sequencer.lastPosition }
+
+    /// This loop took events from its inbox (they no longer count in its backlog).
+    public func received(_ events: [Event]) { sequencer.received(events, by: loop) }
 
     public func submit(_ submission: Submission) -> SequencingResult? { sequencer.submit(submission, from: loop) }
 

@@ -55,8 +55,8 @@ public struct GatewayMetrics: Sendable {
     /// Index of the ad-hoc ("") route entry.
     public var adHocRoute: Int { routes.count - 1 }
 
-    /// Adds another loop's figures: the gateway's are the sum over its loops. (A route's
-    /// `matched` then counts an event once per loop where it matched a subscription.)
+    /// Adds another loop's figures: the gateway's are the sum over its loops (a route's
+    /// `matched` counts an event on one loop only: `RouteTally`).
     public mutating func add(_ other: GatewayMetrics) {
         accepted += other.accepted
         duplicates += other.duplicates

@@ -49,8 +49,6 @@ public struct Histogram: Sendable, Equatable {
         return delta
     }
 
-    /// An estimate of quantile `q` (0...1) by linear interpolation inside its bucket; nil
-    /// when empty. Values in the +Inf bucket are reported as the largest bound.
     /// Adds another histogram of the same bounds (another loop's figures).
     public mutating func add(_ other: Histogram) {
         precondition(other.bounds == bounds, "only histograms of the same bounds add up")
@@ -59,6 +57,8 @@ public struct Histogram: Sendable, Equatable {
         count += other.count
     }
 
+    /// An estimate of quantile `q` (0...1) by linear interpolation inside its bucket; nil
+    /// when empty. Values in the +Inf bucket are reported as the largest bound.
     public func quantile(_ q: Double) -> Double? {
         guard count > 0 else { return nil }
         let rank = q * Double(count)

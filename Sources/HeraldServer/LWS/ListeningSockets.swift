@@ -26,7 +26,8 @@ enum ListeningSockets {
         hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV
         hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
         var found: UnsafeMutablePointer<addrinfo>?
-        let name = host == "*" ? nil : host
+        let anyFamily = host == "*" || host == "::"  // IPv6 and IPv4 on one socket
+        let name = host == "*" ? "::" : host
         let resolved = getaddrinfo(name, "0", &hints, &found)
         guard resolved == 0, let address = found else { throw failure(String(cString: gai_strerror(resolved))) }
         defer { freeaddrinfo(found) }
@@ -43,6 +44,10 @@ enum ListeningSockets {
             enable(SO_REUSEADDR, level: SOL_SOCKET, on: socket)
             if count > 1 { enable(SO_REUSEPORT, level: SOL_SOCKET, on: socket) }
             enable(TCP_NODELAY, level: Int32(IPPROTO_TCP), on: socket)  // accepted sockets inherit it
+            if anyFamily, address.pointee.ai_family == AF_INET6 {
+                var off: Int32 = 0
+                setsockopt(socket, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &off, socklen_t(MemoryLayout<Int32>.size))
+            }
             let bound = withPort(boundPort, of: address.pointee) { bind(socket, $0, $1) }
             guard bound == 0, listen(socket, 4096) == 0 else {
                 let reason = errno == EADDRINUSE ? "address in use" : String(cString: strerror(errno))

@@ -74,6 +74,8 @@ final class ServiceLoop: @unchecked Sendable {
     private var lastAcceptWarning: UInt64 = 0
     /// Whether lws owns the listening socket (else the loop closes it when it stops).
     private var listenerHandedOver = false
+    /// Called on the loop thread when the loop stopped without being asked to.
+    var onStoppedAlone: (@Sendable () -> Void)?
 
     init(config: HeraldConfig, logger: Logger, publicDirectory: String?, setup: LoopSetup) throws(HeraldError) {
         let inbox = Inbox<LoopMessage>(wake: { [waker] in waker.wake() })
@@ -160,9 +162,10 @@ final class ServiceLoop: @unchecked Sendable {
         self.vhost = vhost
         var descriptor = lws_sock_file_fd_type()
         descriptor.filefd = listener
-        // Watched like any socket of the context; from here lws closes it (on failure too).
+        // Watched like any socket of the context, which closes it; if it cannot be adopted,
+        // the loop closes it itself.
         listenerWatch = lws_adopt_descriptor_vhost(vhost, LWS_ADOPT_RAW_FILE_DESC, descriptor, protocolName, nil)
-        listenerHandedOver = true
+        listenerHandedOver = listenerWatch != nil
         guard listenerWatch != nil else { throw HeraldError(.io, "libwebsockets could not watch the listening socket") }
         cluster?.start()  // what it posts waits in the inbox until the loop runs
     }
@@ -214,21 +217,25 @@ final class ServiceLoop: @unchecked Sendable {
                 break
             }
         }
+        if !gateway.draining { onStoppedAlone?() }
         destroyContext()
         broker?.stop()
         gateway.hub.closeLog()
     }
 
-    /// Stops the ticker and destroys the context (closing every connection), once.
+    /// Stops the ticker and destroys the context (closing every connection), once; then
+    /// the loop counts as stopped.
+    ///
+    /// Other threads stop waking the context first, and no lock is held while it is
+    /// destroyed: closing connections runs callbacks that post to inboxes (this one too)
+    /// and take the loops' sequencer lock, whose holder may be waking this loop.
     private func destroyContext() {
-        waker.context.withLock { wakeable in
-            stopped.store(true, ordering: .releasing)
-            wakeable = nil
-            if !listenerHandedOver {
-                listenerHandedOver = true
-                close(listener)
-            }
-            guard let context else { return }
+        waker.context.withLock { $0 = nil }
+        if !listenerHandedOver {
+            listenerHandedOver = true
+            close(listener)
+        }
+        if let context {
             herald_ticker_stop(ticker)
             lws_context_destroy(context)
             self.context = nil
@@ -238,6 +245,7 @@ final class ServiceLoop: @unchecked Sendable {
                 self.eventLoop = nil
             }
         }
+        stopped.store(true, ordering: .releasing)
     }
 
     var isStopped: Bool { stopped.load(ordering: .acquiring) }

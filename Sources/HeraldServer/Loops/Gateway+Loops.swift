@@ -86,6 +86,9 @@ struct LoopFigures: Sendable {
 struct PendingQuery {
     var remaining: Int
     var answers: [LoopAnswer] = []
+    /// Answered with this instead (the gateway began shutting down: the loops asked may
+    /// stop before they answer).
+    var refusal: HeraldError?
     /// Makes the response once every loop asked has answered.
     let respond: (Gateway, [LoopAnswer]) -> HTTPServerResponse
 }
@@ -157,9 +160,18 @@ extension Gateway {
 
     /// The response to a gathering request once every loop asked has answered; nil before.
     func gatheredAnswer(_ token: UInt64) -> HTTPServerResponse? {
-        guard let pending = pendingQueries[token], pending.remaining == 0 else { return nil }
+        guard let pending = pendingQueries[token], pending.remaining == 0 || pending.refusal != nil else { return nil }
         pendingQueries[token] = nil
+        if let refusal = pending.refusal { return errorResponse(refusal) }
         return pending.respond(self, pending.answers)
+    }
+
+    /// Shutting down: requests still waiting for other loops are answered 503 (those loops
+    /// may stop first).
+    func refusePendingQueries() {
+        for token in pendingQueries.keys {
+            pendingQueries[token]?.refusal = HeraldError(.shuttingDown, "the gateway is shutting down")
+        }
     }
 
     /// Closes the session of client `id` on this loop; false when there is none.

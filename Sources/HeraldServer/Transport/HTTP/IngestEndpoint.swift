@@ -156,6 +156,10 @@ extension Gateway {
         if hub.pendingBytes > config.limits.maxPendingInputBytesTotal {
             return HeraldError(.overloaded, "\(hub.pendingBytes) bytes of events wait for the event log's disk; retry later")
         }
+        let backlog = hub.deliveryBacklogBytes
+        if backlog > config.limits.maxPendingInputBytesTotal {
+            return HeraldError(.overloaded, "\(backlog) bytes of events wait for one of the gateway's loops to deliver them; retry later")
+        }
         return nil
     }
 
