@@ -46,7 +46,9 @@ extension Hub {
 
     /// The members of `group` whose join event `credentials` would see (its scope).
     public func members(of group: String, visibleTo credentials: Credentials) -> [PresenceRegistry.Member] {
-        allMembers(of: group, fresh: true).filter { member in
+        // In join order, as every loop and node saw the joins: local and shared members
+        // arrive in whichever order each list had them.
+        allMembers(of: group, fresh: true).sorted { $0.joinedSeq < $1.joinedSeq }.filter { member in
             guard let scope = credentials.scope else { return true }
             guard let event = member.joinEvent else { return false }
             replayTape.removeAll()
