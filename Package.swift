@@ -70,7 +70,7 @@ let package = Package(
 
         // MARK: - Client (blocking HTTP / WebSocket / SSE over POSIX sockets, for the CLI and tests)
 
-        .target(name: "HeraldClient", dependencies: ["HeraldCore"]),
+        .target(name: "HeraldClient", dependencies: ["COpenSSL", "HeraldCore"]),
 
         // MARK: - Load generator (`herald bench`: epoll, thousands of subscribers, any gateway by URL templates)
 

@@ -12,6 +12,7 @@ import os
 import resource
 import signal
 import socket
+import ssl
 import struct
 import subprocess
 import tempfile
@@ -53,8 +54,11 @@ def default_config(**overrides):
 class Herald:
     """One `herald serve` process on 127.0.0.1 and a port the kernel chose."""
 
-    def __init__(self, config, max_files=None):
-        """`max_files` caps the process's open descriptors (RLIMIT_NOFILE)."""
+    def __init__(self, config, max_files=None, ca=None):
+        """`max_files` caps the process's open descriptors (RLIMIT_NOFILE); with `ca` (a
+        PEM file) every connection speaks TLS to a gateway configured with `tls`,
+        verifying its certificate for "localhost"."""
+        self.tls = ssl.create_default_context(cafile=ca) if ca else None
         binary = os.environ.get("HERALD_BIN", os.path.join(ROOT, ".build/debug/herald"))
         self.dir = tempfile.TemporaryDirectory()
         config_path = os.path.join(self.dir.name, "config.json")
@@ -73,7 +77,7 @@ class Herald:
                 raise RuntimeError("herald did not start:\n" + self.log_text())
             time.sleep(0.05)
         self.port = int(open(port_path).read())
-        self.base = f"http://127.0.0.1:{self.port}"
+        self.base = f"{'https' if ca else 'http'}://127.0.0.1:{self.port}"
 
     def log_text(self):
         self.log.flush()
@@ -91,7 +95,7 @@ class Herald:
         sock.settimeout(timeout)
         sock.connect(("127.0.0.1", self.port))
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return sock
+        return self.tls.wrap_socket(sock, server_hostname="localhost") if self.tls else sock
 
     def exchange(self, data, responses, timeout=5.0, close_wait=0.3):
         """Sends `data` in one write and reads `responses` HTTP responses (fewer if the
@@ -241,7 +245,7 @@ class ResponseReader:
             data = self.sock.recv(65536)
         except (socket.timeout, TimeoutError):
             return False
-        except ConnectionResetError:
+        except (ConnectionResetError, ssl.SSLError):  # a TLS peer's abrupt close too
             data = b""
         if not data:
             self.eof = True

@@ -12,7 +12,7 @@ want="${1:-build}"
 
 packages=(libwebsockets-dev libwebsockets-evlib-ev libev-dev libssl-dev libhiredis-dev pkg-config)
 case "$want" in
-  test) packages+=(redis-server chromium chromium-driver) ;;
+  test) packages+=(redis-server chromium chromium-driver openssl curl) ;;
   bench) packages+=(nginx-light libnginx-mod-nchan wrk chromium) ;;
 esac
 

@@ -29,6 +29,15 @@ static const unsigned long long herald_opt_only_raw = LWS_SERVER_OPTION_ONLY_RAW
 /// libev instead of poll(): lws watches each socket through a libev loop that Herald owns
 /// (a "foreign" loop), so a service iteration costs O(ready sockets), not O(open sockets).
 static const unsigned long long herald_opt_libev = LWS_SERVER_OPTION_LIBEV;
+
+/// TLS: lws initialises OpenSSL and makes the vhost's SSL_CTX from the configured
+/// certificate; a socket adopted with `herald_adopt_tls_socket` does the TLS handshake
+/// before its first RAW_RX, and reads and writes go through OpenSSL from then on.
+static const unsigned long long herald_opt_tls = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+/// The only ALPN protocol offered: Herald speaks HTTP/1.1 itself, a client must never get h2
+/// (a literal: the vhost keeps the pointer).
+static inline const char *herald_alpn_http1(void) { return "http/1.1"; }
+static const lws_adoption_type herald_adopt_tls_socket = (lws_adoption_type)(LWS_ADOPT_SOCKET | LWS_ADOPT_ALLOW_SSL);
 /* accept4 is a GNU extension the headers declare only under _GNU_SOURCE. */
 extern int accept4(int fd, struct sockaddr *address, socklen_t *length, int flags);
 /* Accepts one waiting connection as a non-blocking, close-on-exec socket (-1 and errno when none). */

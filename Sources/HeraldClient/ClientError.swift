@@ -18,6 +18,8 @@ public struct ClientError: Error, Sendable, CustomStringConvertible, Equatable {
         case httpStatus
         /// A send/recv/poll system call failed (reset by peer, ...).
         case io
+        /// The TLS handshake failed or the server's certificate was not trusted.
+        case tls
         /// The caller passed something unusable (bad URL, header with CR/LF, use after close).
         case invalidArgument
 
@@ -29,6 +31,7 @@ public struct ClientError: Error, Sendable, CustomStringConvertible, Equatable {
             case .protocolViolation: "protocol violation"
             case .httpStatus: "http status"
             case .io: "i/o"
+            case .tls: "tls"
             case .invalidArgument: "invalid argument"
             }
         }

@@ -37,12 +37,15 @@ func describeErrno(_ code: Int32) -> String {
     String(cString: strerror(code)) + " (errno \(code))"
 }
 
-/// A connected, non-blocking TCP socket with an internal read buffer. Every blocking
-/// operation takes a deadline and waits with `poll`. Owned by one thread at a time.
+/// A connected, non-blocking TCP socket, optionally under TLS, with an internal read
+/// buffer. Every blocking operation takes a deadline and waits with `poll`. Owned by one
+/// thread at a time.
 final class ClientSocket {
     private(set) var fd: Int32
     let host: String
     let port: Int
+    /// The TLS session when the endpoint is https:// or wss://; reads and writes go through it.
+    private var tls: TLSSession?
 
     private var storage: UnsafeMutableBufferPointer<UInt8>
     private var readIndex = 0
@@ -52,8 +55,9 @@ final class ClientSocket {
 
     static let readChunk = 64 * 1024
 
-    /// Resolves `host` and connects to the first address that accepts, before `deadline`.
-    init(host: String, port: Int, deadline: Deadline) throws(ClientError) {
+    /// Resolves `host` and connects to the first address that accepts, before `deadline`;
+    /// with `tls`, also completes a TLS handshake that verifies the server is `host`.
+    init(host: String, port: Int, tls context: TLSClientContext? = nil, deadline: Deadline) throws(ClientError) {
         guard (1...65535).contains(port) else {
             throw ClientError(.invalidArgument, "invalid port \(port)")
         }
@@ -61,6 +65,27 @@ final class ClientSocket {
         self.port = port
         self.fd = try ClientSocket.connect(host: host, port: port, deadline: deadline)
         self.storage = .allocate(capacity: ClientSocket.readChunk)
+        if let context {
+            do {
+                let session = try TLSSession(context: context, fd: fd, host: host)
+                tls = session
+                try handshake(session, deadline: deadline)
+            } catch {
+                close()
+                throw error
+            }
+        }
+    }
+
+    private func handshake(_ session: TLSSession, deadline: Deadline) throws(ClientError) {
+        while true {
+            switch try session.handshake() {
+            case .done: return
+            case .wantRead: try wait(for: Int32(POLLIN), deadline: deadline, what: "in the TLS handshake with \(host):\(port)")
+            case .wantWrite: try wait(for: Int32(POLLOUT), deadline: deadline, what: "in the TLS handshake with \(host):\(port)")
+            case .closed: throw ClientError(.closed, "\(host):\(port) closed the connection during the TLS handshake")
+            }
+        }
     }
 
     deinit {
@@ -252,6 +277,7 @@ final class ClientSocket {
         guard fd >= 0 else { throw ClientError(.invalidArgument, "connection is closed") }
         if sawEOF { return false }
         reserveSpace()
+        if let tls { return try fill(through: tls, deadline: deadline, what: what()) }
         while true {
             let space = storage.count - writeIndex
             let n = recv(fd, storage.baseAddress! + writeIndex, space, 0)
@@ -277,11 +303,27 @@ final class ClientSocket {
         }
     }
 
+    private func fill(through tls: TLSSession, deadline: Deadline, what: @autoclosure () -> String) throws(ClientError) -> Bool {
+        while true {
+            switch try tls.read(into: storage.baseAddress! + writeIndex, count: storage.count - writeIndex) {
+            case .done(let n):
+                writeIndex += n
+                return true
+            case .closed:
+                sawEOF = true
+                return false
+            case .wantRead: try wait(for: Int32(POLLIN), deadline: deadline, what: what())
+            case .wantWrite: try wait(for: Int32(POLLOUT), deadline: deadline, what: what())
+            }
+        }
+    }
+
     /// True when the connection is unusable for a new request: closed by us, or the peer
     /// has closed / reset it while idle. Any unsolicited bytes stay in the buffer.
     func peerHasClosed() -> Bool {
         guard fd >= 0 else { return true }
         if sawEOF { return true }
+        if let tls, tls.pending > 0 { return false }
         var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
         var n: Int32
         repeat { n = poll(&pfd, 1, 0) } while n < 0 && errno == EINTR
@@ -309,7 +351,21 @@ final class ClientSocket {
     {
         guard fd >= 0 else { throw ClientError(.invalidArgument, "connection is closed") }
         guard let base = bytes.baseAddress else { return true }
+        let readableStops = stopWhenReadable ? Int32(POLLOUT) | Int32(POLLIN) : Int32(POLLOUT)
         var offset = 0
+        if let tls {
+            while offset < bytes.count {
+                switch try tls.write(base + offset, count: bytes.count - offset) {
+                case .done(let n): offset += n
+                case .closed: throw ClientError(.closed, "connection closed by peer while sending")
+                case .wantRead: try wait(for: Int32(POLLIN), deadline: deadline, what: "sending \(bytes.count) bytes")
+                case .wantWrite:
+                    let revents = try wait(for: readableStops, deadline: deadline, what: "sending \(bytes.count) bytes")
+                    if stopWhenReadable && revents & Int32(POLLIN) != 0 && revents & Int32(POLLOUT) == 0 { return false }
+                }
+            }
+            return true
+        }
         while offset < bytes.count {
             let n = sysSend(fd, base + offset, bytes.count - offset, Int32(MSG_NOSIGNAL))
             if n >= 0 {
@@ -321,8 +377,7 @@ final class ClientSocket {
             case EINTR:
                 continue
             case EAGAIN, EWOULDBLOCK:
-                let events = stopWhenReadable ? Int32(POLLOUT) | Int32(POLLIN) : Int32(POLLOUT)
-                let revents = try wait(for: events, deadline: deadline, what: "sending \(bytes.count) bytes")
+                let revents = try wait(for: readableStops, deadline: deadline, what: "sending \(bytes.count) bytes")
                 if stopWhenReadable && revents & Int32(POLLIN) != 0 && revents & Int32(POLLOUT) == 0 {
                     return false
                 }
@@ -353,6 +408,7 @@ final class ClientSocket {
     }
 
     func close() {
+        tls = nil
         if fd >= 0 {
             _ = sysClose(fd)
             fd = -1

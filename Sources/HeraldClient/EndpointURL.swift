@@ -1,12 +1,21 @@
-/// A plain-text endpoint: "http://host[:port]/path?query" or "ws://host[:port]/path?query".
+/// An endpoint: "http[s]://host[:port]/path?query" or "ws[s]://host[:port]/path?query".
 ///
 /// IPv6 literals are written in brackets ("http://[::1]:8080/") and stored without them.
 /// The fragment ("#...") is dropped; the path always starts with "/" and keeps the query.
-/// "https" and "wss" are refused: the built-in client has no TLS.
+/// https and wss go over TLS (`TLSClientContext`); the port defaults to 443 for them.
 public struct EndpointURL: Sendable, Equatable, Hashable, CustomStringConvertible {
     public enum Scheme: String, Sendable, Equatable, Hashable {
         case http
+        case https
         case ws
+        case wss
+
+        /// Over TLS.
+        public var isSecure: Bool { self == .https || self == .wss }
+        /// The scheme of a WebSocket on the same server (http → ws, https → wss).
+        public var asWebSocket: Scheme { isSecure ? .wss : .ws }
+        /// The scheme of plain requests on the same server (ws → http, wss → https).
+        public var asHTTP: Scheme { isSecure ? .https : .http }
     }
 
     public var scheme: Scheme
@@ -25,19 +34,15 @@ public struct EndpointURL: Sendable, Equatable, Hashable, CustomStringConvertibl
     public init(parsing string: String) throws(ClientError) {
         let text = trimOWS(string)
         guard let separator = text.firstRange(of: "://") else {
-            throw ClientError(.invalidArgument, "invalid URL \(quoted(text)): expected http://host:port/path or ws://host:port/path")
+            throw ClientError(
+                .invalidArgument, "invalid URL \(quoted(text)): expected http[s]://host:port/path or ws[s]://host:port/path")
         }
         let schemeText = text[..<separator.lowerBound].lowercased()
-        switch schemeText {
-        case "http": scheme = .http
-        case "ws": scheme = .ws
-        case "https", "wss":
+        guard let parsedScheme = Scheme(rawValue: schemeText) else {
             throw ClientError(
-                .invalidArgument,
-                "TLS not supported by the built-in client (\(schemeText)://); use http:// or ws:// (or a TLS-terminating proxy)")
-        default:
-            throw ClientError(.invalidArgument, "unsupported URL scheme \(quoted(schemeText)) in \(quoted(text)); expected http or ws")
+                .invalidArgument, "unsupported URL scheme \(quoted(schemeText)) in \(quoted(text)); expected http, https, ws or wss")
         }
+        scheme = parsedScheme
 
         var rest = text[separator.upperBound...]
         if let hash = rest.firstIndex(of: "#") { rest = rest[..<hash] }
@@ -84,7 +89,7 @@ public struct EndpointURL: Sendable, Equatable, Hashable, CustomStringConvertibl
             }
             port = value
         } else {
-            port = 80
+            port = scheme.isSecure ? 443 : 80
         }
 
         var resolvedPath = String(pathPart)

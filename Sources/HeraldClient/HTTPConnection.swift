@@ -49,7 +49,7 @@ extension HTTPResponse {
     }
 }
 
-/// One keep-alive HTTP/1.1 connection (no TLS, no pipelining). Blocking; use it from one
+/// One keep-alive HTTP/1.1 connection, plain or over TLS (no pipelining). Blocking; use it from one
 /// thread or task at a time.
 ///
 /// The TCP connection is opened by `init`. When the server answers `Connection: close`
@@ -59,6 +59,8 @@ extension HTTPResponse {
 public final class HTTPConnection {
     public let host: String
     public let port: Int
+    /// The trust for https (nil: plain HTTP).
+    public let tls: TLSClientContext?
     /// Deadline for each whole request/response exchange (and for connecting).
     public var timeout: Duration
     /// Responses with a larger body are refused with a protocol-violation error.
@@ -68,17 +70,20 @@ public final class HTTPConnection {
     /// How many TCP connections this object has opened so far.
     public private(set) var connectionCount = 0
 
-    public init(host: String, port: Int, timeout: Duration = .seconds(10)) throws(ClientError) {
+    public init(host: String, port: Int, tls: TLSClientContext? = nil, timeout: Duration = .seconds(10)) throws(ClientError) {
         self.host = host
         self.port = port
+        self.tls = tls
         self.timeout = timeout
         socket = try openSocket(deadline: deadline(after: timeout))
     }
 
-    /// Connects to `http://host:port` (the path of `url` is ignored).
-    public convenience init(url: String, timeout: Duration = .seconds(10)) throws(ClientError) {
+    /// Connects to `http[s]://host:port` (the path of `url` is ignored); https trusts
+    /// `tls`, or the system's authorities when it is nil.
+    public convenience init(url: String, tls: TLSClientContext? = nil, timeout: Duration = .seconds(10)) throws(ClientError) {
         let endpoint = try EndpointURL(parsing: url)
-        try self.init(host: endpoint.host, port: endpoint.port, timeout: timeout)
+        try self.init(
+            host: endpoint.host, port: endpoint.port, tls: TLSClientContext.forEndpoint(endpoint, given: tls), timeout: timeout)
     }
 
     deinit { socket?.close() }
@@ -88,7 +93,7 @@ public final class HTTPConnection {
     public var isOpen: Bool { socket?.isOpen ?? false }
 
     private func openSocket(deadline: Deadline) throws(ClientError) -> ClientSocket {
-        let socket = try ClientSocket(host: host, port: port, deadline: deadline)
+        let socket = try ClientSocket(host: host, port: port, tls: tls, deadline: deadline)
         connectionCount += 1
         return socket
     }
@@ -191,10 +196,10 @@ extension HTTPConnection: Sendable {}
 /// One-shot requests (a fresh connection each, sent with `Connection: close`).
 public enum HTTPClient {
     public static func request(
-        host: String, port: Int, method: String = "GET", path: String, headers: [(String, String)] = [],
-        body: [UInt8]? = nil, timeout: Duration = .seconds(10)
+        host: String, port: Int, tls: TLSClientContext? = nil, method: String = "GET", path: String,
+        headers: [(String, String)] = [], body: [UInt8]? = nil, timeout: Duration = .seconds(10)
     ) throws(ClientError) -> HTTPResponse {
-        let connection = try HTTPConnection(host: host, port: port, timeout: timeout)
+        let connection = try HTTPConnection(host: host, port: port, tls: tls, timeout: timeout)
         defer { connection.close() }
         var headers = headers
         if !headers.contains(where: { $0.0.lowercased() == "connection" }) {
@@ -203,14 +208,16 @@ public enum HTTPClient {
         return try connection.request(method, path, headers: headers, body: body)
     }
 
-    /// `url` is "http://host[:port]/path?query" (https is refused: no TLS in this client).
+    /// `url` is "http[s]://host[:port]/path?query"; https trusts `tls`, or the system's
+    /// authorities when it is nil.
     public static func request(
-        url: String, method: String = "GET", headers: [(String, String)] = [], body: [UInt8]? = nil,
-        timeout: Duration = .seconds(10)
+        url: String, tls: TLSClientContext? = nil, method: String = "GET", headers: [(String, String)] = [],
+        body: [UInt8]? = nil, timeout: Duration = .seconds(10)
     ) throws(ClientError) -> HTTPResponse {
         let endpoint = try EndpointURL(parsing: url)
         return try request(
-            host: endpoint.host, port: endpoint.port, method: method, path: endpoint.path, headers: headers,
+            host: endpoint.host, port: endpoint.port, tls: TLSClientContext.forEndpoint(endpoint, given: tls), method: method,
+            path: endpoint.path, headers: headers,
             body: body, timeout: timeout)
     }
 }

@@ -30,10 +30,11 @@ public final class SSEStream {
     ///   - headers: extra request headers (e.g. `Authorization`, `Last-Event-ID`).
     ///   - timeout: deadline for connecting and receiving the response head.
     public init(
-        host: String, port: Int, path: String, headers: [(String, String)] = [], timeout: Duration = .seconds(10)
+        host: String, port: Int, tls: TLSClientContext? = nil, path: String, headers: [(String, String)] = [],
+        timeout: Duration = .seconds(10)
     ) throws(ClientError) {
         let deadline = deadline(after: timeout)
-        socket = try ClientSocket(host: host, port: port, deadline: deadline)
+        socket = try ClientSocket(host: host, port: port, tls: tls, deadline: deadline)
         let request = try buildRequest(
             method: "GET", target: path, hostHeader: hostHeaderValue(host: host, port: port), headers: headers,
             body: nil,
@@ -63,14 +64,17 @@ public final class SSEStream {
         }
     }
 
-    /// `url` is "http://host[:port]/path?query".
+    /// `url` is "http[s]://host[:port]/path?query"; https trusts `tls`, or the system's
+    /// authorities when it is nil.
     public convenience init(
-        url: String, headers: [(String, String)] = [], timeout: Duration = .seconds(10)
+        url: String, tls: TLSClientContext? = nil, headers: [(String, String)] = [], timeout: Duration = .seconds(10)
     )
         throws(ClientError)
     {
         let endpoint = try EndpointURL(parsing: url)
-        try self.init(host: endpoint.host, port: endpoint.port, path: endpoint.path, headers: headers, timeout: timeout)
+        try self.init(
+            host: endpoint.host, port: endpoint.port, tls: TLSClientContext.forEndpoint(endpoint, given: tls),
+            path: endpoint.path, headers: headers, timeout: timeout)
     }
 
     deinit { socket.close() }

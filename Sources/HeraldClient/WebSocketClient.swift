@@ -1,6 +1,6 @@
 import HeraldCore
 
-/// A blocking RFC 6455 client (no extensions, no TLS). Owned by one thread or task at a
+/// A blocking RFC 6455 client (no extensions), plain or over TLS. Owned by one thread or task at a
 /// time: `receive` and the `send` methods must not be called concurrently.
 public final class WebSocketClient {
     public enum Message: Sendable, Equatable {
@@ -43,15 +43,15 @@ public final class WebSocketClient {
     /// anything but 101, and `.protocolViolation` when the 101 answer is wrong
     /// (Sec-WebSocket-Accept, Upgrade/Connection, an unrequested subprotocol or extension).
     public init(
-        host: String, port: Int, path: String, subprotocols: [String] = [], headers: [(String, String)] = [],
-        timeout: Duration = .seconds(10)
+        host: String, port: Int, tls: TLSClientContext? = nil, path: String, subprotocols: [String] = [],
+        headers: [(String, String)] = [], timeout: Duration = .seconds(10)
     ) throws(ClientError) {
         self.host = host
         self.port = port
         self.path = path
         self.timeout = timeout
         let deadline = deadline(after: timeout)
-        socket = try ClientSocket(host: host, port: port, deadline: deadline)
+        socket = try ClientSocket(host: host, port: port, tls: tls, deadline: deadline)
 
         var keyBytes = [UInt8](repeating: 0, count: 16)
         var system = SystemRandomNumberGenerator()
@@ -119,13 +119,16 @@ public final class WebSocketClient {
         }
     }
 
-    /// `url` is "ws://host[:port]/path?query" (or http://; wss/https are refused).
+    /// `url` is "ws[s]://host[:port]/path?query" (or http[s]://); wss trusts `tls`, or the
+    /// system's authorities when it is nil.
     public convenience init(
-        url: String, subprotocols: [String] = [], headers: [(String, String)] = [], timeout: Duration = .seconds(10)
+        url: String, tls: TLSClientContext? = nil, subprotocols: [String] = [], headers: [(String, String)] = [],
+        timeout: Duration = .seconds(10)
     ) throws(ClientError) {
         let endpoint = try EndpointURL(parsing: url)
         try self.init(
-            host: endpoint.host, port: endpoint.port, path: endpoint.path, subprotocols: subprotocols,
+            host: endpoint.host, port: endpoint.port, tls: TLSClientContext.forEndpoint(endpoint, given: tls),
+            path: endpoint.path, subprotocols: subprotocols,
             headers: headers, timeout: timeout)
     }
 

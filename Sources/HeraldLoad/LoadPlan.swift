@@ -1,3 +1,5 @@
+public import HeraldClient
+
 /// What a load run does: who subscribes where, what is published how fast, and what is
 /// measured. Gateway-neutral: everything gateway-specific is a template.
 public struct LoadPlan: Sendable {
@@ -10,7 +12,7 @@ public struct LoadPlan: Sendable {
     public var subscribers: Int
     public var stalled = 0
     public var transport: Transport
-    /// `ws://…` or `http://…` per subscriber (`{i}`).
+    /// `ws[s]://…` or `http[s]://…` per subscriber (`{i}`).
     public var subscribeURL: LoadTemplate
     /// WebSocket subprotocol to ask for (Herald: herald.v1), or nil.
     public var webSocketProtocol: String?
@@ -45,6 +47,8 @@ public struct LoadPlan: Sendable {
     public var drainTimeout: Double = 5
     /// Only open the subscribers and measure the server's memory; publish nothing.
     public var idle = false
+    /// The certificates to trust for https:// and wss:// URLs (nil: the system's).
+    public var tls: TLSClientContext?
     /// Processes whose memory and CPU count as the server's (nginx: master and workers).
     public var serverPIDs: [Int32] = []
 

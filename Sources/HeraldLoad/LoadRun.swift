@@ -14,6 +14,8 @@ public enum LoadRun {
         try plan.validate()
         let subscribeAt = try endpoint(of: plan.subscribeURL.string(i: 0))
         let publishAt = try endpoint(of: plan.publishURL.string(i: 0))
+        let subscribeTLS = try trust(for: plan.subscribeURL.string(i: 0), given: plan.tls)
+        let publishTLS = try trust(for: plan.publishURL.string(i: 0), given: plan.tls)
         let sources = LoadSocket.loopbackSources(plan.sources)
         raiseOpenFileLimit()
 
@@ -24,7 +26,7 @@ public enum LoadRun {
         let fleets = (0..<plan.threads).map { t in
             SubscriberFleet(
                 plan: plan, indices: Array(stride(from: t, to: total, by: plan.threads)), address: subscribeAt, sources: sources,
-                counters: counters)
+                tls: subscribeTLS, counters: counters)
         }
         let fleetThreads = fleets.map { fleet in PosixThread { fleet.run() } }
         func stopFleets() {
@@ -60,7 +62,7 @@ public enum LoadRun {
             return report
         }
 
-        let publisher = Publisher(plan: plan, address: publishAt, counters: counters)
+        let publisher = Publisher(plan: plan, address: publishAt, tls: publishTLS, counters: counters)
         PosixThread { publisher.run() }.join()
         // Deliveries still on their way: wait until all arrived or none arrived for a while.
         let expected = plan.isRouted ? publisher.acceptedEvents : publisher.acceptedEvents * plan.subscribers
@@ -108,11 +110,11 @@ public enum LoadRun {
     /// The IPv4 address a URL points at.
     static func endpoint(of url: String) throws(LoadFailure) -> sockaddr_in {
         let (authority, _) = SubscriberFleet.hostAndPath(of: url)
-        guard url.hasPrefix("http://") || url.hasPrefix("ws://") else {
-            throw LoadFailure("\(url): only http:// and ws:// URLs (no TLS in the load tool)")
+        guard ["http://", "ws://", "https://", "wss://"].contains(where: { url.hasPrefix($0) }) else {
+            throw LoadFailure("\(url): only http://, https://, ws:// and wss:// URLs")
         }
         var host = authority
-        var port = 80
+        var port = isSecure(url) ? 443 : 80
         if let colon = authority.lastIndex(of: ":") {
             guard let parsed = Int(authority[authority.index(after: colon)...]), (1...65535).contains(parsed) else {
                 throw LoadFailure("\(url): the port is not a number 1…65535")
@@ -121,6 +123,22 @@ public enum LoadRun {
             port = parsed
         }
         return try LoadSocket.resolve(host, port: port)
+    }
+
+    /// Whether `url` is https:// or wss:// (spoken over TLS).
+    public static func isSecure(_ url: String) -> Bool { url.hasPrefix("https://") || url.hasPrefix("wss://") }
+
+    /// The trust and server name for an https:// or wss:// URL (nil for plain ones):
+    /// `given`, or the system's authorities.
+    static func trust(for url: String, given: TLSClientContext?) throws(LoadFailure) -> (context: TLSClientContext, host: String)? {
+        guard isSecure(url) else { return nil }
+        do throws(ClientError) {
+            let endpoint = try EndpointURL(parsing: url)
+            if let given { return (given, endpoint.host) }
+            return (try TLSClientContext(), endpoint.host)
+        } catch {
+            throw LoadFailure("\(url): \(error.message)")
+        }
     }
 
     /// 10,000 subscribers need 10,000 descriptors: the soft limit goes up to the hard one.

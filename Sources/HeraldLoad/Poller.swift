@@ -1,4 +1,5 @@
 import CEpoll
+import HeraldClient
 
 #if canImport(Glibc)
 import Glibc
@@ -59,24 +60,25 @@ struct SocketOutput {
 
     var isEmpty: Bool { unsent.isEmpty }
 
-    /// Queues `bytes` and writes what the socket takes now.
-    mutating func write(_ bytes: [UInt8], fd: Int32, poller: borrowing Poller, token: Int, reading: Bool) throws(LoadFailure) {
+    /// Queues `bytes` and writes what the socket (or its TLS session) takes now.
+    mutating func write(
+        _ bytes: [UInt8], fd: Int32, tls: TLSSession? = nil, poller: borrowing Poller, token: Int, reading: Bool
+    ) throws(LoadFailure) {
         unsent.append(contentsOf: bytes)
-        try flush(fd: fd, poller: poller, token: token, reading: reading)
+        try flush(fd: fd, tls: tls, poller: poller, token: token, reading: reading)
     }
 
     /// Writes what waits; `reading` says whether the socket is also watched for input.
-    mutating func flush(fd: Int32, poller: borrowing Poller, token: Int, reading: Bool) throws(LoadFailure) {
+    mutating func flush(fd: Int32, tls: TLSSession?, poller: borrowing Poller, token: Int, reading: Bool) throws(LoadFailure) {
         var written = 0
         while written < unsent.count {
-            let n = unsent.withUnsafeBytes { send(fd, $0.baseAddress! + written, $0.count - written, Int32(MSG_NOSIGNAL)) }
-            if n > 0 {
-                written += n
-            } else if n < 0, errno == EAGAIN {
-                break
-            } else {
-                throw LoadFailure("write: \(LoadSocket.errnoText())")
-            }
+            let n = try unsent.withUnsafeBytes { bytes in
+                Result { () throws(LoadFailure) in
+                    try LoadSocket.transmit(fd, tls, bytes.baseAddress! + written, count: bytes.count - written)
+                }
+            }.get()
+            if n == 0 { break }
+            written += n
         }
         if written == unsent.count { unsent.removeAll(keepingCapacity: true) } else { unsent.removeFirst(written) }
         let watch = !unsent.isEmpty
@@ -120,6 +122,92 @@ enum LoadSocket {
             return .failure(LoadFailure("connect: \(text)"))
         }
         return .success(fd)
+    }
+
+    /// What one non-blocking read gave.
+    enum Received {
+        case bytes(Int)
+        case wouldBlock
+        case closed
+        case failed(String)
+    }
+
+    /// Reads what the socket (or its TLS session) has into `buffer`.
+    static func receive(_ fd: Int32, _ tls: TLSSession?, into buffer: UnsafeMutableRawBufferPointer) -> Received {
+        guard let tls else {
+            let n = read(fd, buffer.baseAddress, buffer.count)
+            if n > 0 { return .bytes(n) }
+            if n == 0 { return .closed }
+            return errno == EAGAIN ? .wouldBlock : .failed("read: \(errnoText())")
+        }
+        do throws(ClientError) {
+            switch try tls.read(into: buffer.baseAddress!, count: buffer.count) {
+            case .done(let n): return .bytes(n)
+            case .wantRead, .wantWrite: return .wouldBlock
+            case .closed: return .closed
+            }
+        } catch {
+            return .failed(error.message)
+        }
+    }
+
+    /// Writes what the socket (or its TLS session) takes now; 0 when it takes nothing.
+    static func transmit(_ fd: Int32, _ tls: TLSSession?, _ base: UnsafeRawPointer, count: Int) throws(LoadFailure) -> Int {
+        guard let tls else {
+            let n = send(fd, base, count, Int32(MSG_NOSIGNAL))
+            if n >= 0 { return n }
+            if errno == EAGAIN { return 0 }
+            throw LoadFailure("write: \(errnoText())")
+        }
+        do throws(ClientError) {
+            switch try tls.write(base, count: count) {
+            case .done(let n): return n
+            case .wantRead, .wantWrite: return 0
+            case .closed: throw ClientError(.closed, "the server closed the TLS session")
+            }
+        } catch {
+            throw LoadFailure("write: \(error.message)")
+        }
+    }
+
+    /// One step of a TLS handshake on a connected socket: nil when it is done, else the
+    /// epoll events to wait for.
+    static func handshake(_ tls: TLSSession) throws(LoadFailure) -> UInt32? {
+        do throws(ClientError) {
+            switch try tls.handshake() {
+            case .done: return nil
+            case .wantRead: return Poller.readable
+            case .wantWrite: return Poller.writable
+            case .closed: throw ClientError(.closed, "the server closed the connection during the TLS handshake")
+            }
+        } catch {
+            throw LoadFailure(error.message)
+        }
+    }
+
+    /// A TLS session on a socket whose connect is under way, handshaken before it returns
+    /// (waiting at most 10 s): the few publisher connections start this way.
+    static func secure(_ fd: Int32, context: TLSClientContext, host: String) throws(LoadFailure) -> TLSSession {
+        let session: TLSSession
+        do throws(ClientError) {
+            session = try TLSSession(context: context, fd: fd, host: host)
+        } catch {
+            throw LoadFailure("TLS: \(error.message)")
+        }
+        let deadline = monotonicNanoseconds() + 10_000_000_000
+        var waitFor = Poller.writable  // the connect first
+        while true {
+            var pfd = pollfd(
+                fd: fd, events: Int16(truncatingIfNeeded: waitFor & Poller.writable != 0 ? UInt32(POLLOUT) : UInt32(POLLIN)), revents: 0)
+            guard monotonicNanoseconds() < deadline, poll(&pfd, 1, 100) >= 0 || errno == EINTR else {
+                throw LoadFailure("TLS handshake: no answer in 10 s")
+            }
+            if pfd.revents == 0 { continue }
+            let failure = connectError(fd)
+            guard failure == 0 else { throw LoadFailure("connect: \(String(cString: strerror(failure)))") }
+            guard let next = try handshake(session) else { return session }
+            waitFor = next
+        }
     }
 
     /// The outcome of a non-blocking connect, once the socket is writable.

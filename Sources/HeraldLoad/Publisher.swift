@@ -15,6 +15,8 @@ import Glibc
 final class Publisher: @unchecked Sendable {  // touched by its thread only, until `run` returns
     private struct Connection {
         var fd: Int32 = -1
+        /// The TLS session of an https:// publish URL.
+        var tls: TLSSession?
         var input: [UInt8] = []
         var output = SocketOutput()
         /// Requests in flight, oldest first: their event counts and send times.
@@ -28,6 +30,8 @@ final class Publisher: @unchecked Sendable {  // touched by its thread only, unt
 
     private let plan: LoadPlan
     private let address: sockaddr_in
+    /// The trust for an https:// publish URL, and the name its server must hold.
+    private let tls: (context: TLSClientContext, host: String)?
     private let counters: LoadCounters
     private let poller = Poller()
     private var connections: [Connection]
@@ -48,9 +52,10 @@ final class Publisher: @unchecked Sendable {  // touched by its thread only, unt
     /// How far behind schedule the publisher was at worst (it had no free slot in time).
     private(set) var worstLag: UInt64 = 0
 
-    init(plan: LoadPlan, address: sockaddr_in, counters: LoadCounters) {
+    init(plan: LoadPlan, address: sockaddr_in, tls: (context: TLSClientContext, host: String)?, counters: LoadCounters) {
         self.plan = plan
         self.address = address
+        self.tls = tls
         self.counters = counters
         connections = Array(repeating: Connection(), count: plan.publishers)
         posts = (plan.events + plan.batch - 1) / plan.batch
@@ -72,6 +77,13 @@ final class Publisher: @unchecked Sendable {  // touched by its thread only, unt
             switch LoadSocket.connect(to: address, from: nil) {
             case .success(let fd):
                 connections[k].fd = fd
+                if let tls {
+                    do throws(LoadFailure) {
+                        connections[k].tls = try LoadSocket.secure(fd, context: tls.context, host: tls.host)
+                    } catch {
+                        refuse("publisher connection: \(error)")
+                    }
+                }
                 poller.add(fd, events: Poller.readable, token: k)
             case .failure(let failure):
                 refuse("publisher connection: \(failure)")
@@ -164,7 +176,8 @@ final class Publisher: @unchecked Sendable {  // touched by its thread only, unt
 
     private func write(_ bytes: [UInt8], on k: Int) {
         do throws(LoadFailure) {
-            try connections[k].output.write(bytes, fd: connections[k].fd, poller: poller, token: k, reading: true)
+            try connections[k].output.write(
+                bytes, fd: connections[k].fd, tls: connections[k].tls, poller: poller, token: k, reading: true)
         } catch {
             refuse("publisher \(error)")
         }
@@ -175,13 +188,18 @@ final class Publisher: @unchecked Sendable {  // touched by its thread only, unt
         if events & Poller.writable != 0, !connections[k].output.isEmpty { write([], on: k) }
         guard events & (Poller.readable | EPOLLHUP.rawValue | EPOLLERR.rawValue) != 0 else { return 0 }
         let fd = connections[k].fd
-        let n = scratch.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-        guard n > 0 else {
-            if n < 0, errno == EAGAIN { return 0 }
-            refuse(n == 0 ? "the server closed a publisher connection" : "publisher read: \(LoadSocket.errnoText())")
-            return 0
-        }
-        connections[k].input.append(contentsOf: scratch[0..<n])
+        repeat {  // TLS may hold decrypted bytes epoll cannot see
+            switch scratch.withUnsafeMutableBytes({ LoadSocket.receive(fd, connections[k].tls, into: $0) }) {
+            case .bytes(let n): connections[k].input.append(contentsOf: scratch[0..<n])
+            case .wouldBlock: return 0
+            case .closed:
+                refuse("the server closed a publisher connection")
+                return 0
+            case .failed(let text):
+                refuse("publisher \(text)")
+                return 0
+            }
+        } while connections[k].tls?.pending ?? 0 > 0
         let now = monotonicNanoseconds()
         var answered = 0
         while let status = nextAnswer(on: k) {

@@ -27,12 +27,14 @@ final class LoadCounters: Sendable {
 /// One subscriber of the run, from connect to its last message.
 struct Subscriber {
     enum Phase: Equatable {
-        case connecting, awaitingHead, awaitingReply, streaming, stalled, failed
+        case connecting, handshaking, awaitingHead, awaitingReply, streaming, stalled, failed
     }
 
     let index: Int
     let stalls: Bool
     var fd: Int32 = -1
+    /// The TLS session of a wss:// or https:// subscriber.
+    var tls: TLSSession?
     var phase = Phase.connecting
     /// Bytes read and not handled yet (a partial frame or SSE event).
     var input: [UInt8] = []
@@ -53,6 +55,8 @@ final class SubscriberFleet: @unchecked Sendable {  // state is touched by its t
     private let plan: LoadPlan
     private let address: sockaddr_in
     private let sources: [in_addr]?
+    /// The trust for wss:// and https:// subscribe URLs, and the name their server must hold.
+    private let tls: (context: TLSClientContext, host: String)?
     private let counters: LoadCounters
     private var subscribers: [Subscriber]
     private let poller = Poller()
@@ -64,10 +68,14 @@ final class SubscriberFleet: @unchecked Sendable {  // state is touched by its t
     private var scratch = [UInt8](repeating: 0, count: 64 * 1024)
     static let maxConnecting = 256
 
-    init(plan: LoadPlan, indices: [Int], address: sockaddr_in, sources: [in_addr]?, counters: LoadCounters) {
+    init(
+        plan: LoadPlan, indices: [Int], address: sockaddr_in, sources: [in_addr]?, tls: (context: TLSClientContext, host: String)?,
+        counters: LoadCounters
+    ) {
         self.plan = plan
         self.address = address
         self.sources = sources
+        self.tls = tls
         self.counters = counters
         subscribers = indices.map { Subscriber(index: $0, stalls: $0 >= plan.subscribers) }
     }
@@ -112,21 +120,34 @@ final class SubscriberFleet: @unchecked Sendable {  // state is touched by its t
         case .connecting:
             let error = LoadSocket.connectError(fd)
             guard error == 0 else { return fail(token, "connect: \(String(cString: strerror(error)))") }
-            var request: [UInt8] = []
-            appendRequest(for: subscribers[token].index, to: &request)
-            subscribers[token].phase = .awaitingHead
-            poller.modify(fd, events: Poller.readable, token: token)
-            send(request, on: token)
-            return
+            guard let tls else { return startStream(token) }
+            do throws(ClientError) {
+                subscribers[token].tls = try TLSSession(context: tls.context, fd: fd, host: tls.host)
+            } catch {
+                return fail(token, "TLS: \(error.message)")
+            }
+            subscribers[token].phase = .handshaking
+            return continueHandshake(token)
+        case .handshaking:
+            return continueHandshake(token)
         default:
             break
         }
         if events & Poller.writable != 0, !subscribers[token].output.isEmpty { send([], on: token) }
         guard events & (Poller.readable | EPOLLHUP.rawValue | EPOLLERR.rawValue) != 0 else { return }
-        let n = scratch.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-        guard n > 0 else {
-            if n < 0, errno == EAGAIN { return }
-            return fail(token, n == 0 ? "the server closed the connection" : "read: \(LoadSocket.errnoText())")
+        repeat {
+            readOnce(token, fd: fd, received: &received, gaps: &gaps)
+            // Bytes TLS already decrypted are not in the socket: epoll would not report them.
+        } while subscribers[token].phase != .failed && subscribers[token].tls?.pending ?? 0 > 0
+    }
+
+    private func readOnce(_ token: Int, fd: Int32, received: inout Int, gaps: inout Int) {
+        let n: Int
+        switch scratch.withUnsafeMutableBytes({ LoadSocket.receive(fd, subscribers[token].tls, into: $0) }) {
+        case .bytes(let count): n = count
+        case .wouldBlock: return
+        case .closed: return fail(token, "the server closed the connection")
+        case .failed(let text): return fail(token, text)
         }
         let now = monotonicNanoseconds()
         var input = subscribers[token].input
@@ -319,11 +340,33 @@ final class SubscriberFleet: @unchecked Sendable {  // state is touched by its t
         if !counters.stop.load(ordering: .relaxed) { counters.fail("subscriber \(subscriber.index): \(text)") }
     }
 
+    /// Drives a subscriber's TLS handshake; once it is done, opens the stream.
+    private func continueHandshake(_ token: Int) {
+        do throws(LoadFailure) {
+            if let waitFor = try LoadSocket.handshake(subscribers[token].tls!) {
+                return poller.modify(subscribers[token].fd, events: waitFor, token: token)
+            }
+        } catch {
+            return fail(token, "\(error)")
+        }
+        startStream(token)
+    }
+
+    /// Sends the upgrade or SSE request of a connected subscriber.
+    private func startStream(_ token: Int) {
+        var request: [UInt8] = []
+        appendRequest(for: subscribers[token].index, to: &request)
+        subscribers[token].phase = .awaitingHead
+        poller.modify(subscribers[token].fd, events: Poller.readable, token: token)
+        send(request, on: token)
+    }
+
     /// Writes what the socket takes now; the rest waits for EPOLLOUT.
     private func send(_ bytes: [UInt8], on token: Int) {
         let reading = subscribers[token].phase != .stalled
         do throws(LoadFailure) {
-            try subscribers[token].output.write(bytes, fd: subscribers[token].fd, poller: poller, token: token, reading: reading)
+            try subscribers[token].output.write(
+                bytes, fd: subscribers[token].fd, tls: subscribers[token].tls, poller: poller, token: token, reading: reading)
         } catch {
             fail(token, error.description)
         }

@@ -1,3 +1,4 @@
+import COpenSSL
 public import HeraldCore
 public import Logging
 import Synchronization
@@ -60,7 +61,17 @@ public final class HeraldServer: @unchecked Sendable {
     ) throws(HeraldError)
         -> [ServiceLoop]
     {
+        if let tls = config.tls { try checkCertificate(tls) }
         let (sockets, port) = try ListeningSockets.open(host: config.listen.host, port: config.listen.port, count: count)
+        var redirectSockets: [Int32] = []
+        if let redirectPort = config.tls?.redirectPort {
+            do throws(HeraldError) {
+                redirectSockets = try ListeningSockets.open(host: config.listen.host, port: redirectPort, count: count).sockets
+            } catch {
+                sockets.forEach { close($0) }
+                throw error
+            }
+        }
         var perLoop = config
         perLoop.listen.port = port
         perLoop.limits.maxQueuedBytesTotal = max(1, config.limits.maxQueuedBytesTotal / count)
@@ -70,12 +81,15 @@ public final class HeraldServer: @unchecked Sendable {
         var loops: [ServiceLoop] = []
         do throws(HeraldError) {
             for (index, socket) in sockets.enumerated() {
-                let setup = LoopSetup(index: index, count: count, subscriberSecret: secret, sequencer: sequencer, listener: socket)
+                let setup = LoopSetup(
+                    index: index, count: count, subscriberSecret: secret, sequencer: sequencer, listener: socket,
+                    redirectListener: redirectSockets.isEmpty ? nil : redirectSockets[index])
                 loops.append(try ServiceLoop(config: perLoop, logger: logger, publicDirectory: publicDirectory, setup: setup))
             }
         } catch {
             for loop in loops { loop.stopUnstarted() }
-            sockets.dropFirst(loops.count + 1).forEach { close($0) }  // the failed loop closed its own
+            // The failed loop closed its own.
+            (sockets.dropFirst(loops.count + 1) + redirectSockets.dropFirst(loops.count + 1)).forEach { close($0) }
             throw error
         }
         let inboxes = loops.map(\.inbox)
@@ -137,6 +151,26 @@ public final class HeraldServer: @unchecked Sendable {
         for loop in loops { loop.inbox.post(.shutdown) }
         while !loops.allSatisfy(\.isStopped) { usleep(10_000) }
         joinThreads()
+    }
+
+    /// Reads `tls.cert` and `tls.key` again for new connections (SIGHUP); open ones keep
+    /// theirs. A pair that cannot be loaded is logged and the one in use stays.
+    public func reloadCertificate() {
+        for loop in loops { loop.inbox.post(.reloadCertificate) }
+    }
+
+    /// Refuses a certificate or key that cannot be read or that do not belong together,
+    /// with OpenSSL's reason, before anything listens.
+    private static func checkCertificate(_ tls: HeraldConfig.TLS) throws(HeraldError) {
+        if let reason = loadCertificate(tls, into: nil) { throw HeraldError(.invalidConfig, reason) }
+    }
+
+    /// Loads `tls.cert` and `tls.key` into an SSL_CTX (nil: a scratch one, only to check
+    /// them); nil when they loaded, else OpenSSL's reason.
+    static func loadCertificate(_ tls: HeraldConfig.TLS, into sslContext: UnsafeMutableRawPointer?) -> String? {
+        var reason = [CChar](repeating: 0, count: 512)
+        guard herald_tls_load_certificate(sslContext, tls.cert, tls.key, &reason, reason.count) != 1 else { return nil }
+        return String(decoding: reason.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
     /// Hands work to the first loop's Hub from any thread: what a log's writer thread or a

@@ -28,8 +28,11 @@ struct Bench: ParsableCommand {
             """
     )
 
-    @Option(help: "Gateway base URL (Herald); omit to start one in-process.")
+    @Option(help: "Gateway base URL (Herald, http:// or https://); omit to start one in-process.")
     var url: String?
+
+    @Option(help: "PEM file of the certificates to trust for https:// and wss:// URLs (default: the system's).")
+    var cacert: String?
 
     @Option(help: "Subscribe on this Herald node instead (base URL of another node of a cluster).")
     var subscribeNode: String?
@@ -187,10 +190,10 @@ struct Bench: ParsableCommand {
             let filter = routed ? #"{"bench":["\#(run)"],"g":[SUBSCRIBERINDEX]}"# : #"{"bench":["\#(run)"]}"#
             let subscribe: String
             if kind == .webSocket {
-                subscribe = "ws://\(node.host):\(node.port)/v1/ws"
+                subscribe = "\(node.scheme.asWebSocket.rawValue)://\(node.hostAndPort)/v1/ws"
                 plan = LoadPlan(
                     subscribers: subscribers, transport: kind, subscribeURL: LoadTemplate(subscribe),
-                    publishURL: LoadTemplate("http://\(gateway.host):\(gateway.port)/v1/events"),
+                    publishURL: LoadTemplate("\(gateway.scheme.asHTTP.rawValue)://\(gateway.hostAndPort)/v1/events"),
                     event: LoadTemplate(Self.eventTemplate(run: run, routed: routed)), events: count)
                 plan.subscribeMessage = LoadTemplate(
                     #"{"op":"subscribe","id":"b","filter":\#(filter)}"#.replacingOccurrences(of: "SUBSCRIBERINDEX", with: "{i}"))
@@ -200,8 +203,8 @@ struct Bench: ParsableCommand {
                     .replacingOccurrences(of: "SUBSCRIBERINDEX", with: "{i}")
                 plan = LoadPlan(
                     subscribers: subscribers, transport: kind,
-                    subscribeURL: LoadTemplate("http://\(node.host):\(node.port)/v1/sse?filter=\(encoded)"),
-                    publishURL: LoadTemplate("http://\(gateway.host):\(gateway.port)/v1/events"),
+                    subscribeURL: LoadTemplate("\(node.scheme.asHTTP.rawValue)://\(node.hostAndPort)/v1/sse?filter=\(encoded)"),
+                    publishURL: LoadTemplate("\(gateway.scheme.asHTTP.rawValue)://\(gateway.hostAndPort)/v1/events"),
                     event: LoadTemplate(Self.eventTemplate(run: run, routed: routed)), events: count)
             }
             plan.publishHeaders = [("Authorization", "Bearer \(publisherKey)"), ("Content-Type", "application/json")]
@@ -220,6 +223,12 @@ struct Bench: ParsableCommand {
         plan.idle = idle
         plan.drainTimeout = drain
         plan.serverPIDs = inProcess ? [getpid()] : serverPid
+        if let cacert {
+            guard LoadRun.isSecure(plan.subscribeURL.string(i: 0)) || LoadRun.isSecure(plan.publishURL.string(i: 0)) else {
+                throw ValidationError("--cacert needs an https:// or wss:// URL")
+            }
+            do { plan.tls = try TLSClientContext(caFile: cacert) } catch { throw ValidationError(error.message) }
+        }
         return plan
     }
 

@@ -18,8 +18,11 @@ struct Publish: ParsableCommand {
     @Argument(help: "Events file; - or absent for standard input.")
     var file: String = "-"
 
-    @Option(help: "Gateway base URL.")
+    @Option(help: "Gateway base URL (http:// or https://).")
     var url: String = "http://127.0.0.1:8080"
+
+    @Option(help: "PEM file of the certificates to trust for an https:// URL (default: the system's).")
+    var cacert: String?
 
     @Option(help: "Publisher key (default: $HERALD_PUBLISHER_KEY).")
     var key: String?
@@ -44,14 +47,21 @@ struct Publish: ParsableCommand {
         }
         let bodies = try requestBodies(input)
         let endpoint: EndpointURL
-        do { endpoint = try EndpointURL(parsing: url) } catch { throw localError(error.message) }
+        let tls: TLSClientContext?
+        do {
+            endpoint = try EndpointURL(parsing: url)
+            guard endpoint.scheme.isSecure || cacert == nil else { throw localError("--cacert needs an https:// URL") }
+            tls = endpoint.scheme.isSecure ? try TLSClientContext(caFile: cacert) : nil
+        } catch let error as ClientError {
+            throw localError(error.message)
+        }
         let path = (endpoint.path == "/" ? "" : endpoint.path) + "/v1/events"
         var refused = false
         for body in bodies {
             let response: HTTPResponse
             do {
                 response = try HTTPClient.request(
-                    host: endpoint.host, port: endpoint.port, method: "POST", path: path,
+                    host: endpoint.host, port: endpoint.port, tls: tls, method: "POST", path: path,
                     headers: [("Authorization", "Bearer \(key)"), ("Content-Type", contentType)], body: body)
             } catch {
                 throw localError("cannot reach \(url): \(error.message)")

@@ -13,7 +13,8 @@ struct Serve: ParsableCommand {
             Reads the configuration file (default ./config.json; built-in defaults if it is \
             absent), then serves HTTP ingest (POST /v1/events), SSE (/v1/sse), WebSocket \
             (/v1/ws, subprotocol herald.v1) and the static files of publicDirectory. \
-            SIGINT or SIGTERM shut down gracefully. The environment variable \
+            SIGINT or SIGTERM shut down gracefully; with tls in the configuration, SIGHUP \
+            reloads tls.cert and tls.key for new connections. The environment variable \
             HERALD_PUBLISHER_KEY adds a publisher key without editing the file.
             """
     )
@@ -71,7 +72,8 @@ struct Serve: ParsableCommand {
         logger.info(
             "herald listening",
             metadata: [
-                "address": "\(settings.listen.host):\(server.port)",
+                "address": "\(settings.tls == nil ? "http" : "https")://\(settings.listen.host):\(server.port)",
+                "redirect": "\(settings.tls?.redirectPort.map { "http://\(settings.listen.host):\($0) → https" } ?? "-")",
                 "loops": "\(server.loopCount)",
                 "epoch": "\(server.epoch)",
                 "routes": "\(settings.routes.map(\.name))",
@@ -105,6 +107,13 @@ struct Serve: ParsableCommand {
             }
             source.resume()
             sources.append(source)
+        }
+        if settings.tls != nil {
+            signal(SIGHUP, SIG_IGN)
+            let reload = DispatchSource.makeSignalSource(signal: SIGHUP, queue: .global())
+            reload.setEventHandler { server.reloadCertificate() }
+            reload.resume()
+            sources.append(reload)
         }
         server.run()
         sources.forEach { $0.cancel() }

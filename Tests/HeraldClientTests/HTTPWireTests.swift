@@ -98,16 +98,14 @@ import Testing
         #expect(f.port == 1)
     }
 
-    @Test func refusesTLS() {
-        for url in ["https://example.com/", "wss://example.com:443/v1/ws"] {
-            do {
-                _ = try EndpointURL(parsing: url)
-                Issue.record("\(url) accepted")
-            } catch {
-                #expect(error.kind == .invalidArgument)
-                #expect(error.message.contains("TLS not supported by the built-in client"))
-            }
-        }
+    @Test func tlsSchemesDefaultToPort443() throws {
+        let https = try EndpointURL(parsing: "https://example.com/")
+        #expect(https.scheme == .https && https.scheme.isSecure && https.port == 443)
+        let wss = try EndpointURL(parsing: "WSS://example.com:8443/v1/ws")
+        #expect(wss.scheme == .wss && wss.port == 8443 && wss.path == "/v1/ws")
+        #expect(try EndpointURL(parsing: "http://h/").scheme.isSecure == false)
+        #expect(EndpointURL.Scheme.https.asWebSocket == .wss && EndpointURL.Scheme.http.asWebSocket == .ws)
+        #expect(EndpointURL.Scheme.wss.asHTTP == .https && EndpointURL.Scheme.ws.asHTTP == .http)
     }
 
     @Test(arguments: [

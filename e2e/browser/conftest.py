@@ -64,9 +64,13 @@ def wait_until(condition, timeout=15.0, every=0.1, message="condition"):
 class Gateway:
     """One `herald serve` process; stop() and start(port=...) bring it down and back."""
 
-    def __init__(self, binary, workdir):
+    def __init__(self, binary, workdir, tls=None):
+        """`tls`: (cert, key) PEM paths: the gateway serves HTTPS and WSS only, reached as
+        https://localhost and trusted by requests through `verify`."""
         self.binary = binary
         self.workdir = Path(workdir)
+        self.tls = tls
+        self.verify = str(tls[0]) if tls else True
         self.config = self.workdir / "config.json"
         self.port_file = self.workdir / "port"
         self.log_path = self.workdir / "herald.log"
@@ -85,11 +89,12 @@ class Gateway:
             "routes": {"chat": {"pattern": {"type": ["chat.message"]}, "description": "chat messages"}},
             "delivery": {"queue": {"maxMessages": 50, "maxBytes": 1048576, "policy": "drop-oldest"}},
             "log": {"level": "warning", "lwsLevel": "none"},
+            **({"tls": {"cert": str(tls[0]), "key": str(tls[1])}} if tls else {}),
         }))
 
     @property
     def url(self):
-        return f"http://127.0.0.1:{self.port}"
+        return f"https://localhost:{self.port}" if self.tls else f"http://127.0.0.1:{self.port}"
 
     def start(self, port=None):
         self.port_file.unlink(missing_ok=True)
@@ -108,7 +113,8 @@ class Gateway:
 
         try:
             self.port = wait_until(ready, timeout=20, message="the port file")
-            wait_until(lambda: requests.get(f"{self.url}/healthz", timeout=1).status_code == 200, timeout=10, message="/healthz")
+            wait_until(lambda: requests.get(f"{self.url}/healthz", timeout=1, verify=self.verify).status_code == 200,
+                       timeout=10, message="/healthz")
         except (AssertionError, GatewayExited) as error:
             self.stop()
             raise AssertionError(f"{error}\n--- herald log ---\n{self.log()}") from None
@@ -127,27 +133,27 @@ class Gateway:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else "(no log)"
 
     def stats(self):
-        response = requests.get(f"{self.url}/v1/stats", timeout=5)
+        response = requests.get(f"{self.url}/v1/stats", timeout=5, verify=self.verify)
         response.raise_for_status()
         return response.json()
 
     def publish(self, events):
         """POSTs a batch (a JSON array) with the test publisher key; returns the answer."""
-        response = requests.post(f"{self.url}/v1/events", data=json.dumps(events), timeout=5,
+        response = requests.post(f"{self.url}/v1/events", data=json.dumps(events), timeout=5, verify=self.verify,
                                  headers={"Authorization": f"Bearer {PUBLISHER_KEY}", "Content-Type": "application/json"})
         assert response.status_code == 202, f"{response.status_code} {response.text}"
         return response.json()
 
 
-@pytest.fixture
-def gateway():
+def running_gateway(tls=None):
+    """A started `Gateway` in a temporary directory, stopped when the generator ends."""
     binary = os.environ.get("HERALD_BIN", str(REPO / ".build" / "release" / "herald"))
     if not os.path.isabs(binary):
         binary = str(REPO / binary)
     if not os.access(binary, os.X_OK):
         pytest.fail(f"no herald binary at {binary}: build it (swift build -c release --product herald) or set HERALD_BIN")
     with tempfile.TemporaryDirectory(prefix="herald-browser-") as workdir:
-        server = Gateway(binary, workdir)
+        server = Gateway(binary, workdir, tls=tls)
         server.start()
         try:
             yield server
@@ -156,7 +162,12 @@ def gateway():
 
 
 @pytest.fixture
-def driver():
+def gateway():
+    yield from running_gateway()
+
+
+def start_chromium(extra_arguments=()):
+    """Headless Chromium through chromedriver (the caller quits it)."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -169,12 +180,19 @@ def driver():
     for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
                      "--window-size=1280,1000", "--hide-scrollbars", "--lang=en-US",
                      "--disable-background-timer-throttling", "--disable-renderer-backgrounding",
-                     "--disable-backgrounding-occluded-windows", "--no-first-run", "--no-default-browser-check"):
+                     "--disable-backgrounding-occluded-windows", "--no-first-run", "--no-default-browser-check",
+                     *extra_arguments):
         options.add_argument(argument)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     # Both paths are given, so Selenium Manager has nothing to download.
     chrome = webdriver.Chrome(service=Service(executable_path=chromedriver), options=options)
     chrome.set_page_load_timeout(20)
+    return chrome
+
+
+@pytest.fixture
+def driver():
+    chrome = start_chromium()
     try:
         yield chrome
     finally:

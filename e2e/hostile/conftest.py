@@ -13,8 +13,8 @@ from support import Herald, default_config
 def make_herald():
     started = []
 
-    def make(max_files=None, **overrides):
-        herald = Herald(default_config(**overrides), max_files=max_files)
+    def make(max_files=None, ca=None, **overrides):
+        herald = Herald(default_config(**overrides), max_files=max_files, ca=ca)
         started.append(herald)
         return herald
 

@@ -46,7 +46,7 @@ struct ConfigReader {
         var config = HeraldConfig()
         let sections: Set<String> = [
             "listen", "publicDirectory", "auth", "routes", "delivery", "history", "dedup", "storage", "cluster", "limits", "log",
-            "metrics", "$comment",
+            "metrics", "tls", "$comment",
         ]
         // Limits and delivery first: routes are validated against them and inherit their queue.
         let first: Set<String> = ["limits", "delivery"]
@@ -71,6 +71,7 @@ struct ConfigReader {
             case "dedup": readDedup(member.value, path, into: &config.dedup)
             case "limits": readLimits(member.value, path, into: &config.limits)
             case "log": readLog(member.value, path, into: &config.log)
+            case "tls": config.tls = readTLS(member.value, path)
             case "metrics":
                 for field in object(member.value, path, allowed: ["timing"]) where field.key == "timing" {
                     if let b = bool(field.value, "\(path).timing") { config.metrics.timing = b }
@@ -83,6 +84,9 @@ struct ConfigReader {
                 "$.listen.loops",
                 "must be 1 (or left out) with storage.path or cluster.redis: the file log and the cluster's Redis connections are served by one loop"
             )
+        }
+        if let redirect = config.tls?.redirectPort, redirect == config.listen.port {
+            fail("$.tls.redirectPort", "must differ from listen.port (\(redirect)), which serves TLS")
         }
         if config.cluster.redis != nil, config.storage.path != nil {
             fail(
@@ -114,6 +118,35 @@ struct ConfigReader {
                 }
             }
         }
+    }
+
+    private mutating func readTLS(_ value: JSONValue, _ path: String) -> HeraldConfig.TLS? {
+        if value == .null { return nil }
+        var cert: String?
+        var key: String?
+        var redirectPort: Int?
+        for member in object(value, path, allowed: ["cert", "key", "redirectPort"]) {
+            let p = "\(path).\(member.key)"
+            switch member.key {
+            case "cert", "key":
+                guard let file = string(member.value, p) else { continue }
+                if file.isEmpty {
+                    fail(p, "must be the path of a PEM file")
+                } else if member.key == "cert" {
+                    cert = file
+                } else {
+                    key = file
+                }
+            case "redirectPort": redirectPort = int(member.value, p, in: 1...65535)
+            default: break
+            }
+        }
+        if value.objectMembers != nil {
+            if cert == nil, value["cert"] == nil { fail("\(path).cert", "is required (a PEM certificate chain)") }
+            if key == nil, value["key"] == nil { fail("\(path).key", "is required (a PEM private key)") }
+        }
+        guard let cert, let key else { return nil }
+        return HeraldConfig.TLS(cert: cert, key: key, redirectPort: redirectPort)
     }
 
     private mutating func readAuth(_ value: JSONValue, _ path: String, into auth: inout HeraldConfig.Auth) {

@@ -30,6 +30,23 @@ public struct HeraldConfig: Sendable {
         }
     }
 
+    /// TLS for every connection on `listen.port` (HTTPS, WSS, SSE over TLS).
+    public struct TLS: Sendable, Equatable {
+        /// PEM certificate chain (leaf first) and PEM private key; both are read again
+        /// on SIGHUP, for connections made after it.
+        public var cert: String
+        public var key: String
+        /// A plain-HTTP port whose every request is redirected (308) to HTTPS on
+        /// `listen.port`; nil: none.
+        public var redirectPort: Int?
+        public init(cert: String, key: String, redirectPort: Int? = nil) {
+            self.cert = cert
+            self.key = key
+            self.redirectPort = redirectPort
+        }
+    }
+    public var tls: TLS?
+
     /// Whether events are stored somewhere a single loop must own (a file log, the
     /// cluster's Redis connections): such a gateway runs one loop.
     public var needsSingleLoop: Bool { storage.path != nil || cluster.redis != nil }

@@ -69,6 +69,7 @@ public struct HTTPServerResponse: Sendable {
         case 202: "Accepted"
         case 204: "No Content"
         case 301: "Moved Permanently"
+        case 308: "Permanent Redirect"
         case 400: "Bad Request"
         case 401: "Unauthorized"
         case 403: "Forbidden"

@@ -40,6 +40,10 @@ public struct GatewayMetrics: Sendable {
     public var storageFailures: UInt64 = 0
     /// Requests and publishes refused because the log could not store them.
     public var storageRefusals: UInt64 = 0
+    /// SIGHUP reloads of the TLS certificate that took, and that were refused (counted
+    /// by the first loop only: every loop reads the same files).
+    public var certificateReloads: UInt64 = 0
+    public var certificateReloadFailures: UInt64 = 0
     /// Events sent from history to resuming clients (not live deliveries: no latency).
     public var replayed = PerTransport<UInt64>(0)
     public var deliveryLatency = Histogram.latency()
@@ -70,6 +74,8 @@ public struct GatewayMetrics: Sendable {
         resetGaps += other.resetGaps
         storageFailures += other.storageFailures
         storageRefusals += other.storageRefusals
+        certificateReloads += other.certificateReloads
+        certificateReloadFailures += other.certificateReloadFailures
         replayed.add(other.replayed)
         deliveryLatency.add(other.deliveryLatency)
         matchDuration.add(other.matchDuration)

@@ -20,6 +20,8 @@ final class Connection {
     let socket: Socket
     /// The peer's IP address.
     let peer: String
+    /// Accepted on the plain-HTTP port `tls.redirectPort`: every request is redirected to HTTPS.
+    let redirectsToTLS: Bool
     var mode: Mode = .http
     /// Requests and their bodies (while `mode` is `.http`).
     var http: HTTPState
@@ -44,8 +46,9 @@ final class Connection {
     /// Unhandled input a connection may hold before reading pauses.
     static let maxWaitingInput = 64 * 1024
 
-    init(id: UInt64, socket: Socket, now: UInt64, headLimits: HTTPHeadLimits) {
+    init(id: UInt64, socket: Socket, now: UInt64, headLimits: HTTPHeadLimits, redirectsToTLS: Bool = false) {
         self.id = id
+        self.redirectsToTLS = redirectsToTLS
         self.socket = socket
         self.peer = socket.peerAddress
         self.http = HTTPState(decoder: HTTPRequestDecoder(limits: headLimits), since: now)

@@ -6,8 +6,10 @@ import Logging
 extension Gateway {
     // MARK: - Socket events
 
-    func opened(_ socket: Socket) -> Connection {
-        let connection = Connection(id: nextConnectionID, socket: socket, now: MonotonicClock.nanoseconds(), headLimits: config.limits.head)
+    func opened(_ socket: Socket, redirectsToTLS: Bool = false) -> Connection {
+        let connection = Connection(
+            id: nextConnectionID, socket: socket, now: MonotonicClock.nanoseconds(), headLimits: config.limits.head,
+            redirectsToTLS: redirectsToTLS)
         nextConnectionID += 1
         connections[connection.id] = connection
         return connection
@@ -23,6 +25,8 @@ extension Gateway {
             if case .awaitingHead = connection.http.phase, !connection.http.headStarted {
                 connection.http.headStarted = true
                 connection.http.since = MonotonicClock.nanoseconds()
+                // lws' own timer from a TLS handshake ends: Herald's head timer runs now.
+                if config.tls != nil { connection.socket.clearLibraryTimeout() }
             }
             serveHTTP(connection)
         case .stream(let transport):
@@ -210,7 +214,7 @@ extension Gateway {
         let plan =
             draining
             ? .close(errorResponse(HeraldError(.shuttingDown, "the gateway is shutting down")))
-            : router.plan(request, connection: connection, gateway: self)
+            : connection.redirectsToTLS ? tlsRedirect(request) : router.plan(request, connection: connection, gateway: self)
         switch plan {
         case .respond(let response):
             respond(connection, response, to: request)

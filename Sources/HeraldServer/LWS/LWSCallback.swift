@@ -24,11 +24,14 @@ func heraldCallback(
     case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
         loop.drainInbox()
         return 0
-    case LWS_CALLBACK_RAW_RX_FILE:  // the one file a loop watches: its listening socket
-        loop.acceptConnections()
+    case LWS_CALLBACK_RAW_RX_FILE:  // the only files a loop watches: its listening sockets
+        loop.acceptConnections(watchedBy: wsi)
         return 0
+    case LWS_CALLBACK_OPENSSL_LOAD_EXTRA_SERVER_VERIFY_CERTS:  // `user` is the vhost's new SSL_CTX
+        guard let user else { return 1 }
+        return loop.adoptTLSContext(user) ? 0 : 1
     case LWS_CALLBACK_RAW_ADOPT:
-        let connection = gateway.opened(Socket(wsi: wsi))
+        let connection = gateway.opened(Socket(wsi: wsi), redirectsToTLS: loop.adoptingRedirect)
         lws_set_opaque_user_data(wsi, Unmanaged.passRetained(connection).toOpaque())
         return 0
     case LWS_CALLBACK_RAW_RX:

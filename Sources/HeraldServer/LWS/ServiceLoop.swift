@@ -1,4 +1,5 @@
 import CLibWebSockets
+import COpenSSL
 import HeraldCluster
 import HeraldCore
 import HeraldStorage
@@ -20,6 +21,8 @@ enum LoopMessage: Sendable {
     /// The answer to this loop's query `token`.
     case answered(LoopAnswer, token: UInt64)
     case shutdown
+    /// Read `tls.cert` and `tls.key` again (SIGHUP) for the connections made from now on.
+    case reloadCertificate
 }
 
 /// Where one loop stands among the process's loops, and what the loops share.
@@ -32,6 +35,18 @@ struct LoopSetup {
     var sequencer: LoopSequencer?
     /// This loop's listening socket (`ListeningSockets`); the loop's context owns it.
     var listener: Int32
+    /// This loop's socket on `tls.redirectPort`, if any.
+    var redirectListener: Int32?
+}
+
+/// A listening socket of one loop, and lws' handle on it while the context lives.
+private struct Listener {
+    let socket: Int32
+    /// Connections accepted here are plain HTTP told to use HTTPS (`tls.redirectPort`).
+    let redirectsToTLS: Bool
+    var watch: OpaquePointer?
+    /// Whether lws owns the socket (else the loop closes it when it stops).
+    var handedOver = false
 }
 
 /// One libwebsockets context and the thread that services it.
@@ -65,15 +80,18 @@ final class ServiceLoop: @unchecked Sendable {
     private let broker: RedisStreamBroker?
     /// The port the listener is bound to (the kernel's choice when config asked for 0).
     let port: Int
-    /// The listening socket, and lws' handle on it while the context lives.
-    private let listener: Int32
-    private var listenerWatch: OpaquePointer?
+    private var listeners: [Listener]
     private var vhost: OpaquePointer?
+    /// `tls` as config gave it, and the SSL_CTX lws made for it (certificates are
+    /// reloaded into it on SIGHUP).
+    private let tls: HeraldConfig.TLS?
+    private(set) var tlsContext: UnsafeMutableRawPointer?
+    /// Set while a connection from the redirect listener is being adopted (lws calls
+    /// `RAW_ADOPT` inside the adopting call).
+    private(set) var adoptingRedirect = false
     /// Accepting paused because the process ran out of descriptors (resumed at the tick).
     private var acceptingPaused = false
     private var lastAcceptWarning: UInt64 = 0
-    /// Whether lws owns the listening socket (else the loop closes it when it stops).
-    private var listenerHandedOver = false
     /// Called on the loop thread when the loop stopped without being asked to.
     var onStoppedAlone: (@Sendable () -> Void)?
 
@@ -129,6 +147,18 @@ final class ServiceLoop: @unchecked Sendable {
         info.vhost_name = UnsafePointer(vhostName)
         info.pt_serv_buf_size = 65536
         info.options = herald_opt_only_raw
+        // Slow TLS handshakes are cut off like slow request heads.
+        info.timeout_secs = UInt32(clamping: config.limits.headTimeoutSeconds)
+        tls = config.tls
+        var tlsStrings: [UnsafeMutablePointer<CChar>] = []
+        defer { tlsStrings.forEach { free($0) } }  // lws copies them while it makes the context
+        if let tls = config.tls {
+            tlsStrings = [strdup(tls.cert)!, strdup(tls.key)!]
+            info.options |= herald_opt_tls
+            info.ssl_cert_filepath = UnsafePointer(tlsStrings[0])
+            info.ssl_private_key_filepath = UnsafePointer(tlsStrings[1])
+            info.alpn = herald_alpn_http1()
+        }
         eventLoopHandle = .allocate(capacity: 1)
         eventLoopHandle.initialize(to: nil)
         if config.listen.eventLibrary == .libev {
@@ -139,7 +169,8 @@ final class ServiceLoop: @unchecked Sendable {
             info.foreign_loops = eventLoopHandle
         }
         port = config.listen.port
-        listener = setup.listener
+        listeners = [Listener(socket: setup.listener, redirectsToTLS: false)]
+        if let redirect = setup.redirectListener { listeners.append(Listener(socket: redirect, redirectsToTLS: true)) }
         // The context keeps this pointer as its user data; the loop outlives the context.
         info.user = Unmanaged.passUnretained(self).toOpaque()
         guard let created = lws_create_context(&info) else {
@@ -160,13 +191,17 @@ final class ServiceLoop: @unchecked Sendable {
         herald_ticker_start(ticker)
         guard let vhost = lws_get_vhost_by_name(created, "herald") else { throw HeraldError(.io, "libwebsockets made no vhost") }
         self.vhost = vhost
-        var descriptor = lws_sock_file_fd_type()
-        descriptor.filefd = listener
-        // Watched like any socket of the context, which closes it; if it cannot be adopted,
-        // the loop closes it itself.
-        listenerWatch = lws_adopt_descriptor_vhost(vhost, LWS_ADOPT_RAW_FILE_DESC, descriptor, protocolName, nil)
-        listenerHandedOver = listenerWatch != nil
-        guard listenerWatch != nil else { throw HeraldError(.io, "libwebsockets could not watch the listening socket") }
+        for index in listeners.indices {
+            var descriptor = lws_sock_file_fd_type()
+            descriptor.filefd = listeners[index].socket
+            // Watched like any socket of the context, which closes it; if it cannot be
+            // adopted, the loop closes it itself.
+            let watch = lws_adopt_descriptor_vhost(vhost, LWS_ADOPT_RAW_FILE_DESC, descriptor, protocolName, nil)
+            listeners[index].watch = watch
+            listeners[index].handedOver = watch != nil
+            guard watch != nil else { throw HeraldError(.io, "libwebsockets could not watch the listening socket") }
+        }
+        if config.tls != nil, tlsContext == nil { throw HeraldError(.io, "libwebsockets made no TLS context") }
         cluster?.start()  // what it posts waits in the inbox until the loop runs
     }
 
@@ -231,9 +266,9 @@ final class ServiceLoop: @unchecked Sendable {
     /// and take the loops' sequencer lock, whose holder may be waking this loop.
     private func destroyContext() {
         waker.context.withLock { $0 = nil }
-        if !listenerHandedOver {
-            listenerHandedOver = true
-            close(listener)
+        for index in listeners.indices where !listeners[index].handedOver {
+            listeners[index].handedOver = true
+            close(listeners[index].socket)
         }
         if let context {
             herald_ticker_stop(ticker)
@@ -250,13 +285,14 @@ final class ServiceLoop: @unchecked Sendable {
 
     var isStopped: Bool { stopped.load(ordering: .acquiring) }
 
-    /// The listening socket is readable: accepts what waits (at most 256 at a time, so a
+    /// A listening socket is readable: accepts what waits (at most 256 at a time, so a
     /// connection storm cannot starve the loop) and hands each connection to lws, which
-    /// calls `RAW_ADOPT` for it on this thread.
-    func acceptConnections() {
-        guard let vhost else { return }
+    /// calls `RAW_ADOPT` for it on this thread (after the TLS handshake starts, with TLS).
+    func acceptConnections(watchedBy watch: OpaquePointer) {
+        guard let vhost, let listener = listeners.first(where: { $0.watch == watch }) else { return }
+        let adoption = tls != nil && !listener.redirectsToTLS ? herald_adopt_tls_socket : LWS_ADOPT_SOCKET
         for _ in 0..<256 {
-            let socket = herald_accept(listener)
+            let socket = herald_accept(listener.socket)
             guard socket >= 0 else {
                 switch errno {
                 case EINTR, ECONNABORTED, EPROTO: continue
@@ -267,16 +303,18 @@ final class ServiceLoop: @unchecked Sendable {
             }
             var descriptor = lws_sock_file_fd_type()
             descriptor.sockfd = socket
-            _ = lws_adopt_descriptor_vhost(vhost, LWS_ADOPT_SOCKET, descriptor, protocolName, nil)  // closes it on failure
+            adoptingRedirect = listener.redirectsToTLS
+            _ = lws_adopt_descriptor_vhost(vhost, adoption, descriptor, protocolName, nil)  // closes it on failure
+            adoptingRedirect = false
         }
     }
 
     /// Out of descriptors: the waiting connection stays in the kernel's backlog and the
     /// socket stays readable, so watching it would spin; it is watched again at the tick.
     private func pauseAccepting(reason: String) {
-        guard let listenerWatch, !acceptingPaused else { return }
+        guard !acceptingPaused else { return }
         acceptingPaused = true
-        lws_rx_flow_control(listenerWatch, 0)
+        for watch in listeners.compactMap(\.watch) { lws_rx_flow_control(watch, 0) }
         let now = MonotonicClock.nanoseconds()
         if now &- lastAcceptWarning > 10_000_000_000 {
             lastAcceptWarning = now
@@ -287,9 +325,9 @@ final class ServiceLoop: @unchecked Sendable {
     }
 
     fileprivate func resumeAccepting() {
-        guard acceptingPaused, let listenerWatch else { return }
+        guard acceptingPaused else { return }
         acceptingPaused = false
-        lws_rx_flow_control(listenerWatch, 1)
+        for watch in listeners.compactMap(\.watch) { lws_rx_flow_control(watch, 1) }
     }
 
     /// Stops a loop that never ran (nothing is serviced, so nothing needs draining).
@@ -323,9 +361,38 @@ final class ServiceLoop: @unchecked Sendable {
                 gateway.beginDraining()
             case .shutdown:
                 break
+            case .reloadCertificate:
+                reloadCertificate()
             }
         }
         gateway.answerRequestsAwaitingCommit()  // the callback applies the Hub's wakes after this
+    }
+}
+
+extension ServiceLoop {
+    /// lws made the vhost's SSL_CTX (during `lws_create_context`): Herald's TLS policy is
+    /// applied to it, and it is kept for certificate reloads. Returns false to fail.
+    func adoptTLSContext(_ sslContext: UnsafeMutableRawPointer) -> Bool {
+        tlsContext = sslContext
+        return herald_tls_harden(sslContext) == 1
+    }
+
+    /// Loads `tls.cert` and `tls.key` again, for connections made from now on (those
+    /// already open keep theirs). A pair that cannot be read or does not match is
+    /// refused and the certificate in use stays.
+    fileprivate func reloadCertificate() {
+        guard let tls, let tlsContext else { return }
+        // Checked on a scratch context first, so that a bad pair never half-replaces the live one.
+        if let reason = HeraldServer.loadCertificate(tls, into: nil) ?? HeraldServer.loadCertificate(tls, into: tlsContext) {
+            // Every loop reads the same files: the first one counts and logs for all.
+            guard gateway.loops.index == 0 else { return }
+            gateway.hub.metrics.certificateReloadFailures += 1
+            gateway.logger.error("TLS certificate not reloaded; the one in use stays", metadata: ["reason": "\(reason)"])
+            return
+        }
+        guard gateway.loops.index == 0 else { return }
+        gateway.hub.metrics.certificateReloads += 1
+        gateway.logger.info("TLS certificate reloaded", metadata: ["cert": "\(tls.cert)"])
     }
 }
 

@@ -40,6 +40,12 @@ struct Socket: Hashable {
         lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC)
     }
 
+    /// Cancels lws' own timeout on the connection (the one it sets once a TLS handshake
+    /// completes, for a request to arrive); Herald's timers govern from then on.
+    func clearLibraryTimeout() {
+        lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0)
+    }
+
     /// The peer's IP address as text.
     var peerAddress: String {
         withUnsafeTemporaryAllocation(of: CChar.self, capacity: 64) { buffer in

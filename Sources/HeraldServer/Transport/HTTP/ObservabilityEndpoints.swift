@@ -159,6 +159,11 @@ extension Gateway {
             "herald_route_delivery_latency_seconds", type: "histogram", help: "Delivery latency of events written through the route.")
         for route in metrics.routes { out.histogram("herald_route_delivery_latency_seconds", [("route", route.name)], route.latency) }
 
+        out.family(
+            "herald_tls_certificate_reloads_total", type: "counter",
+            help: "SIGHUP reloads of tls.cert and tls.key, by result (failed: the certificate in use stays).")
+        out.sample("herald_tls_certificate_reloads_total", [("result", "ok")], Double(metrics.certificateReloads))
+        out.sample("herald_tls_certificate_reloads_total", [("result", "failed")], Double(metrics.certificateReloadFailures))
         out.family("herald_loops", type: "gauge", help: "Event loops serving (listen.loops), each on a thread of its own.")
         out.sample("herald_loops", [], Double(loops.count))
         out.family("herald_uptime_seconds", type: "gauge", help: "Seconds since the gateway started.")
