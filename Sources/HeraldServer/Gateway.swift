@@ -25,6 +25,8 @@ final class Gateway {
     /// Canonical absolute path of the static files directory, if serving one.
     let publicRoot: String?
     let router: Router
+    /// Which web pages may use the API (`cors.allowedOrigins`).
+    let cors: CORSPolicy
     var statsWindow = StatsWindow()
     let startedAt = MonotonicClock.nanoseconds()
 
@@ -70,6 +72,7 @@ final class Gateway {
         self.admins = PublisherKeys(config.auth.adminKeys)
         self.publicRoot = publicDirectory.flatMap { Self.realPath($0) }
         self.router = Router.herald
+        self.cors = config.cors.policy
         self.jwtSecret = subscriberSecret
     }
 

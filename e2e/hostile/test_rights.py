@@ -145,3 +145,76 @@ def test_websocket_publish_keeps_the_bytes(herald):
     assert b'"data":{"big":12345678901234567,"f":2.50}' in payload, payload
     sub.close()
     pub.close()
+
+
+BILLING_KEY = "billing-service-key"
+
+
+def keyed_herald(make_herald):
+    """A gateway with the test's unrestricted key and a `billing` key that may publish
+    only `billing.*` events from team `billing`."""
+    from support import sha256
+    herald = make_herald(auth={"publisherKeys": [
+        {"name": "e2e", "sha256": sha256(PUBLISHER_KEY)},
+        {"name": "billing", "sha256": sha256(BILLING_KEY),
+         "publish": {"type": [{"prefix": "billing."}], "team": ["billing"]}},
+    ]})
+    return herald
+
+
+@pytest.mark.parametrize("batch, index", [
+    ([{"type": "billing.paid", "team": "billing"}, {"type": "chat.message", "team": "billing"}], 1),
+    ([{"type": "billing.paid", "team": ["billing", "payroll"]}], None),  # every value must satisfy it
+    ([{"type": "billing.paid"}], None),  # a constrained path the event lacks
+    ([{"type": "billing.paid", "team": "billing"}] * 3 + [{"type": "billing.x", "team": ["billing", "ops"]}], 3),
+])
+def test_a_key_publishes_only_what_its_pattern_permits_and_nothing_of_a_refused_batch(make_herald, batch, index):
+    herald = keyed_herald(make_herald)
+    refused = herald.publish(json.dumps(batch if len(batch) > 1 else batch[0]), key=BILLING_KEY)
+    assert refused.status == 403, refused
+    error = refused.json()["error"]
+    assert error["code"] == "forbidden" and '"billing"' in error["message"], error
+    assert error.get("index") == index
+    assert herald.stats()["events"]["accepted"] == 0, "nothing of a refused batch is kept"
+    ok = herald.publish(json.dumps([{"type": "billing.paid", "team": "billing", "n": 1}]), key=BILLING_KEY)
+    assert ok.status == 202
+    assert herald.publish(json.dumps({"type": "chat.message"})).status == 202, "the unrestricted key is unchanged"
+    assert herald.metric("herald_ingest_events_total", key="billing") == 1
+    assert herald.metric("herald_ingest_events_total", key="e2e") == 1
+
+
+def test_a_restricted_key_over_websocket_and_in_pipelined_requests(make_herald):
+    herald = keyed_herald(make_herald)
+    ws, response = ws_connect(herald, headers={"Authorization": f"Bearer {BILLING_KEY}"})
+    assert response.status == 101
+    ws.send_json({"op": "publish", "event": {"type": "chat.message", "team": "billing"}})
+    reply = ws.receive_json()
+    assert reply["type"] == "error" and reply["code"] == "forbidden" and '"billing"' in reply["message"], reply
+    ws.send_json({"op": "publish", "event": {"type": "billing.refund", "team": "billing"}})
+    assert ws.receive_json()["type"] == "published"
+    ws.close()
+    good, bad = json.dumps({"type": "billing.paid", "team": "billing"}), json.dumps({"type": "ops.deploy", "team": "billing"})
+    def post(body):
+        return (f"POST /v1/events HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+                f"Authorization: Bearer {BILLING_KEY}\r\nContent-Length: {len(body)}\r\n\r\n{body}")
+    answers, _ = herald.exchange("".join(post(b) for b in (good, bad, good)).encode(), 3)
+    assert [a.status for a in answers] == [202, 403, 202]
+    assert herald.stats()["events"]["accepted"] == 3
+    assert herald.metric("herald_ingest_events_total", key="billing") == 3
+
+
+def test_a_key_pattern_is_checked_when_the_config_is_read(tmp_path):
+    import subprocess
+    from support import ROOT, default_config, sha256
+    import os
+    config = default_config(auth={"publisherKeys": [
+        {"name": "a", "sha256": sha256("a"), "publish": {"type": "billing"}},
+        {"name": "a", "sha256": sha256("b")},
+    ], "adminKeys": [{"name": "ops", "sha256": sha256("c"), "publish": {"type": ["x"]}}]})
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    binary = os.environ.get("HERALD_BIN", f"{ROOT}/.build/debug/herald")
+    result = subprocess.run([binary, "check-config", str(path)], capture_output=True, text=True, timeout=20)
+    assert result.returncode == 1
+    for expected in ["$.auth.publisherKeys[0].publish", "$.auth.publisherKeys[1].name", "$.auth.adminKeys[0].publish"]:
+        assert expected in result.stdout + result.stderr, result

@@ -3,8 +3,9 @@
 public enum Credentials: Sendable {
     /// No token, where `auth.anonymous` allows that: may subscribe, may not publish.
     case anonymous
-    /// A publisher key from config: may publish anything a client may publish.
-    case publisherKey(name: String)
+    /// A publisher key from config: may publish what its `publish` pattern permits, or
+    /// anything a client may publish when it has none. (Boxed, as a token is.)
+    indirect case publisherKey(name: String, publish: Pattern? = nil)
     /// A subscriber JWT: its scope narrows subscriptions, its publish pattern what it sends.
     /// Boxed (`indirect`): a token is large (its patterns), and every session holds its
     /// credentials, most of them anonymous; one allocation per authentication keeps them
@@ -19,7 +20,7 @@ public enum Credentials: Sendable {
 
     /// How `/v1/clients` and `authenticated` frames name the holder.
     public var publisherName: String? {
-        if case .publisherKey(let name) = self { return name }
+        if case .publisherKey(let name, _) = self { return name }
         return nil
     }
 
@@ -37,8 +38,9 @@ public enum Credentials: Sendable {
     /// Why the holder may not publish `event`, or nil when it may. Types beginning with
     /// `herald.` (any case) are the gateway's own and never accepted from clients;
     /// `checkReserved` is false for presence changes, which are checked as what they emit.
-    /// A JWT's `herald.publish` is a permission (`Pattern.permits`): every value at each
-    /// path it constrains must satisfy it, array elements included.
+    /// A JWT's `herald.publish` and a publisher key's `publish` are permissions
+    /// (`Pattern.permits`): every value at each path they constrain must satisfy them,
+    /// array elements included.
     public func publishRefusal(_ event: EventView, reservedType: Bool, checkReserved: Bool = true) -> HeraldError? {
         if checkReserved && reservedType {
             return HeraldError(.forbidden, "event types beginning with \"herald.\" are reserved for events the gateway emits")
@@ -47,8 +49,12 @@ public enum Credentials: Sendable {
         case .anonymous:
             return HeraldError(
                 .forbidden, "publishing and joining presence groups need a publisher key or a token with a herald.publish claim")
-        case .publisherKey:
-            return nil
+        case .publisherKey(let name, let publish):
+            guard let publish, !publish.permits(event) else { return nil }
+            return HeraldError(
+                .forbidden,
+                "the publisher key \(name.debugDescription) may not publish this event: its publish pattern does not allow it (every value at each path it names must satisfy it)"
+            )
         case .token(let token):
             guard let allowed = token.publish else {
                 return HeraldError(.forbidden, "this token has no herald.publish claim, so it may not publish")

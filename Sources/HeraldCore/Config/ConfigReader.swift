@@ -46,7 +46,7 @@ struct ConfigReader {
         var config = HeraldConfig()
         let sections: Set<String> = [
             "listen", "publicDirectory", "auth", "routes", "delivery", "history", "dedup", "storage", "cluster", "limits", "log",
-            "metrics", "tls", "$comment",
+            "metrics", "tls", "cors", "$comment",
         ]
         // Limits and delivery first: routes are validated against them and inherit their queue.
         let first: Set<String> = ["limits", "delivery"]
@@ -61,7 +61,7 @@ struct ConfigReader {
                 } else if let s = string(member.value, path) {
                     config.publicDirectory = s
                 }
-            case "auth": readAuth(member.value, path, into: &config.auth)
+            case "auth": readAuth(member.value, path, patternLimits: config.limits.pattern, into: &config.auth)
             case "routes":
                 config.routes = readRoutes(member.value, path, patternLimits: config.limits.pattern, defaultQueue: config.delivery.queue)
             case "delivery": readDelivery(member.value, path, into: &config.delivery)
@@ -72,6 +72,7 @@ struct ConfigReader {
             case "limits": readLimits(member.value, path, into: &config.limits)
             case "log": readLog(member.value, path, into: &config.log)
             case "tls": config.tls = readTLS(member.value, path)
+            case "cors": readCORS(member.value, path, into: &config.cors)
             case "metrics":
                 for field in object(member.value, path, allowed: ["timing"]) where field.key == "timing" {
                     if let b = bool(field.value, "\(path).timing") { config.metrics.timing = b }
@@ -149,12 +150,33 @@ struct ConfigReader {
         return HeraldConfig.TLS(cert: cert, key: key, redirectPort: redirectPort)
     }
 
-    private mutating func readAuth(_ value: JSONValue, _ path: String, into auth: inout HeraldConfig.Auth) {
+    private mutating func readCORS(_ value: JSONValue, _ path: String, into cors: inout HeraldConfig.CORS) {
+        for member in object(value, path, allowed: ["allowedOrigins"]) where member.key == "allowedOrigins" {
+            let p = "\(path).allowedOrigins"
+            guard case .array(let items) = member.value else {
+                fail(p, "must be an array of origins (\"https://app.example.com\") or [\"*\"]")
+                continue
+            }
+            cors.allowedOrigins = []
+            for (index, item) in items.enumerated() {
+                guard let origin = string(item, "\(p)[\(index)]") else { continue }
+                guard origin == "*" || CORSPolicy.normalized(origin) != nil else {
+                    fail(
+                        "\(p)[\(index)]",
+                        "must be \"*\" or an origin: scheme http or https, host, optional port, nothing after (\(origin.debugDescription))")
+                    continue
+                }
+                cors.allowedOrigins.append(origin)
+            }
+        }
+    }
+
+    private mutating func readAuth(_ value: JSONValue, _ path: String, patternLimits: PatternLimits, into auth: inout HeraldConfig.Auth) {
         for member in object(value, path, allowed: ["anonymous", "publisherKeys", "adminKeys", "jwtSecret", "jwtAudience", "demo"]) {
             let p = "\(path).\(member.key)"
             switch member.key {
             case "anonymous": if let b = bool(member.value, p) { auth.anonymous = b }
-            case "publisherKeys": auth.publisherKeys = readKeys(member.value, p)
+            case "publisherKeys": auth.publisherKeys = readKeys(member.value, p, publishLimits: patternLimits)
             case "adminKeys": auth.adminKeys = readKeys(member.value, p)
             case "jwtSecret":
                 if let secret = string(member.value, p) {
@@ -171,7 +193,9 @@ struct ConfigReader {
         }
     }
 
-    private mutating func readKeys(_ value: JSONValue, _ p: String) -> [HeraldConfig.PublisherKey] {
+    /// Keys by name and digest; publisher keys (`publishLimits` given) may also carry a
+    /// `publish` pattern, admin keys may not.
+    private mutating func readKeys(_ value: JSONValue, _ p: String, publishLimits: PatternLimits? = nil) -> [HeraldConfig.PublisherKey] {
         guard case .array(let keys) = value else {
             fail(p, "must be an array of {\"name\",\"sha256\"} objects")
             return []
@@ -181,8 +205,16 @@ struct ConfigReader {
             let kp = "\(p)[\(i)]"
             var name: String?
             var digest: [UInt8]?
-            for field in object(key, kp, allowed: ["name", "sha256"]) {
+            var publish: Pattern?
+            for field in object(key, kp, allowed: publishLimits == nil ? ["name", "sha256"] : ["name", "sha256", "publish"]) {
                 if field.key == "name" { name = string(field.value, "\(kp).name") }
+                if field.key == "publish", let publishLimits {
+                    do throws(HeraldError) {
+                        publish = try Pattern(field.value, limits: publishLimits)
+                    } catch {
+                        fail("\(kp).publish" + (error.path.map { String($0.dropFirst()) } ?? ""), error.message)
+                    }
+                }
                 if field.key == "sha256", let hex = string(field.value, "\(kp).sha256") {
                     digest = Hex.decode(hex)
                     if digest?.count != 32 {
@@ -192,7 +224,10 @@ struct ConfigReader {
                 }
             }
             if name == nil { fail("\(kp).name", "is required") }
-            if let name, let digest { result.append(.init(name: name, sha256: digest)) }
+            if let name, result.contains(where: { $0.name == name }) {
+                fail("\(kp).name", "\(name.debugDescription) names another key too")
+            }
+            if let name, let digest { result.append(.init(name: name, sha256: digest, publish: publish)) }
         }
         return result
     }

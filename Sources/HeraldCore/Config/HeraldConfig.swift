@@ -47,6 +47,16 @@ public struct HeraldConfig: Sendable {
     }
     public var tls: TLS?
 
+    /// Which web pages may use the API from a browser (`CORSPolicy`).
+    public struct CORS: Sendable, Equatable {
+        /// Origins (`https://app.example.com`) besides the gateway's own, or `*` for any;
+        /// empty: only the gateway's own pages.
+        public var allowedOrigins: [String] = []
+        public init(allowedOrigins: [String] = []) { self.allowedOrigins = allowedOrigins }
+        public var policy: CORSPolicy { CORSPolicy(allowedOrigins: allowedOrigins) }
+    }
+    public var cors = CORS()
+
     /// Whether events are stored somewhere a single loop must own (a file log, the
     /// cluster's Redis connections): such a gateway runs one loop.
     public var needsSingleLoop: Bool { storage.path != nil || cluster.redis != nil }
@@ -56,11 +66,16 @@ public struct HeraldConfig: Sendable {
 
     /// A publisher key, kept only as its SHA-256 digest.
     public struct PublisherKey: Sendable, Equatable {
+        /// How logs, metrics (`herald_ingest_events_total{key}`) and `/v1/clients` name it.
         public var name: String
         public var sha256: [UInt8]
-        public init(name: String, sha256: [UInt8]) {
+        /// What the key may publish, as a permission (every value an event holds at each
+        /// path the pattern constrains must satisfy it); nil: anything a client may.
+        public var publish: Pattern?
+        public init(name: String, sha256: [UInt8], publish: Pattern? = nil) {
             self.name = name
             self.sha256 = sha256
+            self.publish = publish
         }
     }
 

@@ -27,6 +27,9 @@ public struct GatewayMetrics: Sendable {
     public var duplicates: UInt64 = 0
     /// Refused ingest requests by error code.
     public var rejected: [String: UInt64] = [:]
+    /// Events offered for publishing that passed validation and permission, by publisher
+    /// key name (`""`: a JWT), over HTTP or a WebSocket; before de-duplication and storage.
+    public var ingestedByKey: [String: UInt64] = [:]
     public var ingestBytes: UInt64 = 0
     /// Live events written to clients, per transport.
     public var delivered = PerTransport<UInt64>(0)
@@ -63,6 +66,7 @@ public struct GatewayMetrics: Sendable {
     /// `matched` counts an event on one loop only: `RouteTally`).
     public mutating func add(_ other: GatewayMetrics) {
         accepted += other.accepted
+        ingestedByKey.merge(other.ingestedByKey, uniquingKeysWith: +)
         duplicates += other.duplicates
         rejected.merge(other.rejected, uniquingKeysWith: +)
         ingestBytes += other.ingestBytes

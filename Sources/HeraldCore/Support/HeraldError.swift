@@ -56,6 +56,8 @@ public struct HeraldError: Error, Sendable, Equatable, CustomStringConvertible {
         public static let storageUnavailable = Code(rawValue: "storage_unavailable")
         /// The connection's token expired.
         public static let tokenExpired = Code(rawValue: "token_expired")
+        /// A browser request from a page `cors.allowedOrigins` does not name.
+        public static let originNotAllowed = Code(rawValue: "origin_not_allowed")
         /// A WebSocket upgrade that does not follow RFC 6455 §4.2.1.
         public static let upgradeRequired = Code(rawValue: "upgrade_required")
 
@@ -63,7 +65,7 @@ public struct HeraldError: Error, Sendable, Equatable, CustomStringConvertible {
         public var httpStatus: Int {
             switch self {
             case .unauthorized, .tokenExpired: 401
-            case .forbidden: 403
+            case .forbidden, .originNotAllowed: 403
             case .notFound, .unknownSubscription, .notAMember: 404
             case .methodNotAllowed: 405
             case .requestTimeout: 408

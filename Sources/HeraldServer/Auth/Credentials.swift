@@ -33,7 +33,7 @@ extension Gateway {
             }
             return .anonymous
         }
-        if let name = publishers.publisher(forKey: token) { return .publisherKey(name: name) }
+        if let key = publishers.publisher(forKey: token) { return .publisherKey(name: key.name, publish: key.publish) }
         guard SubscriberToken.looksLikeJWT(token) else { throw HeraldError(.unauthorized, "the token is not valid") }
         guard let jwtSecret else {
             throw HeraldError(.unauthorized, "this gateway accepts no JWTs (auth.jwtSecret is not set)")

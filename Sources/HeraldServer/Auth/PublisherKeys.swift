@@ -22,15 +22,15 @@ struct PublisherKeys: Sendable {
         return out
     }
 
-    /// The name of the publisher whose key this is, or nil.
-    func publisher(forKey key: String) -> String? {
+    /// The configured key this is, or nil.
+    func publisher(forKey key: String) -> HeraldConfig.PublisherKey? {
         let digest = Self.digest(of: key)
-        var found: String?
+        var found: HeraldConfig.PublisherKey?
         for candidate in keys {
             let equal = digest.withUnsafeBufferPointer { a in
                 candidate.sha256.withUnsafeBufferPointer { b in herald_digest_equal(a.baseAddress, b.baseAddress) }
             }
-            if equal != 0, found == nil { found = candidate.name }
+            if equal != 0, found == nil { found = candidate }
         }
         return found
     }

@@ -323,8 +323,28 @@ extension Gateway {
     /// when the client asked for that or the gateway is draining.
     func respond(_ connection: Connection, _ response: HTTPServerResponse, to request: Request) {
         let keepAlive = request.head.keepAlive && !draining
+        var response = response
+        response.fields = corsFields(response.fields, for: request.head)
         encode(response, into: connection.output, omitBody: request.isHead, keepAlive: keepAlive)
         if !keepAlive { connection.closeAfterOutput = true }
+    }
+
+    /// `fields` with the origin the answer may be read from (`cors.allowedOrigins`):
+    /// `apiHeaders`' `*` when any origin may or the request names none (no page can read
+    /// it cross-origin: a browser always sends `Origin` then), the request's own `Origin`
+    /// when it may, none when it may not; with `Vary: Origin`, since the answer depends on it.
+    func corsFields(_ fields: [(name: String, value: String)], for head: HTTPRequestHead) -> [(name: String, value: String)] {
+        guard !cors.allowsAnyOrigin, let index = fields.firstIndex(where: { $0.name == "access-control-allow-origin" }) else {
+            return fields
+        }
+        var fields = fields
+        switch cors.decide(origin: head.field("origin"), host: head.field("host")) {
+        case .noOrigin: break
+        case .allowed(let origin): fields[index].value = origin
+        case .refused: fields.remove(at: index)
+        }
+        fields.append(("vary", "origin"))
+        return fields
     }
 
     /// Queues a final response and closes after it.

@@ -106,6 +106,7 @@ extension Gateway {
                 if let refusal = credentials.publishRefusal(events, tape: ingestTape, body: bytes) {
                     return .now(rejectIngest(refusal))
                 }
+                hub.metrics.ingestedByKey[credentials.publisherName ?? "", default: 0] += UInt64(events.count)
                 if hub.isClustered { return .held(.sequencing(ticket: hub.submit(events, answer: .taken))) }
                 let accepted = hub.publish(events, tape: ingestTape, body: bytes)
                 statsWindow.record(hub.metrics, now: MonotonicClock.nanoseconds())

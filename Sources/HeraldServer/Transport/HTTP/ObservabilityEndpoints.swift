@@ -80,6 +80,11 @@ extension Gateway {
         for code in Self.ingestErrorCodes {
             out.sample("herald_ingest_rejected_total", [("reason", code)], Double(metrics.rejected[code] ?? 0))
         }
+        out.family(
+            "herald_ingest_events_total", type: "counter",
+            help: "Events offered for publishing that passed validation and permission, by publisher key name (\"\": a JWT).")
+        let keyNames = Set(config.auth.publisherKeys.map(\.name)).union(metrics.ingestedByKey.keys).sorted()
+        for name in keyNames { out.sample("herald_ingest_events_total", [("key", name)], Double(metrics.ingestedByKey[name] ?? 0)) }
         out.family("herald_ingest_bytes_total", type: "counter", help: "Bytes of ingest request bodies read.")
         out.sample("herald_ingest_bytes_total", [], Double(metrics.ingestBytes))
         out.perTransport(

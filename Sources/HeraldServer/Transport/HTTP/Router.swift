@@ -1,7 +1,8 @@
 import HeraldCore
 import Logging
 
-/// Headers every API response carries.
+/// Headers every API response carries. `Gateway.respond` sets the allowed origin
+/// (`cors.allowedOrigins`) in place of `*` for each request.
 let apiHeaders: [(name: String, value: String)] = [("access-control-allow-origin", "*"), ("cache-control", "no-store")]
 
 /// What to do with a request whose head has been read.
@@ -113,12 +114,19 @@ struct Router: Sendable {
         fallback: StaticFilesEndpoint())
 
     func plan(_ request: Request, connection: Connection, gateway: Gateway) -> RequestPlan {
-        if WebSocketHandshake.isUpgrade(request.head) {
+        let path = request.head.path
+        let isUpgrade = WebSocketHandshake.isUpgrade(request.head)
+        let route = routes.first(where: { $0.path.matches(path) })
+        let isAPI = isUpgrade || route != nil || path == "/v1" || path.hasPrefix("/v1/")
+        if isAPI, case .refused(let origin) = gateway.cors.decide(origin: request.head.field("origin"), host: request.head.field("host")) {
+            let error = HeraldError(.originNotAllowed, "pages from \(origin) may not use this gateway (cors.allowedOrigins)")
+            return .respond(gateway.errorResponse(error))
+        }
+        if isUpgrade {
             return upgrade.plan(request, connection: connection, gateway: gateway)
         }
-        let path = request.head.path
         let method = request.head.method
-        guard let route = routes.first(where: { $0.path.matches(path) }) else {
+        guard let route else {
             if path == "/v1" || path.hasPrefix("/v1/") {
                 return .respond(gateway.errorResponse(HeraldError(.notFound, "no such endpoint: \(path)")))
             }

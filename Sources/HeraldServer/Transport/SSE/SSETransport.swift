@@ -77,7 +77,8 @@ struct SSEEndpoint: Endpoint {
         gateway.logger.debug("sse stream opened", metadata: ["client": "\(session.id)", "peer": "\(connection.peer)"])
         var head: [UInt8] = []
         HTTPServerResponse.encodeHead(
-            status: 200, contentType: "text/event-stream", contentLength: nil, fields: apiHeaders + [("x-accel-buffering", "no")],
+            status: 200, contentType: "text/event-stream", contentLength: nil,
+            fields: gateway.corsFields(apiHeaders + [("x-accel-buffering", "no")], for: request.head),
             keepAlive: true, into: &head)
         return .stream(SSETransport(session: session), head: head)
     }

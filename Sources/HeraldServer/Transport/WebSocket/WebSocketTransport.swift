@@ -162,6 +162,7 @@ final class WebSocketTransport: StreamTransport {
                 let events = try IngestParser.parse(bytes, format: .json, limits: gateway.config.limits.ingest, tape: &gateway.ingestTape)
                 if let refusal = session.credentials.publishRefusal(events, tape: gateway.ingestTape, body: bytes) { throw refusal }
                 if let refusal = gateway.storageRefusal() { throw refusal }
+                gateway.hub.metrics.ingestedByKey[session.credentials.publisherName ?? "", default: 0] += UInt64(events.count)
                 if gateway.hub.isClustered {
                     gateway.hub.submit(events, answer: .published(to: session))  // answered when the stream has them
                     return
