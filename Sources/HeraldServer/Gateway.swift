@@ -27,6 +27,8 @@ final class Gateway {
     let router: Router
     /// Which web pages may use the API (`cors.allowedOrigins`).
     let cors: CORSPolicy
+    /// Connection counts and ingest rates, shared with the other loops.
+    let admission: Admission
     var statsWindow = StatsWindow()
     let startedAt = MonotonicClock.nanoseconds()
 
@@ -63,7 +65,7 @@ final class Gateway {
 
     init(
         config: HeraldConfig, logger: Logger, publicDirectory: String?, log: (any EventLog)? = nil, broker: (any EventBroker)? = nil,
-        clientIDs: Hub.ClientIDs = Hub.ClientIDs(), subscriberSecret: [UInt8]?
+        clientIDs: Hub.ClientIDs = Hub.ClientIDs(), subscriberSecret: [UInt8]?, admission: Admission? = nil
     ) {
         self.config = config
         self.logger = logger
@@ -73,6 +75,7 @@ final class Gateway {
         self.publicRoot = publicDirectory.flatMap { Self.realPath($0) }
         self.router = Router.herald
         self.cors = config.cors.policy
+        self.admission = admission ?? Admission(limits: config.limits)
         self.jwtSecret = subscriberSecret
     }
 

@@ -62,6 +62,7 @@ public final class HeraldServer: @unchecked Sendable {
         -> [ServiceLoop]
     {
         if let tls = config.tls { try checkCertificate(tls) }
+        let secret = Gateway.subscriberSecret(for: config)
         let (sockets, port) = try ListeningSockets.open(host: config.listen.host, port: config.listen.port, count: count)
         var redirectSockets: [Int32] = []
         if let redirectPort = config.tls?.redirectPort {
@@ -77,13 +78,13 @@ public final class HeraldServer: @unchecked Sendable {
         perLoop.limits.maxQueuedBytesTotal = max(1, config.limits.maxQueuedBytesTotal / count)
         perLoop.limits.maxPendingInputBytesTotal = max(1, config.limits.maxPendingInputBytesTotal / count)
         let sequencer = count > 1 ? LoopSequencer(loopCount: count, clock: Gateway.clock, dedup: config.dedup) : nil
-        let secret = Gateway.subscriberSecret(for: config)
         var loops: [ServiceLoop] = []
+        let admission = Admission(limits: config.limits)
         do throws(HeraldError) {
             for (index, socket) in sockets.enumerated() {
                 let setup = LoopSetup(
                     index: index, count: count, subscriberSecret: secret, sequencer: sequencer, listener: socket,
-                    redirectListener: redirectSockets.isEmpty ? nil : redirectSockets[index])
+                    redirectListener: redirectSockets.isEmpty ? nil : redirectSockets[index], admission: admission)
                 loops.append(try ServiceLoop(config: perLoop, logger: logger, publicDirectory: publicDirectory, setup: setup))
             }
         } catch {

@@ -401,7 +401,8 @@ struct ConfigReader {
             "maxBodyBytes", "maxEventBytes", "maxBatchEvents", "maxJSONDepth", "maxSubscriptionsPerConnection", "maxQueuedBytesTotal",
             "maxPatternBytes", "maxPatternFields", "maxUnauthenticatedBodyBytes", "maxPendingInputBytesTotal", "headTimeoutSeconds",
             "bodyTimeoutSeconds", "keepAliveSeconds", "sendTimeoutSeconds", "storageTimeoutSeconds", "maxHeadBytes", "maxHeaderBytes",
-            "maxTargetBytes",
+            "maxTargetBytes", "maxConnections", "maxConnectionsPerAddress", "maxConnectionsPerSubject", "ingestEventsPerSecondPerKey",
+            "ingestEventsPerSecondPerAddress", "webSocketMessagesPerSecond",
         ]
         for member in object(value, path, allowed: keys) {
             let p = "\(path).\(member.key)"
@@ -427,6 +428,14 @@ struct ConfigReader {
             case "maxHeadBytes": if let n = int(member.value, p, in: 1024...(1 << 20)) { limits.head.maxHeadBytes = n }
             case "maxHeaderBytes": if let n = int(member.value, p, in: 256...(1 << 20)) { limits.head.maxFieldBytes = n }
             case "maxTargetBytes": if let n = int(member.value, p, in: 256...(1 << 20)) { limits.head.maxTargetBytes = n }
+            case "maxConnections": if let n = int(member.value, p, in: 1...10_000_000) { limits.maxConnections = n }
+            case "maxConnectionsPerAddress": if let n = int(member.value, p, in: 1...10_000_000) { limits.maxConnectionsPerAddress = n }
+            case "maxConnectionsPerSubject": if let n = int(member.value, p, in: 1...10_000_000) { limits.maxConnectionsPerSubject = n }
+            case "ingestEventsPerSecondPerKey":
+                if let n = int(member.value, p, in: 1...100_000_000) { limits.ingestEventsPerSecondPerKey = n }
+            case "ingestEventsPerSecondPerAddress":
+                if let n = int(member.value, p, in: 1...100_000_000) { limits.ingestEventsPerSecondPerAddress = n }
+            case "webSocketMessagesPerSecond": if let n = int(member.value, p, in: 1...1_000_000) { limits.webSocketMessagesPerSecond = n }
             default: break
             }
         }

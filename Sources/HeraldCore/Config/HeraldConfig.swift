@@ -149,6 +149,22 @@ public struct HeraldConfig: Sendable {
         public var storageTimeoutSeconds = 10
         /// Request head limits (414, 431).
         public var head = HTTPHeadLimits()
+        /// Connections the gateway holds at once, in all and per client address (an IPv6
+        /// client per /64); past them a request gets 503 with `Retry-After`.
+        public var maxConnections = 100_000
+        public var maxConnectionsPerAddress = 10_000
+        /// WebSockets and SSE streams one JWT subject (`sub`) may hold at once; past it a
+        /// WebSocket is closed with 1013 and an SSE request gets 503, both with a wait.
+        public var maxConnectionsPerSubject = 100
+        /// Ingest rates (token buckets, burst = one second's worth): events per second per
+        /// publisher key (or JWT subject) and per client address, over HTTP and WebSocket
+        /// publishes; past them 429 with `Retry-After` / a `rate_limited` error frame.
+        public var ingestEventsPerSecondPerKey = 1_000_000
+        public var ingestEventsPerSecondPerAddress = 1_000_000
+        /// WebSocket messages (ops) a connection may send per second (burst: two seconds'
+        /// worth); past it each gets a `rate_limited` error frame, and a connection that
+        /// goes on regardless is closed (1008).
+        public var webSocketMessagesPerSecond = 1_000
 
         public var ingest: IngestLimits {
             IngestLimits(maxEventBytes: maxEventBytes, maxBatchEvents: maxBatchEvents, json: JSONLimits(maxDepth: maxJSONDepth))

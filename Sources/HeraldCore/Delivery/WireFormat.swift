@@ -79,6 +79,10 @@ public enum WireFormat {
             out.append(contentsOf: #","offset":"#.utf8)
             JSONWriter.writeInteger(offset, into: &out)
         }
+        if let retryAfterMs = error.retryAfterMs {
+            out.append(contentsOf: #","retryAfterMs":"#.utf8)
+            JSONWriter.writeInteger(retryAfterMs, into: &out)
+        }
         out.append(UInt8(ascii: "}"))
         return out
     }
@@ -148,6 +152,10 @@ public enum WireFormat {
         if let path = error.path {
             out.append(contentsOf: #","path":"#.utf8)
             JSONWriter.writeString(path, into: &out)
+        }
+        if let retryAfterMs = error.retryAfterMs {
+            out.append(contentsOf: #","retryAfterMs":"#.utf8)
+            JSONWriter.writeInteger(retryAfterMs, into: &out)
         }
         out.append(contentsOf: "}}".utf8)
         return out

@@ -30,6 +30,10 @@ public struct GatewayMetrics: Sendable {
     /// Events offered for publishing that passed validation and permission, by publisher
     /// key name (`""`: a JWT), over HTTP or a WebSocket; before de-duplication and storage.
     public var ingestedByKey: [String: UInt64] = [:]
+    /// Connections answered 503 by admission, by `reason` (total, address).
+    public var connectionsRefused: [String: UInt64] = [:]
+    /// Requests and messages refused by a rate limit, by `limit` label.
+    public var rateLimited: [String: UInt64] = [:]
     public var ingestBytes: UInt64 = 0
     /// Live events written to clients, per transport.
     public var delivered = PerTransport<UInt64>(0)
@@ -67,6 +71,8 @@ public struct GatewayMetrics: Sendable {
     public mutating func add(_ other: GatewayMetrics) {
         accepted += other.accepted
         ingestedByKey.merge(other.ingestedByKey, uniquingKeysWith: +)
+        connectionsRefused.merge(other.connectionsRefused, uniquingKeysWith: +)
+        rateLimited.merge(other.rateLimited, uniquingKeysWith: +)
         duplicates += other.duplicates
         rejected.merge(other.rejected, uniquingKeysWith: +)
         ingestBytes += other.ingestBytes

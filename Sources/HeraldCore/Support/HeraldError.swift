@@ -58,6 +58,11 @@ public struct HeraldError: Error, Sendable, Equatable, CustomStringConvertible {
         public static let tokenExpired = Code(rawValue: "token_expired")
         /// A browser request from a page `cors.allowedOrigins` does not name.
         public static let originNotAllowed = Code(rawValue: "origin_not_allowed")
+        /// A client sends faster than `limits` allow (ingest events, WebSocket messages);
+        /// `retryAfterMs` / `Retry-After` say when it may go on.
+        public static let rateLimited = Code(rawValue: "rate_limited")
+        /// The gateway, or the client's address, holds as many connections as allowed.
+        public static let tooManyConnections = Code(rawValue: "too_many_connections")
         /// A WebSocket upgrade that does not follow RFC 6455 §4.2.1.
         public static let upgradeRequired = Code(rawValue: "upgrade_required")
 
@@ -74,10 +79,11 @@ public struct HeraldError: Error, Sendable, Equatable, CustomStringConvertible {
             case .uriTooLong: 414
             case .unsupportedMediaType: 415
             case .upgradeRequired: 426
+            case .rateLimited: 429
             case .headersTooLarge: 431
             case .io: 500
             case .notImplemented: 501
-            case .shuttingDown, .overloaded, .storageUnavailable: 503
+            case .shuttingDown, .overloaded, .storageUnavailable, .tooManyConnections: 503
             case .versionNotSupported: 505
             default: 400
             }
@@ -92,6 +98,8 @@ public struct HeraldError: Error, Sendable, Equatable, CustomStringConvertible {
     public var index: Int?
     /// A JSON path (`$.data.level`) naming the faulty element, where that is known.
     public var path: String?
+    /// When the client may try again, in milliseconds (rate limits, admission).
+    public var retryAfterMs: Int?
 
     public init(_ code: Code, _ message: String, offset: Int? = nil, index: Int? = nil, path: String? = nil) {
         self.code = code

@@ -22,6 +22,12 @@ final class Connection {
     let peer: String
     /// Accepted on the plain-HTTP port `tls.redirectPort`: every request is redirected to HTTPS.
     let redirectsToTLS: Bool
+    /// Counted in `Admission` (released when it closes); else why it was not: its first
+    /// request is answered 503 and it closes.
+    var admitted = false
+    var admissionRefusal: ConnectionAdmission.Refusal?
+    /// The JWT subject this stream is counted for (`limits.maxConnectionsPerSubject`).
+    var countedSubject: String?
     var mode: Mode = .http
     /// Requests and their bodies (while `mode` is `.http`).
     var http: HTTPState

@@ -12,6 +12,12 @@ extension Gateway {
             redirectsToTLS: redirectsToTLS)
         nextConnectionID += 1
         connections[connection.id] = connection
+        if let refusal = admission.admit(peer: connection.peer) {
+            connection.admissionRefusal = refusal
+            hub.metrics.connectionsRefused[refusal.metricReason, default: 0] += 1
+        } else {
+            connection.admitted = true
+        }
         return connection
     }
 
@@ -71,6 +77,11 @@ extension Gateway {
 
     func closed(_ connection: Connection) {
         connections[connection.id] = nil
+        if connection.admitted {
+            connection.admitted = false
+            admission.release(peer: connection.peer)
+        }
+        releaseStream(on: connection)
         if case .http = connection.mode {
             if connection.http.listedAwaitingCommit { connectionsAwaitingCommit.removeAll { $0 === connection } }
             // Listed or not (a connection with full output is not), its submission goes with it.
@@ -211,10 +222,16 @@ extension Gateway {
 
     /// Acts on a request whose head has been read.
     private func begin(_ request: Request, on connection: Connection) {
-        let plan =
-            draining
-            ? .close(errorResponse(HeraldError(.shuttingDown, "the gateway is shutting down")))
-            : connection.redirectsToTLS ? tlsRedirect(request) : router.plan(request, connection: connection, gateway: self)
+        let plan: RequestPlan
+        if draining {
+            plan = .close(errorResponse(HeraldError(.shuttingDown, "the gateway is shutting down")))
+        } else if let refusal = connection.admissionRefusal {
+            plan = .close(refuseAdmission(refusal))
+        } else if connection.redirectsToTLS {
+            plan = tlsRedirect(request)
+        } else {
+            plan = router.plan(request, connection: connection, gateway: self)
+        }
         switch plan {
         case .respond(let response):
             respond(connection, response, to: request)

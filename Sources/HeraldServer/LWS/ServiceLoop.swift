@@ -37,6 +37,8 @@ struct LoopSetup {
     var listener: Int32
     /// This loop's socket on `tls.redirectPort`, if any.
     var redirectListener: Int32?
+    /// Connection counts and ingest rates, shared by the loops.
+    var admission: Admission
 }
 
 /// A listening socket of one loop, and lws' handle on it while the context lives.
@@ -128,7 +130,7 @@ final class ServiceLoop: @unchecked Sendable {
         self.broker = cluster
         gateway = Gateway(
             config: config, logger: logger, publicDirectory: publicDirectory, log: log, broker: broker,
-            clientIDs: .loop(setup.index, of: setup.count), subscriberSecret: setup.subscriberSecret)
+            clientIDs: .loop(setup.index, of: setup.count), subscriberSecret: setup.subscriberSecret, admission: setup.admission)
         lws_set_log_level(Socket.logMask(config.log.lwsLevel), heraldLWSLog)
 
         protocolName = strdup("herald")!

@@ -61,7 +61,8 @@ struct IngestEndpoint: Endpoint {
             return .respond(gateway.errorResponse(refusal))
         }
         return gateway.planBody(
-            request, IngestBody(format: format, binary: binary, credentials: credentials), limit: gateway.config.limits.maxBodyBytes)
+            request, IngestBody(format: format, binary: binary, credentials: credentials, peer: connection.peer),
+            limit: gateway.config.limits.maxBodyBytes)
     }
 
     func refusedMethod(_ method: HTTPMethod, gateway: Gateway) {
@@ -75,9 +76,11 @@ struct IngestBody: BodyHandler {
     /// The CloudEvents attributes of a binary-mode request (`ce-*` headers).
     var binary: BinaryCloudEvent?
     var credentials: Credentials
+    /// The client's address, for `limits.ingestEventsPerSecondPerAddress`.
+    var peer: String
 
     func answer(_ request: Request, gateway: Gateway) -> BodyAnswer {
-        gateway.ingest(request.body, format: format, binary: binary, credentials: credentials)
+        gateway.ingest(request.body, format: format, binary: binary, credentials: credentials, peer: peer)
     }
 
     func refused(_ code: HeraldError.Code, gateway: Gateway) {
@@ -87,7 +90,7 @@ struct IngestBody: BodyHandler {
 
 extension Gateway {
     /// Validates, authorizes and publishes a complete ingest body.
-    func ingest(_ body: [UInt8], format: IngestFormat, binary: BinaryCloudEvent?, credentials: Credentials) -> BodyAnswer {
+    func ingest(_ body: [UInt8], format: IngestFormat, binary: BinaryCloudEvent?, credentials: Credentials, peer: String) -> BodyAnswer {
         hub.metrics.ingestBytes += UInt64(body.count)
         if let refusal = storageRefusal() {
             return .now(rejectIngest(refusal, fields: [("retry-after", refusal.code == .overloaded ? "1" : "5")]))
@@ -105,6 +108,9 @@ extension Gateway {
                 let events = try IngestParser.parse(bytes, format: format, limits: config.limits.ingest, tape: &ingestTape)
                 if let refusal = credentials.publishRefusal(events, tape: ingestTape, body: bytes) {
                     return .now(rejectIngest(refusal))
+                }
+                if let limited = admitIngest(events.count, from: credentials, peer: peer) {
+                    return .now(rejectIngest(limited, fields: retryAfterField(limited)))
                 }
                 hub.metrics.ingestedByKey[credentials.publisherName ?? "", default: 0] += UInt64(events.count)
                 if hub.isClustered { return .held(.sequencing(ticket: hub.submit(events, answer: .taken))) }

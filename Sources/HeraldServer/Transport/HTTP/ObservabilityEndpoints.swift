@@ -85,6 +85,18 @@ extension Gateway {
             help: "Events offered for publishing that passed validation and permission, by publisher key name (\"\": a JWT).")
         let keyNames = Set(config.auth.publisherKeys.map(\.name)).union(metrics.ingestedByKey.keys).sorted()
         for name in keyNames { out.sample("herald_ingest_events_total", [("key", name)], Double(metrics.ingestedByKey[name] ?? 0)) }
+        out.family(
+            "herald_connections_refused_total", type: "counter",
+            help: "Connections refused because the gateway (total), their address or their JWT subject held the most allowed.")
+        for reason in ["total", "address", "subject"] {
+            out.sample("herald_connections_refused_total", [("reason", reason)], Double(metrics.connectionsRefused[reason] ?? 0))
+        }
+        out.family(
+            "herald_rate_limited_total", type: "counter",
+            help: "Ingest requests, WebSocket publishes and WebSocket messages refused by a rate limit, by limit.")
+        for limit in ["ingest_key", "ingest_address", "websocket_messages"] {
+            out.sample("herald_rate_limited_total", [("limit", limit)], Double(metrics.rateLimited[limit] ?? 0))
+        }
         out.family("herald_ingest_bytes_total", type: "counter", help: "Bytes of ingest request bodies read.")
         out.sample("herald_ingest_bytes_total", [], Double(metrics.ingestBytes))
         out.perTransport(

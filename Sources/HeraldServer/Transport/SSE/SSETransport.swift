@@ -65,6 +65,7 @@ struct SSEEndpoint: Endpoint {
         } catch {
             return .respond(gateway.errorResponse(error))
         }
+        if let refusal = gateway.admitStream(of: credentials, on: connection) { return .respond(gateway.refuseAdmission(refusal)) }
         let session = hub.openSession(transport: .sse, remote: connection.peer, credentials: credentials, route: route)
         do throws(HeraldError) {
             let subscribed = try hub.subscribe(session, id: "sse", route: route, filter: filter)
@@ -72,6 +73,7 @@ struct SSEEndpoint: Endpoint {
             if let presence { try hub.join(session, group: presence.group, info: presence.info) }
         } catch {
             hub.closeSession(session)
+            gateway.releaseStream(on: connection)
             return .respond(gateway.errorResponse(error))
         }
         gateway.logger.debug("sse stream opened", metadata: ["client": "\(session.id)", "peer": "\(connection.peer)"])

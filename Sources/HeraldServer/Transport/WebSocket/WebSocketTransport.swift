@@ -16,10 +16,20 @@ final class WebSocketTransport: StreamTransport {
     /// Since when part of a message (a frame, a fragment) has waited for the rest; it must
     /// be finished within `limits.bodyTimeoutSeconds`, pings or not.
     private var unfinishedSince: UInt64?
+    /// The client's address (ingest rates per address).
+    let peer: String
+    /// `limits.webSocketMessagesPerSecond`, burst two seconds' worth.
+    private var messages: TokenBucket
+    /// Messages refused in a row by the rate limit; past `maxRefusedInARow` the client is
+    /// not listening to its `rate_limited` errors and the session closes (1008).
+    private var refusedInARow = 0
+    static let maxRefusedInARow = 100
 
-    init(session: Session, maxMessageBytes: Int) {
+    init(session: Session, maxMessageBytes: Int, peer: String, messagesPerSecond: Int) {
         self.session = session
         self.reader = WebSocketMessageReader(maxMessageBytes: maxMessageBytes)
+        self.peer = peer
+        self.messages = TokenBucket(rate: messagesPerSecond, burst: 2 * messagesPerSecond, now: MonotonicClock.nanoseconds())
     }
 
     // MARK: - Input
@@ -73,6 +83,17 @@ final class WebSocketTransport: StreamTransport {
     private func handle(_ message: WebSocketMessageReader.Message, gateway: Gateway) {
         switch message {
         case .text(let text):
+            if let wait = messages.take(now: MonotonicClock.nanoseconds()) {
+                refusedInARow += 1
+                if refusedInARow > Self.maxRefusedInARow {
+                    gateway.hub.close(session, code: .policyViolation, reason: "rate limited: messages kept coming", immediately: false)
+                    return
+                }
+                let error = gateway.rateLimited(.webSocketMessages, wait: wait, what: "this message")
+                reply(WireFormat.webSocketError(error, id: ClientMessage.subscriptionID(in: text)), gateway)
+                return
+            }
+            refusedInARow = 0
             handleOp(text, gateway: gateway)
         case .binary:
             reply(
@@ -162,6 +183,7 @@ final class WebSocketTransport: StreamTransport {
                 let events = try IngestParser.parse(bytes, format: .json, limits: gateway.config.limits.ingest, tape: &gateway.ingestTape)
                 if let refusal = session.credentials.publishRefusal(events, tape: gateway.ingestTape, body: bytes) { throw refusal }
                 if let refusal = gateway.storageRefusal() { throw refusal }
+                if let limited = gateway.admitIngest(events.count, from: session.credentials, peer: peer) { throw limited }
                 gateway.hub.metrics.ingestedByKey[session.credentials.publisherName ?? "", default: 0] += UInt64(events.count)
                 if gateway.hub.isClustered {
                     gateway.hub.submit(events, answer: .published(to: session))  // answered when the stream has them
@@ -256,7 +278,15 @@ struct WebSocketUpgrade: Endpoint {
         }
         let session = gateway.hub.openSession(transport: .webSocket, remote: connection.peer, credentials: credentials, route: route)
         gateway.logger.debug("websocket opened", metadata: ["client": "\(session.id)", "peer": "\(connection.peer)"])
-        let transport = WebSocketTransport(session: session, maxMessageBytes: gateway.messageLimit(for: credentials))
+        let transport = WebSocketTransport(
+            session: session, maxMessageBytes: gateway.messageLimit(for: credentials), peer: connection.peer,
+            messagesPerSecond: gateway.config.limits.webSocketMessagesPerSecond)
+        if gateway.admitStream(of: credentials, on: connection) != nil {
+            // Upgraded only to say so: close 1013 (try again later) with the wait, jittered.
+            let wait = Int.random(in: 1000...5000)
+            gateway.hub.close(
+                session, code: .tryAgainLater, reason: "too many streams for this subject; retryAfterMs=\(wait)", immediately: false)
+        }
         return .stream(transport, head: WebSocketHandshake.response(agreement))
     }
 }

@@ -1,0 +1,135 @@
+import HeraldCore
+import Testing
+
+/// Rate limits and connection counts: the arithmetic every limit of `limits` rests on,
+/// driven by a clock the test moves.
+@Suite struct AdmissionTests {
+    static let second: UInt64 = 1_000_000_000
+
+    @Test func aBucketAdmitsItsBurstThenItsRateAndSaysHowLongToWait() {
+        var bucket = TokenBucket(rate: 10, burst: 20, now: 0)
+        for _ in 0..<20 {
+            let r1 = bucket.take(now: 0)
+            #expect(r1 == nil)
+        }
+        let r2 = bucket.take(now: 0)
+        #expect(r2 == Self.second / 10, "one token is 100 ms away")
+        let r3 = bucket.take(now: Self.second / 20)
+        #expect(r3 == Self.second / 20, "half of it came")
+        let r4 = bucket.take(now: Self.second / 10)
+        #expect(r4 == nil)
+        let r5 = bucket.take(5, now: Self.second)
+        #expect(r5 == nil, "nine tokens came in 0.9 s")
+        let r6 = bucket.take(5, now: Self.second)
+        #expect(r6 == Self.second / 10)
+        let r7 = bucket.take(now: 100 * Self.second)
+        #expect(r7 == nil)
+        let r8 = bucket.isFull(now: 100 * Self.second)
+        #expect(r8 == false)
+        let r9 = bucket.isFull(now: 101 * Self.second)
+        #expect(r9)
+        let r10 = bucket.take(21, now: 200 * Self.second)
+        #expect(r10 == Self.second / 10, "more than the burst never passes")
+        let r11 = bucket.take(1, now: 99 * Self.second)
+        #expect(r11 == nil, "a clock that goes back adds nothing and takes nothing away")
+    }
+
+    @Test func aBucketAgreesWithCountingByHand() {
+        // Against a slow reference: admitted events never exceed burst + rate × elapsed.
+        var bucket = TokenBucket(rate: 7, burst: 3, now: 0)
+        var generator = SystemRandomNumberGenerator()
+        var now: UInt64 = 0
+        var admitted = 0
+        for _ in 0..<5000 {
+            now += UInt64.random(in: 0...(Self.second / 20), using: &generator)
+            if bucket.take(now: now) == nil { admitted += 1 }
+            #expect(Double(admitted) <= 3 + 7 * Double(now) / 1e9 + 1e-9)
+        }
+        #expect(Double(admitted) >= 7 * Double(now) / 1e9 - 1, "it admits its rate when asked more often than it refills")
+    }
+
+    @Test func keyedLimitersKeepKeysApartAndForgetFullBuckets() {
+        var limiter = KeyedRateLimiter<String>(rate: 2, burst: 2)
+        let r12 = limiter.take(2, for: "a", now: 0)
+        #expect(r12 == nil)
+        let r13 = limiter.take(1, for: "a", now: 0)
+        #expect(r13 != nil)
+        let r14 = limiter.take(2, for: "b", now: 0)
+        #expect(r14 == nil, "b has its own bucket")
+        for k in 0..<5000 { _ = limiter.take(1, for: "k\(k)", now: 10 * Self.second) }
+        #expect(limiter.trackedKeys == 5000, "partly used buckets are kept; a and b, full again at 10 s, were swept")
+        for _ in 0..<4096 { _ = limiter.take(0, for: "z", now: 20 * Self.second) }
+        #expect(limiter.trackedKeys <= 2, "buckets full again are swept away")
+    }
+
+    @Test func connectionsAreCountedInAllAndPerAddress() {
+        var admission = ConnectionAdmission(maxTotal: 5, maxPerAddress: 2)
+        let r15 = admission.admit(peer: "10.0.0.1")
+        #expect(r15 == nil)
+        let r16 = admission.admit(peer: "::ffff:10.0.0.1")
+        #expect(r16 == nil, "an IPv4-mapped address is the same client")
+        let r17 = admission.admit(peer: "10.0.0.1")
+        #expect(r17 == .perAddress("10.0.0.1", 2))
+        let r18 = admission.admit(peer: "2001:db8:1:2::1")
+        #expect(r18 == nil)
+        let r19 = admission.admit(peer: "2001:db8:1:2:ffff::9")
+        #expect(r19 == nil)
+        let r20 = admission.admit(peer: "2001:db8:1:2:aaaa:bbbb:cccc:dddd")
+        #expect(r20 == .perAddress("2001:db8:1:2::/64", 2), "one /64")
+        let r21 = admission.admit(peer: "2001:db8:1:3::1")
+        #expect(r21 == nil, "another /64")
+        let r22 = admission.admit(peer: "10.0.0.9")
+        #expect(r22 == .total(5))
+        #expect(admission.total == 5)
+        admission.release(peer: "10.0.0.1")
+        admission.release(peer: "10.0.0.77")  // never admitted: nothing changes
+        #expect(admission.total == 4 && admission.held(by: "10.0.0.1") == 1)
+        let r23 = admission.admit(peer: "10.0.0.9")
+        #expect(r23 == nil)
+    }
+
+    @Test func streamsAreCountedPerSubject() {
+        var admission = ConnectionAdmission(maxTotal: 100, maxPerAddress: 100, maxPerSubject: 2)
+        let first = admission.admit(subject: "ada")
+        let second = admission.admit(subject: "ada")
+        let third = admission.admit(subject: "ada")
+        let other = admission.admit(subject: "bob")
+        #expect(first == nil && second == nil && other == nil)
+        #expect(third == .perSubject("ada", 2))
+        admission.release(subject: "ada")
+        admission.release(subject: "carol")  // never counted: nothing changes
+        let again = admission.admit(subject: "ada")
+        #expect(again == nil)
+        #expect(admission.total == 0, "streams are counted apart from connections")
+    }
+
+    @Test func theLimitsAreReadWithTheirDefaults() throws {
+        let defaults = try HeraldConfig(parsing: Array("{}".utf8)).limits
+        #expect(defaults.maxConnections == 100_000 && defaults.maxConnectionsPerAddress == 10_000)
+        #expect(defaults.maxConnectionsPerSubject == 100)
+        #expect(defaults.ingestEventsPerSecondPerKey == 1_000_000 && defaults.webSocketMessagesPerSecond == 1_000)
+        let text =
+            #"{"limits":{"maxConnections":5,"maxConnectionsPerAddress":2,"ingestEventsPerSecondPerKey":20,"ingestEventsPerSecondPerAddress":30,"webSocketMessagesPerSecond":4}}"#
+        let limits = try HeraldConfig(parsing: Array(text.utf8)).limits
+        #expect(limits.maxConnections == 5 && limits.maxConnectionsPerAddress == 2)
+        #expect(
+            limits.ingestEventsPerSecondPerKey == 20 && limits.ingestEventsPerSecondPerAddress == 30
+                && limits.webSocketMessagesPerSecond == 4)
+        let bad = #"{"limits":{"maxConnections":0,"webSocketMessagesPerSecond":"10","ingestEventsPerSecondPerKey":[1]}}"#
+        #expect { try HeraldConfig(parsing: Array(bad.utf8)) } throws: { error in
+            guard let errors = error as? HeraldConfig.ValidationErrors else { return false }
+            return Set(errors.errors.compactMap(\.path)) == [
+                "$.limits.maxConnections", "$.limits.webSocketMessagesPerSecond", "$.limits.ingestEventsPerSecondPerKey",
+            ]
+        }
+    }
+
+    @Test(arguments: [
+        ("127.0.0.1", "127.0.0.1"), ("::1", "0:0:0:0::/64"), ("fe80::1%eth0", "fe80:0:0:0::/64"),
+        ("2001:DB8::", "2001:db8:0:0::/64"), ("1:2:3:4:5:6:7:8", "1:2:3:4::/64"), ("not:an:address", "not:an:address"),
+        ("1::2::3", "1::2::3"),
+    ])
+    func addressKeys(peer: String, key: String) {
+        #expect(ConnectionAdmission.addressKey(peer) == key)
+    }
+}
