@@ -51,6 +51,11 @@ def default_config(**overrides):
     return config
 
 
+def herald_binary_path():
+    """The gateway under test: $HERALD_BIN, else the debug build."""
+    return os.environ.get("HERALD_BIN", os.path.join(ROOT, ".build/debug/herald"))
+
+
 class Herald:
     """One `herald serve` process on 127.0.0.1 and a port the kernel chose."""
 
@@ -59,7 +64,7 @@ class Herald:
         PEM file) every connection speaks TLS to a gateway configured with `tls`,
         verifying its certificate for "localhost"."""
         self.tls = ssl.create_default_context(cafile=ca) if ca else None
-        binary = os.environ.get("HERALD_BIN", os.path.join(ROOT, ".build/debug/herald"))
+        binary = herald_binary_path()
         self.dir = tempfile.TemporaryDirectory()
         config_path = os.path.join(self.dir.name, "config.json")
         port_path = os.path.join(self.dir.name, "port")

@@ -11,6 +11,10 @@
 #include <openssl/ssl.h>
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
+#include <openssl/pem.h>
+#include <openssl/evp.h>
+#include <openssl/ecdsa.h>
+#include <openssl/core_names.h>
 #include <stdio.h>
 #include <string.h>
 #include <errno.h>
@@ -36,6 +40,80 @@ static inline int herald_random_bytes(unsigned char *out, int len) {
     return RAND_bytes(out, len);
 }
 
+
+/// A PEM public key (`-----BEGIN PUBLIC KEY-----`, or a certificate's) for JWT
+/// verification: the EVP_PKEY, its kind in `kind` (1 RSA, 2 EC P-256, 0 anything else)
+/// and its size in bits; NULL with the reason in `err`.
+static inline void *herald_public_key_load(const char *path, int *kind, int *bits, char *err, size_t errlen) {
+    ERR_clear_error();
+    FILE *file = fopen(path, "r");
+    if (!file) {
+        snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    EVP_PKEY *key = PEM_read_PUBKEY(file, NULL, NULL, NULL);
+    if (!key) {
+        rewind(file);
+        ERR_clear_error();
+        X509 *cert = PEM_read_X509(file, NULL, NULL, NULL);
+        if (cert) {
+            key = X509_get_pubkey(cert);
+            X509_free(cert);
+        }
+    }
+    fclose(file);
+    if (!key) {
+        snprintf(err, errlen, "%s holds no PEM public key or certificate", path);
+        ERR_clear_error();
+        return NULL;
+    }
+    *bits = EVP_PKEY_get_bits(key);
+    *kind = 0;
+    if (EVP_PKEY_get_base_id(key) == EVP_PKEY_RSA) {
+        *kind = 1;
+    } else if (EVP_PKEY_get_base_id(key) == EVP_PKEY_EC) {
+        char group[64] = {0};
+        size_t length = 0;
+        if (EVP_PKEY_get_utf8_string_param(key, "group", group, sizeof group, &length) == 1 && strcmp(group, "prime256v1") == 0) *kind = 2;
+    }
+    return key;
+}
+
+static inline void herald_public_key_free(void *key) { EVP_PKEY_free((EVP_PKEY *)key); }
+
+/// Whether `sig` is a valid SHA-256 signature of `data` under `key`: RSASSA-PKCS1-v1_5
+/// (RS256) for an RSA key; for an EC key `sig` is JWS's raw r||s (64 bytes, ES256),
+/// turned into the DER OpenSSL verifies. 1 valid, 0 not.
+static inline int herald_verify_sha256(void *key, const unsigned char *data, size_t len, const unsigned char *sig, size_t siglen) {
+    EVP_PKEY *pkey = (EVP_PKEY *)key;
+    unsigned char der[80];
+    const unsigned char *checked = sig;
+    size_t checkedLength = siglen;
+    ERR_clear_error();
+    if (EVP_PKEY_get_base_id(pkey) == EVP_PKEY_EC) {
+        if (siglen != 64) return 0;
+        ECDSA_SIG *ecdsa = ECDSA_SIG_new();
+        BIGNUM *r = BN_bin2bn(sig, 32, NULL), *s = BN_bin2bn(sig + 32, 32, NULL);
+        if (!ecdsa || !r || !s || ECDSA_SIG_set0(ecdsa, r, s) != 1) {
+            BN_free(r);
+            BN_free(s);
+            ECDSA_SIG_free(ecdsa);
+            return 0;
+        }
+        unsigned char *out = der;
+        int written = i2d_ECDSA_SIG(ecdsa, &out);
+        ECDSA_SIG_free(ecdsa);
+        if (written <= 0 || (size_t)written > sizeof der) return 0;
+        checked = der;
+        checkedLength = (size_t)written;
+    }
+    EVP_MD_CTX *context = EVP_MD_CTX_new();
+    int ok = context && EVP_DigestVerifyInit(context, NULL, EVP_sha256(), NULL, pkey) == 1
+        && EVP_DigestVerify(context, checked, checkedLength, data, len) == 1;
+    EVP_MD_CTX_free(context);
+    ERR_clear_error();
+    return ok;
+}
 
 /// OpenSSL's oldest queued error as text into `err` (and the queue cleared).
 static inline void herald_tls_error(char *err, size_t errlen) {

@@ -29,6 +29,8 @@ final class Gateway {
     let cors: CORSPolicy
     /// Connection counts and ingest rates, shared with the other loops.
     let admission: Admission
+    /// The keys subscriber JWTs are verified with (`jwtSecret` among them).
+    let jwtKeys: JWTKeyring
     var statsWindow = StatsWindow()
     let startedAt = MonotonicClock.nanoseconds()
 
@@ -65,7 +67,8 @@ final class Gateway {
 
     init(
         config: HeraldConfig, logger: Logger, publicDirectory: String?, log: (any EventLog)? = nil, broker: (any EventBroker)? = nil,
-        clientIDs: Hub.ClientIDs = Hub.ClientIDs(), subscriberSecret: [UInt8]?, admission: Admission? = nil
+        clientIDs: Hub.ClientIDs = Hub.ClientIDs(), subscriberSecret: [UInt8]?, admission: Admission? = nil,
+        jwtKeys: JWTKeyring? = nil
     ) {
         self.config = config
         self.logger = logger
@@ -76,6 +79,7 @@ final class Gateway {
         self.router = Router.herald
         self.cors = config.cors.policy
         self.admission = admission ?? Admission(limits: config.limits)
+        self.jwtKeys = jwtKeys ?? JWTKeyring(secret: subscriberSecret)
         self.jwtSecret = subscriberSecret
     }
 

@@ -63,6 +63,7 @@ public final class HeraldServer: @unchecked Sendable {
     {
         if let tls = config.tls { try checkCertificate(tls) }
         let secret = Gateway.subscriberSecret(for: config)
+        let jwtKeys = try JWTKeyring(config: config, secret: secret)
         let (sockets, port) = try ListeningSockets.open(host: config.listen.host, port: config.listen.port, count: count)
         var redirectSockets: [Int32] = []
         if let redirectPort = config.tls?.redirectPort {
@@ -84,7 +85,8 @@ public final class HeraldServer: @unchecked Sendable {
             for (index, socket) in sockets.enumerated() {
                 let setup = LoopSetup(
                     index: index, count: count, subscriberSecret: secret, sequencer: sequencer, listener: socket,
-                    redirectListener: redirectSockets.isEmpty ? nil : redirectSockets[index], admission: admission)
+                    redirectListener: redirectSockets.isEmpty ? nil : redirectSockets[index], admission: admission,
+                    jwtKeys: jwtKeys)
                 loops.append(try ServiceLoop(config: perLoop, logger: logger, publicDirectory: publicDirectory, setup: setup))
             }
         } catch {

@@ -37,6 +37,39 @@ import Testing
         }
     }
 
+    @Test func theVerifierSeesTheHeadersAlgorithmAndKeyIDAndTheIssuerIsChecked() throws {
+        let header = Base64URL.encode(Array(#"{"alg":"ES256","kid":"ec-1"}"#.utf8))
+        let claims = Base64URL.encode(Array(#"{"sub":"ada","iss":"https://auth.example"}"#.utf8))
+        let text = "\(header).\(claims).\(Base64URL.encode([1, 2, 3]))"
+        var seen: (SubscriberToken.Header, [UInt8], [UInt8])?
+        let token = try SubscriberToken(
+            verifying: text, now: now, audience: nil, issuer: "https://auth.example", limits: PatternLimits(),
+            verify: { header, signed, signature in
+                seen = (header, signed, signature)
+                return nil
+            })
+        #expect(token.subject == "ada")
+        #expect(seen?.0 == SubscriberToken.Header(algorithm: "ES256", keyID: "ec-1"))
+        #expect(seen?.1 == Array("\(header).\(claims)".utf8) && seen?.2 == [1, 2, 3])
+        let refusal = HeraldError(.unauthorized, "no")
+        #expect(throws: refusal) {
+            try SubscriberToken(
+                verifying: text, now: now, audience: nil, issuer: nil, limits: PatternLimits(), verify: { _, _, _ in refusal })
+        }
+        #expect {
+            try SubscriberToken(
+                verifying: text, now: now, audience: nil, issuer: "https://other.example", limits: PatternLimits(),
+                verify: { _, _, _ in nil })
+        } throws: { ($0 as? HeraldError)?.message.contains("not issued by") == true }
+        let noAlg = "\(Base64URL.encode(Array(#"{"typ":"JWT"}"#.utf8))).\(claims).AA"
+        #expect {
+            try SubscriberToken(verifying: noAlg, now: now, audience: nil, issuer: nil, limits: PatternLimits(), verify: { _, _, _ in nil })
+        } throws: { ($0 as? HeraldError)?.message.contains("alg") == true }
+        // The one-secret verifier refuses every other algorithm, "none" included.
+        let none = "\(Base64URL.encode(Array(#"{"alg":"none"}"#.utf8))).\(claims)."
+        #expect(reason(none)?.contains("HS256") == true)
+    }
+
     @Test func base64URLRoundTripsEveryLength() {
         var bytes: [UInt8] = []
         for n in 0..<70 {

@@ -1,8 +1,9 @@
 /// A verified subscriber JWT (DESIGN §8): who the client is and what it may see and send.
 ///
 /// Backends mint these for browsers so that a page can subscribe and publish without
-/// holding a publisher key. Only HS256 is accepted; the HMAC itself comes from the caller
-/// (OpenSSL in the server), which keeps this module free of crypto and testable.
+/// holding a publisher key. The signature is checked by the caller's `Verifier` (the
+/// server's keyring: HS256 secrets, RS256 and ES256 public keys, chosen by `kid`, all
+/// through OpenSSL), which keeps this module free of crypto and testable.
 public struct SubscriberToken: Sendable, Equatable {
     /// `sub`: the subject (a user name, the nickname of a demo token).
     public var subject: String?
@@ -18,6 +19,31 @@ public struct SubscriberToken: Sendable, Equatable {
     /// HMAC-SHA256 of a message under a key, supplied by the caller.
     public typealias HMAC = (_ key: [UInt8], _ message: [UInt8]) -> [UInt8]
 
+    /// What a token's protected header says about its signature.
+    public struct Header: Sendable, Equatable {
+        /// `alg`: HS256, RS256, ES256 (anything else is refused by the verifier).
+        public var algorithm: String
+        /// `kid`: which of the gateway's keys signed it, when the issuer says.
+        public var keyID: String?
+        public init(algorithm: String, keyID: String?) {
+            self.algorithm = algorithm
+            self.keyID = keyID
+        }
+    }
+
+    /// Checks `signature` over `signed` (the token's `header.claims` bytes) for the key and
+    /// algorithm `header` names; nil when it is valid, else why not (`unauthorized`).
+    public typealias Verifier = (_ header: Header, _ signed: [UInt8], _ signature: [UInt8]) -> HeraldError?
+
+    /// The verifier of one HS256 secret (no `kid` needed).
+    public static func hs256(secret: [UInt8], hmac: @escaping HMAC) -> Verifier {
+        { header, signed, signature in
+            guard header.algorithm == "HS256" else { return HeraldError(.unauthorized, "the token must be signed with HS256") }
+            return constantTimeEqual(hmac(secret, signed), signature)
+                ? nil : HeraldError(.unauthorized, "the token's signature is not valid")
+        }
+    }
+
     /// Clock skew tolerated on `exp` and `nbf`.
     public static let leewaySeconds: Int64 = 30
 
@@ -29,7 +55,15 @@ public struct SubscriberToken: Sendable, Equatable {
     ///   expired, not yet valid, wrong audience, an invalid `herald.*` pattern).
     public init(
         verifying text: String, secret: [UInt8], now: Int64, audience: String?,
-        limits: PatternLimits, hmac: HMAC
+        limits: PatternLimits, hmac: @escaping HMAC
+    ) throws(HeraldError) {
+        try self.init(
+            verifying: text, now: now, audience: audience, issuer: nil, limits: limits, verify: Self.hs256(secret: secret, hmac: hmac))
+    }
+
+    /// Verifies `text` with `verify` and reads its claims; with `issuer`, `iss` must equal it.
+    public init(
+        verifying text: String, now: Int64, audience: String?, issuer: String?, limits: PatternLimits, verify: Verifier
     ) throws(HeraldError) {
         let parts = text.utf8.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false)
         guard parts.count == 3,
@@ -39,13 +73,14 @@ public struct SubscriberToken: Sendable, Equatable {
         else {
             throw HeraldError(.unauthorized, "the token is not a JWT (header.claims.signature in base64url)")
         }
-        guard let header = try? JSONValue(parsing: headerBytes), header["alg"]?.stringValue == "HS256" else {
-            throw HeraldError(.unauthorized, "the token must be signed with HS256")
+        guard let header = try? JSONValue(parsing: headerBytes), let algorithm = header["alg"]?.stringValue else {
+            throw HeraldError(.unauthorized, "the token's header must be a JSON object naming its \"alg\"")
+        }
+        if let kid = header["kid"], kid.stringValue == nil {
+            throw HeraldError(.unauthorized, "the token's \"kid\" must be a string")
         }
         let signed = Array(text.utf8.prefix(parts[0].count + 1 + parts[1].count))
-        guard Self.constantTimeEqual(hmac(secret, signed), signature) else {
-            throw HeraldError(.unauthorized, "the token's signature is not valid")
-        }
+        if let refusal = verify(Header(algorithm: algorithm, keyID: header["kid"]?.stringValue), signed, signature) { throw refusal }
         guard let claims = try? JSONValue(parsing: claimBytes), case .object = claims else {
             throw HeraldError(.unauthorized, "the token's claims are not a JSON object")
         }
@@ -75,6 +110,9 @@ public struct SubscriberToken: Sendable, Equatable {
                 throw HeraldError(.unauthorized, "the token is not meant for this gateway (aud must include \"\(audience)\")")
             }
         }
+        if let issuer, claims["iss"]?.stringValue != issuer {
+            throw HeraldError(.unauthorized, "the token was not issued by \"\(issuer)\" (iss)")
+        }
         subject = claims["sub"]?.stringValue
         func pattern(_ name: String) throws(HeraldError) -> Pattern? {
             guard let value = claims[name] else { return nil }
@@ -103,7 +141,7 @@ public struct SubscriberToken: Sendable, Equatable {
     }
 
     /// Compares two byte strings in time that depends only on their lengths.
-    static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+    public static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
         guard a.count == b.count else { return false }
         var difference: UInt8 = 0
         for i in a.indices { difference |= a[i] ^ b[i] }

@@ -172,7 +172,8 @@ struct ConfigReader {
     }
 
     private mutating func readAuth(_ value: JSONValue, _ path: String, patternLimits: PatternLimits, into auth: inout HeraldConfig.Auth) {
-        for member in object(value, path, allowed: ["anonymous", "publisherKeys", "adminKeys", "jwtSecret", "jwtAudience", "demo"]) {
+        let allowed: Set<String> = ["anonymous", "publisherKeys", "adminKeys", "jwtSecret", "jwtAudience", "jwtIssuer", "jwtKeys", "demo"]
+        for member in object(value, path, allowed: allowed) {
             let p = "\(path).\(member.key)"
             switch member.key {
             case "anonymous": if let b = bool(member.value, p) { auth.anonymous = b }
@@ -187,10 +188,59 @@ struct ConfigReader {
                     }
                 }
             case "jwtAudience": auth.jwtAudience = string(member.value, p)
+            case "jwtIssuer": auth.jwtIssuer = string(member.value, p)
+            case "jwtKeys": auth.jwtKeys = readJWTKeys(member.value, p)
             case "demo": if let b = bool(member.value, p) { auth.demo = b }
             default: break
             }
         }
+    }
+
+    private mutating func readJWTKeys(_ value: JSONValue, _ p: String) -> [HeraldConfig.JWTKey] {
+        guard case .array(let items) = value else {
+            fail(p, "must be an array of {\"kid\", \"alg\", \"secret\" or \"publicKey\"} objects")
+            return []
+        }
+        var keys: [HeraldConfig.JWTKey] = []
+        for (index, item) in items.enumerated() {
+            let kp = "\(p)[\(index)]"
+            var keyID: String?
+            var algorithm: HeraldConfig.JWTKey.Algorithm?
+            var secret: String?
+            var publicKey: String?
+            for field in object(item, kp, allowed: ["kid", "alg", "secret", "publicKey"]) {
+                let fp = "\(kp).\(field.key)"
+                switch field.key {
+                case "kid": keyID = string(field.value, fp)
+                case "alg":
+                    guard let text = string(field.value, fp) else { continue }
+                    algorithm = HeraldConfig.JWTKey.Algorithm(rawValue: text)
+                    if algorithm == nil { fail(fp, "must be HS256, RS256 or ES256") }
+                case "secret":
+                    secret = string(field.value, fp)
+                    if let s = secret, s.utf8.count < HeraldConfig.minJWTSecretBytes {
+                        fail(fp, "must have at least \(HeraldConfig.minJWTSecretBytes) bytes (HS256 needs a secret as long as its hash)")
+                    }
+                case "publicKey": publicKey = string(field.value, fp)
+                default: break
+                }
+            }
+            guard item.objectMembers != nil else { continue }
+            guard let algorithm else {
+                if item["alg"] == nil { fail("\(kp).alg", "is required (HS256, RS256 or ES256)") }
+                continue
+            }
+            if algorithm == .hs256, secret == nil || publicKey != nil {
+                fail(kp, "an HS256 key needs \"secret\" and no \"publicKey\"")
+            } else if algorithm != .hs256, publicKey == nil || secret != nil {
+                fail(kp, "an \(algorithm.rawValue) key needs \"publicKey\" (the path of a PEM public key) and no \"secret\"")
+            }
+            if let keyID, keys.contains(where: { $0.keyID == keyID }) {
+                fail("\(kp).kid", "\(keyID.debugDescription) names another key too")
+            }
+            keys.append(.init(keyID: keyID, algorithm: algorithm, secret: secret, publicKeyPath: publicKey))
+        }
+        return keys
     }
 
     /// Keys by name and digest; publisher keys (`publishLimits` given) may also carry a

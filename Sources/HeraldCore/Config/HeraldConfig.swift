@@ -90,8 +90,35 @@ public struct HeraldConfig: Sendable {
         public var jwtSecret: String?
         /// When set, a JWT's `aud` must contain it.
         public var jwtAudience: String?
+        /// When set, a JWT's `iss` must equal it.
+        public var jwtIssuer: String?
+        /// Keys JWTs may be signed with besides `jwtSecret`: several at once while keys
+        /// rotate, chosen by the token's `kid` (every key of its `alg` when it has none).
+        public var jwtKeys: [JWTKey] = []
         /// Serve anonymous demo tokens at `GET /v1/demo/token` (never in production).
         public var demo = false
+    }
+
+    /// One key subscriber JWTs may be signed with: an HS256 secret, or the path of an RSA
+    /// (RS256, 2048 bits or more) or P-256 (ES256) public key in PEM.
+    public struct JWTKey: Sendable, Equatable {
+        public enum Algorithm: String, Sendable, Equatable, CaseIterable {
+            case hs256 = "HS256"
+            case rs256 = "RS256"
+            case es256 = "ES256"
+        }
+        public var keyID: String?
+        public var algorithm: Algorithm
+        /// HS256: the secret (at least 32 bytes).
+        public var secret: String?
+        /// RS256 / ES256: a PEM file of the public key (or a certificate holding it).
+        public var publicKeyPath: String?
+        public init(keyID: String?, algorithm: Algorithm, secret: String? = nil, publicKeyPath: String? = nil) {
+            self.keyID = keyID
+            self.algorithm = algorithm
+            self.secret = secret
+            self.publicKeyPath = publicKeyPath
+        }
     }
 
     /// A named pattern clients subscribe to by name.

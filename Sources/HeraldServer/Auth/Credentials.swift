@@ -35,13 +35,13 @@ extension Gateway {
         }
         if let key = publishers.publisher(forKey: token) { return .publisherKey(name: key.name, publish: key.publish) }
         guard SubscriberToken.looksLikeJWT(token) else { throw HeraldError(.unauthorized, "the token is not valid") }
-        guard let jwtSecret else {
-            throw HeraldError(.unauthorized, "this gateway accepts no JWTs (auth.jwtSecret is not set)")
+        guard !jwtKeys.isEmpty else {
+            throw HeraldError(.unauthorized, "this gateway accepts no JWTs (neither auth.jwtSecret nor auth.jwtKeys is set)")
         }
         return .token(
             try SubscriberToken(
-                verifying: token, secret: jwtSecret, now: unixSeconds(), audience: config.auth.jwtAudience,
-                limits: config.limits.pattern, hmac: hmacSHA256))
+                verifying: token, now: unixSeconds(), audience: config.auth.jwtAudience, issuer: config.auth.jwtIssuer,
+                limits: config.limits.pattern, verify: jwtKeys.verify))
     }
 
     /// The token a request carries: `Authorization: Bearer`, else `?token=`.

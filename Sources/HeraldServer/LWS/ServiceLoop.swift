@@ -39,6 +39,8 @@ struct LoopSetup {
     var redirectListener: Int32?
     /// Connection counts and ingest rates, shared by the loops.
     var admission: Admission
+    /// The keys subscriber JWTs are verified with, loaded once for all loops.
+    var jwtKeys: JWTKeyring
 }
 
 /// A listening socket of one loop, and lws' handle on it while the context lives.
@@ -130,7 +132,8 @@ final class ServiceLoop: @unchecked Sendable {
         self.broker = cluster
         gateway = Gateway(
             config: config, logger: logger, publicDirectory: publicDirectory, log: log, broker: broker,
-            clientIDs: .loop(setup.index, of: setup.count), subscriberSecret: setup.subscriberSecret, admission: setup.admission)
+            clientIDs: .loop(setup.index, of: setup.count), subscriberSecret: setup.subscriberSecret, admission: setup.admission,
+            jwtKeys: setup.jwtKeys)
         lws_set_log_level(Socket.logMask(config.log.lwsLevel), heraldLWSLog)
 
         protocolName = strdup("herald")!
