@@ -173,7 +173,12 @@ public final class HeraldServer: @unchecked Sendable {
     static func loadCertificate(_ tls: HeraldConfig.TLS, into sslContext: UnsafeMutableRawPointer?) -> String? {
         var reason = [CChar](repeating: 0, count: 512)
         guard herald_tls_load_certificate(sslContext, tls.cert, tls.key, &reason, reason.count) != 1 else { return nil }
-        return String(decoding: reason.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return openSSLReason(reason)
+    }
+
+    /// The NUL-terminated text a COpenSSL helper wrote into `buffer`.
+    static func openSSLReason(_ buffer: [CChar]) -> String {
+        String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
     /// Hands work to the first loop's Hub from any thread: what a log's writer thread or a

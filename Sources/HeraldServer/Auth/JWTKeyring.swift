@@ -51,8 +51,7 @@ final class JWTKeyring: @unchecked Sendable {
         var kind: Int32 = 0
         var bits: Int32 = 0
         guard let loaded = herald_public_key_load(key.publicKeyPath ?? "", &kind, &bits, &reason, reason.count) else {
-            let text = String(decoding: reason.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-            throw HeraldError(.invalidConfig, "\(path).publicKey: \(text)")
+            throw HeraldError(.invalidConfig, "\(path).publicKey: \(HeraldServer.openSSLReason(reason))")
         }
         let fits = key.algorithm == .rs256 ? kind == 1 && bits >= 2048 : kind == 2
         guard fits else {
