@@ -1,5 +1,5 @@
 # Herald: the two commands are `make run` and `make test`.
-.PHONY: run test build release bench bench-vs-nchan format clean
+.PHONY: run test build release bench bench-vs-nchan fuzz format clean
 
 # Install what is missing, build in release mode, serve the demo on http://localhost:8080.
 run: release
@@ -30,10 +30,15 @@ bench-vs-nchan: release
 	scripts/bench-vs-nchan
 	scripts/bench-vs-nchan --loops 2 --out BENCHMARKS-2-loops.md
 
+# The libFuzzer harnesses (Fuzz/), each for 60 s from its committed corpus
+# (scripts/fuzz SECONDS HARNESS... for longer runs or one harness).
+fuzz:
+	scripts/fuzz 60
+
 # Format the Swift sources with the toolchain's swift-format and .swift-format
 # (`make test` fails on any file that is not formatted).
 format:
-	swift format -i -r --configuration .swift-format Sources Tests Benchmarks/Benchmarks
+	swift format -i -r --configuration .swift-format Sources Tests Benchmarks/Benchmarks Fuzz/Sources
 
 clean:
-	rm -rf .build Benchmarks/.build*
+	rm -rf .build Benchmarks/.build* Fuzz/.build*

@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh test
 scripts/verify-core-purity.sh
-swift format lint --strict -r --configuration .swift-format Sources Tests Benchmarks/Benchmarks
+swift format lint --strict -r --configuration .swift-format Sources Tests Benchmarks/Benchmarks Fuzz/Sources
 swift build --build-tests
 mkdir -p .build test-output
 set +e
