@@ -1305,15 +1305,23 @@ export class Herald {
     this._transport.connect();
   }
 
-  _backoff() {
+  /**
+   * How long to wait before the next attempt: what the gateway said (a close 1013 "try
+   * again later" carries `retryAfterMs=<ms>`, already jittered), else full jitter — anywhere
+   * between 0 and the exponential step — so that clients dropped together do not come back
+   * together.
+   */
+  _backoff(detail) {
+    const hint = detail && detail.code === 1013 && /retryAfterMs=(\d+)/.exec(detail.reason || "");
+    if (hint) return Number(hint[1]);
     const { initialMs, maxMs } = this._reconnect;
     const base = Math.min(maxMs, initialMs * 2 ** Math.min(this._attempt, 16));
-    return Math.round(base / 2 + Math.random() * base / 2);   // jitter: 50–100 % of the step
+    return Math.round(Math.random() * base);
   }
 
   _scheduleRetry(detail) {
     if (this._closedForGood) return;
-    const delay = this._backoff();
+    const delay = this._backoff(detail);
     this._attempt++;
     this._setState("closed", { ...detail, retryInMs: delay });
     clearTimeout(this._retryTimer);

@@ -89,6 +89,9 @@ public final class SSEStream {
 
     /// The last `id:` received (persists across events, as `EventSource.lastEventId`).
     public var lastEventID: String { parser.lastEventID }
+    /// The reconnection delay the server advised (`retry:`, milliseconds), once received.
+    /// A block that only sets it is not an event (as in `EventSource`): `next` skips it.
+    public private(set) var retry: Int?
 
     /// The next event (blocks). Returns nil when the server ended the stream cleanly
     /// (closed the connection, or sent the last chunk); throws `.timeout` if nothing
@@ -108,6 +111,8 @@ public final class SSEStream {
                     pending.removeAll(keepingCapacity: true)
                     pendingIndex = 0
                 }
+                if let advised = event.retry { retry = advised }
+                if event.retry != nil, event.data.isEmpty, event.id == nil, event.event == nil, event.comments.isEmpty { continue }
                 return event
             }
             if ended { return nil }

@@ -14,6 +14,17 @@ import Testing
         #"{"type":"presence","room":"lobby"}"#,
     ]
 
+    @Test func anSSEStreamAdvisesAJitteredRetryThatIsNotAnEvent() throws {
+        try withTestServer { server in
+            let stream = try server.sse(filter: #"{"type":["t"]}"#)
+            #expect(try server.publish(#"{"type":"t","n":1}"#).status == 202)
+            let first = try #require(try stream.next(timeout: .seconds(5)))
+            #expect(first.data.contains(#""n":1"#), "the advice block is not returned as an event")
+            #expect((1000...5000).contains(try #require(stream.retry)))
+            stream.close()
+        }
+    }
+
     @Test func subscribersReceiveExactlyTheMatchingEventsInOrder() throws {
         try withTestServer(testConfig { $0.routes = [.init(name: "chat", pattern: try! Pattern(json(#"{"type":["chat.message"]}"#)))] }) {
             server in

@@ -64,9 +64,10 @@ def wait_until(condition, timeout=15.0, every=0.1, message="condition"):
 class Gateway:
     """One `herald serve` process; stop() and start(port=...) bring it down and back."""
 
-    def __init__(self, binary, workdir, tls=None):
+    def __init__(self, binary, workdir, tls=None, extra=None):
         """`tls`: (cert, key) PEM paths: the gateway serves HTTPS and WSS only, reached as
-        https://localhost and trusted by requests through `verify`."""
+        https://localhost and trusted by requests through `verify`. `extra`: more config
+        sections (e.g. `limits`)."""
         self.binary = binary
         self.workdir = Path(workdir)
         self.tls = tls
@@ -90,6 +91,7 @@ class Gateway:
             "delivery": {"queue": {"maxMessages": 50, "maxBytes": 1048576, "policy": "drop-oldest"}},
             "log": {"level": "warning", "lwsLevel": "none"},
             **({"tls": {"cert": str(tls[0]), "key": str(tls[1])}} if tls else {}),
+            **(extra or {}),
         }))
 
     @property
@@ -145,7 +147,7 @@ class Gateway:
         return response.json()
 
 
-def running_gateway(tls=None):
+def running_gateway(tls=None, extra=None):
     """A started `Gateway` in a temporary directory, stopped when the generator ends."""
     binary = os.environ.get("HERALD_BIN", str(REPO / ".build" / "release" / "herald"))
     if not os.path.isabs(binary):
@@ -153,7 +155,7 @@ def running_gateway(tls=None):
     if not os.access(binary, os.X_OK):
         pytest.fail(f"no herald binary at {binary}: build it (swift build -c release --product herald) or set HERALD_BIN")
     with tempfile.TemporaryDirectory(prefix="herald-browser-") as workdir:
-        server = Gateway(binary, workdir, tls=tls)
+        server = Gateway(binary, workdir, tls=tls, extra=extra)
         server.start()
         try:
             yield server

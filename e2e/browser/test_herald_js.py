@@ -6,7 +6,7 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import JWT_SECRET, PUBLISHER_KEY, set_offline
+from conftest import JWT_SECRET, PUBLISHER_KEY, running_gateway, set_offline
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from support import jwt  # noqa: E402
@@ -294,3 +294,34 @@ def test_a_gateway_restart_without_storage_is_reported_as_a_reset_never_a_silent
     assert after["resets"] == [{"epoch": new_epoch, "previousEpoch": old_epoch, "lost": 0, "id": after["resets"][0]["id"]}]
     assert after["resumed"][-1] == [[2, True]], after["resumed"]
     assert after["epoch"] == new_epoch and after["lastSeq"] == 3
+
+
+@pytest.fixture
+def one_stream_per_subject():
+    yield from running_gateway(extra={"limits": {"maxConnectionsPerSubject": 1}})
+
+
+def test_a_1013_wait_from_the_gateway_is_honoured_and_other_waits_are_full_jitter(driver, one_stream_per_subject):
+    result = run(driver, one_stream_per_subject, """
+      const first = new Herald({ token: () => token('ada', 'lobby'), transport: 'websocket' });
+      await until(() => first.state === 'open');
+      const closes = [];
+      const second = new Herald({ token: () => token('ada', 'lobby'), transport: 'websocket',
+        reconnect: { initialMs: 1000, maxMs: 8000 }, onStatus: (s) => { if (s.state === 'closed') closes.push(s); } });
+      await until(() => closes.length >= 1);
+      second.close();
+      first.close();
+      // Waits with no word from the gateway: anywhere in 0 … the step (8 s at the 4th attempt).
+      const jittered = new Herald({ token: () => token('bob', 'lobby'), transport: 'websocket',
+        reconnect: { initialMs: 1000, maxMs: 8000 } });
+      jittered.close();
+      jittered._attempt = 3;
+      const waits = Array.from({ length: 400 }, () => jittered._backoff({ code: 1006, reason: '' }));
+      return { close: closes[0], min: Math.min(...waits), max: Math.max(...waits), low: waits.filter((w) => w < 2000).length };
+    """)
+    close = result["close"]
+    assert close["code"] == 1013 and "retryAfterMs=" in close["reason"], close
+    assert close["retryInMs"] == int(close["reason"].rsplit("retryAfterMs=", 1)[1]), "the gateway's wait is the wait"
+    assert 1000 <= close["retryInMs"] <= 5000
+    assert 0 <= result["min"] and result["max"] <= 8000
+    assert result["low"] > 40, "full jitter: about a quarter of the waits fall under a quarter of the step"

@@ -18,7 +18,8 @@ def publish_numbered(herald, start, count, batch=100):
 
 
 def sse_blocks(herald, headers, count, timeout=5.0):
-    """Opens /v1/sse?filter={} with `headers` and reads `count` blocks (dicts of their fields)."""
+    """Opens /v1/sse?filter={} with `headers` and reads `count` blocks (dicts of their fields),
+    after the stream's first block, its `retry:` advice (checked here)."""
     sock = herald.connect()
     extra = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
     sock.sendall(f"GET /v1/sse?filter=%7B%7D HTTP/1.1\r\nHost: t\r\n{extra}\r\n".encode())
@@ -26,11 +27,13 @@ def sse_blocks(herald, headers, count, timeout=5.0):
     head = reader.read(head_only=True)
     assert head.status == 200, head
     deadline = time.time() + timeout
-    while time.time() < deadline and reader.buffer.count(b"\n\n") < count:
+    while time.time() < deadline and reader.buffer.count(b"\n\n") < count + 1:
         reader.fill(deadline)
     sock.close()
+    advice, _, rest = reader.buffer.decode().partition("\n\n")
+    assert advice.startswith("retry: "), advice
     blocks = []
-    for text in reader.buffer.decode().split("\n\n")[:count]:
+    for text in rest.split("\n\n")[:count]:
         block = {}
         for line in text.split("\n"):
             if line and not line.startswith(":"):

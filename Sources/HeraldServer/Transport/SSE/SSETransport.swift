@@ -82,6 +82,9 @@ struct SSEEndpoint: Endpoint {
             status: 200, contentType: "text/event-stream", contentLength: nil,
             fields: gateway.corsFields(apiHeaders + [("x-accel-buffering", "no")], for: request.head),
             keepAlive: true, into: &head)
+        // The reconnection delay of a native EventSource, jittered per stream: after a
+        // restart or a network blip the streams do not all come back in the same second.
+        head.append(contentsOf: "retry: \(Int.random(in: 1000...5000))\n\n".utf8)
         return .stream(SSETransport(session: session), head: head)
     }
 }
