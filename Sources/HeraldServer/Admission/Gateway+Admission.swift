@@ -30,11 +30,15 @@ extension Gateway {
     }
 
     /// Takes `count` events of ingest from `credentials` at `peer` out of the ingest rate
-    /// limits, or returns the `rate_limited` error that refuses them (counted).
+    /// limits and counts them for their key (`herald_ingest_events_total`), or returns the
+    /// `rate_limited` error that refuses them (counted).
     func admitIngest(_ count: Int, from credentials: Credentials, peer: String) -> HeraldError? {
         let publisher = credentials.publisherName ?? credentials.subject.map { "sub:\($0)" } ?? ""
         guard let (limit, wait) = admission.admitIngest(count, publisher: publisher, peer: peer, now: MonotonicClock.nanoseconds())
-        else { return nil }
+        else {
+            hub.metrics.ingestedByKey[credentials.publisherName ?? "", default: 0] += UInt64(count)
+            return nil
+        }
         return rateLimited(limit, wait: wait, what: "\(count) event(s)")
     }
 

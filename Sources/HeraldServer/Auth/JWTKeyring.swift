@@ -19,7 +19,7 @@ final class JWTKeyring: @unchecked Sendable {
     /// Loads every key of `config` (PEM files are read now), plus `secret` as a `kid`-less
     /// HS256 key. Throws `invalid_config` naming the key that cannot be used.
     init(config: HeraldConfig, secret: [UInt8]?) throws(HeraldError) {
-        var keys: [Key] = secret.map { [Key(keyID: nil, algorithm: .hs256, secret: $0, publicKey: nil)] } ?? []
+        var keys = Self.secretKeys(secret)
         for (index, key) in config.auth.jwtKeys.enumerated() {
             let path = "$.auth.jwtKeys[\(index)]"
             if key.algorithm == .hs256 {
@@ -38,8 +38,11 @@ final class JWTKeyring: @unchecked Sendable {
     }
 
     /// Only `secret` (tests, and gateways made without a server).
-    init(secret: [UInt8]?) {
-        keys = secret.map { [Key(keyID: nil, algorithm: .hs256, secret: $0, publicKey: nil)] } ?? []
+    init(secret: [UInt8]?) { keys = Self.secretKeys(secret) }
+
+    /// `secret` as a `kid`-less HS256 key (none without one).
+    private static func secretKeys(_ secret: [UInt8]?) -> [Key] {
+        secret.map { [Key(keyID: nil, algorithm: .hs256, secret: $0, publicKey: nil)] } ?? []
     }
 
     deinit { keys.forEach { if let publicKey = $0.publicKey { herald_public_key_free(publicKey) } } }

@@ -22,9 +22,8 @@ final class Connection {
     let peer: String
     /// Accepted on the plain-HTTP port `tls.redirectPort`: every request is redirected to HTTPS.
     let redirectsToTLS: Bool
-    /// Counted in `Admission` (released when it closes); else why it was not: its first
-    /// request is answered 503 and it closes.
-    var admitted = false
+    /// Why `Admission` did not count it in (its first request is answered 503 and it
+    /// closes); nil: counted in, and counted out when it closes.
     var admissionRefusal: ConnectionAdmission.Refusal?
     /// The JWT subject this stream is counted for (`limits.maxConnectionsPerSubject`).
     var countedSubject: String?

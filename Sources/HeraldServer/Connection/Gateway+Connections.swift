@@ -12,12 +12,8 @@ extension Gateway {
             redirectsToTLS: redirectsToTLS)
         nextConnectionID += 1
         connections[connection.id] = connection
-        if let refusal = admission.admit(peer: connection.peer) {
-            connection.admissionRefusal = refusal
-            hub.metrics.connectionsRefused[refusal.metricReason, default: 0] += 1
-        } else {
-            connection.admitted = true
-        }
+        connection.admissionRefusal = admission.admit(peer: connection.peer)
+        if let refusal = connection.admissionRefusal { hub.metrics.connectionsRefused[refusal.metricReason, default: 0] += 1 }
         return connection
     }
 
@@ -77,10 +73,7 @@ extension Gateway {
 
     func closed(_ connection: Connection) {
         connections[connection.id] = nil
-        if connection.admitted {
-            connection.admitted = false
-            admission.release(peer: connection.peer)
-        }
+        if connection.admissionRefusal == nil { admission.release(peer: connection.peer) }
         releaseStream(on: connection)
         if case .http = connection.mode {
             if connection.http.listedAwaitingCommit { connectionsAwaitingCommit.removeAll { $0 === connection } }

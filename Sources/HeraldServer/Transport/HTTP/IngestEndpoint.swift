@@ -112,7 +112,6 @@ extension Gateway {
                 if let limited = admitIngest(events.count, from: credentials, peer: peer) {
                     return .now(rejectIngest(limited, fields: retryAfterField(limited)))
                 }
-                hub.metrics.ingestedByKey[credentials.publisherName ?? "", default: 0] += UInt64(events.count)
                 if hub.isClustered { return .held(.sequencing(ticket: hub.submit(events, answer: .taken))) }
                 let accepted = hub.publish(events, tape: ingestTape, body: bytes)
                 statsWindow.record(hub.metrics, now: MonotonicClock.nanoseconds())

@@ -184,7 +184,6 @@ final class WebSocketTransport: StreamTransport {
                 if let refusal = session.credentials.publishRefusal(events, tape: gateway.ingestTape, body: bytes) { throw refusal }
                 if let refusal = gateway.storageRefusal() { throw refusal }
                 if let limited = gateway.admitIngest(events.count, from: session.credentials, peer: peer) { throw limited }
-                gateway.hub.metrics.ingestedByKey[session.credentials.publisherName ?? "", default: 0] += UInt64(events.count)
                 if gateway.hub.isClustered {
                     gateway.hub.submit(events, answer: .published(to: session))  // answered when the stream has them
                     return
