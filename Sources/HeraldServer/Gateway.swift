@@ -54,6 +54,8 @@ final class Gateway {
     /// The Hub's shedding rounds when they were last logged, and when.
     var loggedShedRounds = 0
     var lastShedWarning: UInt64 = 0
+    /// Publishes refused for rights or rates, logged by key at a bounded pace.
+    var refusalLog = RefusalLog()
     /// Shutting down: refuse new work, close clients.
     var draining = false
     /// Connections holding an answer until the log stores what it acknowledges (or other

@@ -103,23 +103,71 @@ import Testing
         #expect(admission.total == 0, "streams are counted apart from connections")
     }
 
+    /// A generator that gives the same numbers every run.
+    struct SplitMix: RandomNumberGenerator {
+        var state: UInt64
+        mutating func next() -> UInt64 {
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+    }
+
+    @Test func aWaveIsTakenAtTheRateAndTheRestIsSpreadOverTheTimeTheRateNeeds() {
+        var generator = SplitMix(state: 7)
+        let start: UInt64 = 5_000_000_000
+        var wave = WaveLimiter(rate: 1000, now: start)
+        // 5,000 clients within 100 ms: one second's worth comes in, the rest is refused.
+        var waits: [Int] = []
+        for i in 0..<5000 {
+            let now = start + UInt64(i) * 20_000
+            if let wait = wave.admit(now: now, using: &generator) { waits.append(wait) }
+        }
+        #expect(waits.count == 5000 - 1000 - 99, "the burst, and 99.98 ms of refill, came in")
+        #expect(waits.allSatisfy { (1000...5000).contains($0) }, "the first refusals: 1–5 s")
+        // Past the burst the refused are spread over how long the rate needs for them all.
+        let late = waits.suffix(500)
+        #expect(late.max()! > 4000 && late.min()! < 2000, "jittered across the range")
+        // The next second the wave comes back: the spread reaches as far as the backlog.
+        var more: [Int] = []
+        for i in 0..<3000 {
+            if let wait = wave.admit(now: start + 1_100_000_000 + UInt64(i) * 10_000, using: &generator) { more.append(wait) }
+        }
+        #expect(more.count == 3000 - 1000 - 29, "a full bucket, and 29.99 ms of refill, came in")
+        #expect(more.max()! > 5000 && more.max()! <= 1000 + (3900 + 1970) * 1000 / 1000, "wider than 5 s: the backlog is long")
+        #expect(more.allSatisfy { $0 >= WaveLimiter.minimumWaitMs && $0 <= WaveLimiter.maximumWaitMs })
+        // Once quiet, a lone refusal is told 1–5 s again.
+        var quiet = WaveLimiter(rate: 1, now: start)
+        #expect(quiet.admit(now: start, using: &generator) == nil)
+        let alone = quiet.admit(now: start + 1, using: &generator)
+        #expect(alone.map { (1000...5000).contains($0) } == true)
+    }
+
     @Test func theLimitsAreReadWithTheirDefaults() throws {
         let defaults = try HeraldConfig(parsing: Array("{}".utf8)).limits
         #expect(defaults.maxConnections == 100_000 && defaults.maxConnectionsPerAddress == 10_000)
         #expect(defaults.maxConnectionsPerSubject == 100)
         #expect(defaults.ingestEventsPerSecondPerKey == 1_000_000 && defaults.webSocketMessagesPerSecond == 1_000)
+        #expect(defaults.webSocketSubscribesPerSecond == 100 && defaults.webSocketPublishesPerSecond == 500)
+        #expect(defaults.newConnectionsPerSecond == 20_000 && defaults.resumesPerSecond == 1_000)
         let text =
-            #"{"limits":{"maxConnections":5,"maxConnectionsPerAddress":2,"ingestEventsPerSecondPerKey":20,"ingestEventsPerSecondPerAddress":30,"webSocketMessagesPerSecond":4}}"#
+            #"{"limits":{"maxConnections":5,"maxConnectionsPerAddress":2,"ingestEventsPerSecondPerKey":20,"ingestEventsPerSecondPerAddress":30,"webSocketMessagesPerSecond":4,"webSocketSubscribesPerSecond":3,"webSocketPublishesPerSecond":2,"newConnectionsPerSecond":50,"resumesPerSecond":10}}"#
         let limits = try HeraldConfig(parsing: Array(text.utf8)).limits
+        #expect(limits.webSocketSubscribesPerSecond == 3 && limits.webSocketPublishesPerSecond == 2)
+        #expect(limits.newConnectionsPerSecond == 50 && limits.resumesPerSecond == 10)
         #expect(limits.maxConnections == 5 && limits.maxConnectionsPerAddress == 2)
         #expect(
             limits.ingestEventsPerSecondPerKey == 20 && limits.ingestEventsPerSecondPerAddress == 30
                 && limits.webSocketMessagesPerSecond == 4)
-        let bad = #"{"limits":{"maxConnections":0,"webSocketMessagesPerSecond":"10","ingestEventsPerSecondPerKey":[1]}}"#
+        let bad =
+            #"{"limits":{"maxConnections":0,"webSocketMessagesPerSecond":"10","ingestEventsPerSecondPerKey":[1],"resumesPerSecond":0}}"#
         #expect { try HeraldConfig(parsing: Array(bad.utf8)) } throws: { error in
             guard let errors = error as? HeraldConfig.ValidationErrors else { return false }
             return Set(errors.errors.compactMap(\.path)) == [
                 "$.limits.maxConnections", "$.limits.webSocketMessagesPerSecond", "$.limits.ingestEventsPerSecondPerKey",
+                "$.limits.resumesPerSecond",
             ]
         }
     }

@@ -141,6 +141,31 @@ import Testing
         checkTotal(hub)
     }
 
+    @Test func aLongReplayIsReadASliceAtATimeAndWakesItselfToGoOn() throws {
+        // 2,000 events of history, of which the resuming filter matches only the last:
+        // one call reads at most a slice, so the loop serves others in between.
+        let hub = makeHub { $0.history = HistoryLimits(maxEvents: 5000) }
+        for n in 1...1999 { publish(hub, #"{"type":"noise","n":\#(n)}"#) }
+        publish(hub, #"{"type":"chat","n":2000}"#)
+        let client = session(hub)
+        _ = woken(hub)
+        try subscribe(hub, client, "s", #"{"type":["chat"]}"#, since: 0)
+        #expect(client.isResuming, "one slice did not reach the end")
+        #expect(woken(hub) == [client.id], "an empty queue still asks for a write, to go on")
+        var calls = 0
+        while client.isResuming {
+            guard case .idle = hub.nextWrite(for: client) else {
+                Issue.record("nothing was to be written yet")
+                break
+            }
+            #expect(hub.finishedWriting(client), "more to come: the transport asks for another write")
+            calls += 1
+        }
+        #expect(calls >= 2000 / Hub.replayBatch - 1 && calls <= 2000 / Hub.replayBatch + 1, "\(calls) slices")
+        publish(hub, #"{"type":"chat","n":2001}"#)
+        #expect(writes(hub, client) == ["replay 2000 s", "event 2001 s"])
+    }
+
     @Test func sinceZeroNeverGapsAndAPositionOlderThanHistoryDoes() throws {
         let hub = makeHub { $0.history = HistoryLimits(maxEvents: 3) }
         for n in 1...8 { publish(hub, #"{"type":"chat","n":\#(n)}"#) }

@@ -1,22 +1,38 @@
 """Limits on connections and rates (`limits.maxConnections`, `.maxConnectionsPerAddress`,
-`.ingestEventsPerSecondPerKey`, `.ingestEventsPerSecondPerAddress`,
-`.webSocketMessagesPerSecond`): past each, a clear answer with when to come back, counted
-in /metrics, and the gateway serving everyone else. Every test ends with the gateway
-serving and exiting cleanly."""
+`.newConnectionsPerSecond`, `.resumesPerSecond`, `.ingestEventsPerSecondPerKey`,
+`.ingestEventsPerSecondPerAddress`, `.webSocketMessagesPerSecond`,
+`.webSocketSubscribesPerSecond`, `.webSocketPublishesPerSecond`): past each, a clear answer
+with when to come back, counted in /metrics, and the gateway serving everyone else. Every
+test ends with the gateway serving and exiting cleanly."""
 import json
+import re
+import socket
 import time
+import urllib.parse
 
-from support import PUBLISHER_KEY, ResponseReader, frame, ws_connect
+from support import PUBLISHER_KEY, ResponseReader, close_code, frame, ws_connect
+
+
+def close_wait(payload):
+    """The close code and the `retryAfterMs=<n>` of a close frame's reason."""
+    match = re.search(r"retryAfterMs=(\d+)", payload[2:].decode())
+    return close_code(payload), int(match.group(1)) if match else None
 
 
 def test_past_the_per_address_limit_a_connection_gets_503_with_retry_after(make_herald):
     herald = make_herald(limits={"maxConnectionsPerAddress": 3})
     held = [ws_connect(herald)[0] for _ in range(3)]
-    ws, response = ws_connect(herald)  # the fourth from 127.0.0.1
-    assert response.status == 503 and response.error_code == "too_many_connections", response
-    assert 1 <= int(response.header("retry-after")) <= 5
-    assert "127.0.0.1" in response.json()["error"]["message"]
-    assert response.json()["error"]["retryAfterMs"] == 1000 * int(response.header("retry-after"))
+    refused = herald.get("/healthz")  # the fourth from 127.0.0.1
+    assert refused.status == 503 and refused.error_code == "too_many_connections", refused
+    assert 1 <= int(refused.header("retry-after")) <= 5
+    assert "127.0.0.1" in refused.json()["error"]["message"]
+    assert refused.json()["error"]["retryAfterMs"] == 1000 * int(refused.header("retry-after"))
+    # A WebSocket is told with a close its script can read: 1013 and the wait.
+    ws, response = ws_connect(herald)
+    assert response.status == 101, response
+    opcode, payload = ws.receive()
+    assert opcode == 8 and close_wait(payload)[0] == 1013, payload
+    assert close_wait(payload)[1] in range(1000, 5001, 1000), payload
     ws.close()
     plain = herald.connect()
     plain.sendall(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\nGET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
@@ -110,8 +126,8 @@ def test_a_subject_past_its_stream_limit_is_told_to_come_back_later(make_herald)
     assert response.status == 101, "upgraded, only to say so"
     opcode, payload = third.receive()
     assert opcode == 8 and int.from_bytes(payload[:2], "big") == 1013, (opcode, payload)
-    wait = int(payload[2:].decode().rsplit("retryAfterMs=", 1)[1])
-    assert 1000 <= wait <= 5000
+    code, wait = close_wait(payload)
+    assert code == 1013 and 1000 <= wait <= 5000, payload
     third.close()
     sse = herald.get(f"/v1/sse?filter=%7B%7D&token={token}")
     assert sse.status == 503 and sse.error_code == "too_many_connections" and sse.header("retry-after")
@@ -155,3 +171,147 @@ def test_sse_streams_advise_a_jittered_reconnection_delay(herald):
         advised.add(wait)
         sock.close()
     assert len(advised) > 1, "each stream gets its own delay, so a restart does not bring them back together"
+
+
+def test_a_wave_of_new_connections_is_taken_at_the_rate_and_the_rest_told_when(make_herald):
+    herald = make_herald(limits={"newConnectionsPerSecond": 5})
+    time.sleep(1.1)  # the readiness checks of the fixture took tokens: a full bucket again
+    # 12 connections at once, each with two pipelined requests: five are served, the rest
+    # get one 503 with a wait and are closed.
+    request = b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n"
+    socks = [herald.connect() for _ in range(12)]
+    answers = []
+    for sock in socks:
+        sock.sendall(request * 2)
+    for sock in socks:
+        reader = ResponseReader(sock)
+        first = reader.read()
+        answers.append(first)
+        if first.status == 503:
+            assert reader.closed_after(2), "a refused connection is closed after its answer"
+        else:
+            assert reader.read().status == 200, "an admitted connection serves its pipelined requests"
+        sock.close()
+    refused = [a for a in answers if a.status == 503]
+    assert sum(a.status == 200 for a in answers) == 5 and len(refused) == 7, [a.status for a in answers]
+    for answer in refused:
+        error = answer.json()["error"]
+        assert error["code"] == "too_many_connections" and "limits.newConnectionsPerSecond" in error["message"]
+        assert 1000 <= error["retryAfterMs"] <= 5000 and int(answer.header("retry-after")) == -(-error["retryAfterMs"] // 1000)
+    assert len({a.json()["error"]["retryAfterMs"] for a in refused}) > 1, "the waits are jittered"
+    # A WebSocket refused by the rate is upgraded and closed with 1013 and the wait.
+    ws, response = ws_connect(herald)
+    assert response.status == 101
+    code, wait = close_wait(ws.receive()[1])
+    assert code == 1013 and 1000 <= wait <= 5000
+    ws.close()
+    time.sleep(1.1)
+    assert herald.get("/healthz").status == 200, "the bucket refills: the gateway serves again"
+    assert herald.metric("herald_connections_refused_total", reason="new_connection_rate") >= 8
+    time.sleep(1.1)  # for the fixture's own checks
+
+
+def test_a_wave_of_resumes_is_taken_at_the_rate_and_the_rest_told_when(make_herald):
+    herald = make_herald(limits={"resumesPerSecond": 3})
+    for n in range(5):
+        assert herald.publish(json.dumps({"type": "r", "n": n})).status == 202
+    epoch = herald.stats()["events"]["epoch"]
+    filter_query = urllib.parse.quote('{"type":["r"]}')
+    # SSE streams with a last event id: three resume, the others get 503 with the wait.
+    statuses, waits = [], []
+    for _ in range(6):
+        sock = herald.connect()
+        sock.sendall(
+            f"GET /v1/sse?filter={filter_query} HTTP/1.1\r\nHost: t\r\nLast-Event-ID: {epoch}:2\r\n\r\n".encode())
+        reader = ResponseReader(sock)
+        response = reader.read(head_only=True)
+        statuses.append(response.status)
+        if response.status == 503:
+            assert 1 <= int(response.header("retry-after")) <= 60
+        sock.close()
+    assert statuses.count(200) == 3 and statuses.count(503) == 3, statuses
+    refused = herald.get(f"/v1/sse?filter={filter_query}&lastEventId={epoch}:2")
+    assert refused.status == 503 and refused.error_code == "overloaded", refused
+    assert "limits.resumesPerSecond" in refused.json()["error"]["message"]
+    assert 1000 <= refused.json()["error"]["retryAfterMs"] <= 60000
+    # A subscription without history is not a resume: not concerned.
+    ws, _ = ws_connect(herald)
+    ws.send_json({"op": "subscribe", "id": "live", "filter": {"type": ["r"]}})
+    assert ws.receive_json()["type"] == "subscribed"
+    # The first subscription with `since` on a WebSocket is one: closed 1013 with the wait.
+    ws.send_json({"op": "subscribe", "id": "back", "filter": {"type": ["r"]}, "since": 2, "epoch": epoch})
+    opcode, payload = ws.receive()
+    assert opcode == 8, (opcode, payload)
+    code, wait = close_wait(payload)
+    assert code == 1013 and 1000 <= wait <= 60000, payload
+    ws.close()
+    assert herald.metric("herald_connections_refused_total", reason="resume_rate") == 5
+    time.sleep(1.1)
+    # After the wait: the resume is served, complete, and a second `since` on the same
+    # connection takes no second token.
+    ws, _ = ws_connect(herald)
+    ws.send_json({"op": "subscribe", "id": "a", "filter": {"type": ["r"]}, "since": 2, "epoch": epoch})
+    ws.send_json({"op": "subscribe", "id": "b", "filter": {"type": ["r"]}, "since": 4, "epoch": epoch})
+    ws.send_json({"op": "ping"})
+    seqs = []
+    while True:
+        message = ws.receive_json()
+        if message["type"] == "event":
+            seqs.append(message["seq"])
+        if message["type"] == "pong" and 5 in seqs:
+            break
+    assert seqs == sorted(seqs) and {3, 4, 5} <= set(seqs), seqs
+    assert herald.metric("herald_connections_refused_total", reason="resume_rate") == 5
+    ws.close()
+
+
+def test_subscribes_and_publishes_have_rates_of_their_own(make_herald):
+    herald = make_herald(limits={"webSocketSubscribesPerSecond": 2, "webSocketPublishesPerSecond": 3})
+    ws, _ = ws_connect(herald, headers={"Authorization": f"Bearer {PUBLISHER_KEY}"})
+    # Eight subscribes in one write: the burst (two seconds' worth) is taken, the rest
+    # refused by id; pings are not subscribes.
+    ws.send_raw(b"".join(
+        frame(1, json.dumps({"op": "subscribe", "id": f"s{n}", "filter": {"n": [n]}}).encode()) for n in range(8))
+        + frame(1, b'{"op":"ping"}'))
+    replies = [ws.receive_json() for _ in range(9)]
+    assert [r["type"] for r in replies[:4]] == ["subscribed"] * 4, replies
+    refused = replies[4:8]
+    assert all(r["type"] == "error" and r["code"] == "rate_limited" for r in refused), refused
+    assert [r["id"] for r in refused] == ["s4", "s5", "s6", "s7"]
+    assert all("webSocketSubscribesPerSecond" in r["message"] and 0 < r["retryAfterMs"] <= 500 for r in refused)
+    assert replies[8]["type"] == "pong"
+    ws.send_raw(b"".join(frame(1, json.dumps({"op": "publish", "event": {"type": "p", "m": n}}).encode()) for n in range(8)))
+    replies = [ws.receive_json() for _ in range(8)]
+    assert sum(r["type"] == "published" for r in replies) == 6, replies
+    assert sum(r.get("code") == "rate_limited" and "webSocketPublishesPerSecond" in r["message"] for r in replies) == 2
+    assert herald.stats()["events"]["accepted"] == 6, "a refused publish is not kept"
+    assert herald.metric("herald_rate_limited_total", limit="websocket_subscribes") == 4
+    assert herald.metric("herald_rate_limited_total", limit="websocket_publishes") == 2
+    time.sleep(0.6)
+    ws.send_json({"op": "subscribe", "id": "later", "filter": {}})
+    assert ws.receive_json()["type"] == "subscribed", "after the wait it may go on"
+    ws.close()
+
+
+def test_refused_publishes_are_logged_by_key_at_a_bounded_pace(make_herald, tmp_path):
+    from support import sha256
+    limited_key = "limited-key-0123456789"
+    herald = make_herald(
+        listen={"loops": 2},
+        limits={"ingestEventsPerSecondPerKey": 5},
+        auth={"publisherKeys": [
+            {"name": "backend", "sha256": sha256(PUBLISHER_KEY)},
+            {"name": "ticker", "sha256": sha256(limited_key), "publish": {"type": ["tick"]}},
+        ]})
+    assert herald.publish(json.dumps({"type": "other"}), key=limited_key).status == 403
+    for _ in range(20):
+        herald.publish(json.dumps([{"type": "tick"}] * 3), key=limited_key)
+    deadline = time.time() + 5
+    while "rate_limited" not in herald.log_text() and time.time() < deadline:
+        time.sleep(0.05)
+    lines = [line for line in herald.log_text().splitlines() if "publish refused" in line]
+    assert any("key=ticker" in line and "code=forbidden" in line for line in lines), lines
+    limited = [line for line in lines if "rate_limited" in line]
+    assert 1 <= len(limited) <= 2, "one line per key and reason every 10 s (on each loop), not one per request"
+    assert "unlogged=0" in limited[0]
+    assert "127.0.0.1" in limited[0]

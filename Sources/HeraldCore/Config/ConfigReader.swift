@@ -452,7 +452,8 @@ struct ConfigReader {
             "maxPatternBytes", "maxPatternFields", "maxUnauthenticatedBodyBytes", "maxPendingInputBytesTotal", "headTimeoutSeconds",
             "bodyTimeoutSeconds", "keepAliveSeconds", "sendTimeoutSeconds", "storageTimeoutSeconds", "maxHeadBytes", "maxHeaderBytes",
             "maxTargetBytes", "maxConnections", "maxConnectionsPerAddress", "maxConnectionsPerSubject", "ingestEventsPerSecondPerKey",
-            "ingestEventsPerSecondPerAddress", "webSocketMessagesPerSecond",
+            "ingestEventsPerSecondPerAddress", "webSocketMessagesPerSecond", "webSocketSubscribesPerSecond", "webSocketPublishesPerSecond",
+            "newConnectionsPerSecond", "resumesPerSecond",
         ]
         for member in object(value, path, allowed: keys) {
             let p = "\(path).\(member.key)"
@@ -486,6 +487,12 @@ struct ConfigReader {
             case "ingestEventsPerSecondPerAddress":
                 if let n = int(member.value, p, in: 1...100_000_000) { limits.ingestEventsPerSecondPerAddress = n }
             case "webSocketMessagesPerSecond": if let n = int(member.value, p, in: 1...1_000_000) { limits.webSocketMessagesPerSecond = n }
+            case "webSocketSubscribesPerSecond":
+                if let n = int(member.value, p, in: 1...1_000_000) { limits.webSocketSubscribesPerSecond = n }
+            case "webSocketPublishesPerSecond":
+                if let n = int(member.value, p, in: 1...1_000_000) { limits.webSocketPublishesPerSecond = n }
+            case "newConnectionsPerSecond": if let n = int(member.value, p, in: 1...10_000_000) { limits.newConnectionsPerSecond = n }
+            case "resumesPerSecond": if let n = int(member.value, p, in: 1...10_000_000) { limits.resumesPerSecond = n }
             default: break
             }
         }

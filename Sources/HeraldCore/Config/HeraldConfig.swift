@@ -192,6 +192,14 @@ public struct HeraldConfig: Sendable {
         /// worth); past it each gets a `rate_limited` error frame, and a connection that
         /// goes on regardless is closed (1008).
         public var webSocketMessagesPerSecond = 1_000
+        /// Of those, `subscribe` and `publish` ops per second (burst: two seconds' worth).
+        public var webSocketSubscribesPerSecond = 100
+        public var webSocketPublishesPerSecond = 500
+        /// Reconnect storms, node-wide (burst: one second's worth): new connections, and
+        /// resumes (an SSE request with a last event id, the first WebSocket subscription
+        /// with `since`). Past them 503 / close 1013 with a wait jittered over the wave.
+        public var newConnectionsPerSecond = 20_000
+        public var resumesPerSecond = 1_000
 
         public var ingest: IngestLimits {
             IngestLimits(maxEventBytes: maxEventBytes, maxBatchEvents: maxBatchEvents, json: JSONLimits(maxDepth: maxJSONDepth))

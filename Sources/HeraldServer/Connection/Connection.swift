@@ -24,7 +24,7 @@ final class Connection {
     let redirectsToTLS: Bool
     /// Why `Admission` did not count it in (its first request is answered 503 and it
     /// closes); nil: counted in, and counted out when it closes.
-    var admissionRefusal: ConnectionAdmission.Refusal?
+    var admissionRefusal: AdmissionRefusal?
     /// The JWT subject this stream is counted for (`limits.maxConnectionsPerSubject`).
     var countedSubject: String?
     var mode: Mode = .http

@@ -7,13 +7,13 @@ extension Gateway {
     // MARK: - Socket events
 
     func opened(_ socket: Socket, redirectsToTLS: Bool = false) -> Connection {
+        let now = MonotonicClock.nanoseconds()
         let connection = Connection(
-            id: nextConnectionID, socket: socket, now: MonotonicClock.nanoseconds(), headLimits: config.limits.head,
-            redirectsToTLS: redirectsToTLS)
+            id: nextConnectionID, socket: socket, now: now, headLimits: config.limits.head, redirectsToTLS: redirectsToTLS)
         nextConnectionID += 1
         connections[connection.id] = connection
-        connection.admissionRefusal = admission.admit(peer: connection.peer)
-        if let refusal = connection.admissionRefusal { hub.metrics.connectionsRefused[refusal.metricReason, default: 0] += 1 }
+        connection.admissionRefusal = admission.admit(peer: connection.peer, now: now)
+        if let refusal = connection.admissionRefusal { count(refusal) }
         return connection
     }
 
@@ -218,7 +218,9 @@ extension Gateway {
         let plan: RequestPlan
         if draining {
             plan = .close(errorResponse(HeraldError(.shuttingDown, "the gateway is shutting down")))
-        } else if let refusal = connection.admissionRefusal {
+        } else if let refusal = connection.admissionRefusal, !WebSocketHandshake.isUpgrade(request.head) {
+            // (A WebSocket is upgraded to be told with a close 1013, which a browser's
+            // script can read; a refused upgrade's status it cannot.)
             plan = .close(refuseAdmission(refusal))
         } else if connection.redirectsToTLS {
             plan = tlsRedirect(request)

@@ -107,9 +107,11 @@ extension Gateway {
             do throws(HeraldError) {
                 let events = try IngestParser.parse(bytes, format: format, limits: config.limits.ingest, tape: &ingestTape)
                 if let refusal = credentials.publishRefusal(events, tape: ingestTape, body: bytes) {
+                    logRefusedPublish(refusal, by: credentials, peer: peer)
                     return .now(rejectIngest(refusal))
                 }
                 if let limited = admitIngest(events.count, from: credentials, peer: peer) {
+                    logRefusedPublish(limited, by: credentials, peer: peer)
                     return .now(rejectIngest(limited, fields: retryAfterField(limited)))
                 }
                 if hub.isClustered { return .held(.sequencing(ticket: hub.submit(events, answer: .taken))) }

@@ -87,14 +87,16 @@ extension Gateway {
         for name in keyNames { out.sample("herald_ingest_events_total", [("key", name)], Double(metrics.ingestedByKey[name] ?? 0)) }
         out.family(
             "herald_connections_refused_total", type: "counter",
-            help: "Connections refused because the gateway (total), their address or their JWT subject held the most allowed.")
-        for reason in ["total", "address", "subject"] {
+            help:
+                "Connections, streams and resumes refused: the gateway (total), their address or their JWT subject held the most allowed, or a wave of new connections or resumes passed its rate."
+        )
+        for reason in ["total", "address", "subject", "new_connection_rate", "resume_rate"] {
             out.sample("herald_connections_refused_total", [("reason", reason)], Double(metrics.connectionsRefused[reason] ?? 0))
         }
         out.family(
             "herald_rate_limited_total", type: "counter",
-            help: "Ingest requests, WebSocket publishes and WebSocket messages refused by a rate limit, by limit.")
-        for limit in ["ingest_key", "ingest_address", "websocket_messages"] {
+            help: "Ingest requests and WebSocket messages, subscribes and publishes refused by a rate limit, by limit.")
+        for limit in ["ingest_key", "ingest_address", "websocket_messages", "websocket_subscribes", "websocket_publishes"] {
             out.sample("herald_rate_limited_total", [("limit", limit)], Double(metrics.rateLimited[limit] ?? 0))
         }
         out.family("herald_ingest_bytes_total", type: "counter", help: "Bytes of ingest request bodies read.")

@@ -65,6 +65,7 @@ struct SSEEndpoint: Endpoint {
         } catch {
             return .respond(gateway.errorResponse(error))
         }
+        if resumeFrom != nil, let refusal = gateway.admitResume() { return .respond(gateway.refuseAdmission(refusal)) }
         if let refusal = gateway.admitStream(of: credentials, on: connection) { return .respond(gateway.refuseAdmission(refusal)) }
         let session = hub.openSession(transport: .sse, remote: connection.peer, credentials: credentials, route: route)
         do throws(HeraldError) {

@@ -18,18 +18,28 @@ final class WebSocketTransport: StreamTransport {
     private var unfinishedSince: UInt64?
     /// The client's address (ingest rates per address).
     let peer: String
-    /// `limits.webSocketMessagesPerSecond`, burst two seconds' worth.
+    /// `limits.webSocketMessagesPerSecond`, and of those `.webSocketSubscribesPerSecond`
+    /// and `.webSocketPublishesPerSecond`; bursts of two seconds' worth.
     private var messages: TokenBucket
+    private var subscribes: TokenBucket
+    private var publishes: TokenBucket
     /// Messages refused in a row by the rate limit; past `maxRefusedInARow` the client is
     /// not listening to its `rate_limited` errors and the session closes (1008).
     private var refusedInARow = 0
     static let maxRefusedInARow = 100
+    /// Whether this connection's resume was taken out of `limits.resumesPerSecond` (once
+    /// per connection, however many subscriptions resume on it).
+    private var resumeAdmitted = false
 
-    init(session: Session, maxMessageBytes: Int, peer: String, messagesPerSecond: Int) {
+    init(session: Session, maxMessageBytes: Int, peer: String, limits: HeraldConfig.Limits) {
         self.session = session
         self.reader = WebSocketMessageReader(maxMessageBytes: maxMessageBytes)
         self.peer = peer
-        self.messages = TokenBucket(rate: messagesPerSecond, burst: 2 * messagesPerSecond, now: MonotonicClock.nanoseconds())
+        let now = MonotonicClock.nanoseconds()
+        func bucket(_ rate: Int) -> TokenBucket { TokenBucket(rate: rate, burst: 2 * rate, now: now) }
+        messages = bucket(limits.webSocketMessagesPerSecond)
+        subscribes = bucket(limits.webSocketSubscribesPerSecond)
+        publishes = bucket(limits.webSocketPublishesPerSecond)
     }
 
     // MARK: - Input
@@ -83,17 +93,9 @@ final class WebSocketTransport: StreamTransport {
     private func handle(_ message: WebSocketMessageReader.Message, gateway: Gateway) {
         switch message {
         case .text(let text):
-            if let wait = messages.take(now: MonotonicClock.nanoseconds()) {
-                refusedInARow += 1
-                if refusedInARow > Self.maxRefusedInARow {
-                    gateway.hub.close(session, code: .policyViolation, reason: "rate limited: messages kept coming", immediately: false)
-                    return
-                }
-                let error = gateway.rateLimited(.webSocketMessages, wait: wait, what: "this message")
-                reply(WireFormat.webSocketError(error, id: ClientMessage.subscriptionID(in: text)), gateway)
-                return
+            if let wait = take(.webSocketMessages) {
+                return refuse(.webSocketMessages, wait: wait, id: ClientMessage.subscriptionID(in: text), gateway)
             }
-            refusedInARow = 0
             handleOp(text, gateway: gateway)
         case .binary:
             reply(
@@ -110,6 +112,27 @@ final class WebSocketTransport: StreamTransport {
         }
     }
 
+    /// Takes one message or op out of `limit`'s bucket; nil when admitted, else the wait.
+    private func take(_ limit: Admission.Limit) -> UInt64? {
+        let now = MonotonicClock.nanoseconds()
+        switch limit {
+        case .webSocketSubscribes: return subscribes.take(now: now)
+        case .webSocketPublishes: return publishes.take(now: now)
+        default: return messages.take(now: now)
+        }
+    }
+
+    /// Answers a message past a rate with `rate_limited` and the wait, and closes (1008) a
+    /// client that keeps sending regardless.
+    private func refuse(_ limit: Admission.Limit, wait: UInt64, id: String?, _ gateway: Gateway) {
+        refusedInARow += 1
+        if refusedInARow > Self.maxRefusedInARow {
+            gateway.hub.close(session, code: .policyViolation, reason: "rate limited: messages kept coming", immediately: false)
+            return
+        }
+        reply(WireFormat.webSocketError(gateway.rateLimited(limit, wait: wait, what: limit.unit), id: id), gateway)
+    }
+
     private func reply(_ bytes: [UInt8], _ gateway: Gateway) {
         gateway.hub.send(session, control: bytes)
     }
@@ -123,8 +146,20 @@ final class WebSocketTransport: StreamTransport {
             reply(WireFormat.webSocketError(error, id: ClientMessage.subscriptionID(in: text)), gateway)
             return
         }
+        if let limit = message.rateLimit, let wait = take(limit) {
+            return refuse(limit, wait: wait, id: message.subscriptionID, gateway)
+        }
+        refusedInARow = 0
         switch message {
         case .subscribe(let id, let filter, let route, let since):
+            if since != nil, !resumeAdmitted {
+                if let refusal = gateway.admitResume() {
+                    // A reconnect storm: come back later (herald.js waits this out), resuming.
+                    hub.close(session, code: .tryAgainLater, reason: refusal.closeReason, immediately: false)
+                    return
+                }
+                resumeAdmitted = true
+            }
             do throws(HeraldError) {
                 let pattern = try filter.map { value throws(HeraldError) in try Pattern(value, limits: gateway.config.limits.pattern) }
                 let subscribed = try hub.subscribe(session, id: id, route: route, filter: pattern)
@@ -181,9 +216,15 @@ final class WebSocketTransport: StreamTransport {
         event.bytes.withUnsafeBytes { bytes in
             do throws(HeraldError) {
                 let events = try IngestParser.parse(bytes, format: .json, limits: gateway.config.limits.ingest, tape: &gateway.ingestTape)
-                if let refusal = session.credentials.publishRefusal(events, tape: gateway.ingestTape, body: bytes) { throw refusal }
+                if let refusal = session.credentials.publishRefusal(events, tape: gateway.ingestTape, body: bytes) {
+                    gateway.logRefusedPublish(refusal, by: session.credentials, peer: peer)
+                    throw refusal
+                }
                 if let refusal = gateway.storageRefusal() { throw refusal }
-                if let limited = gateway.admitIngest(events.count, from: session.credentials, peer: peer) { throw limited }
+                if let limited = gateway.admitIngest(events.count, from: session.credentials, peer: peer) {
+                    gateway.logRefusedPublish(limited, by: session.credentials, peer: peer)
+                    throw limited
+                }
                 if gateway.hub.isClustered {
                     gateway.hub.submit(events, answer: .published(to: session))  // answered when the stream has them
                     return
@@ -279,12 +320,10 @@ struct WebSocketUpgrade: Endpoint {
         gateway.logger.debug("websocket opened", metadata: ["client": "\(session.id)", "peer": "\(connection.peer)"])
         let transport = WebSocketTransport(
             session: session, maxMessageBytes: gateway.messageLimit(for: credentials), peer: connection.peer,
-            messagesPerSecond: gateway.config.limits.webSocketMessagesPerSecond)
-        if gateway.admitStream(of: credentials, on: connection) != nil {
+            limits: gateway.config.limits)
+        if let refusal = connection.admissionRefusal ?? gateway.admitStream(of: credentials, on: connection) {
             // Upgraded only to say so: close 1013 (try again later) with the wait, jittered.
-            let wait = Int.random(in: 1000...5000)
-            gateway.hub.close(
-                session, code: .tryAgainLater, reason: "too many streams for this subject; retryAfterMs=\(wait)", immediately: false)
+            gateway.hub.close(session, code: .tryAgainLater, reason: refusal.closeReason, immediately: false)
         }
         return .stream(transport, head: WebSocketHandshake.response(agreement))
     }
@@ -301,5 +340,24 @@ extension Gateway {
     /// owes the client outside the session's queue, such as a pong).
     func wakeStream(of session: Session) {
         if session.index < streams.count, let connection = streams[session.index] { connection.socket.requestWritable() }
+    }
+}
+
+extension ClientMessage {
+    /// The rate of its own, besides `limits.webSocketMessagesPerSecond`, an op is under.
+    fileprivate var rateLimit: Admission.Limit? {
+        switch self {
+        case .subscribe: .webSocketSubscribes
+        case .publish: .webSocketPublishes
+        default: nil
+        }
+    }
+
+    /// The subscription an op names, for its error frame.
+    fileprivate var subscriptionID: String? {
+        switch self {
+        case .subscribe(let id, _, _, _), .unsubscribe(let id): id
+        default: nil
+        }
     }
 }
