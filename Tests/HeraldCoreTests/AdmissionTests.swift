@@ -56,6 +56,10 @@ import Testing
         #expect(r13 != nil)
         let r14 = limiter.take(2, for: "b", now: 0)
         #expect(r14 == nil, "b has its own bucket")
+        limiter.refund(1, for: "b")
+        limiter.refund(5, for: "b")
+        #expect(limiter.take(2, for: "b", now: 0) == nil, "refunded, never above the burst")
+        #expect(limiter.take(1, for: "b", now: 0) != nil)
         for k in 0..<5000 { _ = limiter.take(1, for: "k\(k)", now: 10 * Self.second) }
         #expect(limiter.trackedKeys == 5000, "partly used buckets are kept; a and b, full again at 10 s, were swept")
         for _ in 0..<4096 { _ = limiter.take(0, for: "z", now: 20 * Self.second) }

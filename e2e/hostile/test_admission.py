@@ -95,6 +95,15 @@ def test_the_per_address_rate_applies_to_every_key_and_token_from_it(make_herald
     assert herald.metric("herald_rate_limited_total", limit="ingest_address") == 1
 
 
+def test_a_request_refused_by_its_address_rate_takes_nothing_from_its_keys_rate(make_herald):
+    herald = make_herald(limits={"ingestEventsPerSecondPerKey": 10, "ingestEventsPerSecondPerAddress": 5})
+    for _ in range(5):  # each refused by the address's 5/s: the key's 10 stay whole
+        assert herald.publish(json.dumps([{"type": "x"}] * 6)).status == 429
+    time.sleep(1.05)
+    assert herald.publish(json.dumps([{"type": "x"}] * 5)).status == 202
+    assert herald.metric("herald_rate_limited_total", limit="ingest_key") == 0
+
+
 def test_a_websocket_sending_too_fast_gets_rate_limited_errors_then_is_closed(make_herald):
     herald = make_herald(limits={"webSocketMessagesPerSecond": 5})
     ws, _ = ws_connect(herald)
@@ -152,6 +161,27 @@ def test_a_subject_past_its_stream_limit_is_told_to_come_back_later(make_herald)
             again.close()
     assert herald.metric("herald_connections_refused_total", reason="subject") >= 2
     held[1].close()
+
+
+def test_an_auth_op_moves_the_stream_to_its_new_subjects_count(make_herald):
+    from support import jwt
+    herald = make_herald(limits={"maxConnectionsPerSubject": 1})
+    ada = jwt({"sub": "ada", "exp": int(time.time()) + 600})
+    bob = jwt({"sub": "bob", "exp": int(time.time()) + 600})
+    first, _ = ws_connect(herald, path=f"/v1/ws?token={ada}")
+    first.send_json({"op": "auth", "token": bob})  # the stream now counts for bob, not ada
+    assert first.receive_json()["type"] == "authenticated"
+    second, _ = ws_connect(herald, path=f"/v1/ws?token={ada}")
+    second.send_json({"op": "ping"})
+    assert second.receive_json()["type"] == "pong", "ada holds no stream any more"
+    third, _ = ws_connect(herald, path=f"/v1/ws?token={ada}")
+    code, wait = close_wait(third.receive()[1])
+    assert code == 1013 and wait, "ada's one stream is the second"
+    second.send_json({"op": "auth", "token": bob})  # bob already holds his one
+    opcode, payload = second.receive()
+    assert opcode == 8 and close_wait(payload)[0] == 1013, payload
+    for sock in (first, second, third):
+        sock.close()
 
 
 def test_sse_streams_advise_a_jittered_reconnection_delay(herald):

@@ -32,6 +32,12 @@ public struct TokenBucket: Sendable, Equatable {
         return UInt64((missing + Int64(rate) - 1) / Int64(rate))
     }
 
+    /// Gives back `count` tokens taken for something that was refused elsewhere after all
+    /// (never above the burst).
+    public mutating func refund(_ count: Int) {
+        nanotokens = min(Int64(burst) * 1_000_000_000, nanotokens + Int64(count) * 1_000_000_000)
+    }
+
     /// Whether the bucket is full at `now` (an owner may forget a full bucket: a new
     /// one would be the same).
     public mutating func isFull(now: UInt64) -> Bool {
@@ -71,6 +77,11 @@ public struct KeyedRateLimiter<Key: Hashable & Sendable>: Sendable {
         let wait = bucket.take(count, now: now)
         buckets[key] = bucket
         return wait
+    }
+
+    /// Gives back tokens `take` took for `key` (the request was refused by another limit).
+    public mutating func refund(_ count: Int, for key: Key) {
+        buckets[key]?.refund(count)
     }
 
     public var trackedKeys: Int { buckets.count }

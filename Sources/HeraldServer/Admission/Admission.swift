@@ -99,7 +99,10 @@ final class Admission: Sendable {
     func admitIngest(_ count: Int, publisher: String, peer: String, now: UInt64) -> (limit: Limit, wait: UInt64)? {
         if let wait = ingestByPublisher.withLock({ $0.take(count, for: publisher, now: now) }) { return (.ingestPerKey, wait) }
         let address = ConnectionAdmission.addressKey(peer)
-        if let wait = ingestByAddress.withLock({ $0.take(count, for: address, now: now) }) { return (.ingestPerAddress, wait) }
+        if let wait = ingestByAddress.withLock({ $0.take(count, for: address, now: now) }) {
+            ingestByPublisher.withLock { $0.refund(count, for: publisher) }  // nothing of the request was taken
+            return (.ingestPerAddress, wait)
+        }
         return nil
     }
 }

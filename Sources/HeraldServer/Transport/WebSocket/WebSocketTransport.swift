@@ -60,7 +60,7 @@ final class WebSocketTransport: StreamTransport {
             connection.input.consume(next.consumed)
             guard let message = next.message else { break }
             hub.heard(from: session)
-            handle(message, gateway: gateway)
+            handle(message, on: connection, gateway: gateway)
         }
         if session.closing != nil { connection.input.removeAll() }
         let held = connection.input.count + reader.bufferedBytes
@@ -90,13 +90,13 @@ final class WebSocketTransport: StreamTransport {
         gateway.hub.close(session, code: .policyViolation, reason: "message not finished within \(seconds) s", immediately: true)
     }
 
-    private func handle(_ message: WebSocketMessageReader.Message, gateway: Gateway) {
+    private func handle(_ message: WebSocketMessageReader.Message, on connection: Connection, gateway: Gateway) {
         switch message {
         case .text(let text):
             if let wait = take(.webSocketMessages) {
                 return refuse(.webSocketMessages, wait: wait, id: ClientMessage.subscriptionID(in: text), gateway)
             }
-            handleOp(text, gateway: gateway)
+            handleOp(text, on: connection, gateway: gateway)
         case .binary:
             reply(
                 WireFormat.webSocketError(HeraldError(.invalidMessage, "binary frames are not supported; send JSON text"), id: nil), gateway
@@ -137,7 +137,7 @@ final class WebSocketTransport: StreamTransport {
         gateway.hub.send(session, control: bytes)
     }
 
-    private func handleOp(_ text: [UInt8], gateway: Gateway) {
+    private func handleOp(_ text: [UInt8], on connection: Connection, gateway: Gateway) {
         let hub = gateway.hub
         let message: ClientMessage
         do throws(HeraldError) {
@@ -181,13 +181,23 @@ final class WebSocketTransport: StreamTransport {
         case .ping:
             reply(WireFormat.pong, gateway)
         case .auth(let token):
+            let credentials: Credentials
             do throws(HeraldError) {
-                hub.authenticate(session, as: try gateway.authenticate(token))
+                credentials = try gateway.authenticate(token)
             } catch {
                 reply(WireFormat.webSocketError(error, id: nil), gateway)
                 hub.close(session, code: .policyViolation, reason: "invalid token", immediately: false)
                 return
             }
+            if credentials.subject != connection.countedSubject {
+                // The stream now counts for the new subject (`limits.maxConnectionsPerSubject`).
+                gateway.releaseStream(on: connection)
+                if let refusal = gateway.admitStream(of: credentials, on: connection) {
+                    hub.close(session, code: .tryAgainLater, reason: refusal.closeReason, immediately: false)
+                    return
+                }
+            }
+            hub.authenticate(session, as: credentials)
             reader.maxMessageBytes = gateway.messageLimit(for: session.credentials)
             reply(
                 WireFormat.authenticated(
