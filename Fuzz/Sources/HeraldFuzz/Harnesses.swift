@@ -101,6 +101,14 @@ enum Harness: String, CaseIterable {
                         check(!events.isEmpty, "an accepted body holds events")
                     }
                 }
+                // A CloudEvent in binary mode: its ce-* fields and the body become one
+                // structured event, which must be JSON the scanner takes.
+                if let binary = BinaryCloudEvent(head: decoded.head),
+                    let structured = try? binary.structuredJSON(data: Array(body), limits: JSONLimits())
+                {
+                    check((try? JSONScanner.scan(structured, limits: JSONLimits(maxDepth: 1 << 16))) != nil, "structured form is JSON")
+                    _ = structured.withUnsafeBytes { try? IngestParser.parse($0, format: .cloudEvent, limits: IngestLimits(), tape: &tape) }
+                }
                 var chunked = ChunkedDecoder()
                 var out: [UInt8] = []
                 if let used = try? chunked.decode(body.bindMemory(to: UInt8.self), into: &out) {

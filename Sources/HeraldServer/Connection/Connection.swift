@@ -132,12 +132,6 @@ struct Request {
     func query(_ name: String) -> String? { (try? head.queryArgument(name)) ?? nil }
 }
 
-/// The CloudEvents attributes of a binary-mode request (`ce-*` headers).
-struct BinaryCloudEvent {
-    var attributes: [(String, String)]
-    var contentType: String?
-}
-
 /// Bytes read from a socket and not handled yet, consumed from the front.
 ///
 /// Its storage is kept while the connection reads (a read allocates nothing once it has

@@ -35,14 +35,9 @@ struct IngestEndpoint: Endpoint {
         }
         let contentType = head.field("content-type")
         let format: IngestFormat
-        var binary: BinaryCloudEvent?
-        if let specversion = head.field("ce-specversion") {
+        let binary = BinaryCloudEvent(head: head)
+        if binary != nil {
             // CloudEvents binary mode: attributes in headers, the data as the body.
-            var attributes: [(String, String)] = [("specversion", specversion)]
-            for name in ["id", "source", "type", "subject", "time", "dataschema"] {
-                if let value = head.field("ce-" + name) { attributes.append((name, value)) }
-            }
-            binary = BinaryCloudEvent(attributes: attributes, contentType: contentType)
             format = .cloudEvent
         } else if let contentType, let parsed = IngestFormat(contentType: contentType) {
             format = parsed
@@ -98,7 +93,7 @@ extension Gateway {
         var body = body
         if let binary {
             do throws(HeraldError) {
-                body = try binaryCloudEventJSON(binary, data: body)
+                body = try binary.structuredJSON(data: body, limits: config.limits.ingest.json)
             } catch {
                 return .now(rejectIngest(error))
             }
@@ -176,33 +171,5 @@ extension Gateway {
         guard let failure = hub.storageFailure else { return nil }
         hub.metrics.storageRefusals += 1
         return HeraldError(.storageUnavailable, "\(hub.storageName) cannot store events: \(failure)")
-    }
-
-    /// The structured form of a binary-mode CloudEvent. JSON data is embedded as sent
-    /// (compacted, never re-encoded through doubles); other data must be UTF-8 text.
-    private func binaryCloudEventJSON(_ binary: BinaryCloudEvent, data: [UInt8]) throws(HeraldError) -> [UInt8] {
-        var members = binary.attributes.map { JSONValue.Member($0.0, .string($0.1)) }
-        if let contentType = binary.contentType { members.append(.init("datacontenttype", .string(contentType))) }
-        var out: [UInt8] = []
-        JSONWriter.write(.object(members), into: &out)
-        guard !data.isEmpty else { return out }
-        out.removeLast()  // the closing brace: "data" follows
-        out.append(contentsOf: #","data":"#.utf8)
-        let isJSON = binary.contentType.map { $0.lowercased().contains("json") } ?? false
-        if isJSON {
-            do throws(HeraldError) {
-                _ = try JSONScanner.scan(data, limits: config.limits.ingest.json)
-            } catch {
-                throw HeraldError(.invalidJSON, "the CloudEvent data is not valid JSON: \(error.message)", offset: error.offset)
-            }
-            out.append(contentsOf: data.withUnsafeBytes { IngestParser.compact($0) })
-        } else {
-            guard let text = String(validating: data, as: UTF8.self) else {
-                throw HeraldError(.invalidCloudEvent, "binary-mode data must be JSON or UTF-8 text")
-            }
-            JSONWriter.writeString(text, into: &out)
-        }
-        out.append(UInt8(ascii: "}"))
-        return out
     }
 }
