@@ -51,6 +51,12 @@ public struct LoadPlan: Sendable {
     public var tls: TLSClientContext?
     /// Processes whose memory and CPU count as the server's (nginx: master and workers).
     public var serverPIDs: [Int32] = []
+    /// A reconnect storm during publishing (Herald only), or nil.
+    public var storm: StormPlan?
+    /// Bounds the run fails past: the servers' peak resident memory, and the p99 delivery
+    /// latency of the (undisturbed) readers, over the run and during a storm.
+    public var maxServerResidentKB: Int?
+    public var maxP99Milliseconds: Double?
 
     public init(
         subscribers: Int, transport: Transport, subscribeURL: LoadTemplate, publishURL: LoadTemplate, event: LoadTemplate, events: Int
@@ -66,6 +72,20 @@ public struct LoadPlan: Sendable {
     /// Each event goes to one subscriber (its template or URL says `{i}`): subscriber
     /// `n % subscribers` for event `n`. Otherwise every subscriber gets every event.
     public var isRouted: Bool { event.mentions(.subscriber) || publishURL.mentions(.subscriber) }
+
+    /// What a subscriber of the run does, by index: readers first, then stalled ones,
+    /// then storm clients.
+    public enum Role: Sendable, Equatable {
+        case reader, stalled, storm
+    }
+
+    public func role(of index: Int) -> Role {
+        if index < subscribers { return .reader }
+        return index < subscribers + stalled ? .stalled : .storm
+    }
+
+    /// Every subscriber of the run: readers, stalled ones and storm clients.
+    public var connections: Int { subscribers + stalled + (storm?.clients ?? 0) }
 
     /// The `{i}` a subscriber's URL and subscribe message are rendered with: its index,
     /// and for a stalled one that of a reading subscriber, so that in a routed run stalled
@@ -89,6 +109,22 @@ public struct LoadPlan: Sendable {
         guard rate >= 0 else { throw LoadFailure("the rate must not be negative") }
         guard subscribeMessage == nil || transport == .webSocket else {
             throw LoadFailure("a subscribe message needs WebSocket subscribers")
+        }
+        if let storm { try validate(storm) }
+    }
+
+    private func validate(_ storm: StormPlan) throws(LoadFailure) {
+        guard storm.clients >= 1, storm.at >= 0, storm.window >= 0, storm.maxAttempts >= 1 else {
+            throw LoadFailure("a storm needs clients, and a time and window that are not negative")
+        }
+        guard !isRouted, !idle else { throw LoadFailure("a storm is a broadcast run that publishes") }
+        guard rate > 0, storm.at < Double(events) / rate else {
+            throw LoadFailure("a storm needs a rate, and must start while events flow (before \(Double(events) / rate) s)")
+        }
+        // Completeness is checked by event number, order by seq.
+        guard event.description.contains(#""n":{n}"#) else { throw LoadFailure(#"a storm needs "n":{n} in the event template"#) }
+        guard transport == .sse || subscribeMessage?.description.hasSuffix("}") == true else {
+            throw LoadFailure("a WebSocket storm resumes with Herald's subscribe op: a JSON object subscribe message")
         }
     }
 }

@@ -20,8 +20,14 @@ public enum LoadRun {
         raiseOpenFileLimit()
 
         let counters = LoadCounters()
-        let total = plan.subscribers + plan.stalled
+        let total = plan.connections
         let serverBefore = ProcessSample(plan.serverPIDs)
+        let sampler = MemorySampler(pids: plan.serverPIDs)
+        let samplerThread = plan.serverPIDs.isEmpty ? nil : PosixThread { sampler.run() }
+        defer {
+            sampler.stop()
+            samplerThread?.join()
+        }
         let toolBefore = ProcessSample.ownCPU()
         let fleets = (0..<plan.threads).map { t in
             SubscriberFleet(
@@ -56,22 +62,28 @@ public enum LoadRun {
         if plan.idle {
             usleep(1_000_000)  // let the server settle what it allocates per connection
             if !plan.serverPIDs.isEmpty {
-                report.server = ServerFigures(before: serverBefore, after: ProcessSample(plan.serverPIDs), connections: total)
+                report.server = ServerFigures(
+                    before: serverBefore, after: ProcessSample(plan.serverPIDs), peakKB: sampler.peakKB, connections: total)
             }
             stopFleets()
             return report
         }
 
         let publisher = Publisher(plan: plan, address: publishAt, tls: publishTLS, counters: counters)
+        counters.stormPending.store(plan.storm?.clients ?? 0, ordering: .relaxed)
         PosixThread { publisher.run() }.join()
-        // Deliveries still on their way: wait until all arrived or none arrived for a while.
-        let expected = plan.isRouted ? publisher.acceptedEvents : publisher.acceptedEvents * plan.subscribers
+        // Deliveries still on their way: wait until all arrived or none arrived for a while
+        // (not while subscribers wait to come back, for at most `comebackAllowance` more).
+        let owedTo = plan.subscribers + (plan.storm?.clients ?? 0)
+        let expected = plan.isRouted ? publisher.acceptedEvents : publisher.acceptedEvents * owedTo
+        let deadline = monotonicNanoseconds() + UInt64((plan.drainTimeout + Self.comebackAllowance) * 1e9)
         var lastCount = -1
         var lastChange = monotonicNanoseconds()
-        while !counters.stop.load(ordering: .relaxed) {
+        while !counters.stop.load(ordering: .relaxed), monotonicNanoseconds() < deadline {
             let received = counters.received.load(ordering: .relaxed)
-            if received >= expected { break }
-            if received != lastCount {
+            let away = counters.away.load(ordering: .relaxed)
+            if received >= expected, away == 0 { break }
+            if received != lastCount || away > 0 {
                 lastCount = received
                 lastChange = monotonicNanoseconds()
             } else if monotonicNanoseconds() - lastChange > UInt64(plan.drainTimeout * 1e9) {
@@ -82,7 +94,8 @@ public enum LoadRun {
         stopFleets()
 
         if !plan.serverPIDs.isEmpty {
-            report.server = ServerFigures(before: serverBefore, after: ProcessSample(plan.serverPIDs), connections: total)
+            report.server = ServerFigures(
+                before: serverBefore, after: ProcessSample(plan.serverPIDs), peakKB: sampler.peakKB, connections: total)
         }
         report.toolCPUSeconds = ProcessSample.ownCPU() - toolBefore
         report.acceptedEvents = publisher.acceptedEvents
@@ -96,7 +109,7 @@ public enum LoadRun {
         report.failures = counters.failures + publisher.refusals
         for fleet in fleets {
             report.latencies.add(fleet.latencies)
-            for (index, received) in fleet.receivedBySubscriber where index < plan.subscribers {
+            for (index, received) in fleet.receivedBySubscriber where plan.role(of: index) != .stalled {
                 let owed = plan.isRouted ? publisher.acceptedBySubscriber[index] : publisher.acceptedEvents
                 report.delivered += received
                 report.expected += owed
@@ -104,8 +117,19 @@ public enum LoadRun {
                 report.unexpected += max(0, received - owed)
             }
         }
+        if let storm = plan.storm {
+            let figures = StormFigures(plan: storm, fleets: fleets, accepted: publisher.acceptedEvents)
+            report.storm = figures
+            report.failures += figures.failures
+            if report.gaps > 0 { report.failures.append("\(report.gaps) gap notices: history should have covered the storm") }
+        }
+        report.failures += report.boundsExceeded
         return report
     }
+
+    /// Seconds the drain waits beyond `drainTimeout` for subscribers still coming back
+    /// after a refusal (whose waits the gateway chose).
+    static let comebackAllowance = 30.0
 
     /// The IPv4 address a URL points at.
     static func endpoint(of url: String) throws(LoadFailure) -> sockaddr_in {
@@ -157,18 +181,27 @@ struct ProcessSample: Sendable {
 
     init(_ pids: [Int32]) {
         let ticks = Double(sysconf(Int32(_SC_CLK_TCK)))
+        residentKB = Self.residentKB(of: pids)
         for pid in pids {
-            if let status = Self.read("/proc/\(pid)/status"),
-                let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") })
-            {
-                residentKB += Int(line.split(separator: " ").dropFirst().first ?? "0") ?? 0
-            }
             // Fields after the command's closing parenthesis: utime and stime are 12th and 13th.
             if let stat = Self.read("/proc/\(pid)/stat"), let close = stat.lastIndex(of: ")") {
                 let fields = stat[stat.index(after: close)...].split(separator: " ")
                 if fields.count > 12 { cpuSeconds += (Double(fields[11]) ?? 0) / ticks + (Double(fields[12]) ?? 0) / ticks }
             }
         }
+    }
+
+    /// The sum of the processes' VmRSS, in KiB.
+    static func residentKB(of pids: [Int32]) -> Int {
+        var total = 0
+        for pid in pids {
+            if let status = read("/proc/\(pid)/status"),
+                let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") })
+            {
+                total += Int(line.split(separator: " ").dropFirst().first ?? "0") ?? 0
+            }
+        }
+        return total
     }
 
     static func ownCPU() -> Double {
@@ -197,12 +230,15 @@ struct ProcessSample: Sendable {
 public struct ServerFigures: Sendable {
     public var residentKBBefore: Int
     public var residentKBAfter: Int
+    /// The highest resident memory sampled during the run (every 50 ms).
+    public var residentKBPeak: Int
     public var cpuSeconds: Double
     public var connections: Int
 
-    init(before: ProcessSample, after: ProcessSample, connections: Int) {
+    init(before: ProcessSample, after: ProcessSample, peakKB: Int, connections: Int) {
         residentKBBefore = before.residentKB
         residentKBAfter = after.residentKB
+        residentKBPeak = max(peakKB, before.residentKB, after.residentKB)
         cpuSeconds = after.cpuSeconds - before.cpuSeconds
         self.connections = connections
     }
@@ -232,6 +268,8 @@ public struct LoadReport: Sendable {
     public var acknowledgements = LatencyHistogram()
     public var toolCPUSeconds = 0.0
     public var server: ServerFigures?
+    /// The storm's figures, in a storm run.
+    public var storm: StormFigures?
     public var failures: [String] = []
 
     init(plan: LoadPlan) { self.plan = plan }
@@ -242,16 +280,14 @@ public struct LoadReport: Sendable {
 
     static let percentiles: [(String, Double)] = [("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("p99.9", 0.999), ("max", 1)]
 
-    private static func milliseconds(_ histogram: LatencyHistogram) -> [(String, Double)] {
+    static func milliseconds(_ histogram: LatencyHistogram) -> [(String, Double)] {
         percentiles.map { ($0.0, (Double(histogram.percentile($0.1)) / 1e4).rounded() / 100) }
     }
 
     /// One JSON object (keys stable: scripts read them).
     public var json: String {
-        func number(_ value: Double) -> String { value.isFinite ? "\((value * 1000).rounded() / 1000)" : "null" }
-        func percentiles(_ histogram: LatencyHistogram) -> String {
-            "{" + Self.milliseconds(histogram).map { "\"\($0.0)\":\(number($0.1))" }.joined(separator: ",") + "}"
-        }
+        func number(_ value: Double) -> String { Self.jsonNumber(value) }
+        func percentiles(_ histogram: LatencyHistogram) -> String { Self.jsonPercentiles(histogram) }
         var fields: [String] = [
             "\"transport\":\"\(plan.transport.rawValue)\"", "\"routed\":\(plan.isRouted)", "\"subscribers\":\(plan.subscribers)",
             "\"stalled\":\(plan.stalled)", "\"connect_s\":\(number(connectSeconds))",
@@ -271,9 +307,11 @@ public struct LoadReport: Sendable {
             fields += [
                 "\"server_rss_kb_before\":\(server.residentKBBefore)", "\"server_rss_kb_after\":\(server.residentKBAfter)",
                 "\"server_kb_per_connection\":\(number(server.kilobytesPerConnection))",
-                "\"server_cpu_s\":\(number(server.cpuSeconds))",
+                "\"server_cpu_s\":\(number(server.cpuSeconds))", "\"server_rss_kb_peak\":\(server.residentKBPeak)",
+                "\"server_in_process\":\(serverIsThisProcess)",
             ]
         }
+        if let storm { fields.append("\"storm\":" + storm.json) }
         var failureList: [UInt8] = []
         JSONWriter.write(.array(failures.map(JSONValue.string)), into: &failureList)
         fields.append("\"failures\":" + String(decoding: failureList, as: UTF8.self))
@@ -282,11 +320,10 @@ public struct LoadReport: Sendable {
 
     /// A few lines for a person.
     public var text: String {
-        func line(_ histogram: LatencyHistogram) -> String {
-            Self.milliseconds(histogram).map { "\($0.0) \($0.1)" }.joined(separator: "  ") + " ms"
-        }
+        func line(_ histogram: LatencyHistogram) -> String { Self.line(histogram) }
         var lines = [
             "\(plan.subscribers) \(plan.transport.rawValue) subscribers\(plan.stalled > 0 ? " (+\(plan.stalled) stalled)" : "")"
+                + (plan.storm.map { " (+\($0.clients) storm clients)" } ?? "")
                 + ", \(plan.isRouted ? "routed" : "broadcast"), connected in \(String(format1: connectSeconds)) s"
         ]
         if !plan.idle {
@@ -295,15 +332,19 @@ public struct LoadReport: Sendable {
                 "published \(acceptedEvents) events (\(target), batch \(plan.batch)): \(Int(achievedRate)) ev/s achieved"
                     + (refusedPosts > 0 ? ", \(refusedPosts) POSTs refused" : ""),
                 "delivered \(delivered) of \(expected) (\(lost) lost, \(unexpected) unexpected, \(gaps) gap notices), \(Int(deliveriesPerSecond)) deliveries/s",
-                "latency  " + line(latencies),
+                (storm == nil ? "latency  " : "latency of the undisturbed, whole run  ") + line(latencies),
                 "ack      " + line(acknowledgements),
                 "tool CPU \(String(format1: toolCPUSeconds)) s",
             ]
         }
+        if let storm { lines += storm.textLines(transport: plan.transport) }
         if let server {
             lines.append(
                 "server RSS \(server.residentKBBefore) → \(server.residentKBAfter) KiB (\(String(format1: server.kilobytesPerConnection)) KB per connection), CPU \(String(format1: server.cpuSeconds)) s"
             )
+            lines.append(
+                "server RSS peak \(server.residentKBPeak) KiB (sampled every 50 ms)"
+                    + (serverIsThisProcess ? "; the gateway runs in this process: its memory includes the tool's" : ""))
         }
         lines += failures.map { "failure: \($0)" }
         return lines.joined(separator: "\n")

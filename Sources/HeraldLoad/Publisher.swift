@@ -90,6 +90,7 @@ final class Publisher: @unchecked Sendable {  // touched by its thread only, unt
             }
         }
         started = monotonicNanoseconds()
+        counters.publishingSince.store(started, ordering: .relaxed)
         var answered = 0
         while answered < posts, !counters.stop.load(ordering: .relaxed) {
             let now = monotonicNanoseconds()

@@ -6,65 +6,31 @@ import Synchronization
 import Glibc
 #endif
 
-/// What the threads of a run share: counts the coordinating thread watches, and the
-/// first few failures, said as they happened.
-final class LoadCounters: Sendable {
-    let ready = Atomic<Int>(0)
-    let failed = Atomic<Int>(0)
-    let received = Atomic<Int>(0)
-    let gaps = Atomic<Int>(0)
-    let stop = Atomic<Bool>(false)
-    private let failureSamples = Mutex<[String]>([])
-
-    func fail(_ text: String) {
-        failed.add(1, ordering: .relaxed)
-        failureSamples.withLock { if $0.count < 5 { $0.append(text) } }
-    }
-
-    var failures: [String] { failureSamples.withLock { $0 } }
-}
-
-/// One subscriber of the run, from connect to its last message.
-struct Subscriber {
-    enum Phase: Equatable {
-        case connecting, handshaking, awaitingHead, awaitingReply, streaming, stalled, failed
-    }
-
-    let index: Int
-    let stalls: Bool
-    var fd: Int32 = -1
-    /// The TLS session of a wss:// or https:// subscriber.
-    var tls: TLSSession?
-    var phase = Phase.connecting
-    /// Bytes read and not handled yet (a partial frame or SSE event).
-    var input: [UInt8] = []
-    /// SSE: the stream after de-chunking; its events are cut at blank lines.
-    var decoded: [UInt8] = []
-    var chunks: ChunkDecoder?
-    /// A WebSocket message arriving in fragments.
-    var fragments: [UInt8] = []
-    /// Bytes the socket did not take yet (a handshake, a pong).
-    var output = SocketOutput()
-    var received = 0
-}
-
 /// The subscribers one thread reads, on one epoll instance: connects them at most
 /// `maxConnecting` at a time, upgrades or opens the stream, subscribes, then counts each
-/// event and its latency (`now - sentAt`) until told to stop.
+/// event and its latency (`now - sentAt`) until told to stop. In a storm run it also
+/// drops and resumes the storm clients (`SubscriberFleet+Storm`).
 final class SubscriberFleet: @unchecked Sendable {  // state is touched by its thread only, until `run` returns
-    private let plan: LoadPlan
+    let plan: LoadPlan
     private let address: sockaddr_in
     private let sources: [in_addr]?
     /// The trust for wss:// and https:// subscribe URLs, and the name their server must hold.
     private let tls: (context: TLSClientContext, host: String)?
-    private let counters: LoadCounters
-    private var subscribers: [Subscriber]
-    private let poller = Poller()
-    private(set) var latencies = LatencyHistogram()
+    let counters: LoadCounters
+    var subscribers: [Subscriber]
+    let poller = Poller()
+    /// Latencies of the readers (in a storm run: the undisturbed ones).
+    var latencies = LatencyHistogram()
     /// When this fleet's last event arrived.
     private(set) var lastDelivery: UInt64 = 0
-    private var connecting = 0
+    var connecting = 0
     private var nextToConnect = 0
+    /// Storm runs: when the storm clients drop (0 until publishing starts), whether they
+    /// did, the reconnects waiting for their moment, and what the storm counted.
+    var stormStart: UInt64 = 0
+    var stormed = false
+    var schedule = ReconnectSchedule()
+    var tally = StormTally()
     private var scratch = [UInt8](repeating: 0, count: 64 * 1024)
     static let maxConnecting = 256
 
@@ -77,7 +43,12 @@ final class SubscriberFleet: @unchecked Sendable {  // state is touched by its t
         self.sources = sources
         self.tls = tls
         self.counters = counters
-        subscribers = indices.map { Subscriber(index: $0, stalls: $0 >= plan.subscribers) }
+        subscribers = indices.map { index in
+            let role = plan.role(of: index)
+            var subscriber = Subscriber(index: index, role: role)
+            if plan.storm != nil, role != .stalled { subscriber.ledger = DeliveryLedger(events: plan.events) }
+            return subscriber
+        }
     }
 
     /// Events each subscriber received, by subscriber index.
@@ -85,6 +56,7 @@ final class SubscriberFleet: @unchecked Sendable {  // state is touched by its t
 
     func run() {
         while !counters.stop.load(ordering: .relaxed) {
+            if let storm = plan.storm { serviceStorm(storm) }
             while connecting < Self.maxConnecting, nextToConnect < subscribers.count {
                 open(nextToConnect)
                 nextToConnect += 1
@@ -100,9 +72,10 @@ final class SubscriberFleet: @unchecked Sendable {  // state is touched by its t
         for subscriber in subscribers where subscriber.fd >= 0 { close(subscriber.fd) }
     }
 
-    private func open(_ token: Int) {
+    func open(_ token: Int) {
         let source = sources.map { $0[subscribers[token].index % $0.count] }
-        connecting += 1  // until it is ready or failed (`fail` counts it down either way)
+        connecting += 1  // until it is ready, failed or dropped (each counts it down)
+        subscribers[token].phase = .connecting
         switch LoadSocket.connect(to: address, from: source) {
         case .success(let fd):
             subscribers[token].fd = fd
@@ -115,7 +88,7 @@ final class SubscriberFleet: @unchecked Sendable {  // state is touched by its t
     private func service(_ token: Int, events: UInt32, received: inout Int, gaps: inout Int) {
         let fd = subscribers[token].fd
         switch subscribers[token].phase {
-        case .failed, .stalled:
+        case .failed, .stalled, .away:
             return
         case .connecting:
             let error = LoadSocket.connectError(fd)
@@ -138,7 +111,7 @@ final class SubscriberFleet: @unchecked Sendable {  // state is touched by its t
         repeat {
             readOnce(token, fd: fd, received: &received, gaps: &gaps)
             // Bytes TLS already decrypted are not in the socket: epoll would not report them.
-        } while subscribers[token].phase != .failed && subscribers[token].tls?.pending ?? 0 > 0
+        } while subscribers[token].phase.reads && subscribers[token].tls?.pending ?? 0 > 0
     }
 
     private func readOnce(_ token: Int, fd: Int32, received: inout Int, gaps: inout Int) {
@@ -163,7 +136,7 @@ final class SubscriberFleet: @unchecked Sendable {  // state is touched by its t
                 input.removeFirst(used)
             }
         }
-        if subscribers[token].phase != .failed { subscribers[token].input = input }
+        if subscribers[token].phase.reads { subscribers[token].input = input }
     }
 
     /// Handles what `bytes` holds in full; returns the bytes used.
@@ -179,6 +152,16 @@ final class SubscriberFleet: @unchecked Sendable {  // state is touched by its t
                 return bytes.count
             }
             let expected = plan.transport == .webSocket ? 101 : 200
+            if plan.storm != nil, [503, 429].contains(head.status) {
+                // Herald's storm admission: the body (or Retry-After) says when to come back.
+                let end = head.length + head.framing.contentLength
+                guard bytes.count >= end else { return 0 }
+                let wait =
+                    HeraldWire.retryAfterMilliseconds(in: UnsafeRawBufferPointer(rebasing: bytes[head.length..<end]))
+                    ?? head.retryAfterSeconds.map { $0 * 1000 }
+                refused(token, head.status == 503 ? .http503 : .http429, waitMilliseconds: wait, now: now)
+                return bytes.count
+            }
             guard head.status == expected else {
                 let body = String(decoding: bytes[head.length...].prefix(200), as: UTF8.self)
                 fail(token, "HTTP \(head.status) instead of \(expected): \(body)")
@@ -189,16 +172,17 @@ final class SubscriberFleet: @unchecked Sendable {  // state is touched by its t
             if let message = plan.subscribeMessage {
                 var text: [UInt8] = []
                 message.render(i: plan.templateIndex(of: subscribers[token].index), into: &text)
+                appendResume(of: token, toSubscribe: &text)
                 var frame: [UInt8] = []
                 text.withUnsafeBytes { ServerFrame.appendClientFrame(opcode: ServerFrame.text, payload: $0, to: &frame) }
                 send(frame, on: token)
                 if plan.awaitsSubscribeReply {
                     subscribers[token].phase = .awaitingReply
                 } else {
-                    becomeReady(token)
+                    becomeReady(token, now: now)
                 }
             } else {
-                becomeReady(token)
+                becomeReady(token, now: now)
             }
         }
         let rest = UnsafeRawBufferPointer(rebasing: bytes[used...])
@@ -211,7 +195,7 @@ final class SubscriberFleet: @unchecked Sendable {  // state is touched by its t
 
     private func handleFrames(_ bytes: UnsafeRawBufferPointer, token: Int, now: UInt64, received: inout Int, gaps: inout Int) -> Int {
         var used = 0
-        while subscribers[token].phase != .failed, subscribers[token].phase != .stalled {
+        while subscribers[token].phase.reads {
             let rest = UnsafeRawBufferPointer(rebasing: bytes[used...])
             let frame: ServerFrame
             do throws(LoadFailure) {
@@ -241,6 +225,10 @@ final class SubscriberFleet: @unchecked Sendable {  // state is touched by its t
                 send(pong, on: token)
             case ServerFrame.close:
                 let code = payload.count >= 2 ? Int(payload[0]) << 8 | Int(payload[1]) : 1005
+                if code == 1013, plan.storm != nil {  // try again later: its reason says when
+                    refused(token, .close1013, waitMilliseconds: HeraldWire.retryAfterMilliseconds(in: payload), now: now)
+                    return bytes.count
+                }
                 let reason = String(decoding: payload.dropFirst(2), as: UTF8.self)
                 fail(token, "the server closed the WebSocket: \(code) \(reason)")
             default:
@@ -297,13 +285,22 @@ final class SubscriberFleet: @unchecked Sendable {  // state is touched by its t
     private func message(_ bytes: UnsafeRawBufferPointer, token: Int, now: UInt64, received: inout Int, gaps: inout Int) {
         if subscribers[token].phase == .awaitingReply {
             if find(Array(#""error""#.utf8), in: bytes) != nil {
+                if plan.storm != nil, let wait = HeraldWire.retryAfterMilliseconds(in: bytes) {
+                    return refused(token, .errorReply, waitMilliseconds: wait, now: now)
+                }
                 return fail(token, "the subscription was refused: \(String(decoding: bytes.prefix(300), as: UTF8.self))")
             }
-            return becomeReady(token)
+            if plan.storm != nil { noteSubscribed(bytes, token: token) }
+            return becomeReady(token, now: now)
         }
         switch MessageKind.of(bytes) {
         case .event(let sentAt):
-            latencies.record(now > sentAt ? now - sentAt : 0)
+            let latency = now > sentAt ? now - sentAt : 0
+            if subscribers[token].ledger != nil {
+                track(bytes, sentAt: sentAt, latency: latency, token: token, now: now)
+            } else {
+                latencies.record(latency)
+            }
             subscribers[token].received += 1
             received += 1
             lastDelivery = now
@@ -314,10 +311,20 @@ final class SubscriberFleet: @unchecked Sendable {  // state is touched by its t
         }
     }
 
-    private func becomeReady(_ token: Int) {
+    private func becomeReady(_ token: Int, now: UInt64) {
         connecting -= 1
-        counters.ready.add(1, ordering: .relaxed)
-        if subscribers[token].stalls {
+        if subscribers[token].resume.wasReady {
+            cameBack(token, now: now)
+        } else {
+            subscribers[token].resume.wasReady = true
+            counters.ready.add(1, ordering: .relaxed)
+        }
+        subscribers[token].resume.attempts = 0
+        if subscribers[token].resume.isAway {
+            subscribers[token].resume.isAway = false
+            counters.away.subtract(1, ordering: .relaxed)
+        }
+        if subscribers[token].role == .stalled {
             subscribers[token].phase = .stalled
             poller.remove(subscribers[token].fd)  // never read again: its buffers fill, then its queue
         } else {
@@ -325,10 +332,12 @@ final class SubscriberFleet: @unchecked Sendable {  // state is touched by its t
         }
     }
 
-    private func fail(_ token: Int, _ text: String) {
+    func fail(_ token: Int, _ text: String) {
         let subscriber = subscribers[token]
         if subscriber.phase == .failed { return }
-        if [.connecting, .awaitingHead, .awaitingReply].contains(subscriber.phase) { connecting -= 1 }
+        if subscriber.phase.isConnecting { connecting -= 1 }
+        if subscriber.resume.isAway { counters.away.subtract(1, ordering: .relaxed) }
+        subscribers[token].resume.isAway = false
         subscribers[token].phase = .failed
         subscribers[token].input = []
         subscribers[token].decoded = []
@@ -355,7 +364,7 @@ final class SubscriberFleet: @unchecked Sendable {  // state is touched by its t
     /// Sends the upgrade or SSE request of a connected subscriber.
     private func startStream(_ token: Int) {
         var request: [UInt8] = []
-        appendRequest(for: subscribers[token].index, to: &request)
+        appendRequest(for: token, to: &request)
         subscribers[token].phase = .awaitingHead
         poller.modify(subscribers[token].fd, events: Poller.readable, token: token)
         send(request, on: token)
@@ -372,8 +381,8 @@ final class SubscriberFleet: @unchecked Sendable {  // state is touched by its t
         }
     }
 
-    private func appendRequest(for index: Int, to out: inout [UInt8]) {
-        let url = plan.subscribeURL.string(i: plan.templateIndex(of: index))
+    private func appendRequest(for token: Int, to out: inout [UInt8]) {
+        let url = plan.subscribeURL.string(i: plan.templateIndex(of: subscribers[token].index))
         let (host, path) = Self.hostAndPath(of: url)
         var head = "GET \(path) HTTP/1.1\r\nHost: \(host)\r\n"
         switch plan.transport {
@@ -383,6 +392,7 @@ final class SubscriberFleet: @unchecked Sendable {  // state is touched by its t
             if let name = plan.webSocketProtocol { head += "Sec-WebSocket-Protocol: \(name)\r\n" }
         case .sse:
             head += "Accept: text/event-stream\r\n"
+            if let position = lastEventID(of: token) { head += "Last-Event-ID: \(position)\r\n" }
         }
         out.append(contentsOf: (head + "\r\n").utf8)
     }

@@ -9,6 +9,8 @@ struct ResponseHead {
     var framing: BodyFraming
     /// Bytes of the head, blank line included.
     var length: Int
+    /// `Retry-After` in seconds, when it says a number (refusals).
+    var retryAfterSeconds: Int?
 
     /// The head at the start of `bytes` (the answer to a `method` request); nil while it
     /// is incomplete. Throws on bytes that are not an HTTP/1.1 response, or on a head over
@@ -21,7 +23,9 @@ struct ResponseHead {
         }
         do throws(ClientError) {
             let head = try HTTPResponseHead.parse(UnsafeBufferPointer(rebasing: octets[0..<end]))
-            return ResponseHead(status: head.status, framing: try BodyFraming.of(head, requestMethod: method), length: end)
+            return ResponseHead(
+                status: head.status, framing: try BodyFraming.of(head, requestMethod: method), length: end,
+                retryAfterSeconds: head.header("retry-after").flatMap { Int($0) })
         } catch {
             throw LoadFailure("a malformed response: \(error)")
         }

@@ -25,6 +25,19 @@ struct Bench: ParsableCommand {
             is the subscriber's index, {n} the event's number, {sentAt} its due time. \
             Example (nchan): --subscribe-url 'ws://127.0.0.1:8081/sub/{i}' \
             --publish-url 'http://127.0.0.1:8081/pub/{i}' --event '{"n":{n},"sentAt":{sentAt}}'.
+
+            Reconnect storm (Herald only): --storm N adds N broadcast subscribers that, \
+            --storm-at seconds into publishing, all drop their connections and come back each \
+            at a random moment within --storm-window seconds, resuming from the last position \
+            they received (WebSocket since + epoch, SSE Last-Event-ID). Refusals (HTTP 503/429 \
+            with Retry-After / retryAfterMs, WebSocket close 1013 with retryAfterMs=) are waited \
+            out and retried. Every subscriber must end with every accepted event once, in seq \
+            order, and no gap notice; the report gives refusals, retries, how long until the \
+            last storm client caught up, the undisturbed subscribers' latency over the run and \
+            during the storm, and the server's peak memory (sampled every 50 ms; without --url \
+            that is this process). --max-server-rss and --max-p99 make bounds of them. Example: \
+            --subscribers 100 --storm 5000 --rate 10 --duration 12 --batch 1 --sources 4 \
+            --threads 2 --max-server-rss 200.
             """
     )
 
@@ -121,6 +134,23 @@ struct Bench: ParsableCommand {
     @Option(help: "listen.loops for the in-process gateway (default: one per core; 1 with --storage).")
     var loops: Int?
 
+    @Option(help: "Reconnect storm: this many more broadcast subscribers drop and resume (Herald only; --subscribers stay undisturbed).")
+    var storm: Int = 0
+
+    @Option(help: "Seconds into publishing when the storm clients drop (default: a third of the publishing time).")
+    var stormAt: Double?
+
+    @Option(help: "Seconds within which the storm clients come back, each at a uniformly random moment.")
+    var stormWindow: Double = 1
+
+    @Option(help: "Fail when the server's peak resident memory passes this many MiB (needs --server-pid with --url).")
+    var maxServerRss: Int?
+
+    @Option(
+        help:
+            "Fail when the p99 delivery latency (with --storm: of the undisturbed, over the run and during the storm) passes this many ms.")
+    var maxP99: Double?
+
     func validate() throws {
         guard ["ws", "sse"].contains(transport) else { throw ValidationError("--transport must be ws or sse") }
         guard HeraldConfig.Storage.Fsync(rawValue: fsync) != nil else { throw ValidationError("--fsync must be always, batch or never") }
@@ -139,6 +169,19 @@ struct Bench: ParsableCommand {
         guard !idle || url == nil || !serverPid.isEmpty else {
             throw ValidationError(
                 "--idle measures the server's memory: give --server-pid (or omit --url to measure the gateway in this process)")
+        }
+        if storm > 0 {
+            guard subscribeURL == nil, publishURL == nil, event == nil else {
+                throw ValidationError("--storm uses Herald's resume protocol: not with --subscribe-url, --publish-url or --event")
+            }
+            guard !routed, !idle, rate > 0, events != nil || duration != nil else {
+                throw ValidationError("--storm is a broadcast run at a --rate with --duration or --events")
+            }
+            guard stormWindow >= 0, (stormAt ?? 0) >= 0 else { throw ValidationError("--storm-at and --storm-window must not be negative") }
+        }
+        guard storm >= 0 else { throw ValidationError("--storm must not be negative") }
+        guard maxServerRss == nil || url == nil || !serverPid.isEmpty else {
+            throw ValidationError("--max-server-rss needs --server-pid with --url")
         }
         for line in header where !line.contains(":") {
             throw ValidationError("--header \(line.debugDescription): expected \"Name: value\"")
@@ -194,7 +237,7 @@ struct Bench: ParsableCommand {
                 plan = LoadPlan(
                     subscribers: subscribers, transport: kind, subscribeURL: LoadTemplate(subscribe),
                     publishURL: LoadTemplate("\(gateway.scheme.asHTTP.rawValue)://\(gateway.hostAndPort)/v1/events"),
-                    event: LoadTemplate(Self.eventTemplate(run: run, routed: routed)), events: count)
+                    event: LoadTemplate(Self.eventTemplate(run: run, routed: routed, numbered: storm > 0)), events: count)
                 plan.subscribeMessage = LoadTemplate(
                     #"{"op":"subscribe","id":"b","filter":\#(filter)}"#.replacingOccurrences(of: "SUBSCRIBERINDEX", with: "{i}"))
                 plan.webSocketProtocol = "herald.v1"
@@ -205,7 +248,7 @@ struct Bench: ParsableCommand {
                     subscribers: subscribers, transport: kind,
                     subscribeURL: LoadTemplate("\(node.scheme.asHTTP.rawValue)://\(node.hostAndPort)/v1/sse?filter=\(encoded)"),
                     publishURL: LoadTemplate("\(gateway.scheme.asHTTP.rawValue)://\(gateway.hostAndPort)/v1/events"),
-                    event: LoadTemplate(Self.eventTemplate(run: run, routed: routed)), events: count)
+                    event: LoadTemplate(Self.eventTemplate(run: run, routed: routed, numbered: storm > 0)), events: count)
             }
             plan.publishHeaders = [("Authorization", "Bearer \(publisherKey)"), ("Content-Type", "application/json")]
         }
@@ -223,6 +266,11 @@ struct Bench: ParsableCommand {
         plan.idle = idle
         plan.drainTimeout = drain
         plan.serverPIDs = inProcess ? [getpid()] : serverPid
+        if storm > 0 {
+            plan.storm = StormPlan(clients: storm, at: stormAt ?? Double(count) / rate / 3, window: stormWindow)
+        }
+        plan.maxServerResidentKB = maxServerRss.map { $0 * 1024 }
+        plan.maxP99Milliseconds = maxP99
         if let cacert {
             guard LoadRun.isSecure(plan.subscribeURL.string(i: 0)) || LoadRun.isSecure(plan.publishURL.string(i: 0)) else {
                 throw ValidationError("--cacert needs an https:// or wss:// URL")
@@ -258,8 +306,9 @@ struct Bench: ParsableCommand {
 
     /// An IoT reading shaped like shared/examples/vibration-recorded.json (~480 bytes),
     /// unique per run (the gateway deduplicates (source, id) across runs), with `sentAt`
-    /// last (the load tool finds it from the end).
-    static func eventTemplate(run: String, routed: Bool) -> String {
-        #"{"eventId":"b\#(run)-{n}","eventType":"VibrationRecorded","timestamp":"2023-09-29T16:30:25Z","source":"VibrationSensor","sensorLocation":"Motor Assembly Line B, Conveyor Unit 4","version":"v1.2","data":{"sensorId":"VB-42345","vibrationLevel":12.5,"baselineVibrationLevel":4.0,"unit":"m/s2","difference":8.5},"metadata":{"model":"VibroMonitor Pro X1","calibrationDate":"2023-06-15"},"systemMessage":"Vibration level recorded exceeds the acceptable threshold.","bench":"\#(run)",\#(routed ? #""g":{i},"# : "")"sentAt":{sentAt}}"#
+    /// last (the load tool finds it from the end); `numbered`, the event number just before
+    /// it (a storm checks every client received every number).
+    static func eventTemplate(run: String, routed: Bool, numbered: Bool = false) -> String {
+        #"{"eventId":"b\#(run)-{n}","eventType":"VibrationRecorded","timestamp":"2023-09-29T16:30:25Z","source":"VibrationSensor","sensorLocation":"Motor Assembly Line B, Conveyor Unit 4","version":"v1.2","data":{"sensorId":"VB-42345","vibrationLevel":12.5,"baselineVibrationLevel":4.0,"unit":"m/s2","difference":8.5},"metadata":{"model":"VibroMonitor Pro X1","calibrationDate":"2023-06-15"},"systemMessage":"Vibration level recorded exceeds the acceptable threshold.","bench":"\#(run)",\#(routed ? #""g":{i},"# : "")\#(numbered ? #""n":{n},"# : "")"sentAt":{sentAt}}"#
     }
 }
