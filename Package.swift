@@ -75,7 +75,9 @@ let package = Package(
         // MARK: - Load generator (`herald bench`: epoll, thousands of subscribers, any gateway by URL templates)
 
         .systemLibrary(name: "CEpoll"),
-        .target(name: "HeraldLoad", dependencies: ["CEpoll", "HeraldClient", "HeraldCore"]),
+        .target(
+            name: "HeraldLoad",
+            dependencies: ["CEpoll", "HeraldClient", "HeraldCore", .product(name: "HeapModule", package: "swift-collections")]),
 
         // MARK: - Tests
 
