@@ -916,7 +916,9 @@ class SSETransport {
       this._checkOpen();
       return;
     }
-    this._handlers.closed({ code: status || 0, reason: status ? `the event stream was refused (${status})` : "the event stream could not connect" });
+    // A 503 or 429 with `retryAfterMs` (too many connections or resumes): wait that long.
+    const retryAfterMs = error && Number.isFinite(error.retryAfterMs) ? error.retryAfterMs : undefined;
+    this._handlers.closed({ code: status || 0, reason: status ? `the event stream was refused (${status})` : "the event stream could not connect", retryAfterMs });
   }
 
   async _probe(url) {
@@ -1307,11 +1309,12 @@ export class Herald {
 
   /**
    * How long to wait before the next attempt: what the gateway said (a close 1013 "try
-   * again later" carries `retryAfterMs=<ms>`, already jittered), else full jitter — anywhere
-   * between 0 and the exponential step — so that clients dropped together do not come back
-   * together.
+   * again later" carries `retryAfterMs=<ms>`, a refused event stream `retryAfterMs` in its
+   * body, both already jittered), else full jitter — anywhere between 0 and the
+   * exponential step — so that clients dropped together do not come back together.
    */
   _backoff(detail) {
+    if (detail && Number.isFinite(detail.retryAfterMs)) return detail.retryAfterMs;
     const hint = detail && detail.code === 1013 && /retryAfterMs=(\d+)/.exec(detail.reason || "");
     if (hint) return Number(hint[1]);
     const { initialMs, maxMs } = this._reconnect;

@@ -149,6 +149,16 @@ import Testing
         #expect(alone.map { (1000...5000).contains($0) } == true)
     }
 
+    @Test func theHighestRatesSurviveALongQuiet() {
+        // rate × an hour of nanoseconds would pass Int64: a bucket that long idle is full.
+        var wave = WaveLimiter(rate: 10_000_000, now: 0)
+        #expect(wave.admit(now: 1_000_000_000_000) == nil)
+        var bucket = TokenBucket(rate: 100_000_000, burst: 100_000_000, now: 0)
+        #expect(bucket.take(100_000_000, now: 0) == nil)
+        #expect(bucket.take(100_000_000, now: 10_000 * Self.second) == nil, "full again after the quiet")
+        #expect(bucket.take(1, now: 10_000 * Self.second) != nil)
+    }
+
     @Test func theLimitsAreReadWithTheirDefaults() throws {
         let defaults = try HeraldConfig(parsing: Array("{}".utf8)).limits
         #expect(defaults.maxConnections == 100_000 && defaults.maxConnectionsPerAddress == 10_000)

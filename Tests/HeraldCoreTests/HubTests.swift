@@ -166,6 +166,39 @@ import Testing
         #expect(writes(hub, client) == ["replay 2000 s", "event 2001 s"])
     }
 
+    @Test func subscriptionsResumingInOneBurstOverALongHistoryGetNothingTwice() throws {
+        // herald.js resubscribes every subscription with `since` at once; with more than
+        // a slice of history the first catch-up is still open when the next arrives, and
+        // the cursor moves back for it.
+        let hub = makeHub { $0.history = HistoryLimits(maxEvents: 5000) }
+        publish(hub, #"{"type":"chat","n":1}"#)
+        for n in 2...999 { publish(hub, #"{"type":"noise","n":\#(n)}"#) }
+        publish(hub, #"{"type":"chat","n":1000}"#)
+        let client = session(hub)
+        try subscribe(hub, client, "live", #"{"type":["chat"]}"#)
+        publish(hub, #"{"type":"chat","n":1001}"#)
+        try subscribe(hub, client, "a", #"{"type":["chat"]}"#, since: 0)
+        _ = write(hub, client)  // a slice or more goes out before the next resume
+        try subscribe(hub, client, "b", #"{"type":["noise"]}"#, since: 997)
+        let out = writes(hub, client)
+        let seen = ["event 1001 live"] + out
+        #expect(seen.filter { $0.hasSuffix(" a") || $0.contains("a,") || $0.contains(",a") }.count == 3, "\(seen)")
+        #expect(seen.filter { $0.contains("live") }.count == 1, "the live subscription had 1001 already: \(seen)")
+        #expect(seen.filter { $0.contains("b") }.map { $0.split(separator: " ")[1] } == ["998", "999"], "\(seen)")
+    }
+
+    @Test func aSubscriptionMadeDuringACatchUpGetsNothingOlderThanItsPosition() throws {
+        let hub = makeHub { $0.history = HistoryLimits(maxEvents: 5000) }
+        for n in 1...1000 { publish(hub, #"{"type":"noise","n":\#(n)}"#) }
+        let client = session(hub)
+        try subscribe(hub, client, "a", #"{"type":["chat"]}"#, since: 0)
+        let fresh = try subscribe(hub, client, "b", #"{"type":["noise"]}"#)
+        #expect(fresh.position == 1000 && client.isResuming)
+        publish(hub, #"{"type":"noise","n":1001}"#)
+        let out = writes(hub, client)
+        #expect(out == ["replay 1001 b"], "only what follows its position, read from history in turn: \(out.prefix(3))")
+    }
+
     @Test func sinceZeroNeverGapsAndAPositionOlderThanHistoryDoes() throws {
         let hub = makeHub { $0.history = HistoryLimits(maxEvents: 3) }
         for n in 1...8 { publish(hub, #"{"type":"chat","n":\#(n)}"#) }

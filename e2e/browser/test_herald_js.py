@@ -327,3 +327,23 @@ def test_a_1013_wait_from_the_gateway_is_honoured_and_other_waits_are_full_jitte
     assert 1000 <= close["retryInMs"] <= 5000
     assert 0 <= result["min"] and result["max"] <= 8000
     assert result["low"] > 40, "full jitter: about a quarter of the waits fall under a quarter of the step"
+
+
+def test_a_refused_event_stream_waits_the_gateways_retry_after(driver, one_stream_per_subject):
+    # Over SSE a refusal is a 503 whose body carries retryAfterMs (a stream cannot be
+    # closed with 1013): herald.js waits exactly that, not its own backoff.
+    result = run(driver, one_stream_per_subject, """
+      const first = new Herald({ token: () => token('ada', 'lobby'), transport: 'websocket' });
+      await until(() => first.state === 'open');
+      const closes = [];
+      const second = new Herald({ token: () => token('ada', 'lobby'), transport: 'sse',
+        reconnect: { initialMs: 100, maxMs: 200 }, onStatus: (s) => { if (s.state === 'closed') closes.push(s); } });
+      second.subscribe({ filter: { type: ['x'] } });
+      await until(() => closes.length >= 1);
+      second.close();
+      first.close();
+      return { close: closes[0] };
+    """)
+    close = result["close"]
+    assert close["code"] == 503 and close["retryAfterMs"] == close["retryInMs"], close
+    assert 1000 <= close["retryInMs"] <= 5000, "the gateway's wait, far above the client's own 100–200 ms steps"

@@ -204,15 +204,15 @@ def test_sse_streams_advise_a_jittered_reconnection_delay(herald):
 
 
 def test_a_wave_of_new_connections_is_taken_at_the_rate_and_the_rest_told_when(make_herald):
-    herald = make_herald(limits={"newConnectionsPerSecond": 5})
-    time.sleep(1.1)  # the readiness checks of the fixture took tokens: a full bucket again
-    # 12 connections at once, each with two pipelined requests: five are served, the rest
-    # get one 503 with a wait and are closed.
-    request = b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n"
+    herald = make_herald(limits={"newConnectionsPerSecond": 1})
+    time.sleep(1.1)  # a full bucket (one token)
+    # 12 connections at once, each with two pipelined requests: one (two if a second
+    # passed meanwhile) is served, the rest get one 503 with a wait and are closed.
+    request = b"GET /v1/stats HTTP/1.1\r\nHost: t\r\n\r\n"
     socks = [herald.connect() for _ in range(12)]
-    answers = []
     for sock in socks:
         sock.sendall(request * 2)
+    answers = []
     for sock in socks:
         reader = ResponseReader(sock)
         first = reader.read()
@@ -223,75 +223,110 @@ def test_a_wave_of_new_connections_is_taken_at_the_rate_and_the_rest_told_when(m
             assert reader.read().status == 200, "an admitted connection serves its pipelined requests"
         sock.close()
     refused = [a for a in answers if a.status == 503]
-    assert sum(a.status == 200 for a in answers) == 5 and len(refused) == 7, [a.status for a in answers]
+    assert 1 <= sum(a.status == 200 for a in answers) <= 2 and len(refused) >= 10, [a.status for a in answers]
     for answer in refused:
         error = answer.json()["error"]
         assert error["code"] == "too_many_connections" and "limits.newConnectionsPerSecond" in error["message"]
-        assert 1000 <= error["retryAfterMs"] <= 5000 and int(answer.header("retry-after")) == -(-error["retryAfterMs"] // 1000)
+        assert 1000 <= error["retryAfterMs"] <= 60000 and int(answer.header("retry-after")) == -(-error["retryAfterMs"] // 1000)
     assert len({a.json()["error"]["retryAfterMs"] for a in refused}) > 1, "the waits are jittered"
+    # Health and metrics probes are not charged: an orchestrator sees the node in a storm.
+    assert all(herald.get("/healthz").status == 200 for _ in range(5))
+    # A connection that never sends a request costs no token.
+    idle = [herald.connect() for _ in range(20)]
     # A WebSocket refused by the rate is upgraded and closed with 1013 and the wait.
     ws, response = ws_connect(herald)
     assert response.status == 101
     code, wait = close_wait(ws.receive()[1])
-    assert code == 1013 and 1000 <= wait <= 5000
+    assert code == 1013 and 1000 <= wait <= 60000
     ws.close()
+    # Whatever else a refused connection is answered — a foreign page's upgrade gets
+    # 403 — it is closed afterwards: a refusal never holds a connection open.
+    foreign = herald.connect()
+    foreign.sendall(
+        b"GET /v1/ws HTTP/1.1\r\nHost: t\r\nOrigin: http://elsewhere.example\r\nUpgrade: websocket\r\n"
+        b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+        b"Sec-WebSocket-Protocol: herald.v1\r\n\r\n" * 2)
+    reader = ResponseReader(foreign)
+    assert reader.read().status == 403
+    assert reader.closed_after(2), "answered, then closed"
+    foreign.close()
+    for sock in idle:
+        sock.close()
     time.sleep(1.1)
-    assert herald.get("/healthz").status == 200, "the bucket refills: the gateway serves again"
-    assert herald.metric("herald_connections_refused_total", reason="new_connection_rate") >= 8
+    assert herald.get("/v1/stats").status == 200, "the bucket refills: the gateway serves again"
+    assert herald.metric("herald_connections_refused_total", reason="new_connection_rate") >= 12
     time.sleep(1.1)  # for the fixture's own checks
 
 
 def test_a_wave_of_resumes_is_taken_at_the_rate_and_the_rest_told_when(make_herald):
-    herald = make_herald(limits={"resumesPerSecond": 3})
+    herald = make_herald(limits={"resumesPerSecond": 1})
     for n in range(5):
         assert herald.publish(json.dumps({"type": "r", "n": n})).status == 202
     epoch = herald.stats()["events"]["epoch"]
     filter_query = urllib.parse.quote('{"type":["r"]}')
-    # SSE streams with a last event id: three resume, the others get 503 with the wait.
-    statuses, waits = [], []
+    time.sleep(1.1)  # a full bucket (one token)
+    # SSE streams with a last event id: one resumes (two if a second passed), the others
+    # get 503 with the wait.
+    statuses = []
     for _ in range(6):
         sock = herald.connect()
         sock.sendall(
             f"GET /v1/sse?filter={filter_query} HTTP/1.1\r\nHost: t\r\nLast-Event-ID: {epoch}:2\r\n\r\n".encode())
-        reader = ResponseReader(sock)
-        response = reader.read(head_only=True)
+        response = ResponseReader(sock).read(head_only=True)
         statuses.append(response.status)
         if response.status == 503:
             assert 1 <= int(response.header("retry-after")) <= 60
         sock.close()
-    assert statuses.count(200) == 3 and statuses.count(503) == 3, statuses
+    assert 1 <= statuses.count(200) <= 2 and statuses.count(503) >= 4, statuses
     refused = herald.get(f"/v1/sse?filter={filter_query}&lastEventId={epoch}:2")
     assert refused.status == 503 and refused.error_code == "overloaded", refused
     assert "limits.resumesPerSecond" in refused.json()["error"]["message"]
     assert 1000 <= refused.json()["error"]["retryAfterMs"] <= 60000
+    # A position with nothing after it replays nothing: not a resume, not refused.
+    sock = herald.connect()
+    sock.sendall(f"GET /v1/sse?filter={filter_query} HTTP/1.1\r\nHost: t\r\nLast-Event-ID: {epoch}:5\r\n\r\n".encode())
+    assert ResponseReader(sock).read(head_only=True).status == 200
+    sock.close()
     # A subscription without history is not a resume: not concerned.
     ws, _ = ws_connect(herald)
     ws.send_json({"op": "subscribe", "id": "live", "filter": {"type": ["r"]}})
     assert ws.receive_json()["type"] == "subscribed"
-    # The first subscription with `since` on a WebSocket is one: closed 1013 with the wait.
+    # A subscription with `since` is one: closed 1013 with the wait.
     ws.send_json({"op": "subscribe", "id": "back", "filter": {"type": ["r"]}, "since": 2, "epoch": epoch})
     opcode, payload = ws.receive()
     assert opcode == 8, (opcode, payload)
     code, wait = close_wait(payload)
     assert code == 1013 and 1000 <= wait <= 60000, payload
     ws.close()
-    assert herald.metric("herald_connections_refused_total", reason="resume_rate") == 5
+    before = herald.metric("herald_connections_refused_total", reason="resume_rate")
+    assert before >= 6
     time.sleep(1.1)
-    # After the wait: the resume is served, complete, and a second `since` on the same
-    # connection takes no second token.
+    # After the wait: the resume is served, complete, and the subscriptions a reconnect
+    # sends together share its token.
     ws, _ = ws_connect(herald)
     ws.send_json({"op": "subscribe", "id": "a", "filter": {"type": ["r"]}, "since": 2, "epoch": epoch})
     ws.send_json({"op": "subscribe", "id": "b", "filter": {"type": ["r"]}, "since": 4, "epoch": epoch})
     ws.send_json({"op": "ping"})
-    seqs = []
+    events = []
     while True:
         message = ws.receive_json()
         if message["type"] == "event":
-            seqs.append(message["seq"])
-        if message["type"] == "pong" and 5 in seqs:
+            events.append((message["seq"], tuple(message["subs"])))
+        if message["type"] == "pong" and any(seq == 5 for seq, _ in events):
             break
-    assert seqs == sorted(seqs) and {3, 4, 5} <= set(seqs), seqs
-    assert herald.metric("herald_connections_refused_total", reason="resume_rate") == 5
+    seqs = [seq for seq, _ in events]
+    assert seqs == sorted(seqs) and {3, 4, 5} <= set(seqs), events
+    assert [seq for seq, subs in events if "b" in subs] == [5], "b asked for what follows 4 only, once"
+    assert [seq for seq, subs in events if "a" in subs] == [3, 4, 5], "a gets each once"
+    assert herald.metric("herald_connections_refused_total", reason="resume_rate") == before
+    # A `since` long after the reconnect is a resume of its own: the bucket is empty.
+    time.sleep(1.2)
+    ws.send_json({"op": "subscribe", "id": "c", "filter": {"type": ["r"]}, "since": 1, "epoch": epoch})
+    ws.send_json({"op": "subscribe", "id": "d", "filter": {"type": ["r"]}, "since": 1, "epoch": epoch})
+    opcode, payload = ws.receive()
+    while opcode != 8:
+        opcode, payload = ws.receive()
+    assert close_wait(payload)[0] == 1013, "a second resume on one connection is charged"
     ws.close()
 
 

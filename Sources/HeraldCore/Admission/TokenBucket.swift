@@ -47,9 +47,12 @@ public struct TokenBucket: Sendable, Equatable {
 
     private mutating func refill(now: UInt64) {
         guard now > last else { return }
-        let elapsed = min(now - last, 3_600_000_000_000)  // an hour fills any bucket
+        let elapsed = now - last
         last = now
-        nanotokens = min(Int64(burst) * 1_000_000_000, nanotokens + Int64(elapsed) * Int64(rate))
+        let full = Int64(burst) * 1_000_000_000
+        // Time enough to fill it: full, without multiplying a long quiet by a high rate.
+        let fillTime = UInt64((full - nanotokens) / Int64(rate)) + 1
+        nanotokens = elapsed >= fillTime ? full : nanotokens + Int64(elapsed) * Int64(rate)
     }
 }
 

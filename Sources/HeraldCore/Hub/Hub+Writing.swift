@@ -49,6 +49,13 @@ extension Hub {
 
     // MARK: - Resume
 
+    /// Whether resuming from `position` would read anything from history: a position at
+    /// or past the last one of this epoch replays nothing (and costs no resume token).
+    public func replays(from position: ResumePosition) -> Bool {
+        if let epoch = position.epoch, epoch != log.epoch { return true }
+        return position.seq < committedThrough
+    }
+
     /// Replays history after `position` for the subscriptions in `slots`, then goes live.
     ///
     /// `seq: 0` asks for everything history still holds, so it never causes a gap. A
@@ -77,11 +84,19 @@ extension Hub {
         if since == 0 { since = (log.oldestPosition ?? committedThrough + 1) - 1 }
         guard since < committedThrough else { return }
         if var catchUp = session.catchUp {
+            // The cursor may move back for the new subscriptions: the others were served
+            // through it already and must not get those events again.
+            session.subscriptionSlots.forEach { slot in
+                catchUp.servedThrough[slot] = max(catchUp.servedThrough[slot] ?? catchUp.floor, catchUp.cursor)
+            }
             catchUp.cursor = min(catchUp.cursor, since)
             catchUp.replaying.formUnion(slots)
+            slots.forEach { slot in catchUp.servedThrough[slot] = since }
             session.catchUp = catchUp
         } else {
-            session.catchUp = CatchUp(cursor: since, floor: session.sentThrough, replaying: slots)
+            var catchUp = CatchUp(cursor: since, floor: session.sentThrough, replaying: slots)
+            slots.forEach { slot in catchUp.servedThrough[slot] = since }
+            session.catchUp = catchUp
         }
         pump(session)
     }
@@ -105,7 +120,9 @@ extension Hub {
             budget -= 1
             let next = catchUp.cursor + 1
             guard let event = log.event(at: next) else {
-                let to = min(committedThrough, (log.oldestPosition ?? committedThrough + 1) - 1)
+                // (At least `next`: a hole inside history — a record the log could not
+                // read — must not move the cursor back.)
+                let to = max(next, min(committedThrough, (log.oldestPosition ?? committedThrough + 1) - 1))
                 let slots = to <= catchUp.floor ? catchUp.replaying : session.subscriptionSlots
                 changeQueue(of: session) { $0.enqueueGap(from: next, to: to, subscriptions: slots, reason: .expired) }
                 metrics.expiredGaps += 1
@@ -114,8 +131,8 @@ extension Hub {
             }
             catchUp.cursor = next
             let floor = catchUp.floor
-            let replaying = catchUp.replaying
-            let matched = matchRetained(event, for: session) { slot in next > floor || replaying.contains(slot) }
+            let servedThrough = catchUp.servedThrough
+            let matched = matchRetained(event, for: session) { slot in next > (servedThrough[slot] ?? floor) }
             if !matched.isEmpty {
                 changeQueue(of: session) { _ = $0.enqueue(event, subscriptions: matched, replayed: true) }
                 session.sentThrough = max(session.sentThrough, event.seq)

@@ -221,6 +221,9 @@ public final class Hub {
             slot, patterns: patterns,
             description: SubscriptionDescription(id: id, encodedID: encodedID, route: route, filter: filter?.value, routeIndex: routeIndex))
         index.add(owner: session.owner, slot: slot, patterns: patterns)
+        // While the session catches up, live events wait in history: this subscription
+        // is owed only what follows the position it is told.
+        session.catchUp?.servedThrough[slot] = committedThrough
         // Only stored events count: one still waiting for the log is delivered after this.
         return Subscribed(slot: slot, position: committedThrough)
     }
@@ -232,6 +235,7 @@ public final class Hub {
         guard let slot = session.slot(of: id) else { return false }
         session.clearSubscription(slot)
         session.catchUp?.replaying.remove(slot)
+        session.catchUp?.servedThrough[slot] = nil
         index.remove(owner: session.owner, slot: slot)
         changeQueue(of: session) { $0.removeSubscription(slot) }
         return true

@@ -169,6 +169,11 @@ struct CatchUp {
     var floor: UInt64
     /// The subscriptions that asked to resume.
     var replaying: SubscriptionSet
+    /// Per subscription, the position through which it is owed nothing more from
+    /// history: its `since`, how far an earlier pass already served it (the cursor can
+    /// move back for a later `since`), or the position a subscription made during the
+    /// catch-up was told. Subscriptions not listed go by `floor`.
+    var servedThrough: [Int: UInt64] = [:]
 }
 
 /// What a transport writes next for a session (`Hub.nextWrite(for:)`).

@@ -27,12 +27,15 @@ final class Admission: Sendable {
             KeyedRateLimiter(rate: limits.ingestEventsPerSecondPerAddress, burst: limits.ingestEventsPerSecondPerAddress))
     }
 
-    /// Counts a new connection from `peer` in, or says why not: the connections held, then
-    /// the rate of new ones (a connection refused for what is held takes no token).
-    func admit(peer: String, now: UInt64) -> AdmissionRefusal? {
-        if let refusal = connections.withLock({ $0.admit(peer: peer) }) { return AdmissionRefusal(held: refusal) }
+    /// Counts a new connection from `peer` in, or says why not (then nothing is counted).
+    func admit(peer: String) -> AdmissionRefusal? {
+        connections.withLock { $0.admit(peer: peer) }.map(AdmissionRefusal.init(held:))
+    }
+
+    /// Takes a new connection out of the node's rate, at its first request (so a connect
+    /// that never sends one costs no token), or says how long to wait.
+    func admitNewConnection(now: UInt64) -> AdmissionRefusal? {
         guard let wait = newConnections.withLock({ $0.admit(now: now) }) else { return nil }
-        connections.withLock { $0.release(peer: peer) }
         return AdmissionRefusal(reason: .newConnectionRate(newConnections.withLock { $0.rate }), retryAfterMs: wait)
     }
 

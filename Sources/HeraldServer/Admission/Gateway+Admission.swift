@@ -9,6 +9,33 @@ extension Gateway {
         return errorResponse(error, fields: retryAfterField(error))
     }
 
+    /// The first request of a connection takes it out of `limits.newConnectionsPerSecond`
+    /// (health and metrics probes excepted: an orchestrator must see the node during a
+    /// storm); returns the refusal (counted), which the connection keeps.
+    func admitFirstRequest(_ request: Request, on connection: Connection) -> AdmissionRefusal? {
+        guard !connection.rateChecked else { return nil }
+        connection.rateChecked = true
+        if ["/healthz", "/readyz", "/metrics"].contains(request.head.path) { return nil }
+        guard let refusal = admission.admitNewConnection(now: MonotonicClock.nanoseconds()) else { return nil }
+        count(refusal)
+        connection.admissionRefusal = refusal
+        return refusal
+    }
+
+    /// What a refused connection's request gets: the refusal, then the connection closes.
+    /// A WebSocket upgrade is accepted to be told with a close 1013 (`WebSocketUpgrade`),
+    /// which a page's script can read, where it cannot read a refused upgrade's status;
+    /// anything else the router would answer for an upgrade (a foreign origin, a bad
+    /// handshake) is answered and the connection closed all the same.
+    func refusedPlan(_ refusal: AdmissionRefusal, for request: Request, on connection: Connection) -> RequestPlan {
+        guard WebSocketHandshake.isUpgrade(request.head) else { return .close(refuseAdmission(refusal)) }
+        switch router.plan(request, connection: connection, gateway: self) {
+        case .stream(let transport, let head): return .stream(transport, head: head)
+        case .respond(let response), .close(let response): return .close(response)
+        default: return .close(refuseAdmission(refusal))
+        }
+    }
+
     /// Counts a refusal in `herald_connections_refused_total`.
     func count(_ refusal: AdmissionRefusal) {
         hub.metrics.connectionsRefused[refusal.metricReason, default: 0] += 1
@@ -26,8 +53,10 @@ extension Gateway {
         return nil
     }
 
-    /// Takes a resume out of `limits.resumesPerSecond`, or returns the refusal (counted).
-    func admitResume() -> AdmissionRefusal? {
+    /// Takes a resume from `position` out of `limits.resumesPerSecond` — none when it
+    /// would replay nothing — or returns the refusal (counted).
+    func admitResume(from position: ResumePosition) -> AdmissionRefusal? {
+        guard hub.replays(from: position) else { return nil }
         guard let refusal = admission.admitResume(now: MonotonicClock.nanoseconds()) else { return nil }
         count(refusal)
         return refusal
@@ -85,12 +114,14 @@ extension Gateway {
 }
 
 /// Which refusals are logged: the first of each kind, then at most one every `interval`,
-/// counting those in between. Holds at most `maxKinds` kinds (JWT subjects are not a
-/// closed set); past that it starts over.
+/// counting those in between. Holds about `maxKinds` kinds (JWT subjects are not a
+/// closed set): past that, kinds quiet for an interval are forgotten, and while all are
+/// recent new ones are logged together as one.
 struct RefusalLog {
     private var kinds: [String: (loggedAt: UInt64, unlogged: Int)] = [:]
     static let interval: UInt64 = 10_000_000_000
     static let maxKinds = 1024
+    static let others = "(other publishers)"
 
     /// nil: not logged now (counted). Otherwise log it, with how many were not logged before.
     mutating func admit(_ kind: String, now: UInt64) -> Int? {
@@ -98,7 +129,11 @@ struct RefusalLog {
             kinds[kind] = (entry.loggedAt, entry.unlogged + 1)
             return nil
         }
-        if kinds.count >= Self.maxKinds { kinds.removeAll(keepingCapacity: true) }
+        if kinds[kind] == nil, kinds.count >= Self.maxKinds {
+            kinds = kinds.filter { now &- $0.value.loggedAt < Self.interval }
+            // Still full of recent kinds: the rest share one kind, so the pace holds.
+            if kinds.count >= Self.maxKinds, kind != Self.others { return admit(Self.others, now: now) }
+        }
         let unlogged = kinds[kind]?.unlogged ?? 0
         kinds[kind] = (now, 0)
         return unlogged

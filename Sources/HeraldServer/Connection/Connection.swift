@@ -22,9 +22,15 @@ final class Connection {
     let peer: String
     /// Accepted on the plain-HTTP port `tls.redirectPort`: every request is redirected to HTTPS.
     let redirectsToTLS: Bool
-    /// Why `Admission` did not count it in (its first request is answered 503 and it
-    /// closes); nil: counted in, and counted out when it closes.
+    /// Why `Admission` refused it (past a connection count when it opened, or past the
+    /// new-connection rate at its first request): its first request is answered with the
+    /// refusal and it closes.
     var admissionRefusal: AdmissionRefusal?
+    /// Counted in `Admission`'s connection counts when it opened (and counted out when it
+    /// closes).
+    var countedPeer = false
+    /// Its first request has been looked at for `limits.newConnectionsPerSecond`.
+    var rateChecked = false
     /// The JWT subject this stream is counted for (`limits.maxConnectionsPerSubject`).
     var countedSubject: String?
     var mode: Mode = .http

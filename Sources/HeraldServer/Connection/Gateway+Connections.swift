@@ -12,8 +12,8 @@ extension Gateway {
             id: nextConnectionID, socket: socket, now: now, headLimits: config.limits.head, redirectsToTLS: redirectsToTLS)
         nextConnectionID += 1
         connections[connection.id] = connection
-        connection.admissionRefusal = admission.admit(peer: connection.peer, now: now)
-        if let refusal = connection.admissionRefusal { count(refusal) }
+        connection.admissionRefusal = admission.admit(peer: connection.peer)
+        if let refusal = connection.admissionRefusal { count(refusal) } else { connection.countedPeer = true }
         return connection
     }
 
@@ -73,7 +73,7 @@ extension Gateway {
 
     func closed(_ connection: Connection) {
         connections[connection.id] = nil
-        if connection.admissionRefusal == nil { admission.release(peer: connection.peer) }
+        if connection.countedPeer { admission.release(peer: connection.peer) }
         releaseStream(on: connection)
         if case .http = connection.mode {
             if connection.http.listedAwaitingCommit { connectionsAwaitingCommit.removeAll { $0 === connection } }
@@ -218,10 +218,8 @@ extension Gateway {
         let plan: RequestPlan
         if draining {
             plan = .close(errorResponse(HeraldError(.shuttingDown, "the gateway is shutting down")))
-        } else if let refusal = connection.admissionRefusal, !WebSocketHandshake.isUpgrade(request.head) {
-            // (A WebSocket is upgraded to be told with a close 1013, which a browser's
-            // script can read; a refused upgrade's status it cannot.)
-            plan = .close(refuseAdmission(refusal))
+        } else if let refusal = connection.admissionRefusal ?? admitFirstRequest(request, on: connection) {
+            plan = refusedPlan(refusal, for: request, on: connection)
         } else if connection.redirectsToTLS {
             plan = tlsRedirect(request)
         } else {

@@ -65,8 +65,13 @@ struct SSEEndpoint: Endpoint {
         } catch {
             return .respond(gateway.errorResponse(error))
         }
-        if resumeFrom != nil, let refusal = gateway.admitResume() { return .respond(gateway.refuseAdmission(refusal)) }
-        if let refusal = gateway.admitStream(of: credentials, on: connection) { return .respond(gateway.refuseAdmission(refusal)) }
+        if let refusal = gateway.admitStream(of: credentials, on: connection) {
+            return .close(gateway.refuseAdmission(refusal))
+        }
+        if let resumeFrom, let refusal = gateway.admitResume(from: resumeFrom) {
+            gateway.releaseStream(on: connection)
+            return .close(gateway.refuseAdmission(refusal))
+        }
         let session = hub.openSession(transport: .sse, remote: connection.peer, credentials: credentials, route: route)
         do throws(HeraldError) {
             let subscribed = try hub.subscribe(session, id: "sse", route: route, filter: filter)

@@ -27,9 +27,11 @@ final class WebSocketTransport: StreamTransport {
     /// not listening to its `rate_limited` errors and the session closes (1008).
     private var refusedInARow = 0
     static let maxRefusedInARow = 100
-    /// Whether this connection's resume was taken out of `limits.resumesPerSecond` (once
-    /// per connection, however many subscriptions resume on it).
-    private var resumeAdmitted = false
+    /// Until when `since` subscriptions share the token of the connection's first resume:
+    /// a client that reconnects resubscribes everything at once (herald.js does), and
+    /// that is one resume; a `since` later on takes a token of its own.
+    private var resumeBurstUntil: UInt64 = 0
+    static let resumeBurstNanoseconds: UInt64 = 1_000_000_000
 
     init(session: Session, maxMessageBytes: Int, peer: String, limits: HeraldConfig.Limits) {
         self.session = session
@@ -112,6 +114,16 @@ final class WebSocketTransport: StreamTransport {
         }
     }
 
+    /// Takes a `since` subscription out of `limits.resumesPerSecond`, unless it replays
+    /// nothing or comes within a second of the connection's first resume.
+    private func admitResume(from position: ResumePosition, _ gateway: Gateway) -> AdmissionRefusal? {
+        let now = MonotonicClock.nanoseconds()
+        if now < resumeBurstUntil { return nil }
+        if let refusal = gateway.admitResume(from: position) { return refusal }
+        if resumeBurstUntil == 0 { resumeBurstUntil = now + Self.resumeBurstNanoseconds }
+        return nil
+    }
+
     /// Takes one message or op out of `limit`'s bucket; nil when admitted, else the wait.
     private func take(_ limit: Admission.Limit) -> UInt64? {
         let now = MonotonicClock.nanoseconds()
@@ -152,17 +164,14 @@ final class WebSocketTransport: StreamTransport {
         refusedInARow = 0
         switch message {
         case .subscribe(let id, let filter, let route, let since):
-            if since != nil, !resumeAdmitted {
-                if let refusal = gateway.admitResume() {
+            do throws(HeraldError) {
+                let pattern = try filter.map { value throws(HeraldError) in try Pattern(value, limits: gateway.config.limits.pattern) }
+                let subscribed = try hub.subscribe(session, id: id, route: route, filter: pattern)
+                if let since, let refusal = admitResume(from: since, gateway) {
                     // A reconnect storm: come back later (herald.js waits this out), resuming.
                     hub.close(session, code: .tryAgainLater, reason: refusal.closeReason, immediately: false)
                     return
                 }
-                resumeAdmitted = true
-            }
-            do throws(HeraldError) {
-                let pattern = try filter.map { value throws(HeraldError) in try Pattern(value, limits: gateway.config.limits.pattern) }
-                let subscribed = try hub.subscribe(session, id: id, route: route, filter: pattern)
                 reply(WireFormat.subscribed(id: id, position: subscribed.position, epoch: hub.epoch), gateway)
                 if let since { hub.resume(session, from: since, slots: SubscriptionSet(slot: subscribed.slot)) }
             } catch {
