@@ -195,9 +195,11 @@ public struct HeraldConfig: Sendable {
         /// Of those, `subscribe` and `publish` ops per second (burst: two seconds' worth).
         public var webSocketSubscribesPerSecond = 100
         public var webSocketPublishesPerSecond = 500
-        /// Reconnect storms, node-wide (burst: one second's worth): new connections, and
-        /// resumes (an SSE request with a last event id, the first WebSocket subscription
-        /// with `since`). Past them 503 / close 1013 with a wait jittered over the wave.
+        /// Reconnect storms, node-wide (burst: one second's worth): new connections (at
+        /// their first request; probes are free), and resumes (an SSE stream or WebSocket
+        /// subscription whose position asks for history; the `since`s a WebSocket sends
+        /// within a second of its first resume share its token). Past them 503 / close
+        /// 1013 with a wait jittered over the wave.
         public var newConnectionsPerSecond = 20_000
         public var resumesPerSecond = 1_000
 

@@ -164,8 +164,8 @@ public struct SubscriptionDescription: Sendable {
 struct CatchUp {
     /// The last sequence number handled for this client.
     var cursor: UInt64
-    /// Events up to here were already queued live for the client's other subscriptions;
-    /// among them only those matching `replaying` are sent again.
+    /// Events up to here were already queued live for the client's other subscriptions:
+    /// a subscription without an entry in `servedThrough` is owed only what follows.
     var floor: UInt64
     /// The subscriptions that asked to resume.
     var replaying: SubscriptionSet

@@ -10,6 +10,7 @@ final class Admission: Sendable {
     private let connections: Mutex<ConnectionAdmission>
     private let newConnections: Mutex<WaveLimiter>
     private let resumes: Mutex<WaveLimiter>
+    private let limits: HeraldConfig.Limits
     private let ingestByPublisher: Mutex<KeyedRateLimiter<String>>
     private let ingestByAddress: Mutex<KeyedRateLimiter<String>>
 
@@ -18,6 +19,7 @@ final class Admission: Sendable {
             ConnectionAdmission(
                 maxTotal: limits.maxConnections, maxPerAddress: limits.maxConnectionsPerAddress,
                 maxPerSubject: limits.maxConnectionsPerSubject))
+        self.limits = limits
         let now = MonotonicClock.nanoseconds()
         newConnections = Mutex(WaveLimiter(rate: limits.newConnectionsPerSecond, now: now))
         resumes = Mutex(WaveLimiter(rate: limits.resumesPerSecond, now: now))
@@ -36,7 +38,7 @@ final class Admission: Sendable {
     /// that never sends one costs no token), or says how long to wait.
     func admitNewConnection(now: UInt64) -> AdmissionRefusal? {
         guard let wait = newConnections.withLock({ $0.admit(now: now) }) else { return nil }
-        return AdmissionRefusal(reason: .newConnectionRate(newConnections.withLock { $0.rate }), retryAfterMs: wait)
+        return AdmissionRefusal(reason: .newConnectionRate(limits.newConnectionsPerSecond), retryAfterMs: wait)
     }
 
     func release(peer: String) { connections.withLock { $0.release(peer: peer) } }
@@ -45,7 +47,7 @@ final class Admission: Sendable {
     /// resume rate, or says how long to wait.
     func admitResume(now: UInt64) -> AdmissionRefusal? {
         guard let wait = resumes.withLock({ $0.admit(now: now) }) else { return nil }
-        return AdmissionRefusal(reason: .resumeRate(resumes.withLock { $0.rate }), retryAfterMs: wait)
+        return AdmissionRefusal(reason: .resumeRate(limits.resumesPerSecond), retryAfterMs: wait)
     }
 
     /// Counts a stream of a JWT subject in, or says why not.
