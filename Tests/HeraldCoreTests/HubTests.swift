@@ -199,6 +199,48 @@ import Testing
         #expect(out == ["replay 1001 b"], "only what follows its position, read from history in turn: \(out.prefix(3))")
     }
 
+    @Test func liveDeliveriesAreCheckedAgainstTheirRoutesDeadlineAndMissesSplitByCause() throws {
+        let hub = makeHub {
+            $0.routes[0].deadlineMs = 5
+            $0.delivery.deadlineMs = 50
+        }
+        let client = session(hub)
+        try subscribe(hub, client, "chat", nil, route: "chat")
+        try subscribe(hub, client, "mine", #"{"type":["mine"]}"#)
+        /// Writes what is queued `after` seconds from now, as a transport does.
+        func deliver(after seconds: Double, clientBehind: Bool = false) {
+            clock.advance(seconds: seconds)
+            while case .entry(.event(let event, let subs, let replayed)) = hub.nextWrite(for: client) {
+                hub.recordDelivery(
+                    event, subscriptions: subs, to: client, replayed: replayed, clientBehind: clientBehind, now: clock.nanoseconds)
+            }
+        }
+        publish(hub, #"{"type":"chat"}"#)
+        deliver(after: 0.004)  // within 5 ms
+        publish(hub, #"{"type":"chat"}"#)
+        deliver(after: 0.006)  // the gateway was late
+        publish(hub, #"{"type":"chat"}"#)
+        deliver(after: 0.020, clientBehind: true)  // the client was
+        publish(hub, #"{"type":"mine"}"#)
+        deliver(after: 0.020)  // ad-hoc filters: 50 ms
+        let chat = hub.metrics.routes[0]
+        let adHoc = hub.metrics.routes[hub.metrics.adHocRoute]
+        #expect(chat.deadline == 5_000_000 && adHoc.deadline == 50_000_000)
+        #expect(chat.met == 1 && chat.missedGateway == 1 && chat.missedSlowClient == 1 && chat.missed == 2)
+        #expect(adHoc.met == 1 && adHoc.missed == 0)
+        #expect(chat.latency.bounds.contains(0.005), "the deadline is a bucket bound: the histogram counts exactly what met it")
+        // A replay is not a live delivery: no deadline.
+        let late = session(hub)
+        try subscribe(hub, late, "chat", nil, route: "chat", since: 0)
+        clock.advance(seconds: 1)
+        while case .entry(.event(let event, let subs, let replayed)) = hub.nextWrite(for: late) {
+            #expect(replayed)
+            hub.recordDelivery(event, subscriptions: subs, to: late, replayed: replayed, now: clock.nanoseconds)
+        }
+        #expect(hub.metrics.routes[0].met + hub.metrics.routes[0].missed == 3, "replays are counted apart")
+        #expect(hub.metrics.replayed[.webSocket] == 3)
+    }
+
     @Test func sinceZeroNeverGapsAndAPositionOlderThanHistoryDoes() throws {
         let hub = makeHub { $0.history = HistoryLimits(maxEvents: 3) }
         for n in 1...8 { publish(hub, #"{"type":"chat","n":\#(n)}"#) }

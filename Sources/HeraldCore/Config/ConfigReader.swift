@@ -299,7 +299,9 @@ struct ConfigReader {
             }
             var pattern: Pattern?
             var queue: QueueLimits?
-            for field in object(member.value, p, allowed: ["pattern", "description", "queue"]) {
+            var deadlineMs: Int?
+            for field in object(member.value, p, allowed: ["pattern", "description", "queue", "deadlineMs"]) {
+                if field.key == "deadlineMs" { deadlineMs = int(field.value, "\(p).deadlineMs", in: 1...600_000) }
                 if field.key == "pattern" {
                     do throws(HeraldError) {
                         pattern = try Pattern(field.value, limits: patternLimits)
@@ -314,7 +316,7 @@ struct ConfigReader {
                 }
             }
             if let pattern {
-                routes.append(.init(name: member.key, pattern: pattern, queue: queue))
+                routes.append(.init(name: member.key, pattern: pattern, queue: queue, deadlineMs: deadlineMs))
             } else if member.value.objectMembers != nil, member.value["pattern"] == nil {
                 fail("\(p).pattern", "is required")
             }
@@ -323,9 +325,17 @@ struct ConfigReader {
     }
 
     private mutating func readDelivery(_ value: JSONValue, _ path: String, into delivery: inout HeraldConfig.Delivery) {
-        for member in object(value, path, allowed: ["queue", "heartbeatSeconds", "pingSeconds", "idleTimeoutSeconds"]) {
+        let keys: Set<String> = ["queue", "heartbeatSeconds", "pingSeconds", "idleTimeoutSeconds", "deadlineMs", "deadlineMissBudget"]
+        for member in object(value, path, allowed: keys) {
             let p = "\(path).\(member.key)"
             switch member.key {
+            case "deadlineMs": if let n = int(member.value, p, in: 1...600_000) { delivery.deadlineMs = n }
+            case "deadlineMissBudget":
+                if case .number(let share) = member.value, share >= 0, share <= 1 {
+                    delivery.deadlineMissBudget = share
+                } else {
+                    fail(p, "must be a number in 0...1 (a share: 0.001 is 0.1 %)")
+                }
             case "heartbeatSeconds": if let n = int(member.value, p, in: 1...3600) { delivery.heartbeatSeconds = n }
             case "pingSeconds": if let n = int(member.value, p, in: 1...3600) { delivery.pingSeconds = n }
             case "idleTimeoutSeconds": if let n = int(member.value, p, in: 2...86400) { delivery.idleTimeoutSeconds = n }

@@ -121,16 +121,25 @@ public struct HeraldConfig: Sendable {
         }
     }
 
+    /// The deadline of each route, then of ad-hoc filters, in nanoseconds: the order of
+    /// `GatewayMetrics.routes`.
+    public var routeDeadlines: [UInt64] {
+        (routes.map { $0.deadlineMs ?? delivery.deadlineMs } + [delivery.deadlineMs]).map { UInt64($0) * 1_000_000 }
+    }
+
     /// A named pattern clients subscribe to by name.
     public struct Route: Sendable, Equatable {
         public var name: String
         public var pattern: Pattern
         /// Queue bound and policy for clients that subscribe through this route, when set.
         public var queue: QueueLimits?
-        public init(name: String, pattern: Pattern, queue: QueueLimits? = nil) {
+        /// The delivery deadline of the route (`delivery.deadlineMs` when unset).
+        public var deadlineMs: Int?
+        public init(name: String, pattern: Pattern, queue: QueueLimits? = nil, deadlineMs: Int? = nil) {
             self.name = name
             self.pattern = pattern
             self.queue = queue
+            self.deadlineMs = deadlineMs
         }
     }
 
@@ -143,6 +152,13 @@ public struct HeraldConfig: Sendable {
         public var pingSeconds = 20
         /// A WebSocket that sends nothing (not even a pong) for this long is closed.
         public var idleTimeoutSeconds = 60
+        /// What "on time" means: a live delivery should reach the client's socket (the
+        /// kernel accepting its bytes) within this of the event's acceptance. Routes may
+        /// state their own; this one holds for ad-hoc filters and routes without one.
+        public var deadlineMs = 100
+        /// The share of a route's live deliveries that may miss its deadline (0.001 =
+        /// 0.1 %) before the route counts as late.
+        public var deadlineMissBudget = 0.001
     }
 
     /// Input limits (DESIGN §8).

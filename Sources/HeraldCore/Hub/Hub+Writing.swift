@@ -30,20 +30,29 @@ extension Hub {
     }
 
     /// Counts an event written to a client. A live delivery counts per transport and
-    /// route with its latency; a replay from history counts apart, without latency (its
-    /// age says how long the client was away, not how fast the gateway is).
-    public func recordDelivery(_ event: Event, subscriptions: SubscriptionSet, to session: Session, replayed: Bool, now: UInt64) {
+    /// route with its latency, checked against each route's deadline; a replay from
+    /// history counts apart, without latency or deadline (its age says how long the
+    /// client was away, not how fast the gateway is). `clientBehind`: the connection had
+    /// a write after the event arrived and this event was not in it — it waited in the
+    /// client's queue behind earlier ones, so a miss is the client's; otherwise this is
+    /// the first write since, and a miss is the time the gateway took to get to it.
+    public func recordDelivery(
+        _ event: Event, subscriptions: SubscriptionSet, to session: Session, replayed: Bool, clientBehind: Bool = false, now: UInt64
+    ) {
         session.sent += 1
         if replayed {
             metrics.replayed[session.transport] += 1
             return
         }
         metrics.delivered[session.transport] += 1
-        let latency = metrics.timingEnabled ? Double(now &- event.acceptedAt) / 1e9 : 0
+        let nanoseconds = now &- event.acceptedAt
+        let latency = metrics.timingEnabled ? Double(nanoseconds) / 1e9 : 0
         if metrics.timingEnabled { metrics.deliveryLatency.observe(latency) }
         session.routes(of: subscriptions).forEach { route in
             metrics.routes[route].delivered += 1
-            if metrics.timingEnabled { metrics.routes[route].latency.observe(latency) }
+            guard metrics.timingEnabled else { return }
+            metrics.routes[route].latency.observe(latency)
+            metrics.routes[route].checkDeadline(latency: nanoseconds, clientBehind: clientBehind)
         }
     }
 

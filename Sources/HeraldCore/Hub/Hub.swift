@@ -101,7 +101,8 @@ public final class Hub {
         self.clock = clock
         self.log = log ?? InMemoryEventLog(limits: config.history)
         self.broker = broker
-        self.metrics = GatewayMetrics(routeNames: config.routes.map(\.name), timingEnabled: config.metrics.timing)
+        self.metrics = GatewayMetrics(
+            routeNames: config.routes.map(\.name), deadlines: config.routeDeadlines, timingEnabled: config.metrics.timing)
         self.dedup = Deduplicator(windowSeconds: config.dedup.windowSeconds, maxEntries: config.dedup.maxEntries)
         var paths: [FieldPath] = []
         for key in [config.delivery.queue.coalesceKey] + config.routes.map(\.queue?.coalesceKey) {

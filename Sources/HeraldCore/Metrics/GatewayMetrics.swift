@@ -14,11 +14,39 @@ public struct GatewayMetrics: Sendable {
     /// Counters of one named route (or of ad-hoc filters, the route "").
     public struct Route: Sendable {
         public let name: String
+        /// Its delivery deadline, in nanoseconds.
+        public let deadline: UInt64
         public var matched: UInt64 = 0
         public var delivered: UInt64 = 0
         public var dropped: UInt64 = 0
-        public var latency = Histogram.latency()
-        public init(name: String) { self.name = name }
+        /// Live deliveries within the deadline, and past it — split by where the time went:
+        /// waiting in the client's queue behind earlier events after the connection had
+        /// a write since the event arrived (a slow client), or before the first write
+        /// since (a busy gateway).
+        public var met: UInt64 = 0
+        public var missedSlowClient: UInt64 = 0
+        public var missedGateway: UInt64 = 0
+        /// Latency of live deliveries, with the deadline among the bucket bounds.
+        public var latency: Histogram
+
+        public init(name: String, deadline: UInt64 = 100_000_000) {
+            self.name = name
+            self.deadline = deadline
+            latency = Histogram.latency(including: Double(deadline) / 1e9)
+        }
+
+        public var missed: UInt64 { missedSlowClient + missedGateway }
+
+        /// Counts one live delivery of `latency` nanoseconds against the deadline.
+        mutating func checkDeadline(latency: UInt64, clientBehind: Bool) {
+            if latency <= deadline {
+                met += 1
+            } else if clientBehind {
+                missedSlowClient += 1
+            } else {
+                missedGateway += 1
+            }
+        }
     }
 
     /// Time the hot path (delivery latency, match duration); counters are always kept.
@@ -58,9 +86,13 @@ public struct GatewayMetrics: Sendable {
     /// One entry per configured route, then one for ad-hoc filters (name "").
     public var routes: [Route]
 
-    public init(routeNames: [String], timingEnabled: Bool = true) {
+    /// `deadlines`: one per route, then one for ad-hoc filters (`HeraldConfig.routeDeadlines`).
+    public init(routeNames: [String], deadlines: [UInt64]? = nil, timingEnabled: Bool = true) {
         self.timingEnabled = timingEnabled
-        routes = (routeNames + [""]).map(Route.init)
+        let names = routeNames + [""]
+        let deadlines = deadlines ?? Array(repeating: 100_000_000, count: names.count)
+        precondition(deadlines.count == names.count, "one deadline per route and one for ad-hoc filters")
+        routes = zip(names, deadlines).map { Route(name: $0, deadline: $1) }
     }
 
     /// Index of the ad-hoc ("") route entry.
@@ -93,6 +125,9 @@ public struct GatewayMetrics: Sendable {
             routes[index].matched += route.matched
             routes[index].delivered += route.delivered
             routes[index].dropped += route.dropped
+            routes[index].met += route.met
+            routes[index].missedSlowClient += route.missedSlowClient
+            routes[index].missedGateway += route.missedGateway
             routes[index].latency.add(route.latency)
         }
     }

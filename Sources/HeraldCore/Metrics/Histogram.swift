@@ -22,6 +22,13 @@ public struct Histogram: Sendable, Equatable {
         Histogram(bounds: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5])
     }
 
+    /// `latency()`'s buckets with `bound` among them (a route's deadline, so that its
+    /// histogram says exactly how many deliveries were within it).
+    public static func latency(including bound: Double) -> Histogram {
+        let standard = latency().bounds
+        return Histogram(bounds: standard.contains(bound) ? standard : (standard + [bound]).sorted())
+    }
+
     /// 1 µs to 10 ms, for matching one event.
     public static func matchDuration() -> Histogram {
         Histogram(bounds: [0.000001, 0.0000025, 0.000005, 0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.01])

@@ -31,6 +31,9 @@ final class Connection {
     var countedPeer = false
     /// Its first request has been looked at for `limits.newConnectionsPerSecond`.
     var rateChecked = false
+    /// When the stream's latest write began: a delivery written in a later write than
+    /// the first one after its event arrived waited behind earlier ones (a slow client).
+    var lastWriteAt: UInt64 = 0
     /// The JWT subject this stream is counted for (`limits.maxConnectionsPerSubject`).
     var countedSubject: String?
     var mode: Mode = .http

@@ -25,8 +25,9 @@ protocol StreamTransport: AnyObject {
     /// (a WebSocket pong).
     func beginWrite(into buffer: WriteBuffer)
 
-    /// Appends the bytes of one of the session's writes.
-    func encode(_ write: SessionWrite, into buffer: WriteBuffer, gateway: Gateway, now: UInt64)
+    /// Appends the bytes of one of the session's writes; `previousWriteAt`: when the
+    /// connection's previous write began (see `Hub.recordDelivery`).
+    func encode(_ write: SessionWrite, into buffer: WriteBuffer, gateway: Gateway, now: UInt64, previousWriteAt: UInt64)
 }
 
 extension Gateway {
@@ -36,10 +37,12 @@ extension Gateway {
     func fillStream(_ transport: any StreamTransport, on connection: Connection, into output: WriteBuffer) {
         transport.beginWrite(into: output)
         let now = MonotonicClock.nanoseconds()
+        let previousWriteAt = connection.lastWriteAt
+        connection.lastWriteAt = now
         while output.count < writeBudget {
             let write = hub.nextWrite(for: transport.session)
             if case .idle = write { break }
-            transport.encode(write, into: output, gateway: self, now: now)
+            transport.encode(write, into: output, gateway: self, now: now, previousWriteAt: previousWriteAt)
             if case .close = write {
                 connection.closeAfterOutput = true
                 break

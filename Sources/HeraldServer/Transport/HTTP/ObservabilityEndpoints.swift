@@ -177,6 +177,28 @@ extension Gateway {
         out.family(
             "herald_route_delivery_latency_seconds", type: "histogram", help: "Delivery latency of events written through the route.")
         for route in metrics.routes { out.histogram("herald_route_delivery_latency_seconds", [("route", route.name)], route.latency) }
+        out.family(
+            "herald_route_deadline_seconds", type: "gauge",
+            help: "The route's delivery deadline (routes.<name>.deadlineMs, else delivery.deadlineMs; route \"\": ad-hoc filters).")
+        for route in metrics.routes {
+            out.sample("herald_route_deadline_seconds", [("route", route.name)], Double(route.deadline) / 1e9)
+        }
+        out.family(
+            "herald_deadline_deliveries_total", type: "counter",
+            help: "Live deliveries within (met) and past (missed) their route's deadline; replays are not counted.")
+        for route in metrics.routes {
+            out.sample("herald_deadline_deliveries_total", [("route", route.name), ("result", "met")], Double(route.met))
+            out.sample("herald_deadline_deliveries_total", [("route", route.name), ("result", "missed")], Double(route.missed))
+        }
+        out.family(
+            "herald_deadline_missed_total", type: "counter",
+            help:
+                "Missed deadlines by cause: slow_client (it waited in the client's queue past a write that did not include it) or gateway (the first write after it arrived came late)."
+        )
+        for route in metrics.routes {
+            out.sample("herald_deadline_missed_total", [("route", route.name), ("cause", "slow_client")], Double(route.missedSlowClient))
+            out.sample("herald_deadline_missed_total", [("route", route.name), ("cause", "gateway")], Double(route.missedGateway))
+        }
 
         out.family(
             "herald_tls_certificate_reloads_total", type: "counter",

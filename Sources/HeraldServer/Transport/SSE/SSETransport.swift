@@ -18,12 +18,14 @@ final class SSETransport: StreamTransport {
 
     func beginWrite(into buffer: WriteBuffer) {}
 
-    func encode(_ write: SessionWrite, into buffer: WriteBuffer, gateway: Gateway, now: UInt64) {
+    func encode(_ write: SessionWrite, into buffer: WriteBuffer, gateway: Gateway, now: UInt64, previousWriteAt: UInt64) {
         switch write {
         case .keepalive:
             buffer.append(WireFormat.sseHeartbeat)
         case .entry(.event(let event, let subscriptions, let replayed)):
-            gateway.hub.recordDelivery(event, subscriptions: subscriptions, to: session, replayed: replayed, now: now)
+            gateway.hub.recordDelivery(
+                event, subscriptions: subscriptions, to: session, replayed: replayed,
+                clientBehind: previousWriteAt > event.acceptedAt, now: now)
             buffer.append(event.sseFrame)
         case .entry(.control(let bytes)):
             buffer.append(bytes)

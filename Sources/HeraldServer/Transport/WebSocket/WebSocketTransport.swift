@@ -269,13 +269,15 @@ final class WebSocketTransport: StreamTransport {
         pendingPong = nil
     }
 
-    func encode(_ write: SessionWrite, into buffer: WriteBuffer, gateway: Gateway, now: UInt64) {
+    func encode(_ write: SessionWrite, into buffer: WriteBuffer, gateway: Gateway, now: UInt64, previousWriteAt: UInt64) {
         switch write {
         case .keepalive:
             // A 2-byte payload: some clients report only non-empty pongs.
             buffer.appendWebSocketFrame(opcode: WebSocketFrame.ping, payload: Self.pingPayload)
         case .entry(.event(let event, let subscriptions, let replayed)):
-            gateway.hub.recordDelivery(event, subscriptions: subscriptions, to: session, replayed: replayed, now: now)
+            gateway.hub.recordDelivery(
+                event, subscriptions: subscriptions, to: session, replayed: replayed,
+                clientBehind: previousWriteAt > event.acceptedAt, now: now)
             let head: StaticString = #"{"type":"event","subs":["#
             var idsLength = 0
             subscriptions.forEach { slot in idsLength += (session.descriptions[slot]?.encodedID.count ?? 0) + 1 }

@@ -1,0 +1,77 @@
+"""Delivery deadlines (`routes.<name>.deadlineMs`, `delivery.deadlineMs`): each live
+delivery is checked against its route's deadline when the kernel takes its bytes, a miss
+is put down to the client when the event waited in its queue past a write that did not
+include it and to the gateway otherwise, replays are not counted, and the route's latency histogram has the deadline
+among its bounds, so "within the deadline" is exactly one of its buckets."""
+import json
+import time
+
+from support import ws_connect
+
+
+def deadline_figures(herald, route):
+    samples = herald.metrics()
+    def value(name, **labels):
+        return samples.get((name, frozenset({"route": route, **labels}.items())), 0)
+    return {
+        "met": value("herald_deadline_deliveries_total", result="met"),
+        "missed": value("herald_deadline_deliveries_total", result="missed"),
+        "slow_client": value("herald_deadline_missed_total", cause="slow_client"),
+        "gateway": value("herald_deadline_missed_total", cause="gateway"),
+        "deadline": value("herald_route_deadline_seconds"),
+        "delivered": value("herald_route_delivered_total"),
+        "within": value("herald_route_delivery_latency_seconds_bucket", le="0.005"),
+        "count": value("herald_route_delivery_latency_seconds_count"),
+    }
+
+
+def test_a_stalled_client_misses_its_routes_deadline_and_is_blamed_while_a_calm_route_meets_its_own(make_herald):
+    herald = make_herald(
+        routes={"fast": {"pattern": {"type": ["big"]}, "deadlineMs": 5},
+                "calm": {"pattern": {"type": ["calm"]}, "deadlineMs": 60000}},
+        delivery={"queue": {"maxMessages": 1000, "maxBytes": 64 << 20, "policy": "drop-oldest"}})
+    # A subscriber that never reads, with a small receive buffer: once the kernel holds
+    # what it can, every later event waits behind bytes the client has not taken.
+    stalled, _ = ws_connect(herald, receive_buffer=4096)
+    stalled.send_json({"op": "subscribe", "id": "s", "route": "fast"})
+    reader, _ = ws_connect(herald)
+    reader.send_json({"op": "subscribe", "id": "c", "route": "calm"})
+    assert reader.receive_json()["type"] == "subscribed"
+    time.sleep(0.2)
+    payload = "x" * 100_000
+    for n in range(40):
+        assert herald.publish(json.dumps({"type": "big", "n": n, "payload": payload})).status == 202
+        assert herald.publish(json.dumps({"type": "calm", "n": n})).status == 202
+    for n in range(40):
+        message = reader.receive_json()
+        assert message["type"] == "event" and message["event"]["n"] == n
+    # Half a second later the slow client reads at last: what waited behind its full
+    # socket is written now, long past 5 ms, and put down to the client.
+    time.sleep(0.5)
+    assert stalled.receive_json()["type"] == "subscribed"
+    for n in range(40):
+        assert stalled.receive_json(timeout=10)["event"]["n"] == n
+    time.sleep(0.2)
+    fast, calm = deadline_figures(herald, "fast"), deadline_figures(herald, "calm")
+    assert fast["deadline"] == 0.005 and calm["deadline"] == 60
+    # Every live delivery is counted once, as met or missed, and "met" is exactly the
+    # histogram's bucket at the deadline.
+    assert fast["met"] + fast["missed"] == fast["delivered"] == fast["count"] == 40, fast
+    assert fast["met"] == fast["within"], fast
+    assert fast["missed"] == fast["slow_client"] + fast["gateway"]
+    assert fast["slow_client"] >= 1, f"the stalled client's late events are its own: {fast}"
+    assert calm["met"] == calm["delivered"] == 40 and calm["missed"] == 0, calm
+    # A replay is not a live delivery: reading history back adds nothing to the deadline
+    # figures, only to the replay counter.
+    replayed_before = herald.metric("herald_replayed_total", transport="ws") or 0
+    late, _ = ws_connect(herald)
+    late.send_json({"op": "subscribe", "id": "r", "route": "calm", "since": 0})
+    assert late.receive_json()["type"] == "subscribed"
+    for n in range(40):
+        assert late.receive_json()["event"]["n"] == n
+    time.sleep(0.2)
+    after = deadline_figures(herald, "calm")
+    assert after["met"] + after["missed"] == 40, after
+    assert herald.metric("herald_replayed_total", transport="ws") == replayed_before + 40
+    for ws in (stalled, reader, late):
+        ws.close()
