@@ -153,7 +153,9 @@ extension Gateway {
                     decoded = try connection.input.withUnread { (bytes) throws(HeraldError) in try connection.http.decoder.decodeHead(bytes)
                     }
                 } catch {
-                    respondAndClose(connection, errorResponse(error))
+                    // Too much unfinished input gateway-wide is temporary: say when to retry.
+                    let retry: [(name: String, value: String)] = error.code == .overloaded ? [("retry-after", "1")] : []
+                    respondAndClose(connection, errorResponse(error, fields: retry))
                     break reading
                 }
                 guard let decoded else { break reading }
@@ -169,7 +171,9 @@ extension Gateway {
                         break reading
                     }
                 } catch {
-                    respondAndClose(connection, errorResponse(error))
+                    // Too much unfinished input gateway-wide is temporary: say when to retry.
+                    let retry: [(name: String, value: String)] = error.code == .overloaded ? [("retry-after", "1")] : []
+                    respondAndClose(connection, errorResponse(error, fields: retry))
                     break reading
                 }
                 startAwaitingHead(connection)
@@ -297,17 +301,17 @@ extension Gateway {
             pendingInputBytes - connection.chargedInputBytes + read.request.body.count > config.limits.maxPendingInputBytesTotal
         {
             read.handler.refused(.overloaded, gateway: self)
-            throw HeraldError(.overloaded, "the gateway holds too much unfinished input; retry later")
+            throw Self.tooMuchUnfinishedInput
         }
         return read.reader.isComplete
     }
 
     private func refuseOverloaded(_ connection: Connection, _ handler: any BodyHandler) {
         handler.refused(.overloaded, gateway: self)
-        let response = errorResponse(
-            HeraldError(.overloaded, "the gateway holds too much unfinished input; retry later"), fields: [("retry-after", "1")])
-        respondAndClose(connection, response)
+        respondAndClose(connection, errorResponse(Self.tooMuchUnfinishedInput, fields: [("retry-after", "1")]))
     }
+
+    private static let tooMuchUnfinishedInput = HeraldError(.overloaded, "the gateway holds too much unfinished input; retry later")
 
     /// Drops the body of a request that was answered without it, so the next pipelined
     /// request can be read; a body too large to be worth reading (or one the client holds
