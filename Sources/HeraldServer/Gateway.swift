@@ -83,6 +83,8 @@ final class Gateway {
         self.admission = admission ?? Admission(limits: config.limits)
         self.jwtKeys = jwtKeys ?? JWTKeyring(secret: subscriberSecret)
         self.jwtSecret = subscriberSecret
+        // Windows younger than the gateway reach back to its start, not to its first scrape.
+        statsWindow.record(hub.metrics, now: startedAt)
     }
 
     /// The HS256 secret for subscriber JWTs: `auth.jwtSecret`, or a random one per process
@@ -120,6 +122,7 @@ final class Gateway {
     func tick() {
         let now = MonotonicClock.nanoseconds()
         hub.tick()
+        statsWindow.record(hub.metrics, now: now)  // every loop's windows, busy or not
         expireConnections(now: now)
         releaseMemoryAfterDisconnects(now: now)
         if hub.shedRounds != loggedShedRounds, now - lastShedWarning > 10_000_000_000 {

@@ -62,4 +62,29 @@ import Testing
         #expect(minute.seconds == 20, "no snapshot is a minute old: the oldest is used")
         #expect(metrics.routes.map(\.name) == ["chat", ""])
     }
+
+    @Test func aRoutesMissedShareIsWindowedAndSaysItsState() {
+        var metrics = GatewayMetrics(routeNames: ["chat"], deadlines: [5_000_000, 100_000_000])
+        var window = StatsWindow()
+        let second: UInt64 = 1_000_000_000
+        // A minute on time, then 5 s in which one delivery in ten is late.
+        for t in 0...65 {
+            for n in 0..<10 {
+                let late = t > 60 && n == 0
+                metrics.routes[0].checkDeadline(latency: late ? 9_000_000 : 1_000_000, clientBehind: false)
+                metrics.routes[0].latency.observe(late ? 0.009 : 0.001)
+            }
+            window.record(metrics, now: UInt64(t) * second)
+        }
+        let current = StatsWindow.snapshot(of: metrics, at: 65 * second)
+        let tenSeconds = window.window(over: 10, current: current).routes[0]
+        let minute = window.window(over: 60, current: current).routes[0]
+        #expect(tenSeconds.met + tenSeconds.missed == 100 && tenSeconds.missed == 5)
+        #expect(minute.missed == 5 && minute.met + minute.missed == 600)
+        #expect(tenSeconds.latency.quantile(0.99) ?? 0 > 0.005, "the late ones are in the window's latencies")
+        #expect(DeadlineState(last10s: tenSeconds.missedRatio, last60s: minute.missedRatio, budget: 0.001) == .red)
+        #expect(DeadlineState(last10s: tenSeconds.missedRatio, last60s: minute.missedRatio, budget: 0.01) == .amber)
+        #expect(DeadlineState(last10s: tenSeconds.missedRatio, last60s: minute.missedRatio, budget: 0.1) == .green)
+        #expect(DeadlineState(last10s: nil, last60s: nil, budget: 0) == .green, "no deliveries: nothing late")
+    }
 }

@@ -61,6 +61,17 @@ def test_a_stalled_client_misses_its_routes_deadline_and_is_blamed_while_a_calm_
     assert fast["missed"] == fast["slow_client"] + fast["gateway"]
     assert fast["slow_client"] >= 1, f"the stalled client's late events are its own: {fast}"
     assert calm["met"] == calm["delivered"] == 40 and calm["missed"] == 0, calm
+    # /v1/stats says it per route, over windows, with a state from the 0.1 % budget;
+    # /readyz stays 200 but says the gateway is late and where.
+    deadlines = herald.stats()["deadlines"]
+    assert deadlines["fast"]["deadline_ms"] == 5 and deadlines["fast"]["state"] == "red", deadlines["fast"]
+    assert deadlines["fast"]["missed"] == fast["missed"] and deadlines["fast"]["missed_slow_client"] == fast["slow_client"]
+    minute = deadlines["fast"]["windows"]["60s"]
+    assert minute["deliveries"] == 40 and minute["missed_ratio"] > 0.001 and minute["latency_p99_ms"] > 5, minute
+    assert deadlines["calm"]["state"] == "green" and deadlines["calm"]["windows"]["60s"]["missed_ratio"] == 0
+    assert deadlines[""]["state"] == "green", "ad-hoc filters: nothing delivered, nothing late"
+    ready = herald.get("/readyz")
+    assert ready.status == 200 and ready.json() == {"status": "degraded", "late_routes": ["fast"]}, ready
     # A replay is not a live delivery: reading history back adds nothing to the deadline
     # figures, only to the replay counter.
     replayed_before = herald.metric("herald_replayed_total", transport="ws") or 0

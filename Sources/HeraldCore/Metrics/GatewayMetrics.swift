@@ -38,7 +38,7 @@ public struct GatewayMetrics: Sendable {
         public var missed: UInt64 { missedSlowClient + missedGateway }
 
         /// Counts one live delivery of `latency` nanoseconds against the deadline.
-        mutating func checkDeadline(latency: UInt64, clientBehind: Bool) {
+        public mutating func checkDeadline(latency: UInt64, clientBehind: Bool) {
             if latency <= deadline {
                 met += 1
             } else if clientBehind {
@@ -150,6 +150,29 @@ public struct StatsWindow: Sendable {
         public var delivered: UInt64
         public var dropped: UInt64
         public var latency: Histogram
+        /// Per route (in `GatewayMetrics.routes` order): live deliveries met and missed
+        /// against its deadline, and their latencies.
+        public var routes: [RouteDeadline]
+    }
+
+    /// A route's deadline figures: cumulative in a snapshot, the difference in a window.
+    public struct RouteDeadline: Sendable {
+        public var met: UInt64
+        public var missed: UInt64
+        public var latency: Histogram
+
+        /// The share of live deliveries that missed the deadline; nil without deliveries.
+        public var missedRatio: Double? { met + missed == 0 ? nil : Double(missed) / Double(met + missed) }
+
+        func subtracting(_ earlier: RouteDeadline) -> RouteDeadline {
+            RouteDeadline(met: met &- earlier.met, missed: missed &- earlier.missed, latency: latency.subtracting(earlier.latency))
+        }
+
+        mutating func add(_ other: RouteDeadline) {
+            met += other.met
+            missed += other.missed
+            latency.add(other.latency)
+        }
     }
 
     /// Rates over one window.
@@ -169,7 +192,8 @@ public struct StatsWindow: Sendable {
     public static func snapshot(of metrics: GatewayMetrics, at now: UInt64) -> Snapshot {
         Snapshot(
             at: now, accepted: metrics.accepted, delivered: metrics.deliveredTotal, dropped: metrics.dropped,
-            latency: metrics.deliveryLatency)
+            latency: metrics.deliveryLatency,
+            routes: metrics.routes.map { RouteDeadline(met: $0.met, missed: $0.missed, latency: $0.latency) })
     }
 
     /// Records a snapshot unless one was taken less than a second ago.
@@ -187,6 +211,8 @@ public struct StatsWindow: Sendable {
         public var deliveries: Double
         public var drops: Double
         public var latency: Histogram
+        /// Each route's deadline figures over the window.
+        public var routes: [RouteDeadline]
 
         public mutating func add(_ other: Window) {
             seconds = max(seconds, other.seconds)
@@ -194,6 +220,7 @@ public struct StatsWindow: Sendable {
             deliveries += other.deliveries
             drops += other.drops
             latency.add(other.latency)
+            for index in routes.indices where other.routes.indices.contains(index) { routes[index].add(other.routes[index]) }
         }
 
         public var rates: Rates {
@@ -213,7 +240,8 @@ public struct StatsWindow: Sendable {
             eventsIn: Double(current.accepted - base.accepted) / elapsed,
             deliveries: Double(current.delivered - base.delivered) / elapsed,
             drops: Double(current.dropped - base.dropped) / elapsed,
-            latency: current.latency.subtracting(base.latency))
+            latency: current.latency.subtracting(base.latency),
+            routes: zip(current.routes, base.routes).map { $0.subtracting($1) })
     }
 
     /// Rates over the last `seconds` ending at `current`.
@@ -238,5 +266,22 @@ extension PerTransport where Value == UInt64 {
 
     public mutating func add(_ other: PerTransport<UInt64>) {
         for i in values.indices { values[i] += other.values[i] }
+    }
+}
+
+/// Whether a route is on time, from its share of missed deadlines against
+/// `delivery.deadlineMissBudget`: red when it burned the budget over the last minute,
+/// amber when over the last 10 s only (it is burning now), green otherwise.
+public enum DeadlineState: String, Sendable {
+    case green, amber, red
+
+    public init(last10s: Double?, last60s: Double?, budget: Double) {
+        if let last60s, last60s > budget {
+            self = .red
+        } else if let last10s, last10s > budget {
+            self = .amber
+        } else {
+            self = .green
+        }
     }
 }

@@ -300,10 +300,63 @@ extension Gateway {
                                 .init("dropped", .number(Double(route.dropped))),
                             ]))
                     })),
+            .init("deadlines", deadlinesJSON(figures, number: number)),
         ])
         var out: [UInt8] = []
         JSONWriter.write(stats, into: &out)
         return out
+    }
+
+    /// Each route's deadline, its live deliveries over 1 s / 10 s / 60 s (latency
+    /// percentiles, share missed), its totals and its state (`DeadlineState`).
+    func deadlinesJSON(_ figures: LoopFigures, number: (Double?) -> JSONValue) -> JSONValue {
+        let budget = config.delivery.deadlineMissBudget
+        return .object(
+            figures.metrics.routes.enumerated().map { index, route in
+                var windows: [JSONValue.Member] = []
+                for (seconds, window) in zip(LoopFigures.windowSeconds, figures.windows) where window.routes.indices.contains(index) {
+                    let part = window.routes[index]
+                    windows.append(
+                        .init(
+                            "\(seconds)s",
+                            .object([
+                                .init("deliveries", .number(Double(part.met + part.missed))),
+                                .init("missed_ratio", number(part.missedRatio)),
+                                .init("latency_p50_ms", number(part.latency.quantile(0.5).map { $0 * 1000 })),
+                                .init("latency_p99_ms", number(part.latency.quantile(0.99).map { $0 * 1000 })),
+                            ])))
+                }
+                let ratio = { (seconds: Int) -> Double? in
+                    guard let at = LoopFigures.windowSeconds.firstIndex(of: seconds), figures.windows.indices.contains(at),
+                        figures.windows[at].routes.indices.contains(index)
+                    else { return nil }
+                    return figures.windows[at].routes[index].missedRatio
+                }
+                let state = DeadlineState(last10s: ratio(10), last60s: ratio(60), budget: budget)
+                return .init(
+                    route.name,
+                    .object([
+                        .init("deadline_ms", .number(Double(route.deadline) / 1e6)),
+                        .init("state", .string(state.rawValue)),
+                        .init("met", .number(Double(route.met))),
+                        .init("missed", .number(Double(route.missed))),
+                        .init("missed_slow_client", .number(Double(route.missedSlowClient))),
+                        .init("missed_gateway", .number(Double(route.missedGateway))),
+                        .init("windows", .object(windows)),
+                    ]))
+            })
+    }
+
+    /// The routes burning their deadline budget (red), for `/readyz`.
+    func lateRoutes(_ figures: LoopFigures) -> [String] {
+        guard let at = LoopFigures.windowSeconds.firstIndex(of: 60), figures.windows.indices.contains(at) else { return [] }
+        let window = figures.windows[at]
+        return figures.metrics.routes.indices.compactMap { index in
+            guard window.routes.indices.contains(index),
+                let ratio = window.routes[index].missedRatio, ratio > config.delivery.deadlineMissBudget
+            else { return nil }
+            return figures.metrics.routes[index].name
+        }
     }
 
     // MARK: - /v1/clients

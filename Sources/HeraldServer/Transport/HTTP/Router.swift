@@ -181,14 +181,27 @@ struct StatusEndpoint: Endpoint {
 }
 
 /// `GET /readyz`: ready while events can be accepted; 503 with the reason when the
-/// durable log cannot store them (connections and subscribers are unaffected).
+/// durable log cannot store them (connections and subscribers are unaffected). A gateway
+/// that is late — a route burned its deadline budget over the last minute — is still
+/// ready (200) but says `degraded` and names the routes: being late is not a reason to
+/// take it out of a load balancer, which would only make the others later.
 struct ReadyEndpoint: Endpoint {
     func plan(_ request: Request, connection: Connection, gateway: Gateway) -> RequestPlan {
         if let failure = gateway.hub.storageFailure {
             let error = HeraldError(.storageUnavailable, "\(gateway.hub.storageName) cannot store events: \(failure)")
             return .respond(gateway.errorResponse(error, fields: [("retry-after", "5")]))
         }
-        return .respond(gateway.json(200, Array(#"{"status":"ready"}"#.utf8)))
+        return gateway.gatherFigures(.rates) { gateway, figures in
+            let late = gateway.lateRoutes(figures)
+            guard !late.isEmpty else { return gateway.json(200, Array(#"{"status":"ready"}"#.utf8)) }
+            var body: [UInt8] = []
+            JSONWriter.write(
+                .object([
+                    .init("status", .string("degraded")),
+                    .init("late_routes", .array(late.map { .string($0.isEmpty ? "(ad-hoc filters)" : $0) })),
+                ]), into: &body)
+            return gateway.json(200, body)
+        }
     }
 }
 
