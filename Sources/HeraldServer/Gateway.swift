@@ -32,6 +32,10 @@ final class Gateway {
     /// The keys subscriber JWTs are verified with (`jwtSecret` among them).
     let jwtKeys: JWTKeyring
     var statsWindow = StatsWindow()
+    /// Which changes of the routes' deadline states to log (the first loop watches the
+    /// whole gateway), and whether its question to the other loops is out.
+    var deadlineWatch: DeadlineWatch
+    var watchingDeadlines = false
     let startedAt = MonotonicClock.nanoseconds()
 
     /// Every open socket, by connection id.
@@ -83,8 +87,9 @@ final class Gateway {
         self.admission = admission ?? Admission(limits: config.limits)
         self.jwtKeys = jwtKeys ?? JWTKeyring(secret: subscriberSecret)
         self.jwtSecret = subscriberSecret
+        self.deadlineWatch = DeadlineWatch(routes: config.routes.count + 1)
         // Windows younger than the gateway reach back to its start, not to its first scrape.
-        statsWindow.record(hub.metrics, now: startedAt)
+        statsWindow.record(&hub.metrics, now: startedAt)
     }
 
     /// The HS256 secret for subscriber JWTs: `auth.jwtSecret`, or a random one per process
@@ -122,9 +127,10 @@ final class Gateway {
     func tick() {
         let now = MonotonicClock.nanoseconds()
         hub.tick()
-        statsWindow.record(hub.metrics, now: now)  // every loop's windows, busy or not
+        statsWindow.record(&hub.metrics, now: now)  // every loop's windows, busy or not
         expireConnections(now: now)
         releaseMemoryAfterDisconnects(now: now)
+        watchDeadlines()
         if hub.shedRounds != loggedShedRounds, now - lastShedWarning > 10_000_000_000 {
             lastShedWarning = now
             logger.warning(

@@ -61,19 +61,24 @@ import Glibc
 
     @Test func deadlinesAreReadPerRouteWithTheDeliveryDefault() throws {
         let text = #"""
-            {"delivery":{"deadlineMs":40,"deadlineMissBudget":0.01},
+            {"delivery":{"deadlineMs":40,"deadlineMissBudget":0.01},"ingest":{"deadlineMs":250},
              "routes":{"fast":{"pattern":{"type":["tick"]},"deadlineMs":5},"plain":{"pattern":{"type":["x"]}}}}
             """#
         let config = try HeraldConfig(parsing: Array(text.utf8))
         #expect(config.route(named: "fast")?.deadlineMs == 5 && config.route(named: "plain")?.deadlineMs == nil)
-        #expect(config.delivery.deadlineMissBudget == 0.01)
+        #expect(config.delivery.deadlineMissBudget == 0.01 && config.ingest.deadlineMs == 250)
         #expect(config.routeDeadlines == [5_000_000, 40_000_000, 40_000_000], "each route, then ad-hoc filters")
         let defaults = try HeraldConfig(parsing: Array("{}".utf8))
-        #expect(defaults.delivery.deadlineMs == 100 && defaults.delivery.deadlineMissBudget == 0.001)
-        let bad = #"{"delivery":{"deadlineMs":0,"deadlineMissBudget":2},"routes":{"r":{"pattern":{"a":[1]},"deadlineMs":"5"}}}"#
+        #expect(defaults.delivery.deadlineMs == 100 && defaults.delivery.deadlineMissBudget == 0.001 && defaults.ingest.deadlineMs == 100)
+        let bad = #"""
+            {"delivery":{"deadlineMs":0,"deadlineMissBudget":2},"ingest":{"deadlineMs":[5],"late":1},
+             "routes":{"r":{"pattern":{"a":[1]},"deadlineMs":"5"}}}
+            """#
         #expect { try HeraldConfig(parsing: Array(bad.utf8)) } throws: { error in
             let paths = Set((error as? HeraldConfig.ValidationErrors)?.errors.compactMap(\.path) ?? [])
-            return paths == ["$.delivery.deadlineMs", "$.delivery.deadlineMissBudget", "$.routes.r.deadlineMs"]
+            return paths == [
+                "$.delivery.deadlineMs", "$.delivery.deadlineMissBudget", "$.routes.r.deadlineMs", "$.ingest.deadlineMs", "$.ingest.late",
+            ]
         }
     }
 

@@ -223,12 +223,14 @@ import Testing
         deliver(after: 0.020, clientBehind: true)  // the client was
         publish(hub, #"{"type":"mine"}"#)
         deliver(after: 0.020)  // ad-hoc filters: 50 ms
-        let chat = hub.metrics.routes[0]
-        let adHoc = hub.metrics.routes[hub.metrics.adHocRoute]
+        let chat = hub.metrics.routes[0].live
+        let adHoc = hub.metrics.routes[hub.metrics.adHocRoute].live
         #expect(chat.deadline == 5_000_000 && adHoc.deadline == 50_000_000)
         #expect(chat.met == 1 && chat.missedGateway == 1 && chat.missedSlowClient == 1 && chat.missed == 2)
         #expect(adHoc.met == 1 && adHoc.missed == 0)
         #expect(chat.latency.bounds.contains(0.005), "the deadline is a bucket bound: the histogram counts exactly what met it")
+        #expect(chat.slowestSinceSnapshot == 20_000_000)
+        #expect(client.missedDeadlines == 2 && client.slowestDelivery == 20_000_000, "the client's own: two late, the slowest 20 ms")
         // A replay is not a live delivery: no deadline.
         let late = session(hub)
         try subscribe(hub, late, "chat", nil, route: "chat", since: 0)
@@ -237,7 +239,8 @@ import Testing
             #expect(replayed)
             hub.recordDelivery(event, subscriptions: subs, to: late, replayed: replayed, now: clock.nanoseconds)
         }
-        #expect(hub.metrics.routes[0].met + hub.metrics.routes[0].missed == 3, "replays are counted apart")
+        #expect(hub.metrics.routes[0].live.met + hub.metrics.routes[0].live.missed == 3, "replays are counted apart")
+        #expect(late.missedDeadlines == 0 && late.slowestDelivery == 0)
         #expect(hub.metrics.replayed[.webSocket] == 3)
     }
 

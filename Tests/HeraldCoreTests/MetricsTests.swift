@@ -49,7 +49,7 @@ import Testing
             metrics.accepted += 10
             metrics.delivered[.webSocket] += 30
             metrics.deliveryLatency.observe(0.002)
-            window.record(metrics, now: UInt64(t) * second)
+            window.record(&metrics, now: UInt64(t) * second)
         }
         let current = StatsWindow.snapshot(of: metrics, at: 20 * second)
         let tenSeconds = window.rates(over: 10, current: current)
@@ -71,10 +71,9 @@ import Testing
         for t in 0...65 {
             for n in 0..<10 {
                 let late = t > 60 && n == 0
-                metrics.routes[0].checkDeadline(latency: late ? 9_000_000 : 1_000_000, clientBehind: false)
-                metrics.routes[0].latency.observe(late ? 0.009 : 0.001)
+                metrics.routes[0].live.check(late ? UInt64(9_000_000 + t) : 1_000_000)
             }
-            window.record(metrics, now: UInt64(t) * second)
+            window.record(&metrics, now: UInt64(t) * second)
         }
         let current = StatsWindow.snapshot(of: metrics, at: 65 * second)
         let tenSeconds = window.window(over: 10, current: current).routes[0]
@@ -86,5 +85,39 @@ import Testing
         #expect(DeadlineState(last10s: tenSeconds.missedRatio, last60s: minute.missedRatio, budget: 0.01) == .amber)
         #expect(DeadlineState(last10s: tenSeconds.missedRatio, last60s: minute.missedRatio, budget: 0.1) == .green)
         #expect(DeadlineState(last10s: nil, last60s: nil, budget: 0) == .green, "no deliveries: nothing late")
+        #expect(tenSeconds.slowest == 9_000_065 && minute.slowest == 9_000_065, "the slowest: the latest late one")
+        #expect(window.window(over: 1, current: current).routes[0].slowest == 9_000_065)
+    }
+
+    @Test func theSlowestOverAWindowIsTheSlowestOfItsSeconds() {
+        var metrics = GatewayMetrics(routeNames: ["chat"])
+        var window = StatsWindow()
+        let second: UInt64 = 1_000_000_000
+        window.record(&metrics, now: 0)
+        // One slow delivery 30 s ago, fast ones since.
+        for t in 1...40 {
+            metrics.routes[0].live.check(t == 10 ? 80_000_000 : UInt64(t) * 1000)
+            window.record(&metrics, now: UInt64(t) * second)
+        }
+        metrics.routes[0].live.check(5_000)  // since the last snapshot
+        let current = StatsWindow.snapshot(of: metrics, at: 40 * second + second / 2)
+        #expect(window.window(over: 60, current: current).routes[0].slowest == 80_000_000)
+        #expect(window.window(over: 10, current: current).routes[0].slowest == 40_000, "the slow one is older than 10 s")
+        #expect(window.window(over: 1, current: current).routes[0].slowest == 40_000)
+        #expect(metrics.routes[0].live.slowestSinceSnapshot == 5_000)
+        #expect(window.window(over: 10, current: current).routes[0].met == 11, "ten seconds and the half since")
+    }
+
+    @Test func aRouteStateChangeIsLoggedAtOnceThenAtMostOncePerTenSeconds() {
+        var watch = DeadlineWatch(routes: 2)
+        let second: UInt64 = 1_000_000_000
+        #expect(watch.observe([.green, .green], now: 0).isEmpty, "routes start green")
+        #expect(watch.observe([.red, .green], now: 1 * second) == [.init(route: 0, from: .green, to: .red)])
+        #expect(watch.observe([.amber, .amber], now: 2 * second) == [.init(route: 1, from: .green, to: .amber)], "route 0 keeps quiet")
+        #expect(watch.observe([.green, .amber], now: 5 * second).isEmpty)
+        #expect(watch.observe([.red, .amber], now: 9 * second).isEmpty, "back to what was reported: nothing to say")
+        #expect(watch.observe([.green, .amber], now: 11 * second) == [.init(route: 0, from: .red, to: .green)], "what it settled on")
+        #expect(watch.observe([.green, .green], now: 12 * second) == [.init(route: 1, from: .amber, to: .green)])
+        #expect(watch.observe([.green, .green], now: 60 * second).isEmpty)
     }
 }

@@ -6,7 +6,9 @@ among its bounds, so "within the deadline" is exactly one of its buckets."""
 import json
 import time
 
-from support import ws_connect
+import pytest
+
+from support import ADMIN_KEY, ws_connect
 
 
 def deadline_figures(herald, route):
@@ -25,8 +27,10 @@ def deadline_figures(herald, route):
     }
 
 
-def test_a_stalled_client_misses_its_routes_deadline_and_is_blamed_while_a_calm_route_meets_its_own(make_herald):
+@pytest.mark.parametrize("loops", [1, 2])
+def test_a_stalled_client_misses_its_routes_deadline_and_is_blamed_while_a_calm_route_meets_its_own(make_herald, loops):
     herald = make_herald(
+        listen={"loops": loops},
         routes={"fast": {"pattern": {"type": ["big"]}, "deadlineMs": 5},
                 "calm": {"pattern": {"type": ["calm"]}, "deadlineMs": 60000}},
         delivery={"queue": {"maxMessages": 1000, "maxBytes": 64 << 20, "policy": "drop-oldest"}})
@@ -63,15 +67,36 @@ def test_a_stalled_client_misses_its_routes_deadline_and_is_blamed_while_a_calm_
     assert calm["met"] == calm["delivered"] == 40 and calm["missed"] == 0, calm
     # /v1/stats says it per route, over windows, with a state from the 0.1 % budget;
     # /readyz stays 200 but says the gateway is late and where.
-    deadlines = herald.stats()["deadlines"]
+    stats = herald.stats()["deadlines"]
+    assert stats["budget"] == 0.001
+    deadlines = stats["routes"]
     assert deadlines["fast"]["deadline_ms"] == 5 and deadlines["fast"]["state"] == "red", deadlines["fast"]
     assert deadlines["fast"]["missed"] == fast["missed"] and deadlines["fast"]["missed_slow_client"] == fast["slow_client"]
     minute = deadlines["fast"]["windows"]["60s"]
-    assert minute["deliveries"] == 40 and minute["missed_ratio"] > 0.001 and minute["latency_p99_ms"] > 5, minute
+    assert minute["count"] == 40 and minute["missed_ratio"] > 0.001 and minute["latency_p99_ms"] > 5, minute
+    assert minute["latency_max_ms"] >= 400, f"the slowest waited for the client's half-second nap: {minute}"
     assert deadlines["calm"]["state"] == "green" and deadlines["calm"]["windows"]["60s"]["missed_ratio"] == 0
+    assert deadlines["calm"]["windows"]["60s"]["latency_max_ms"] < 60000
     assert deadlines[""]["state"] == "green", "ad-hoc filters: nothing delivered, nothing late"
+    assert deadlines[""]["windows"]["60s"] == {
+        "count": 0, "missed_ratio": None, "latency_p50_ms": None, "latency_p99_ms": None, "latency_max_ms": None}
+    ingest = stats["ingest"]
+    assert ingest["deadline_ms"] == 100 and ingest["met"] + ingest["missed"] == 80, ingest
+    assert ingest["windows"]["60s"]["count"] == 80
     ready = herald.get("/readyz")
     assert ready.status == 200 and ready.json() == {"status": "degraded", "late_routes": ["fast"]}, ready
+    # The state change is logged once, by route; the calm route has nothing to say.
+    deadline = time.time() + 5
+    while "route fast is red" not in herald.log_text() and time.time() < deadline:
+        time.sleep(0.1)
+    time.sleep(1.5)
+    lines = [line for line in herald.log_text().splitlines() if "deadline" in line and "route " in line]
+    assert len(lines) == 1 and "route fast is red (was green)" in lines[0], lines
+    # The admin's list of clients names who is late: the stalled one first.
+    clients = herald.get("/v1/clients?order=late", {"Authorization": f"Bearer {ADMIN_KEY}"}).json()["clients"]
+    assert clients[0]["missed_deadlines"] == fast["missed"] and clients[0]["slowest_delivery_ms"] >= 400, clients[0]
+    assert clients[1]["missed_deadlines"] == 0 and clients[1]["slowest_delivery_ms"] < 60000, clients[1]
+    assert herald.get("/v1/clients?order=slow", {"Authorization": f"Bearer {ADMIN_KEY}"}).status == 400
     # A replay is not a live delivery: reading history back adds nothing to the deadline
     # figures, only to the replay counter.
     replayed_before = herald.metric("herald_replayed_total", transport="ws") or 0

@@ -45,7 +45,7 @@ struct ConfigReader {
     mutating func read(_ root: JSONValue) -> HeraldConfig {
         var config = HeraldConfig()
         let sections: Set<String> = [
-            "listen", "publicDirectory", "auth", "routes", "delivery", "history", "dedup", "storage", "cluster", "limits", "log",
+            "listen", "publicDirectory", "auth", "routes", "delivery", "ingest", "history", "dedup", "storage", "cluster", "limits", "log",
             "metrics", "tls", "cors", "$comment",
         ]
         // Limits and delivery first: routes are validated against them and inherit their queue.
@@ -65,6 +65,10 @@ struct ConfigReader {
             case "routes":
                 config.routes = readRoutes(member.value, path, patternLimits: config.limits.pattern, defaultQueue: config.delivery.queue)
             case "delivery": readDelivery(member.value, path, into: &config.delivery)
+            case "ingest":
+                for field in object(member.value, path, allowed: ["deadlineMs"]) where field.key == "deadlineMs" {
+                    if let n = int(field.value, "\(path).deadlineMs", in: 1...600_000) { config.ingest.deadlineMs = n }
+                }
             case "history": readHistory(member.value, path, into: &config.history)
             case "storage": readStorage(member.value, path, into: &config.storage)
             case "cluster": readCluster(member.value, path, into: &config.cluster)

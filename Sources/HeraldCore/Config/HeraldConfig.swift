@@ -161,6 +161,13 @@ public struct HeraldConfig: Sendable {
         public var deadlineMissBudget = 0.001
     }
 
+    /// The ingest API's promise.
+    public struct Ingest: Sendable, Equatable {
+        /// Each 202 should be answered within this of the request's last byte (the log's
+        /// commit or the cluster's sequencing included).
+        public var deadlineMs = 100
+    }
+
     /// Input limits (DESIGN §8).
     public struct Limits: Sendable, Equatable {
         public var maxBodyBytes = 1 << 20
@@ -249,6 +256,7 @@ public struct HeraldConfig: Sendable {
     /// and route indices live in a `RouteSet`).
     public static let maxRoutes = SubscriptionSet.capacity - 1
     public var delivery = Delivery()
+    public var ingest = Ingest()
     /// Shortest accepted `auth.jwtSecret`.
     public static let minJWTSecretBytes = 32
     public var history = HistoryLimits()

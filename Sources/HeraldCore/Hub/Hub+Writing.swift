@@ -45,15 +45,19 @@ extension Hub {
             return
         }
         metrics.delivered[session.transport] += 1
+        guard metrics.timingEnabled else {
+            session.routes(of: subscriptions).forEach { metrics.routes[$0].delivered += 1 }
+            return
+        }
         let nanoseconds = now &- event.acceptedAt
-        let latency = metrics.timingEnabled ? Double(nanoseconds) / 1e9 : 0
-        if metrics.timingEnabled { metrics.deliveryLatency.observe(latency) }
+        metrics.deliveryLatency.observe(Double(nanoseconds) / 1e9)
+        if nanoseconds > session.slowestDelivery { session.slowestDelivery = nanoseconds }
+        var late = false
         session.routes(of: subscriptions).forEach { route in
             metrics.routes[route].delivered += 1
-            guard metrics.timingEnabled else { return }
-            metrics.routes[route].latency.observe(latency)
-            metrics.routes[route].checkDeadline(latency: nanoseconds, clientBehind: clientBehind)
+            if !metrics.routes[route].live.check(nanoseconds, clientBehind: clientBehind) { late = true }
         }
+        if late { session.missedDeadlines += 1 }
     }
 
     // MARK: - Resume

@@ -102,7 +102,9 @@ public final class Hub {
         self.log = log ?? InMemoryEventLog(limits: config.history)
         self.broker = broker
         self.metrics = GatewayMetrics(
-            routeNames: config.routes.map(\.name), deadlines: config.routeDeadlines, timingEnabled: config.metrics.timing)
+            routeNames: config.routes.map(\.name), deadlines: config.routeDeadlines,
+            ingestDeadline: UInt64(config.ingest.deadlineMs) * 1_000_000,
+            timingEnabled: config.metrics.timing)
         self.dedup = Deduplicator(windowSeconds: config.dedup.windowSeconds, maxEntries: config.dedup.maxEntries)
         var paths: [FieldPath] = []
         for key in [config.delivery.queue.coalesceKey] + config.routes.map(\.queue?.coalesceKey) {

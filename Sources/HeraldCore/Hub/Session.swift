@@ -42,6 +42,10 @@ public final class Session {
     public let maxSlots: Int
     /// Events written to this client.
     public internal(set) var sent: UInt64 = 0
+    /// Live deliveries to this client past a deadline of one of their routes, and the
+    /// slowest live delivery (nanoseconds): who is late, for `/v1/clients?order=late`.
+    public internal(set) var missedDeadlines: UInt64 = 0
+    public internal(set) var slowestDelivery: UInt64 = 0
     /// Set once the session is to end; see `Hub.nextWrite(for:)`.
     public internal(set) var closing: Closing? {
         get { closingBox?.closing }

@@ -14,38 +14,15 @@ public struct GatewayMetrics: Sendable {
     /// Counters of one named route (or of ad-hoc filters, the route "").
     public struct Route: Sendable {
         public let name: String
-        /// Its delivery deadline, in nanoseconds.
-        public let deadline: UInt64
         public var matched: UInt64 = 0
         public var delivered: UInt64 = 0
         public var dropped: UInt64 = 0
-        /// Live deliveries within the deadline, and past it — split by where the time went:
-        /// waiting in the client's queue behind earlier events after the connection had
-        /// a write since the event arrived (a slow client), or before the first write
-        /// since (a busy gateway).
-        public var met: UInt64 = 0
-        public var missedSlowClient: UInt64 = 0
-        public var missedGateway: UInt64 = 0
-        /// Latency of live deliveries, with the deadline among the bucket bounds.
-        public var latency: Histogram
+        /// Its live deliveries against its delivery deadline.
+        public var live: DeadlineTally
 
         public init(name: String, deadline: UInt64 = 100_000_000) {
             self.name = name
-            self.deadline = deadline
-            latency = Histogram.latency(including: Double(deadline) / 1e9)
-        }
-
-        public var missed: UInt64 { missedSlowClient + missedGateway }
-
-        /// Counts one live delivery of `latency` nanoseconds against the deadline.
-        public mutating func checkDeadline(latency: UInt64, clientBehind: Bool) {
-            if latency <= deadline {
-                met += 1
-            } else if clientBehind {
-                missedSlowClient += 1
-            } else {
-                missedGateway += 1
-            }
+            live = DeadlineTally(deadline: deadline)
         }
     }
 
@@ -85,10 +62,14 @@ public struct GatewayMetrics: Sendable {
     public var matchDuration = Histogram.matchDuration()
     /// One entry per configured route, then one for ad-hoc filters (name "").
     public var routes: [Route]
+    /// Ingest answers (202) against `ingest.deadlineMs`: from the request's last byte to
+    /// its answer, the log's commit (or the cluster's sequencing) included.
+    public var ingestAnswers: DeadlineTally
 
     /// `deadlines`: one per route, then one for ad-hoc filters (`HeraldConfig.routeDeadlines`).
-    public init(routeNames: [String], deadlines: [UInt64]? = nil, timingEnabled: Bool = true) {
+    public init(routeNames: [String], deadlines: [UInt64]? = nil, ingestDeadline: UInt64 = 100_000_000, timingEnabled: Bool = true) {
         self.timingEnabled = timingEnabled
+        ingestAnswers = DeadlineTally(deadline: ingestDeadline)
         let names = routeNames + [""]
         let deadlines = deadlines ?? Array(repeating: 100_000_000, count: names.count)
         precondition(deadlines.count == names.count, "one deadline per route and one for ad-hoc filters")
@@ -121,20 +102,65 @@ public struct GatewayMetrics: Sendable {
         replayed.add(other.replayed)
         deliveryLatency.add(other.deliveryLatency)
         matchDuration.add(other.matchDuration)
+        ingestAnswers.add(other.ingestAnswers)
         for (index, route) in other.routes.enumerated() where routes.indices.contains(index) {
             routes[index].matched += route.matched
             routes[index].delivered += route.delivered
             routes[index].dropped += route.dropped
-            routes[index].met += route.met
-            routes[index].missedSlowClient += route.missedSlowClient
-            routes[index].missedGateway += route.missedGateway
-            routes[index].latency.add(route.latency)
+            routes[index].live.add(route.live)
         }
     }
 
     public var deliveredTotal: UInt64 { delivered.sum }
     public var dropped: UInt64 { droppedOverflow + droppedCoalesced }
     public var rejectedTotal: UInt64 { rejected.values.reduce(0, +) }
+}
+
+/// Whatever has a deadline — a route's live deliveries, ingest answers — counted against
+/// it: how many were on time, how many late and why, their latencies (the deadline among
+/// the bucket bounds, so that the histogram says exactly how many were within it) and the
+/// slowest since the last `StatsWindow` snapshot (a maximum cannot be subtracted, so each
+/// snapshot keeps its interval's).
+public struct DeadlineTally: Sendable {
+    /// The deadline, in nanoseconds.
+    public let deadline: UInt64
+    public var met: UInt64 = 0
+    /// Late, split by where the time went: waiting in the client's queue behind earlier
+    /// events after the connection had a write since this one arrived (a slow client), or
+    /// before the first write since (a busy gateway).
+    public var missedSlowClient: UInt64 = 0
+    public var missedGateway: UInt64 = 0
+    public var latency: Histogram
+    public var slowestSinceSnapshot: UInt64 = 0
+
+    public init(deadline: UInt64) {
+        self.deadline = deadline
+        latency = Histogram.latency(including: Double(deadline) / 1e9)
+    }
+
+    public var missed: UInt64 { missedSlowClient + missedGateway }
+
+    /// Counts one of `nanoseconds`; returns whether it was within the deadline.
+    @discardableResult
+    public mutating func check(_ nanoseconds: UInt64, clientBehind: Bool = false) -> Bool {
+        latency.observe(Double(nanoseconds) / 1e9)
+        if nanoseconds > slowestSinceSnapshot { slowestSinceSnapshot = nanoseconds }
+        if nanoseconds <= deadline {
+            met += 1
+            return true
+        }
+        if clientBehind { missedSlowClient += 1 } else { missedGateway += 1 }
+        return false
+    }
+
+    /// Adds another loop's tally of the same deadline.
+    public mutating func add(_ other: DeadlineTally) {
+        met += other.met
+        missedSlowClient += other.missedSlowClient
+        missedGateway += other.missedGateway
+        latency.add(other.latency)
+        slowestSinceSnapshot = max(slowestSinceSnapshot, other.slowestSinceSnapshot)
+    }
 }
 
 /// Rates over the last 1 s, 10 s and 60 s, from snapshots of the cumulative counters.
@@ -152,26 +178,46 @@ public struct StatsWindow: Sendable {
         public var latency: Histogram
         /// Per route (in `GatewayMetrics.routes` order): live deliveries met and missed
         /// against its deadline, and their latencies.
-        public var routes: [RouteDeadline]
+        public var routes: [Timeliness]
+        /// Ingest answers against `ingest.deadlineMs`.
+        public var ingest: Timeliness
     }
 
-    /// A route's deadline figures: cumulative in a snapshot, the difference in a window.
-    public struct RouteDeadline: Sendable {
+    /// Figures of something with a deadline (`DeadlineTally`): cumulative in a snapshot
+    /// (but `slowest` is the slowest since the snapshot before), the difference in a window
+    /// (`slowest` over the window).
+    public struct Timeliness: Sendable {
         public var met: UInt64
         public var missed: UInt64
         public var latency: Histogram
+        /// Nanoseconds.
+        public var slowest: UInt64
 
-        /// The share of live deliveries that missed the deadline; nil without deliveries.
-        public var missedRatio: Double? { met + missed == 0 ? nil : Double(missed) / Double(met + missed) }
-
-        func subtracting(_ earlier: RouteDeadline) -> RouteDeadline {
-            RouteDeadline(met: met &- earlier.met, missed: missed &- earlier.missed, latency: latency.subtracting(earlier.latency))
+        init(_ tally: DeadlineTally) {
+            self.init(met: tally.met, missed: tally.missed, latency: tally.latency, slowest: tally.slowestSinceSnapshot)
         }
 
-        mutating func add(_ other: RouteDeadline) {
+        init(met: UInt64, missed: UInt64, latency: Histogram, slowest: UInt64) {
+            self.met = met
+            self.missed = missed
+            self.latency = latency
+            self.slowest = slowest
+        }
+
+        /// The share that missed the deadline; nil when there was nothing.
+        public var missedRatio: Double? { met + missed == 0 ? nil : Double(missed) / Double(met + missed) }
+
+        /// What happened since `earlier`; `slowest` stays this one's (`window` sets it).
+        func subtracting(_ earlier: Timeliness) -> Timeliness {
+            Timeliness(
+                met: met &- earlier.met, missed: missed &- earlier.missed, latency: latency.subtracting(earlier.latency), slowest: slowest)
+        }
+
+        mutating func add(_ other: Timeliness) {
             met += other.met
             missed += other.missed
             latency.add(other.latency)
+            slowest = max(slowest, other.slowest)
         }
     }
 
@@ -192,15 +238,18 @@ public struct StatsWindow: Sendable {
     public static func snapshot(of metrics: GatewayMetrics, at now: UInt64) -> Snapshot {
         Snapshot(
             at: now, accepted: metrics.accepted, delivered: metrics.deliveredTotal, dropped: metrics.dropped,
-            latency: metrics.deliveryLatency,
-            routes: metrics.routes.map { RouteDeadline(met: $0.met, missed: $0.missed, latency: $0.latency) })
+            latency: metrics.deliveryLatency, routes: metrics.routes.map { Timeliness($0.live) },
+            ingest: Timeliness(metrics.ingestAnswers))
     }
 
-    /// Records a snapshot unless one was taken less than a second ago.
-    public mutating func record(_ metrics: GatewayMetrics, now: UInt64) {
+    /// Records a snapshot unless one was taken less than a second ago; a recorded one
+    /// takes the slowest figures since the one before, which start again.
+    public mutating func record(_ metrics: inout GatewayMetrics, now: UInt64) {
         if let last = snapshots.last, now - last.at < 1_000_000_000 { return }
         snapshots.append(Self.snapshot(of: metrics, at: now))
         while snapshots.count > 70 { snapshots.removeFirst() }
+        for index in metrics.routes.indices { metrics.routes[index].live.slowestSinceSnapshot = 0 }
+        metrics.ingestAnswers.slowestSinceSnapshot = 0
     }
 
     /// What happened over one window: rates and the latencies sampled in it. Several
@@ -212,7 +261,9 @@ public struct StatsWindow: Sendable {
         public var drops: Double
         public var latency: Histogram
         /// Each route's deadline figures over the window.
-        public var routes: [RouteDeadline]
+        public var routes: [Timeliness]
+        /// Ingest answers over the window.
+        public var ingest: Timeliness
 
         public mutating func add(_ other: Window) {
             seconds = max(seconds, other.seconds)
@@ -221,6 +272,7 @@ public struct StatsWindow: Sendable {
             drops += other.drops
             latency.add(other.latency)
             for index in routes.indices where other.routes.indices.contains(index) { routes[index].add(other.routes[index]) }
+            ingest.add(other.ingest)
         }
 
         public var rates: Rates {
@@ -235,13 +287,21 @@ public struct StatsWindow: Sendable {
         let window = UInt64(seconds) * 1_000_000_000
         let base = snapshots.last(where: { current.at - $0.at >= window }) ?? snapshots.first ?? current
         let elapsed = max(Double(current.at - base.at) / 1e9, 0.001)
+        // The slowest over the window: each later snapshot's interval, and the current one's.
+        let later = snapshots.filter { $0.at > base.at }
+        func over(_ current: Timeliness, _ base: Timeliness, _ interval: (Snapshot) -> Timeliness) -> Timeliness {
+            var figures = current.subtracting(base)
+            figures.slowest = later.reduce(current.slowest) { max($0, interval($1).slowest) }
+            return figures
+        }
         return Window(
             seconds: elapsed,
             eventsIn: Double(current.accepted - base.accepted) / elapsed,
             deliveries: Double(current.delivered - base.delivered) / elapsed,
             drops: Double(current.dropped - base.dropped) / elapsed,
             latency: current.latency.subtracting(base.latency),
-            routes: zip(current.routes, base.routes).map { $0.subtracting($1) })
+            routes: zip(current.routes, base.routes).enumerated().map { index, pair in over(pair.0, pair.1) { $0.routes[index] } },
+            ingest: over(current.ingest, base.ingest) { $0.ingest })
     }
 
     /// Rates over the last `seconds` ending at `current`.
@@ -266,22 +326,5 @@ extension PerTransport where Value == UInt64 {
 
     public mutating func add(_ other: PerTransport<UInt64>) {
         for i in values.indices { values[i] += other.values[i] }
-    }
-}
-
-/// Whether a route is on time, from its share of missed deadlines against
-/// `delivery.deadlineMissBudget`: red when it burned the budget over the last minute,
-/// amber when over the last 10 s only (it is burning now), green otherwise.
-public enum DeadlineState: String, Sendable {
-    case green, amber, red
-
-    public init(last10s: Double?, last60s: Double?, budget: Double) {
-        if let last60s, last60s > budget {
-            self = .red
-        } else if let last10s, last10s > budget {
-            self = .amber
-        } else {
-            self = .green
-        }
     }
 }

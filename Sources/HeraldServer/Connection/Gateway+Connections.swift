@@ -79,7 +79,7 @@ extension Gateway {
             if connection.http.listedAwaitingCommit { connectionsAwaitingCommit.removeAll { $0 === connection } }
             // Listed or not (a connection with full output is not), its submission goes with it.
             switch connection.http.phase {
-            case .awaitingCommit(_, .sequencing(let ticket)): hub.forgetSubmission(ticket)
+            case .awaitingCommit(_, .sequencing(let ticket, _)): hub.forgetSubmission(ticket)
             case .awaitingCommit(_, .gathering(let token)): pendingQueries[token] = nil
             default: break
             }
@@ -471,7 +471,7 @@ extension Gateway {
     /// behind unread output, gets its own answer instead).
     private func storageTimeout(_ held: HeldAnswer) -> HTTPServerResponse {
         switch held {
-        case .sequencing(let ticket):
+        case .sequencing(let ticket, _):
             hub.forgetSubmission(ticket)
         case .gathering(let token):
             pendingQueries[token] = nil

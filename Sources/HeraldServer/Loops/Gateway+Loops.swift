@@ -41,6 +41,9 @@ struct LoopFigures: Sendable {
         case rates
         /// Also one row per client (`/v1/clients`).
         case clients
+        /// Counters and the windows only, without a look at each client (the deadline
+        /// watch, every second).
+        case windows
     }
 
     /// One client's row in `/v1/clients`, with what it is ordered by.
@@ -48,6 +51,8 @@ struct LoopFigures: Sendable {
         var id: UInt64
         var queueDepth: Int
         var sent: UInt64
+        var missedDeadlines: UInt64
+        var slowestDelivery: UInt64
         var json: JSONValue
     }
 
@@ -82,38 +87,55 @@ struct LoopFigures: Sendable {
     }
 }
 
-/// A request waiting for other loops' answers.
+/// A question to other loops waiting for their answers: a request's, or the gateway's own.
 struct PendingQuery {
+    /// What is done once every loop asked has answered.
+    enum Completion {
+        /// Make the response of the request held for it (`HeldAnswer.gathering`).
+        case respond((Gateway, [LoopAnswer]) -> HTTPServerResponse)
+        /// Act on the answers; no request waits (the deadline watch).
+        case run((Gateway, [LoopAnswer]) -> Void)
+    }
+
     var remaining: Int
     var answers: [LoopAnswer] = []
     /// Answered with this instead (the gateway began shutting down: the loops asked may
     /// stop before they answer).
     var refusal: HeraldError?
-    /// Makes the response once every loop asked has answered.
-    let respond: (Gateway, [LoopAnswer]) -> HTTPServerResponse
+    let completion: Completion
 }
 
 extension Gateway {
     /// This loop's figures, in the detail asked for (on this loop's thread).
     func figures(_ detail: LoopFigures.Detail) -> LoopFigures {
         var figures = LoopFigures(metrics: hub.metrics)
-        for case let session? in hub.sessions {
-            figures.sessions[session.transport] += 1
-            figures.subscriptions[session.transport] += UInt64(session.subscriptionCount)
-            figures.queueDepths.append(session.queue.count)
+        switch detail {
+        case .counts, .rates, .clients:
+            for case let session? in hub.sessions {
+                figures.sessions[session.transport] += 1
+                figures.subscriptions[session.transport] += UInt64(session.subscriptionCount)
+                figures.queueDepths.append(session.queue.count)
+            }
+            figures.presenceGroups = Set(hub.presence.groupNames)
+            figures.presenceMembers = hub.presence.memberCount
+        case .windows:
+            break
         }
-        figures.presenceGroups = Set(hub.presence.groupNames)
-        figures.presenceMembers = hub.presence.memberCount
         figures.queuedBytes = hub.queuedBytesTotal
         figures.pendingInputBytes = pendingInputBytes
         figures.openConnections = connections.count
-        if case .rates = detail {
+        switch detail {
+        case .rates, .windows:
             let now = MonotonicClock.nanoseconds()
-            statsWindow.record(hub.metrics, now: now)
+            statsWindow.record(&hub.metrics, now: now)
+            figures.metrics = hub.metrics
             let current = StatsWindow.snapshot(of: hub.metrics, at: now)
             figures.windows = LoopFigures.windowSeconds.map { statsWindow.window(over: $0, current: current) }
+        case .clients:
+            figures.clients = clientRows()
+        case .counts:
+            break
         }
-        if case .clients = detail { figures.clients = clientRows() }
         return figures
     }
 
@@ -121,21 +143,35 @@ extension Gateway {
     /// every loop's (this one's read last, when the others have answered).
     func gatherFigures(_ detail: LoopFigures.Detail, respond: @escaping (Gateway, LoopFigures) -> HTTPServerResponse) -> RequestPlan {
         .held(
-            ask(.figures(detail), of: loops.others) { gateway, answers in
-                var all = gateway.figures(detail)
-                for case .figures(let figures) in answers { all.add(figures) }
-                return respond(gateway, all)
-            })
+            ask(.figures(detail), of: loops.others) { gateway, answers in respond(gateway, gateway.figures(detail, adding: answers)) })
+    }
+
+    /// This loop's figures (read last, when the others have answered) plus theirs.
+    private func figures(_ detail: LoopFigures.Detail, adding answers: [LoopAnswer]) -> LoopFigures {
+        var all = figures(detail)
+        for case .figures(let figures) in answers { all.add(figures) }
+        return all
+    }
+
+    /// Asks the other loops for their figures and runs `then` with the sum once all have
+    /// answered (at once with one loop); nothing is held for it.
+    func withGatheredFigures(_ detail: LoopFigures.Detail, run then: @escaping (Gateway, LoopFigures) -> Void) {
+        guard !loops.others.isEmpty else { return then(self, figures(detail)) }
+        _ = post(.figures(detail), to: loops.others, .run { gateway, answers in then(gateway, gateway.figures(detail, adding: answers)) })
     }
 
     /// Posts `query` to `targets` and holds the request until each has answered (at once
     /// when there are none).
     func ask(_ query: LoopQuery, of targets: [Int], respond: @escaping (Gateway, [LoopAnswer]) -> HTTPServerResponse) -> HeldAnswer {
+        .gathering(token: post(query, to: targets, .respond(respond)))
+    }
+
+    private func post(_ query: LoopQuery, to targets: [Int], _ completion: PendingQuery.Completion) -> UInt64 {
         let token = nextQueryToken
         nextQueryToken += 1
-        pendingQueries[token] = PendingQuery(remaining: targets.count, respond: respond)
+        pendingQueries[token] = PendingQuery(remaining: targets.count, completion: completion)
         for target in targets { loops.inboxes[target].post(.ask(query, token: token, from: loops.index)) }
-        return .gathering(token: token)
+        return token
     }
 
     /// Another loop's query, answered on this loop's thread.
@@ -155,15 +191,22 @@ extension Gateway {
         guard var pending = pendingQueries[token] else { return }  // its connection went away
         pending.remaining -= 1
         pending.answers.append(answer)
-        pendingQueries[token] = pending
+        if pending.remaining == 0, case .run(let run) = pending.completion {
+            pendingQueries[token] = nil
+            run(self, pending.answers)
+        } else {
+            pendingQueries[token] = pending
+        }
     }
 
     /// The response to a gathering request once every loop asked has answered; nil before.
     func gatheredAnswer(_ token: UInt64) -> HTTPServerResponse? {
-        guard let pending = pendingQueries[token], pending.remaining == 0 || pending.refusal != nil else { return nil }
+        guard let pending = pendingQueries[token], pending.remaining == 0 || pending.refusal != nil,
+            case .respond(let respond) = pending.completion
+        else { return nil }
         pendingQueries[token] = nil
         if let refusal = pending.refusal { return errorResponse(refusal) }
-        return pending.respond(self, pending.answers)
+        return respond(self, pending.answers)
     }
 
     /// Shutting down: requests still waiting for other loops are answered 503 (those loops

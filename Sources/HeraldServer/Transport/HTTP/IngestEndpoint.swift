@@ -86,6 +86,7 @@ struct IngestBody: BodyHandler {
 extension Gateway {
     /// Validates, authorizes and publishes a complete ingest body.
     func ingest(_ body: [UInt8], format: IngestFormat, binary: BinaryCloudEvent?, credentials: Credentials, peer: String) -> BodyAnswer {
+        let since = MonotonicClock.nanoseconds()
         hub.metrics.ingestBytes += UInt64(body.count)
         if let refusal = storageRefusal() {
             return .now(rejectIngest(refusal, fields: [("retry-after", refusal.code == .overloaded ? "1" : "5")]))
@@ -109,12 +110,12 @@ extension Gateway {
                     logRefusedPublish(limited, by: credentials, peer: peer)
                     return .now(rejectIngest(limited, fields: retryAfterField(limited)))
                 }
-                if hub.isClustered { return .held(.sequencing(ticket: hub.submit(events, answer: .taken))) }
+                if hub.isClustered { return .held(.sequencing(ticket: hub.submit(events, answer: .taken), since: since)) }
                 let accepted = hub.publish(events, tape: ingestTape, body: bytes)
-                statsWindow.record(hub.metrics, now: MonotonicClock.nanoseconds())
                 let response = json(202, WireFormat.accepted(accepted, epoch: hub.epoch))
                 let last = accepted.reduce(0) { max($0, $1.seq) }
-                return last > hub.committedThrough ? .held(.commit(position: last, response)) : .now(response)
+                guard last <= hub.committedThrough else { return .held(.commit(position: last, response, since: since)) }
+                return .now(acknowledged(response, since: since))
             } catch {
                 return .now(rejectIngest(error))
             }
@@ -126,24 +127,32 @@ extension Gateway {
     /// make the retry safe).
     func answer(held: HeldAnswer) -> HTTPServerResponse? {
         switch held {
-        case .commit(let position, let response):
-            if hub.committedThrough >= position { return response }
+        case .commit(let position, let response, let since):
+            if hub.committedThrough >= position { return acknowledged(response, since: since) }
             guard let refusal = storageFailedError() else { return nil }
             return errorResponse(refusal, fields: [("retry-after", "5")])
         case .gathering(let token):
             return gatheredAnswer(token)
-        case .sequencing(let ticket):
+        case .sequencing(let ticket, let since):
             switch hub.takeSequencingResult(ticket) {
             case nil:
                 return nil
             case .accepted(let accepted, let epoch):
-                statsWindow.record(hub.metrics, now: MonotonicClock.nanoseconds())
-                return json(202, WireFormat.accepted(accepted, epoch: epoch))
+                return acknowledged(json(202, WireFormat.accepted(accepted, epoch: epoch)), since: since)
             case .failed(let reason):
                 return rejectIngest(
                     HeraldError(.storageUnavailable, "the cluster's stream cannot store events: \(reason)"), fields: [("retry-after", "2")])
             }
         }
+    }
+
+    /// A 202 as it goes out: checked against `ingest.deadlineMs` from `since`, and a
+    /// moment for the stats windows (the loop is busy anyway).
+    private func acknowledged(_ response: HTTPServerResponse, since: UInt64) -> HTTPServerResponse {
+        let now = MonotonicClock.nanoseconds()
+        if hub.metrics.timingEnabled { hub.metrics.ingestAnswers.check(now &- since) }
+        statsWindow.record(&hub.metrics, now: now)
+        return response
     }
 
     /// Refuses an ingest request and counts it by its error code.

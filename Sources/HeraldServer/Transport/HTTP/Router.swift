@@ -43,11 +43,11 @@ enum BodyAnswer {
 /// An ingest answer that waits for storage.
 enum HeldAnswer {
     /// A single node: sent when `Hub.committedThrough` reaches `position` (a 503 if the
-    /// log fails first).
-    case commit(position: UInt64, HTTPServerResponse)
+    /// log fails first). `since`: when the body was complete (`ingest.deadlineMs`).
+    case commit(position: UInt64, HTTPServerResponse, since: UInt64)
     /// A cluster: made when the broker answers submission `ticket` (202 with the stream's
     /// positions, or 503).
-    case sequencing(ticket: UInt64)
+    case sequencing(ticket: UInt64, since: UInt64)
     /// Several loops: made when every loop asked has answered query `token`.
     case gathering(token: UInt64)
 }

@@ -33,10 +33,23 @@ struct ClientsEndpoint: Endpoint {
         guard (1...10_000).contains(limit), offset >= 0 else {
             return .respond(gateway.errorResponse(HeraldError(.invalidMessage, "limit must be in 1...10000 and offset non-negative")))
         }
+        guard let order = ClientOrder(rawValue: request.query("order") ?? "busy") else {
+            return .respond(
+                gateway.errorResponse(
+                    HeraldError(.invalidMessage, "order must be busy (fullest queues first) or late (most missed deadlines first)")))
+        }
         return gateway.gatherFigures(.clients) { gateway, figures in
-            gateway.json(200, gateway.clientsJSON(figures.clients, limit: limit, offset: offset))
+            gateway.json(200, gateway.clientsJSON(figures.clients, order: order, limit: limit, offset: offset))
         }
     }
+}
+
+/// How `/v1/clients` orders its rows (`?order=`).
+enum ClientOrder: String {
+    /// Fullest queues first, then most sent.
+    case busy
+    /// Most live deliveries past a deadline first, then the slowest delivery.
+    case late
 }
 
 /// `DELETE /v1/clients/{id}` (admin): disconnects one client (WebSocket close 1008
@@ -176,19 +189,19 @@ extension Gateway {
         for route in metrics.routes { out.sample("herald_route_dropped_total", [("route", route.name)], Double(route.dropped)) }
         out.family(
             "herald_route_delivery_latency_seconds", type: "histogram", help: "Delivery latency of events written through the route.")
-        for route in metrics.routes { out.histogram("herald_route_delivery_latency_seconds", [("route", route.name)], route.latency) }
+        for route in metrics.routes { out.histogram("herald_route_delivery_latency_seconds", [("route", route.name)], route.live.latency) }
         out.family(
             "herald_route_deadline_seconds", type: "gauge",
             help: "The route's delivery deadline (routes.<name>.deadlineMs, else delivery.deadlineMs; route \"\": ad-hoc filters).")
         for route in metrics.routes {
-            out.sample("herald_route_deadline_seconds", [("route", route.name)], Double(route.deadline) / 1e9)
+            out.sample("herald_route_deadline_seconds", [("route", route.name)], Double(route.live.deadline) / 1e9)
         }
         out.family(
             "herald_deadline_deliveries_total", type: "counter",
             help: "Live deliveries within (met) and past (missed) their route's deadline; replays are not counted.")
         for route in metrics.routes {
-            out.sample("herald_deadline_deliveries_total", [("route", route.name), ("result", "met")], Double(route.met))
-            out.sample("herald_deadline_deliveries_total", [("route", route.name), ("result", "missed")], Double(route.missed))
+            out.sample("herald_deadline_deliveries_total", [("route", route.name), ("result", "met")], Double(route.live.met))
+            out.sample("herald_deadline_deliveries_total", [("route", route.name), ("result", "missed")], Double(route.live.missed))
         }
         out.family(
             "herald_deadline_missed_total", type: "counter",
@@ -196,9 +209,23 @@ extension Gateway {
                 "Missed deadlines by cause: slow_client (it waited in the client's queue past a write that did not include it) or gateway (the first write after it arrived came late)."
         )
         for route in metrics.routes {
-            out.sample("herald_deadline_missed_total", [("route", route.name), ("cause", "slow_client")], Double(route.missedSlowClient))
-            out.sample("herald_deadline_missed_total", [("route", route.name), ("cause", "gateway")], Double(route.missedGateway))
+            out.sample(
+                "herald_deadline_missed_total", [("route", route.name), ("cause", "slow_client")], Double(route.live.missedSlowClient))
+            out.sample("herald_deadline_missed_total", [("route", route.name), ("cause", "gateway")], Double(route.live.missedGateway))
         }
+        let ingest = metrics.ingestAnswers
+        out.family(
+            "herald_ingest_deadline_seconds", type: "gauge", help: "ingest.deadlineMs: the time within which each 202 should go out.")
+        out.sample("herald_ingest_deadline_seconds", [], Double(ingest.deadline) / 1e9)
+        out.family(
+            "herald_ingest_deadline_answers_total", type: "counter",
+            help: "Ingest 202 answers within (met) and past (missed) ingest.deadlineMs, from the request's last byte.")
+        out.sample("herald_ingest_deadline_answers_total", [("result", "met")], Double(ingest.met))
+        out.sample("herald_ingest_deadline_answers_total", [("result", "missed")], Double(ingest.missed))
+        out.family(
+            "herald_ingest_answer_seconds", type: "histogram",
+            help: "From an ingest request's last byte to its 202 (the log's commit or the cluster's sequencing included).")
+        out.histogram("herald_ingest_answer_seconds", [], ingest.latency)
 
         out.family(
             "herald_tls_certificate_reloads_total", type: "counter",
@@ -308,55 +335,70 @@ extension Gateway {
     }
 
     /// Each route's deadline, its live deliveries over 1 s / 10 s / 60 s (latency
-    /// percentiles, share missed), its totals and its state (`DeadlineState`).
+    /// percentiles and maximum, share missed), its totals and its state
+    /// (`DeadlineState`); then ingest answers against `ingest.deadlineMs` (`ingest`).
     func deadlinesJSON(_ figures: LoopFigures, number: (Double?) -> JSONValue) -> JSONValue {
-        let budget = config.delivery.deadlineMissBudget
-        return .object(
-            figures.metrics.routes.enumerated().map { index, route in
-                var windows: [JSONValue.Member] = []
-                for (seconds, window) in zip(LoopFigures.windowSeconds, figures.windows) where window.routes.indices.contains(index) {
-                    let part = window.routes[index]
-                    windows.append(
-                        .init(
-                            "\(seconds)s",
-                            .object([
-                                .init("deliveries", .number(Double(part.met + part.missed))),
-                                .init("missed_ratio", number(part.missedRatio)),
-                                .init("latency_p50_ms", number(part.latency.quantile(0.5).map { $0 * 1000 })),
-                                .init("latency_p99_ms", number(part.latency.quantile(0.99).map { $0 * 1000 })),
-                            ])))
-                }
-                let ratio = { (seconds: Int) -> Double? in
-                    guard let at = LoopFigures.windowSeconds.firstIndex(of: seconds), figures.windows.indices.contains(at),
-                        figures.windows[at].routes.indices.contains(index)
-                    else { return nil }
-                    return figures.windows[at].routes[index].missedRatio
-                }
-                let state = DeadlineState(last10s: ratio(10), last60s: ratio(60), budget: budget)
-                return .init(
-                    route.name,
-                    .object([
-                        .init("deadline_ms", .number(Double(route.deadline) / 1e6)),
-                        .init("state", .string(state.rawValue)),
-                        .init("met", .number(Double(route.met))),
-                        .init("missed", .number(Double(route.missed))),
-                        .init("missed_slow_client", .number(Double(route.missedSlowClient))),
-                        .init("missed_gateway", .number(Double(route.missedGateway))),
-                        .init("windows", .object(windows)),
-                    ]))
-            })
+        func windows(_ part: (StatsWindow.Window) -> StatsWindow.Timeliness?) -> JSONValue {
+            .object(
+                zip(LoopFigures.windowSeconds, figures.windows).compactMap { seconds, window in
+                    guard let figures = part(window) else { return nil }
+                    return .init(
+                        "\(seconds)s",
+                        .object([
+                            .init("count", .number(Double(figures.met + figures.missed))),
+                            .init("missed_ratio", number(figures.missedRatio)),
+                            .init("latency_p50_ms", number(figures.latency.quantile(0.5).map { $0 * 1000 })),
+                            .init("latency_p99_ms", number(figures.latency.quantile(0.99).map { $0 * 1000 })),
+                            .init("latency_max_ms", number(figures.met + figures.missed == 0 ? nil : Double(figures.slowest) / 1e6)),
+                        ]))
+                })
+        }
+        let states = deadlineStates(figures)
+        let routes: [JSONValue.Member] = figures.metrics.routes.enumerated().map { index, route in
+            .init(
+                route.name,
+                .object([
+                    .init("deadline_ms", .number(Double(route.live.deadline) / 1e6)),
+                    .init("state", .string(states[index].rawValue)),
+                    .init("met", .number(Double(route.live.met))),
+                    .init("missed", .number(Double(route.live.missed))),
+                    .init("missed_slow_client", .number(Double(route.live.missedSlowClient))),
+                    .init("missed_gateway", .number(Double(route.live.missedGateway))),
+                    .init("windows", windows { $0.routes.indices.contains(index) ? $0.routes[index] : nil }),
+                ]))
+        }
+        let ingest = figures.metrics.ingestAnswers
+        return .object([
+            .init("budget", .number(config.delivery.deadlineMissBudget)),
+            .init("routes", .object(routes)),
+            .init(
+                "ingest",
+                .object([
+                    .init("deadline_ms", .number(Double(ingest.deadline) / 1e6)),
+                    .init("met", .number(Double(ingest.met))),
+                    .init("missed", .number(Double(ingest.missed))),
+                    .init("windows", windows { $0.ingest }),
+                ])),
+        ])
+    }
+
+    /// Each route's state (in `GatewayMetrics.routes` order) from its missed shares over
+    /// the last 10 s and 60 s against `delivery.deadlineMissBudget`.
+    func deadlineStates(_ figures: LoopFigures) -> [DeadlineState] {
+        func ratio(_ seconds: Int, _ route: Int) -> Double? {
+            guard let at = LoopFigures.windowSeconds.firstIndex(of: seconds), figures.windows.indices.contains(at),
+                figures.windows[at].routes.indices.contains(route)
+            else { return nil }
+            return figures.windows[at].routes[route].missedRatio
+        }
+        return figures.metrics.routes.indices.map { route in
+            DeadlineState(last10s: ratio(10, route), last60s: ratio(60, route), budget: config.delivery.deadlineMissBudget)
+        }
     }
 
     /// The routes burning their deadline budget (red), for `/readyz`.
     func lateRoutes(_ figures: LoopFigures) -> [String] {
-        guard let at = LoopFigures.windowSeconds.firstIndex(of: 60), figures.windows.indices.contains(at) else { return [] }
-        let window = figures.windows[at]
-        return figures.metrics.routes.indices.compactMap { index in
-            guard window.routes.indices.contains(index),
-                let ratio = window.routes[index].missedRatio, ratio > config.delivery.deadlineMissBudget
-            else { return nil }
-            return figures.metrics.routes[index].name
-        }
+        zip(figures.metrics.routes, deadlineStates(figures)).compactMap { route, state in state == .red ? route.name : nil }
     }
 
     // MARK: - /v1/clients
@@ -369,9 +411,15 @@ extension Gateway {
         return admins.publisher(forKey: token) == nil ? HeraldError(.unauthorized, "the admin key is not valid") : nil
     }
 
-    /// One row per client, busiest queues first: `?limit=` (default 100) and `?offset=`.
-    func clientsJSON(_ rows: [LoopFigures.ClientRow], limit: Int, offset: Int) -> [UInt8] {
-        let all = rows.sorted { ($0.queueDepth, $0.sent, $1.id) > ($1.queueDepth, $1.sent, $0.id) }
+    /// One row per client, busiest queues first (`late`: most missed deadlines first, then
+    /// the slowest delivery): `?limit=` (default 100) and `?offset=`.
+    func clientsJSON(_ rows: [LoopFigures.ClientRow], order: ClientOrder, limit: Int, offset: Int) -> [UInt8] {
+        let all = rows.sorted { a, b in
+            switch order {
+            case .busy: (a.queueDepth, a.sent, b.id) > (b.queueDepth, b.sent, a.id)
+            case .late: (a.missedDeadlines, a.slowestDelivery, b.id) > (b.missedDeadlines, b.slowestDelivery, a.id)
+            }
+        }
         let page = all.dropFirst(offset).prefix(limit).map(\.json)
         var out: [UInt8] = []
         JSONWriter.write(.object([.init("total", .number(Double(all.count))), .init("clients", .array(page))]), into: &out)
@@ -403,8 +451,12 @@ extension Gateway {
                 .init("dropped", .number(Double(client.queue.droppedCount + client.queue.coalescedCount))),
                 .init("resuming", .bool(client.isResuming)),
                 .init("connected_s", .number((Double(now - client.openedAt) / 1e6).rounded() / 1000)),
+                .init("missed_deadlines", .number(Double(client.missedDeadlines))),
+                .init("slowest_delivery_ms", .number((Double(client.slowestDelivery) / 1e3).rounded() / 1000)),
             ])
-            return LoopFigures.ClientRow(id: client.id, queueDepth: client.queue.count, sent: client.sent, json: json)
+            return LoopFigures.ClientRow(
+                id: client.id, queueDepth: client.queue.count, sent: client.sent, missedDeadlines: client.missedDeadlines,
+                slowestDelivery: client.slowestDelivery, json: json)
         }
     }
 }
