@@ -1,5 +1,6 @@
 // The dashboard: polls /v1/stats every second and draws the last two minutes on <canvas>;
-// with an admin key, lists the busiest clients from /v1/clients every two seconds; on demand,
+// shows each route's deadline state; with an admin key, lists the busiest and the latest
+// clients from /v1/clients every two seconds; on demand,
 // follows the recent events through herald.js.
 // No third-party library: the gateway may run offline, and the whole page must stay small.
 
@@ -61,6 +62,13 @@ function since(t) {
 }
 
 function ms(n) { return n == null ? "–" : `${compact(n)} ms`; }
+
+/** A share as a percentage (0.0042: "0.42 %", 0.001: "0.1 %", 0.25: "25 %"); "–" when there is none. */
+function percent(share) {
+  if (share == null) return "–";
+  const p = share * 100;
+  return `${p === 0 ? "0" : p < 1 ? String(Number(p.toPrecision(2))) : trim(p)} %`;
+}
 
 // MARK: - Charts
 
@@ -321,6 +329,7 @@ function render(stats) {
 
   renderRates(stats.rates || {});
   renderRoutes(stats.routes || {});
+  renderDeadlines(stats.deadlines);
 }
 
 /** Replaces a tbody's rows only when their text changed, so focus and selection survive. */
@@ -359,7 +368,7 @@ function renderRates(rates) {
 }
 
 function renderRoutes(routes) {
-  const names = Object.keys(routes).sort((a, b) => (a === "" ? 1 : b === "" ? -1 : a.localeCompare(b)));
+  const names = Object.keys(routes).sort(routeOrder);
   const rows = names.map((name) => [name, num(routes[name], ["matched"]), num(routes[name], ["delivered"]), num(routes[name], ["dropped"])]);
   const body = $("routes-body");
   if (!rows.length) {
@@ -380,6 +389,77 @@ function renderRoutes(routes) {
     tr.append(th, cell("td", count(matched), "n"), cell("td", count(delivered), "n"), cell("td", count(droppedCount), droppedCount ? "n warn" : "n"));
     return tr;
   });
+}
+
+/** Routes in the order of the Routes table: by name, ad-hoc filters last. */
+function routeOrder(a, b) { return a === "" ? 1 : b === "" ? -1 : a.localeCompare(b); }
+
+function renderDeadlines(deadlines) {
+  if (!deadlines || typeof deadlines !== "object") return;
+  const routes = deadlines.routes || {};
+  const budget = num(deadlines, ["budget"], null);
+  $("deadlines-budget").textContent = budget == null ? "" :
+    `Red: more than ${percent(budget)} of the last minute's deliveries were late (delivery.deadlineMissBudget); amber: of the last 10 s only.`;
+  const inWindow = (figures, w, key) => num(figures, ["windows", w, key], null);
+  const rows = Object.keys(routes).sort(routeOrder).map((name) => {
+    const r = routes[name];
+    return {
+      name, label: name === "" ? "ad-hoc filters" : name, state: String(r.state || "green"),
+      deadline: ms(num(r, ["deadline_ms"], null)),
+      p50: ms(inWindow(r, "10s", "latency_p50_ms")), p99: ms(inWindow(r, "10s", "latency_p99_ms")),
+      max: ms(inWindow(r, "60s", "latency_max_ms")),
+      missed10: percent(inWindow(r, "10s", "missed_ratio")), missed60: percent(inWindow(r, "60s", "missed_ratio")),
+      missed: num(r, ["missed"]), byClient: num(r, ["missed_slow_client"]), byGateway: num(r, ["missed_gateway"]),
+    };
+  });
+  const ingest = deadlines.ingest;
+  if (ingest) {
+    rows.push({
+      name: "(ingest)", label: "ingest answers (202)", state: null, deadline: ms(num(ingest, ["deadline_ms"], null)),
+      p50: ms(inWindow(ingest, "10s", "latency_p50_ms")), p99: ms(inWindow(ingest, "10s", "latency_p99_ms")),
+      max: ms(inWindow(ingest, "60s", "latency_max_ms")),
+      missed10: percent(inWindow(ingest, "10s", "missed_ratio")), missed60: percent(inWindow(ingest, "60s", "missed_ratio")),
+      missed: num(ingest, ["missed"]), byClient: null, byGateway: null,
+    });
+  }
+  fillRows($("deadlines-body"), rows, (r) => {
+    const tr = document.createElement("tr");
+    tr.dataset.route = r.name;
+    if (r.state) tr.dataset.state = r.state;
+    const state = document.createElement("td");
+    if (r.state) {
+      const pill = document.createElement("span");
+      pill.className = "state";
+      pill.dataset.state = r.state;
+      pill.textContent = r.state;
+      state.append(pill);
+    } else {
+      state.textContent = "–";
+    }
+    const split = r.byClient == null ? count(r.missed) : `${count(r.missed)} (${count(r.byClient)} · ${count(r.byGateway)})`;
+    tr.append(
+      cell("th", r.label, r.name === "" || r.state == null ? "adhoc" : undefined), state, cell("td", r.deadline, "n"),
+      cell("td", r.p50, "n"), cell("td", r.p99, "n"), cell("td", r.max, "n"),
+      cell("td", r.missed10, "n"), cell("td", r.missed60, "n"), cell("td", split, r.missed ? "n warn" : "n"));
+    return tr;
+  });
+  const late = rows.filter((r) => r.state === "red"), burning = rows.filter((r) => r.state === "amber");
+  const names = (list) => list.map((r) => r.label).join(", ");
+  const blame = (list) => {
+    const client = list.reduce((a, r) => a + r.byClient, 0), gateway = list.reduce((a, r) => a + r.byGateway, 0);
+    return client > gateway ? "most misses waited in slow clients' queues" : "most misses came before the first write: the gateway is busy";
+  };
+  const summary = $("deadlines-summary");
+  if (late.length) {
+    summary.dataset.state = "late";
+    summary.textContent = `Late: ${names(late)} missed more than the budget over the last minute; ${blame(late)}.`;
+  } else if (burning.length) {
+    summary.dataset.state = "burning";
+    summary.textContent = `Burning its budget now: ${names(burning)} (the last 10 s); ${blame(burning)}.`;
+  } else {
+    summary.dataset.state = "live";
+    summary.textContent = "Every route is on time.";
+  }
 }
 
 // MARK: - Admin: busiest clients
@@ -431,6 +511,7 @@ async function pollClients(key, generation) {
   if (status === 401 || status === 403) {
     try { sessionStorage.removeItem(KEY_STORAGE); } catch { /* nothing stored */ }
     $("clients-wrap").hidden = true;
+    hideLateClients();
     clientsMessage("denied", `The gateway refused this admin key (${status}${serverMessage ? `: ${serverMessage}` : ""}). Check the key and try again.`);
     return false;
   }
@@ -439,7 +520,61 @@ async function pollClients(key, generation) {
     return status !== 404;
   }
   renderClients(body);
+  await pollLateClients(key, generation);
   return true;
+}
+
+/** The clients that missed the most deadlines, for the Deadlines section. */
+async function pollLateClients(key, generation) {
+  let result;
+  try {
+    result = await getJSON("/v1/clients?order=late&limit=5&offset=0", { Authorization: `Bearer ${key}` });
+  } catch {
+    return;  // the busiest-clients poll says when the gateway cannot be reached
+  }
+  if (generation !== clientsGeneration || !result.ok || !result.body || !Array.isArray(result.body.clients)) return;
+  const late = result.body.clients.filter((c) => num(c, ["missed_deadlines"]) > 0);
+  $("late-wrap").hidden = late.length === 0;
+  $("late-status").textContent = late.length ? "Most missed deadlines first; the slowest is the client's slowest live delivery."
+    : `No client has missed a deadline · updated ${new Date().toLocaleTimeString()}`;
+  const rows = late.map((c) => ({
+    id: String(c.id ?? ""), transport: String(c.transport ?? ""), remote: String(c.remote ?? ""),
+    user: c.user == null ? "—" : String(c.user),
+    subs: (Array.isArray(c.subscriptions) ? c.subscriptions : []).map(describeSubscription),
+    missed: num(c, ["missed_deadlines"]), slowest: num(c, ["slowest_delivery_ms"]), depth: num(c, ["queue_depth"]),
+  }));
+  fillRows($("late-body"), rows, (r) => {
+    const tr = document.createElement("tr");
+    tr.dataset.client = r.id;
+    tr.append(
+      cell("th", r.id, "n"), cell("td", transportName(r.transport)), cell("td", r.remote), cell("td", r.user),
+      subscriptionsCell(r.subs), cell("td", count(r.missed), "n warn"), cell("td", ms(r.slowest), "n"),
+      cell("td", count(r.depth), r.depth ? "n warn" : "n"));
+    return tr;
+  });
+}
+
+function hideLateClients() {
+  $("late-wrap").hidden = true;
+  $("late-body").replaceChildren();
+  delete $("late-body").dataset.signature;
+  $("late-status").textContent = "With an admin key (below), the clients that missed the most deadlines are listed here.";
+}
+
+function transportName(transport) { return transport === "ws" ? "WebSocket" : transport === "sse" ? "SSE" : transport; }
+
+/** The subscriptions of a client, one per line, long filters cut with the whole in a tooltip. */
+function subscriptionsCell(texts) {
+  const subs = document.createElement("td");
+  subs.className = "subs";
+  if (!texts.length) subs.textContent = "—";
+  for (const text of texts) {
+    const code = document.createElement("code");
+    code.textContent = text.length > 80 ? `${text.slice(0, 79)}…` : text;
+    if (text.length > 80) code.title = text;
+    subs.append(code);
+  }
+  return subs;
 }
 
 function describeSubscription(sub) {
@@ -480,18 +615,9 @@ function renderClients(body) {
     const tr = document.createElement("tr");
     tr.dataset.client = r.id;
     tr.dataset.transport = r.transport;
-    const subs = document.createElement("td");
-    subs.className = "subs";
-    if (!r.subs.length) subs.textContent = "—";
-    for (const text of r.subs) {
-      const code = document.createElement("code");
-      code.textContent = text.length > 80 ? `${text.slice(0, 79)}…` : text;
-      if (text.length > 80) code.title = text;
-      subs.append(code);
-    }
     tr.append(
-      cell("th", r.id, "n"), cell("td", r.transport === "ws" ? "WebSocket" : r.transport === "sse" ? "SSE" : r.transport),
-      cell("td", r.remote), cell("td", r.user), subs,
+      cell("th", r.id, "n"), cell("td", transportName(r.transport)),
+      cell("td", r.remote), cell("td", r.user), subscriptionsCell(r.subs),
       cell("td", count(r.depth), r.depth ? "n warn" : "n"), cell("td", bytes(r.queued), "n"),
       cell("td", count(r.sent), "n"), cell("td", count(r.dropped), r.dropped ? "n warn" : "n"),
       cell("td", duration(r.age), "n"));
@@ -517,6 +643,7 @@ $("admin-forget").addEventListener("click", () => {
   $("clients-wrap").hidden = true;
   $("clients-body").replaceChildren();
   delete $("clients-body").dataset.signature;
+  hideLateClients();
   clientsMessage("idle", "Key forgotten. Enter an admin key to list connected clients.");
 });
 

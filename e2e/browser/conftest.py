@@ -304,7 +304,8 @@ class StalledWebSocket:
     """A WebSocket client that subscribes and then never reads: its queue in the gateway
     grows once the (deliberately small) socket buffers are full."""
 
-    def __init__(self, port, filter):
+    def __init__(self, port, filter=None, route=None):
+        """Subscribes with an ad-hoc `filter`, or through `route` by name."""
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         self.sock.settimeout(5)
@@ -318,13 +319,24 @@ class StalledWebSocket:
             assert chunk, "the gateway closed the stalled WebSocket during the handshake"
             head += chunk
         assert head.startswith(b"HTTP/1.1 101"), head.decode(errors="replace")
-        self.send_text(json.dumps({"op": "subscribe", "id": "stalled", "filter": filter}))
+        self.send_text(json.dumps({"op": "subscribe", "id": "stalled", **({"route": route} if route else {"filter": filter})}))
 
     def send_text(self, text):
         payload = text.encode()
         assert len(payload) < 126
         mask = os.urandom(4)
         self.sock.sendall(bytes([0x81, 0x80 | len(payload)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
+
+    def drain(self, seconds):
+        """Reads at last, for `seconds`: what waited in its queue is written now, late."""
+        self.sock.settimeout(0.2)
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            try:
+                if not self.sock.recv(1 << 20):
+                    break
+            except socket.timeout:
+                pass
 
     def close(self):
         self.sock.close()

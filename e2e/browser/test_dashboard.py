@@ -2,10 +2,11 @@
 
 import time
 
+import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
-from conftest import ADMIN_KEY, StalledWebSocket, wait_until
+from conftest import ADMIN_KEY, StalledWebSocket, running_gateway, wait_until
 
 # Chromium logs every non-2xx fetch as a SEVERE "network" entry; the tests that provoke one
 # on purpose allow exactly that one (each allowance: substrings that must all appear).
@@ -173,6 +174,50 @@ def test_stalled_client_shows_queue_depth_and_drops(driver, gateway, console, sc
         assert "stalled" in row["text"]
         assert "overflow" in text(driver, "tile-dropped-detail")
         screenshot("dashboard-stalled")
+    finally:
+        stalled.close()
+    assert console.severe() == []
+
+
+@pytest.fixture
+def deadline_gateway():
+    """The gateway with a route whose deadline is 5 ms, beside the chat route."""
+    yield from running_gateway(extra={"routes": {
+        "chat": {"pattern": {"type": ["chat.message"]}},
+        "bulk": {"pattern": {"type": ["bulk"]}, "deadlineMs": 5},
+    }})
+
+
+def test_a_late_route_turns_red_and_names_the_client_that_made_it_late(driver, deadline_gateway, console, screenshot):
+    """A client that stops reading, then reads again: what waited in its queue went out long
+    past the route's 5 ms, so the route turns red, the summary blames slow clients, the
+    healthy route stays green, and the admin's late-clients table names the client."""
+    gateway = deadline_gateway
+    open_dashboard(driver, gateway)
+    enter_admin_key(driver, ADMIN_KEY)
+    wait_until(lambda: "on time" in text(driver, "deadlines-summary"), message="every route on time at first")
+    assert "0.1 %" in text(driver, "deadlines-budget")
+    stalled = StalledWebSocket(gateway.port, route="bulk")
+    try:
+        wait_until(lambda: number(driver, "tile-connections") == 1, message="the stalled client to be counted")
+        padding = "x" * 50_000
+        for b in range(12):  # ~10 MB: far more than the socket buffers hold
+            gateway.publish([{"type": "bulk", "n": b * 18 + i, "padding": padding} for i in range(18)])
+        time.sleep(0.5)
+        stalled.drain(2)
+        state = "return [...document.querySelectorAll('#deadlines-body tr')].map(r => [r.dataset.route, r.dataset.state, r.innerText])"
+        rows = wait_until(lambda: (rows := {route: (state, row) for route, state, row in driver.execute_script(state)})
+                          and rows.get("bulk", ("",))[0] == "red" and rows, message="the bulk route to turn red")
+        assert rows["chat"][0] == "green" and rows[""][0] == "green", rows
+        assert "5 ms" in rows["bulk"][1] and "RED" in rows["bulk"][1].upper()
+        assert "ingest answers (202)" in rows["(ingest)"][1]
+        summary = text(driver, "deadlines-summary")
+        assert summary.startswith("Late: bulk") and "slow clients" in summary, summary
+        late = wait_until(lambda: driver.find_elements(By.CSS_SELECTOR, "#late-body tr"), message="the late-clients table")
+        cells = [c.text for c in late[0].find_elements(By.CSS_SELECTOR, "th, td")]
+        assert int(cells[5].replace(",", "")) > 0 and "route bulk" in cells[4], cells
+        driver.execute_script("document.getElementById('deadlines-title').scrollIntoView()")
+        screenshot("dashboard-deadlines")
     finally:
         stalled.close()
     assert console.severe() == []
