@@ -43,6 +43,15 @@ public struct LatencyHistogram: Sendable {
         max = Swift.max(max, other.max)
     }
 
+    /// How many values were over `threshold` nanoseconds, exact to the histogram's 0.1 %:
+    /// a value in the bucket that holds `threshold` counts as over only when the bucket
+    /// lies wholly above it, so a value a hair past the threshold may count as within.
+    public func count(over threshold: UInt64) -> UInt64 {
+        guard count > 0, max > threshold else { return 0 }
+        let first = Self.bucket(of: threshold) + 1
+        return first < counts.count ? counts[first...].reduce(0, +) : 0
+    }
+
     /// The value at or under which `fraction` (0...1) of the recorded values lie; 0 when empty.
     public func percentile(_ fraction: Double) -> UInt64 {
         guard count > 0 else { return 0 }

@@ -57,6 +57,8 @@ public struct LoadPlan: Sendable {
     /// latency of the (undisturbed) readers, over the run and during a storm.
     public var maxServerResidentKB: Int?
     public var maxP99Milliseconds: Double?
+    /// Deliveries later than this (from each event's due time) count as late.
+    public var deadlineMilliseconds: Double = 100
 
     public init(
         subscribers: Int, transport: Transport, subscribeURL: LoadTemplate, publishURL: LoadTemplate, event: LoadTemplate, events: Int

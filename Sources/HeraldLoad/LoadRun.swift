@@ -270,6 +270,9 @@ public struct LoadReport: Sendable {
     public var server: ServerFigures?
     /// The storm's figures, in a storm run.
     public var storm: StormFigures?
+    /// What a Herald gateway counted against its own deadlines during the run (nil for
+    /// other gateways, or when its `/metrics` could not be read).
+    public var gatewayDeadlines: GatewayDeadlines?
     public var failures: [String] = []
 
     init(plan: LoadPlan) { self.plan = plan }
@@ -277,6 +280,8 @@ public struct LoadReport: Sendable {
     /// Events the gateway accepted per second of publishing.
     public var achievedRate: Double { publishSeconds > 0 ? Double(acceptedEvents) / publishSeconds : 0 }
     public var deliveriesPerSecond: Double { deliverySeconds > 0 ? Double(delivered) / deliverySeconds : 0 }
+    /// Deliveries later than `plan.deadlineMilliseconds` after their event was due.
+    public var lateDeliveries: UInt64 { latencies.count(over: UInt64(plan.deadlineMilliseconds * 1e6)) }
 
     static let percentiles: [(String, Double)] = [("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("p99.9", 0.999), ("max", 1)]
 
@@ -301,7 +306,13 @@ public struct LoadReport: Sendable {
                 "\"lost\":\(lost)", "\"unexpected\":\(unexpected)", "\"gaps\":\(gaps)",
                 "\"deliveries_per_s\":\(number(deliveriesPerSecond))", "\"latency_ms\":\(percentiles(latencies))",
                 "\"ack_ms\":\(percentiles(acknowledgements))", "\"tool_cpu_s\":\(number(toolCPUSeconds))",
+                "\"deadline_ms\":\(number(plan.deadlineMilliseconds))", "\"late_deliveries\":\(lateDeliveries)",
             ]
+            if let gateway = gatewayDeadlines {
+                fields.append(
+                    "\"gateway_deadlines\":{\"met\":\(gateway.met),\"missed_slow_client\":\(gateway.missedSlowClient),\"missed_gateway\":\(gateway.missedGateway)}"
+                )
+            }
         }
         if let server {
             fields += [
@@ -334,6 +345,7 @@ public struct LoadReport: Sendable {
                 "delivered \(delivered) of \(expected) (\(lost) lost, \(unexpected) unexpected, \(gaps) gap notices), \(Int(deliveriesPerSecond)) deliveries/s",
                 (storm == nil ? "latency  " : "latency of the undisturbed, whole run  ") + line(latencies),
                 "ack      " + line(acknowledgements),
+                deadlineLine,
                 "tool CPU \(String(format1: toolCPUSeconds)) s",
             ]
         }
@@ -348,6 +360,20 @@ public struct LoadReport: Sendable {
         }
         lines += failures.map { "failure: \($0)" }
         return lines.joined(separator: "\n")
+    }
+}
+
+extension LoadReport {
+    /// Late deliveries as the tool saw them, and as the gateway counted them when it is Herald.
+    var deadlineLine: String {
+        let total = latencies.count
+        let share = total > 0 ? " (\((Double(lateDeliveries) * 100_000 / Double(total)).rounded() / 1000) %)" : ""
+        var line = "deadline \(String(format1: plan.deadlineMilliseconds)) ms: \(lateDeliveries) of \(total) deliveries late\(share)"
+        if let gateway = gatewayDeadlines {
+            line +=
+                "; the gateway counted \(gateway.missed) of \(gateway.met + gateway.missed) past its deadlines (\(gateway.missedSlowClient) slow client, \(gateway.missedGateway) gateway)"
+        }
+        return line
     }
 }
 

@@ -151,6 +151,12 @@ struct Bench: ParsableCommand {
             "Fail when the p99 delivery latency (with --storm: of the undisturbed, over the run and during the storm) passes this many ms.")
     var maxP99: Double?
 
+    @Option(
+        help:
+            "Deliveries later than this many ms after their event was due count as late (also the in-process gateway's delivery.deadlineMs)."
+    )
+    var deadlineMs: Double = 100
+
     func validate() throws {
         guard ["ws", "sse"].contains(transport) else { throw ValidationError("--transport must be ws or sse") }
         guard HeraldConfig.Storage.Fsync(rawValue: fsync) != nil else { throw ValidationError("--fsync must be always, batch or never") }
@@ -180,6 +186,7 @@ struct Bench: ParsableCommand {
             guard stormWindow >= 0, (stormAt ?? 0) >= 0 else { throw ValidationError("--storm-at and --storm-window must not be negative") }
         }
         guard storm >= 0 else { throw ValidationError("--storm must not be negative") }
+        guard deadlineMs >= 1, deadlineMs <= 600_000 else { throw ValidationError("--deadline-ms must be in 1...600000") }
         guard maxServerRss == nil || url == nil || !serverPid.isEmpty else {
             throw ValidationError("--max-server-rss needs --server-pid with --url")
         }
@@ -205,11 +212,17 @@ struct Bench: ParsableCommand {
         defer { server?.shutdown() }
 
         let plan = try makePlan(base: base, publisherKey: publisherKey, inProcess: server != nil)
-        let report: LoadReport
+        // Herald counts its own deadlines: read them around the run where deliveries happen.
+        let deliveringNode = custom ? nil : subscribeNode ?? base
+        let deadlinesBefore = deliveringNode.flatMap { try? GatewayDeadlines.scrape(baseURL: $0, tls: plan.tls) }
+        var report: LoadReport
         do {
             report = try LoadRun.run(plan)
         } catch {
             throw CLIError("bench: \(error)")
+        }
+        if let deliveringNode, let deadlinesBefore, let after = try? GatewayDeadlines.scrape(baseURL: deliveringNode, tls: plan.tls) {
+            report.gatewayDeadlines = after.subtracting(deadlinesBefore)
         }
         print(json ? report.json : report.text)
         if !report.failures.isEmpty || report.lost > 0 || report.refusedPosts > 0 { throw ExitCode(1) }
@@ -271,6 +284,7 @@ struct Bench: ParsableCommand {
         }
         plan.maxServerResidentKB = maxServerRss.map { $0 * 1024 }
         plan.maxP99Milliseconds = maxP99
+        plan.deadlineMilliseconds = deadlineMs
         if let cacert {
             guard LoadRun.isSecure(plan.subscribeURL.string(i: 0)) || LoadRun.isSecure(plan.publishURL.string(i: 0)) else {
                 throw ValidationError("--cacert needs an https:// or wss:// URL")
@@ -293,6 +307,7 @@ struct Bench: ParsableCommand {
         config.limits.maxBodyBytes = max(1 << 20, batch * 1024)
         config.log.lwsLevel = "error"
         config.metrics.timing = !noTiming
+        config.delivery.deadlineMs = Int(deadlineMs.rounded(.up))
         config.auth.publisherKeys = [.init(name: "bench", sha256: HeraldServer.sha256(of: publisherKey))]
         config.storage.path = storage
         config.storage.fsync = HeraldConfig.Storage.Fsync(rawValue: fsync) ?? .batch

@@ -68,6 +68,37 @@ import Testing
         let median = a.percentile(0.5)
         #expect(median >= 100_000 && median <= 100_100)
     }
+
+    @Test func lateValuesAreCountedAgainstASlowReferenceWithinATenthOfAPercent() {
+        var generator = SystemRandomNumberGenerator()
+        let values = (0..<20_000).map { _ in UInt64.random(in: 0...200_000_000, using: &generator) }
+        var histogram = LatencyHistogram()
+        values.forEach { histogram.record($0) }
+        for threshold: UInt64 in [0, 1000, 2047, 2048, 5_000_000, 100_000_000, 199_999_999, 300_000_000] {
+            let over = histogram.count(over: threshold)
+            // Exactly what is over the threshold, give or take what lies within 0.1 % above it.
+            let surely = UInt64(values.filter { $0 > threshold + threshold / 1000 + 1 }.count)
+            let atMost = UInt64(values.filter { $0 > threshold }.count)
+            #expect(over >= surely && over <= atMost, "threshold \(threshold): \(over) not in \(surely)...\(atMost)")
+        }
+        #expect(LatencyHistogram().count(over: 0) == 0)
+    }
+
+    @Test func theGatewaysDeadlineCountsAreSummedOverRoutes() {
+        let text = """
+            # TYPE herald_deadline_deliveries_total counter
+            herald_deadline_deliveries_total{route="chat",result="met"} 90
+            herald_deadline_deliveries_total{route="chat",result="missed"} 10
+            herald_deadline_deliveries_total{route="",result="met"} 5
+            herald_deadline_missed_total{route="chat",cause="slow_client"} 7
+            herald_deadline_missed_total{route="chat",cause="gateway"} 3
+            herald_deadline_missed_total{route="",cause="gateway"} 0
+            herald_deadlines_other{result="met"} 1000
+            """
+        let figures = GatewayDeadlines(prometheusText: text)
+        #expect(figures == GatewayDeadlines(met: 95, missedSlowClient: 7, missedGateway: 3))
+        #expect(figures.subtracting(GatewayDeadlines(met: 45, missedSlowClient: 7)) == GatewayDeadlines(met: 50, missedGateway: 3))
+    }
 }
 
 @Suite struct WireDecodingTests {

@@ -28,6 +28,11 @@ def test_routed_run_against_a_real_gateway_delivers_everything_and_reports_json(
         assert report["lost"] == 0 and report["unexpected"] == 0 and report["failures"] == []
         assert 0 < report["latency_ms"]["p50"] <= report["latency_ms"]["p99"] <= report["latency_ms"]["max"]
         assert report["server_rss_kb_after"] > 0
+        # Late deliveries as the tool saw them, and as the gateway counted them against its
+        # own deadlines (delivery.deadlineMs, 100 ms by default): every live delivery once.
+        assert report["deadline_ms"] == 100 and 0 <= report["late_deliveries"] <= 400
+        gateway = report["gateway_deadlines"]
+        assert gateway["met"] + gateway["missed_slow_client"] + gateway["missed_gateway"] == 400, gateway
         herald.assert_serving_and_idle()
     finally:
         herald.close()
@@ -45,6 +50,7 @@ def test_templates_measure_a_gateway_by_urls_alone():
                     "--event", '{"kind":"tpl","g":{i},"n":{n},"sentAt":{sentAt}}')
         assert run.returncode == 0, run.stderr + run.stdout
         assert "delivered 50 of 50 (0 lost" in run.stdout
+        assert "deadline 100.0 ms: " in run.stdout and "the gateway counted" not in run.stdout, "templates: any gateway"
         herald.assert_serving_and_idle()
     finally:
         herald.close()
@@ -70,6 +76,7 @@ def test_refusals_and_misuse_get_a_message_and_an_exit_code():
         for args, message in [
             (["--transport", "carrier-pigeon"], "--transport must be ws or sse"),
             (["--duration", "5"], "--duration needs a positive --rate"),
+            (["--deadline-ms", "0"], "--deadline-ms must be in 1...600000"),
             (["--subscribe-url", "ws://127.0.0.1:1/x"], "give all three"),
             (["--header", "no colon here", "--url", herald.base], "expected \"Name: value\""),
             (["--url", herald.base, "--key", PUBLISHER_KEY, "--sources", "999"], "sources must be 1"),
