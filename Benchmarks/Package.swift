@@ -6,6 +6,7 @@ import PackageDescription
 //
 //     swift package --scratch-path .build-bench benchmark --target JSONScannerBenchmarks
 //     swift package --scratch-path .build-bench benchmark --target MatcherBenchmarks
+//     swift package --scratch-path .build-bench benchmark --target DeliveryBenchmarks
 
 // MARK: - Dependencies
 
@@ -40,6 +41,15 @@ let package = Package(
             name: "MatcherBenchmarks",
             dependencies: [heraldCore, heraldPatternCorpus, benchmarkProduct],
             path: "Benchmarks/MatcherBenchmarks",
+            plugins: [benchmarkPlugin]
+        ),
+
+        // MARK: - Delivery accounting
+
+        .executableTarget(
+            name: "DeliveryBenchmarks",
+            dependencies: [heraldCore, benchmarkProduct],
+            path: "Benchmarks/DeliveryBenchmarks",
             plugins: [benchmarkPlugin]
         ),
     ]
