@@ -410,6 +410,7 @@ function renderDeadlines(deadlines) {
       max: ms(inWindow(r, "60s", "latency_max_ms")),
       missed10: percent(inWindow(r, "10s", "missed_ratio")), missed60: percent(inWindow(r, "60s", "missed_ratio")),
       missed: num(r, ["missed"]), byClient: num(r, ["missed_slow_client"]), byGateway: num(r, ["missed_gateway"]),
+      recentMissed: inWindow(r, "60s", "missed") ?? 0, recentByClient: inWindow(r, "60s", "missed_slow_client") ?? 0,
     };
   });
   const ingest = deadlines.ingest;
@@ -419,7 +420,7 @@ function renderDeadlines(deadlines) {
       p50: ms(inWindow(ingest, "10s", "latency_p50_ms")), p99: ms(inWindow(ingest, "10s", "latency_p99_ms")),
       max: ms(inWindow(ingest, "60s", "latency_max_ms")),
       missed10: percent(inWindow(ingest, "10s", "missed_ratio")), missed60: percent(inWindow(ingest, "60s", "missed_ratio")),
-      missed: num(ingest, ["missed"]), byClient: null, byGateway: null,
+      missed: num(ingest, ["missed"]), byClient: null, byGateway: null, recentMissed: 0, recentByClient: 0,
     });
   }
   fillRows($("deadlines-body"), rows, (r) => {
@@ -445,9 +446,10 @@ function renderDeadlines(deadlines) {
   });
   const late = rows.filter((r) => r.state === "red"), burning = rows.filter((r) => r.state === "amber");
   const names = (list) => list.map((r) => r.label).join(", ");
+  // Whose fault, over the last minute (the misses that made the state, not those since start).
   const blame = (list) => {
-    const client = list.reduce((a, r) => a + r.byClient, 0), gateway = list.reduce((a, r) => a + r.byGateway, 0);
-    return client > gateway ? "most misses waited in slow clients' queues" : "most misses came before the first write: the gateway is busy";
+    const missed = list.reduce((a, r) => a + r.recentMissed, 0), client = list.reduce((a, r) => a + r.recentByClient, 0);
+    return client * 2 > missed ? "most misses waited in slow clients' queues" : "most misses came before the first write: the gateway is busy";
   };
   const summary = $("deadlines-summary");
   if (late.length) {

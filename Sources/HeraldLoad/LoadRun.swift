@@ -368,10 +368,11 @@ extension LoadReport {
     var deadlineLine: String {
         let total = latencies.count
         let share = total > 0 ? " (\((Double(lateDeliveries) * 100_000 / Double(total)).rounded() / 1000) %)" : ""
-        var line = "deadline \(String(format1: plan.deadlineMilliseconds)) ms: \(lateDeliveries) of \(total) deliveries late\(share)"
+        let readers = storm == nil ? "deliveries" : "deliveries to the undisturbed"
+        var line = "deadline \(String(format1: plan.deadlineMilliseconds)) ms: \(lateDeliveries) of \(total) \(readers) late\(share)"
         if let gateway = gatewayDeadlines {
             line +=
-                "; the gateway counted \(gateway.missed) of \(gateway.met + gateway.missed) past its deadlines (\(gateway.missedSlowClient) slow client, \(gateway.missedGateway) gateway)"
+                "; the gateway counted \(gateway.missed) of \(gateway.met + gateway.missed) past its deadlines\(storm == nil ? "" : " (every client)") (\(gateway.missedSlowClient) slow client, \(gateway.missedGateway) gateway)"
         }
         return line
     }

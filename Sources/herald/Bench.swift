@@ -222,7 +222,9 @@ struct Bench: ParsableCommand {
             throw CLIError("bench: \(error)")
         }
         if let deliveringNode, let deadlinesBefore, let after = try? GatewayDeadlines.scrape(baseURL: deliveringNode, tls: plan.tls) {
-            report.gatewayDeadlines = after.subtracting(deadlinesBefore)
+            let run = after.subtracting(deadlinesBefore)
+            // A gateway without timing (metrics.timing false, --no-timing) counts nothing.
+            if run.met + run.missed > 0 { report.gatewayDeadlines = run }
         }
         print(json ? report.json : report.text)
         if !report.failures.isEmpty || report.lost > 0 || report.refusedPosts > 0 { throw ExitCode(1) }

@@ -81,10 +81,21 @@ import Testing
         #expect(tenSeconds.met + tenSeconds.missed == 100 && tenSeconds.missed == 5)
         #expect(minute.missed == 5 && minute.met + minute.missed == 600)
         #expect(tenSeconds.latency.quantile(0.99) ?? 0 > 0.005, "the late ones are in the window's latencies")
-        #expect(DeadlineState(last10s: tenSeconds.missedRatio, last60s: minute.missedRatio, budget: 0.001) == .red)
-        #expect(DeadlineState(last10s: tenSeconds.missedRatio, last60s: minute.missedRatio, budget: 0.01) == .amber)
-        #expect(DeadlineState(last10s: tenSeconds.missedRatio, last60s: minute.missedRatio, budget: 0.1) == .green)
+        #expect(DeadlineState(last10s: tenSeconds, last60s: minute, budget: 0.001) == .red)
+        #expect(DeadlineState(last10s: tenSeconds, last60s: minute, budget: 0.01) == .amber)
+        #expect(DeadlineState(last10s: tenSeconds, last60s: minute, budget: 0.1) == .green)
         #expect(DeadlineState(last10s: nil, last60s: nil, budget: 0) == .green, "no deliveries: nothing late")
+        // A quiet route: four late deliveries of four are too few to call the route late.
+        var quiet = GatewayMetrics(routeNames: ["rare"], deadlines: [5_000_000, 100_000_000])
+        var quietWindow = StatsWindow()
+        quietWindow.record(&quiet, now: 0)
+        for _ in 0..<4 { quiet.routes[0].live.check(9_000_000) }
+        let now = StatsWindow.snapshot(of: quiet, at: 5 * second)
+        let rare = quietWindow.window(over: 60, current: now).routes[0]
+        #expect(rare.missedRatio == 1 && DeadlineState(last10s: rare, last60s: rare, budget: 0.001) == .green)
+        quiet.routes[0].live.check(9_000_000, clientBehind: true)
+        let fifth = quietWindow.window(over: 60, current: StatsWindow.snapshot(of: quiet, at: 6 * second)).routes[0]
+        #expect(DeadlineState(last10s: fifth, last60s: fifth, budget: 0.001) == .red && fifth.missedSlowClient == 1)
         #expect(tenSeconds.slowest == 9_000_065 && minute.slowest == 9_000_065, "the slowest: the latest late one")
         #expect(window.window(over: 1, current: current).routes[0].slowest == 9_000_065)
     }

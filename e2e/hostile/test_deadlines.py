@@ -79,7 +79,9 @@ def test_a_stalled_client_misses_its_routes_deadline_and_is_blamed_while_a_calm_
     assert deadlines["calm"]["windows"]["60s"]["latency_max_ms"] < 60000
     assert deadlines[""]["state"] == "green", "ad-hoc filters: nothing delivered, nothing late"
     assert deadlines[""]["windows"]["60s"] == {
-        "count": 0, "missed_ratio": None, "latency_p50_ms": None, "latency_p99_ms": None, "latency_max_ms": None}
+        "count": 0, "missed": 0, "missed_slow_client": 0, "missed_ratio": None, "latency_p50_ms": None,
+        "latency_p99_ms": None, "latency_max_ms": None}
+    assert minute["missed"] == fast["missed"] and minute["missed_slow_client"] == fast["slow_client"]
     ingest = stats["ingest"]
     assert ingest["deadline_ms"] == 100 and ingest["met"] + ingest["missed"] == 80, ingest
     assert ingest["windows"]["60s"]["count"] == 80

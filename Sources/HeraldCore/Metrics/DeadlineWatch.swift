@@ -1,13 +1,21 @@
 /// Whether a route is on time, from its share of missed deadlines against
 /// `delivery.deadlineMissBudget`: red when it burned the budget over the last minute,
-/// amber when over the last 10 s only (it is burning now), green otherwise.
+/// amber when over the last 10 s only (it is burning now), green otherwise. A window needs
+/// at least `minimumMisses` misses to count as burning: one late delivery on a quiet
+/// route is a share of 100 %, not a late route.
 public enum DeadlineState: String, Sendable {
     case green, amber, red
 
-    public init(last10s: Double?, last60s: Double?, budget: Double) {
-        if let last60s, last60s > budget {
+    public static let minimumMisses: UInt64 = 5
+
+    public init(last10s: StatsWindow.Timeliness?, last60s: StatsWindow.Timeliness?, budget: Double) {
+        func burning(_ window: StatsWindow.Timeliness?) -> Bool {
+            guard let window, window.missed >= Self.minimumMisses, let ratio = window.missedRatio else { return false }
+            return ratio > budget
+        }
+        if burning(last60s) {
             self = .red
-        } else if let last10s, last10s > budget {
+        } else if burning(last10s) {
             self = .amber
         } else {
             self = .green

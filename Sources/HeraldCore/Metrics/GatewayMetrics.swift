@@ -189,17 +189,22 @@ public struct StatsWindow: Sendable {
     public struct Timeliness: Sendable {
         public var met: UInt64
         public var missed: UInt64
+        /// Of `missed`, those that waited in a slow client's queue (the rest: the gateway's).
+        public var missedSlowClient: UInt64
         public var latency: Histogram
         /// Nanoseconds.
         public var slowest: UInt64
 
         init(_ tally: DeadlineTally) {
-            self.init(met: tally.met, missed: tally.missed, latency: tally.latency, slowest: tally.slowestSinceSnapshot)
+            self.init(
+                met: tally.met, missed: tally.missed, missedSlowClient: tally.missedSlowClient, latency: tally.latency,
+                slowest: tally.slowestSinceSnapshot)
         }
 
-        init(met: UInt64, missed: UInt64, latency: Histogram, slowest: UInt64) {
+        init(met: UInt64, missed: UInt64, missedSlowClient: UInt64, latency: Histogram, slowest: UInt64) {
             self.met = met
             self.missed = missed
+            self.missedSlowClient = missedSlowClient
             self.latency = latency
             self.slowest = slowest
         }
@@ -210,12 +215,14 @@ public struct StatsWindow: Sendable {
         /// What happened since `earlier`; `slowest` stays this one's (`window` sets it).
         func subtracting(_ earlier: Timeliness) -> Timeliness {
             Timeliness(
-                met: met &- earlier.met, missed: missed &- earlier.missed, latency: latency.subtracting(earlier.latency), slowest: slowest)
+                met: met &- earlier.met, missed: missed &- earlier.missed, missedSlowClient: missedSlowClient &- earlier.missedSlowClient,
+                latency: latency.subtracting(earlier.latency), slowest: slowest)
         }
 
         mutating func add(_ other: Timeliness) {
             met += other.met
             missed += other.missed
+            missedSlowClient += other.missedSlowClient
             latency.add(other.latency)
             slowest = max(slowest, other.slowest)
         }

@@ -346,7 +346,9 @@ extension Gateway {
                         "\(seconds)s",
                         .object([
                             .init("count", .number(Double(figures.met + figures.missed))),
-                            .init("missed_ratio", number(figures.missedRatio)),
+                            .init("missed", .number(Double(figures.missed))),
+                            .init("missed_slow_client", .number(Double(figures.missedSlowClient))),
+                            .init("missed_ratio", figures.missedRatio.map { .number(($0 * 1e6).rounded() / 1e6) } ?? .null),
                             .init("latency_p50_ms", number(figures.latency.quantile(0.5).map { $0 * 1000 })),
                             .init("latency_p99_ms", number(figures.latency.quantile(0.99).map { $0 * 1000 })),
                             .init("latency_max_ms", number(figures.met + figures.missed == 0 ? nil : Double(figures.slowest) / 1e6)),
@@ -385,14 +387,14 @@ extension Gateway {
     /// Each route's state (in `GatewayMetrics.routes` order) from its missed shares over
     /// the last 10 s and 60 s against `delivery.deadlineMissBudget`.
     func deadlineStates(_ figures: LoopFigures) -> [DeadlineState] {
-        func ratio(_ seconds: Int, _ route: Int) -> Double? {
+        func window(_ seconds: Int, _ route: Int) -> StatsWindow.Timeliness? {
             guard let at = LoopFigures.windowSeconds.firstIndex(of: seconds), figures.windows.indices.contains(at),
                 figures.windows[at].routes.indices.contains(route)
             else { return nil }
-            return figures.windows[at].routes[route].missedRatio
+            return figures.windows[at].routes[route]
         }
         return figures.metrics.routes.indices.map { route in
-            DeadlineState(last10s: ratio(10, route), last60s: ratio(60, route), budget: config.delivery.deadlineMissBudget)
+            DeadlineState(last10s: window(10, route), last60s: window(60, route), budget: config.delivery.deadlineMissBudget)
         }
     }
 

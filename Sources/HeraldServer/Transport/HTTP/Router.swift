@@ -191,7 +191,7 @@ struct ReadyEndpoint: Endpoint {
             let error = HeraldError(.storageUnavailable, "\(gateway.hub.storageName) cannot store events: \(failure)")
             return .respond(gateway.errorResponse(error, fields: [("retry-after", "5")]))
         }
-        return gateway.gatherFigures(.rates) { gateway, figures in
+        return gateway.gatherFigures(.windows) { gateway, figures in
             let late = gateway.lateRoutes(figures)
             guard !late.isEmpty else { return gateway.json(200, Array(#"{"status":"ready"}"#.utf8)) }
             var body: [UInt8] = []
