@@ -132,3 +132,39 @@ def test_stats_reports_totals_and_rates(make_gateway):
     assert stats["rates"]["10s"]["events_in"] > 0
     assert set(stats["routes"]) == {"chat", ""}
     assert stats["history"]["events"] == 50
+
+
+def test_process_metrics_are_what_the_kernel_says_and_the_exposition_lints_clean(make_gateway):
+    """process_* as every Prometheus exporter has them, checked against /proc; and the whole
+    exposition passes `promtool check metrics` (names, types, help, units)."""
+    import os
+    import resource
+    import socket
+    import subprocess
+
+    started = time.time()
+    gateway = make_gateway()
+    before = scrape(gateway)
+    pid = gateway.process.pid
+    assert abs(value(before, "process_start_time_seconds") - started) < 5
+    assert value(before, "process_max_fds") == resource.prlimit(pid, resource.RLIMIT_NOFILE)[0]
+    rss = value(before, "process_resident_memory_bytes")
+    assert 0.7 < rss / (gateway.rss_kb() * 1024) < 1.3, (rss, gateway.rss_kb())
+    assert value(before, "process_virtual_memory_bytes") > rss
+    # Open descriptors: what /proc lists (the scrape's own socket included), and ten
+    # more connections are ten more.
+    assert abs(value(before, "process_open_fds") - len(os.listdir(f"/proc/{pid}/fd"))) <= 1
+    socks = [socket.create_connection(("127.0.0.1", gateway.port)) for _ in range(10)]
+    time.sleep(0.3)
+    after = scrape(gateway)
+    assert value(after, "process_open_fds") - value(before, "process_open_fds") == 10
+    for sock in socks:
+        sock.close()
+    # CPU: counted, and growing with work.
+    for n in range(200):
+        gateway.publish(json.dumps({"type": "cpu", "n": n}))
+    assert value(scrape(gateway), "process_cpu_seconds_total") > value(before, "process_cpu_seconds_total") > 0
+    status, text = gateway.request("GET", "/metrics")
+    lint = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True)
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    gateway.assert_serving_and_idle()

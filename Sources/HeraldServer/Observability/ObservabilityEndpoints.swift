@@ -238,6 +238,7 @@ extension Gateway {
         out.sample("herald_uptime_seconds", [], Double(now - startedAt) / 1e9)
         out.family("herald_build_info", type: "gauge", help: "Build information (always 1).")
         out.sample("herald_build_info", [("version", HeraldVersion.current), ("lws", Socket.libraryVersion)], 1)
+        out.process(ProcessFigures.current())
         return out.output
     }
 
