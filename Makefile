@@ -1,5 +1,10 @@
 # Herald: the two commands are `make run` and `make test`.
-.PHONY: run test build release bench bench-vs-nchan fuzz format clean
+.PHONY: run test build release install herald-js bench bench-vs-nchan fuzz format clean
+
+# `make install`: where to (PREFIX), under a staging root (DESTDIR), and which binary (BIN).
+PREFIX ?= /usr/local
+DESTDIR ?=
+BIN ?= .build/release/herald
 
 # Install what is missing, build in release mode, serve the demo on http://localhost:8080.
 run: release
@@ -16,6 +21,22 @@ build:
 release:
 	scripts/setup.sh build
 	swift build -c release --product herald
+
+# The binary in $(PREFIX)/bin, the web pages in $(PREFIX)/share/herald/public, and the
+# systemd unit, alerting rules and API description in $(PREFIX)/share/doc/herald (the
+# unit's paths follow PREFIX). See README.md, "Running in production".
+install: release
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/herald $(DESTDIR)$(PREFIX)/share/doc/herald
+	install -m 755 $(BIN) $(DESTDIR)$(PREFIX)/bin/herald
+	rm -rf $(DESTDIR)$(PREFIX)/share/herald/public
+	cp -R public $(DESTDIR)$(PREFIX)/share/herald/public
+	sed 's#/usr/local#$(PREFIX)#g' docs/herald.service > $(DESTDIR)$(PREFIX)/share/doc/herald/herald.service
+	install -m 644 docs/alerts.yml docs/openapi.yaml $(DESTDIR)$(PREFIX)/share/doc/herald/
+	@echo "installed herald in $(DESTDIR)$(PREFIX)/bin; the systemd unit is $(DESTDIR)$(PREFIX)/share/doc/herald/herald.service"
+
+# herald.js lives in clients/js (the package); the gateway serves the same bytes from public/.
+herald-js:
+	cp clients/js/herald.js public/herald.js
 
 # Micro-benchmarks (package-benchmark) and the end-to-end numbers.
 bench:

@@ -22,9 +22,8 @@ struct CheckConfig: ParsableCommand {
                 "\(path): OK (\(config.routes.count) routes, \(config.auth.publisherKeys.count) publisher keys, listen \(config.listen.host):\(config.listen.port))"
             )
         } catch {
-            for error in error.errors {
-                FileHandle.standardError.write(Data("\(path): \(error.path ?? "$"): \(error.message)\n".utf8))
-            }
+            let text = error.errors.map { ConfigLoading.describe($0, in: Array(data), path: path) }.joined(separator: "\n")
+            FileHandle.standardError.write(Data((text + "\n").utf8))
             throw ExitCode(1)
         }
     }

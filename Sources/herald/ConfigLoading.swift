@@ -18,7 +18,7 @@ enum ConfigLoading {
             } catch {
                 throw CLIError(
                     "\(path) is not a valid configuration:\n"
-                        + error.errors.map { "  \($0.path ?? "$"): \($0.message)" }.joined(separator: "\n"))
+                        + error.errors.map { describe($0, in: Array(data), path: path) }.joined(separator: "\n"))
             }
         } else if required {
             throw CLIError("no configuration file at \(path)")
@@ -39,6 +39,18 @@ enum ConfigLoading {
             config.auth.jwtSecret = secret
         }
         return config
+    }
+}
+
+extension ConfigLoading {
+    /// One fault of a configuration file: `file:line:column: message` and the line with a
+    /// caret under the column when it is a JSON syntax error (it has an offset), else
+    /// `file: $.json.path: message`.
+    static func describe(_ error: HeraldError, in text: [UInt8], path: String) -> String {
+        guard let offset = error.offset else { return "\(path): \(error.path ?? "$"): \(error.message)" }
+        let position = TextPosition(offset: offset, in: text)
+        let caret = String(repeating: " ", count: position.column - 1) + "^"
+        return "\(path):\(position.line):\(position.column): \(error.message)\n    \(position.lineText)\n    \(caret)"
     }
 }
 

@@ -7,7 +7,7 @@ struct Herald: AsyncParsableCommand {
         commandName: "herald",
         abstract: "A real-time notification gateway: HTTP ingest, content routing, WebSocket and SSE fan-out.",
         version: "0.1.0",
-        subcommands: [Serve.self, Publish.self, MatchCommand.self, Bench.self, CheckConfig.self, HashKey.self, Token.self],
+        subcommands: [Serve.self, Init.self, Publish.self, MatchCommand.self, Bench.self, CheckConfig.self, HashKey.self, Token.self],
         defaultSubcommand: Serve.self
     )
 }

@@ -153,3 +153,25 @@ import Glibc
         }
     }
 }
+
+@Suite struct TextPositionTests {
+    @Test func anOffsetIsALineAndAColumnCountedInCharacters() {
+        let text = Array("{\n  \"name\": \"Zoë\",\n  \"port\": 80,\n}".utf8)
+        let comma = text.lastIndex(of: UInt8(ascii: "}"))!
+        #expect(TextPosition(offset: comma, in: text) == TextPosition(line: 4, column: 1, lineText: "}"))
+        let after = text.firstIndex(of: UInt8(ascii: ","))!  // after "Zoë": ë is two bytes, one column
+        #expect(TextPosition(offset: after, in: text) == TextPosition(line: 2, column: 16, lineText: "  \"name\": \"Zoë\","))
+        #expect(TextPosition(offset: 0, in: text).line == 1 && TextPosition(offset: 0, in: text).column == 1)
+        #expect(TextPosition(offset: 10_000, in: text).line == 4, "past the end is the end")
+        #expect(TextPosition(offset: 0, in: []) == TextPosition(line: 1, column: 1, lineText: ""))
+    }
+
+    @Test func aSyntaxErrorInAConfigurationSaysWhere() {
+        let text = Array("{\"listen\": {\"port\": 80,}\n}".utf8)
+        #expect { try HeraldConfig(parsing: text) } throws: { error in
+            guard let fault = (error as? HeraldConfig.ValidationErrors)?.errors.first, let offset = fault.offset else { return false }
+            let position = TextPosition(offset: offset, in: text)
+            return position.line == 1 && position.column == 23 && fault.message.contains("trailing comma")  // at the comma
+        }
+    }
+}
