@@ -339,6 +339,7 @@ export class Subscription {
     const previousEpoch = this._cursor.epoch;
     this._cursor.skip(gap);
     if (gap.reason === "reset") this._herald._emit("reset", { subscription: this, epoch: gap.epoch ?? null, previousEpoch, lost: gap.to ?? 0 });
+    this._herald._emit("gap", { subscription: this, from: gap.from, to: gap.to, reason: gap.reason, epoch: gap.epoch ?? null });
     if (this._cursor.round) this._herald._resumeTracker.progress();
     if (this._onGap) {
       try { this._onGap(gap, { subscription: this }); } catch (error) { reportError(error); }
@@ -1118,7 +1119,8 @@ export class Herald {
   get _carriesOps() { return TRANSPORTS[this._mode].carriesOps; }
 
   /**
-   * Listens to `type` (status, connecting, open, closed, fallback, resumed, error).
+   * Listens to `type` (status, connecting, open, closed, reconnecting, fallback, resumed, gap,
+   * reset, error).
    * @returns {() => void} a function that removes the listener
    */
   on(type, listener) {
@@ -1327,6 +1329,7 @@ export class Herald {
     const delay = this._backoff(detail);
     this._attempt++;
     this._setState("closed", { ...detail, retryInMs: delay });
+    this._emit("reconnecting", { transport: this._mode, attempt: this._attempt, inMs: delay, code: detail?.code, reason: detail?.reason });
     clearTimeout(this._retryTimer);
     this._retryTimer = setTimeout(() => this._connect(), delay);
   }

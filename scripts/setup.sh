@@ -2,7 +2,8 @@
 # Installs what Herald needs to build and test, only when it is missing (idempotent, quiet).
 # Usage: scripts/setup.sh [build|test|bench]
 #   build  libwebsockets (with its libev event library), OpenSSL, hiredis and pkg-config from Debian
-#   test   also redis-server, chromium + chromium-driver, prometheus (promtool), python3-venv, and the pinned Python packages
+#   test   also redis-server, chromium + chromium-driver, prometheus (promtool), Node with ws and TypeScript
+#          (clients/js tests), python3-venv, and the pinned Python packages
 #          of e2e/requirements.txt in a project-local .venv (made anew on a clean checkout)
 #   bench  also nginx with the nchan module and wrk, the peers `make bench` and `make bench-vs-nchan`
 #          compare with, and chromium (it renders BENCHMARKS.png)
@@ -12,7 +13,7 @@ want="${1:-build}"
 
 packages=(libwebsockets-dev libwebsockets-evlib-ev libev-dev libssl-dev libhiredis-dev pkg-config)
 case "$want" in
-  test) packages+=(redis-server chromium chromium-driver openssl curl prometheus) ;;
+  test) packages+=(redis-server chromium chromium-driver openssl curl prometheus nodejs node-ws node-typescript) ;;
   bench) packages+=(nginx-light libnginx-mod-nchan wrk chromium) ;;
 esac
 

@@ -413,3 +413,31 @@ def test_a_closed_sse_tab_leaves_presence_and_the_client_list_promptly(driver, g
     wait_until(lambda: ada.people() == ["ada"], timeout=3, message="bob to leave ada's list")
     wait_until(lambda: not [c for c in admin(gateway, "GET", "/v1/clients")["clients"] if c.get("user") == "bob"],
                timeout=3, message="bob's three SSE streams to be gone from /v1/clients within 3 s")
+
+
+def test_history_shows_each_message_at_its_own_time_after_a_reload(driver, gateway, screenshot):
+    """Replayed history reads in order: each message shows the time its sender wrote into
+    it (`time`), not the moment the page loaded — before and after a reload."""
+    import datetime
+    base = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0) - datetime.timedelta(hours=3)
+    earlier = [base + datetime.timedelta(minutes=17 * n) for n in range(3)]
+    gateway.publish([dict(chat("lobby", "early-bird", f"history {n}"), time=t.isoformat().replace("+00:00", "Z"))
+                     for n, t in enumerate(earlier)])
+    ada = ChatTab(driver, gateway, "ada", new_window=False)
+    ada.send("said just now")
+    wait_until(lambda: ada.find("said just now"), message="ada's message")
+    times_js = """return [...document.querySelectorAll('#messages li.msg')].map(li =>
+        [li.querySelector('.text').textContent, li.querySelector('time').dateTime, li.querySelector('time').textContent])"""
+    for attempt in ("first load", "after a reload"):
+        if attempt == "after a reload":
+            ada.js("location.reload()")
+            ada.wait_ready()
+            wait_until(lambda: ada.find("said just now"), message="the history after the reload")
+        shown = ada.js(times_js)
+        assert [text for text, _, _ in shown] == ["history 0", "history 1", "history 2", "said just now"], (attempt, shown)
+        stamps = [datetime.datetime.fromisoformat(stamp.replace("Z", "+00:00")) for _, stamp, _ in shown]
+        assert stamps[:3] == earlier, (attempt, shown)
+        assert abs((stamps[3] - datetime.datetime.now(datetime.timezone.utc)).total_seconds()) < 120, (attempt, shown)
+        assert stamps == sorted(stamps), f"{attempt}: history reads in order"
+        assert len({label for _, _, label in shown[:3]}) == 3, "three different times, not the page's load time thrice"
+    screenshot("chat-history-after-reload")

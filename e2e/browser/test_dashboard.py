@@ -196,6 +196,10 @@ def test_a_late_route_turns_red_and_names_the_client_that_made_it_late(driver, d
     open_dashboard(driver, gateway)
     enter_admin_key(driver, ADMIN_KEY)
     wait_until(lambda: "on time" in text(driver, "deadlines-summary"), message="every route on time at first")
+    # The Routes table says what it counts, and the latency chart that it is live only.
+    assert "ad-hoc filters" in text(driver, "routes-help") and "route=" in text(driver, "routes-help")
+    assert driver.find_element(By.CSS_SELECTOR, "#routes thead th").text == "Subscribed through"
+    assert "Live delivery latency" in driver.find_element(By.CSS_SELECTOR, '[data-chart="latency"] figcaption').text
     assert "0.1 %" in text(driver, "deadlines-budget")
     stalled = StalledWebSocket(gateway.port, route="bulk")
     try:
