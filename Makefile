@@ -24,14 +24,16 @@ release:
 
 # The binary in $(PREFIX)/bin, the web pages in $(PREFIX)/share/herald/public, and the
 # systemd unit, alerting rules and API description in $(PREFIX)/share/doc/herald (the
-# unit's paths follow PREFIX). See README.md, "Running in production".
-install: release
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/herald $(DESTDIR)$(PREFIX)/share/doc/herald
-	install -m 755 $(BIN) $(DESTDIR)$(PREFIX)/bin/herald
-	rm -rf $(DESTDIR)$(PREFIX)/share/herald/public
-	cp -R public $(DESTDIR)$(PREFIX)/share/herald/public
-	sed 's#/usr/local#$(PREFIX)#g' docs/herald.service > $(DESTDIR)$(PREFIX)/share/doc/herald/herald.service
-	install -m 644 docs/alerts.yml docs/openapi.yaml $(DESTDIR)$(PREFIX)/share/doc/herald/
+# unit's paths follow PREFIX). It builds nothing (so that `sudo make install` does not
+# run the build as root): `make release` first. See README.md, "Running in production".
+install:
+	@test -x "$(BIN)" || { echo "make install: no $(BIN); build it first (make release), then install (sudo make install)" >&2; exit 1; }
+	install -d "$(DESTDIR)$(PREFIX)/bin" "$(DESTDIR)$(PREFIX)/share/herald" "$(DESTDIR)$(PREFIX)/share/doc/herald"
+	install -m 755 "$(BIN)" "$(DESTDIR)$(PREFIX)/bin/herald"
+	rm -rf "$(DESTDIR)$(PREFIX)/share/herald/public"
+	cp -R public "$(DESTDIR)$(PREFIX)/share/herald/public"
+	PREFIX_PATH="$(PREFIX)" awk '{ gsub("/usr/local", ENVIRON["PREFIX_PATH"]); print }' docs/herald.service > "$(DESTDIR)$(PREFIX)/share/doc/herald/herald.service"
+	install -m 644 docs/alerts.yml docs/openapi.yaml "$(DESTDIR)$(PREFIX)/share/doc/herald/"
 	@echo "installed herald in $(DESTDIR)$(PREFIX)/bin; the systemd unit is $(DESTDIR)$(PREFIX)/share/doc/herald/herald.service"
 
 # herald.js lives in clients/js (the package); the gateway serves the same bytes from public/.

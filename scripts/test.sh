@@ -15,7 +15,7 @@ swift_status=${PIPESTATUS[0]}
 HERALD_BIN="$PWD/.build/debug/herald" .venv/bin/python -m pytest -q e2e 2>&1 | tee .build/pytest-output.txt
 pytest_status=${PIPESTATUS[0]}
 # herald.js (clients/js) in Node against the real gateway, and its declarations with tsc.
-(cd clients/js && HERALD_BIN="$PWD/../../.build/debug/herald" node --test --test-reporter=tap test/) 2>&1 | tee .build/node-output.txt
+(cd clients/js && HERALD_BIN="$PWD/../../.build/debug/herald" node --test --test-reporter=tap test/*.test.mjs) 2>&1 | tee .build/node-output.txt
 node_status=${PIPESTATUS[0]}
 set -e
 echo "swift test exit $swift_status, pytest exit $pytest_status, node --test exit $node_status"

@@ -43,14 +43,21 @@ enum ConfigLoading {
 }
 
 extension ConfigLoading {
-    /// One fault of a configuration file: `file:line:column: message` and the line with a
-    /// caret under the column when it is a JSON syntax error (it has an offset), else
-    /// `file: $.json.path: message`.
+    /// One fault of a configuration file: `file:line:column: message` and, when it is a
+    /// JSON syntax error (it has an offset), the line around the column with a caret under
+    /// it — at most 40 characters either side, so that a one-line configuration does not
+    /// print its secrets (into a journal, under systemd); else `file: $.json.path: message`.
     static func describe(_ error: HeraldError, in text: [UInt8], path: String) -> String {
         guard let offset = error.offset else { return "\(path): \(error.path ?? "$"): \(error.message)" }
         let position = TextPosition(offset: offset, in: text)
-        let caret = String(repeating: " ", count: position.column - 1) + "^"
-        return "\(path):\(position.line):\(position.column): \(error.message)\n    \(position.lineText)\n    \(caret)"
+        let characters = Array(position.lineText)
+        let at = min(position.column - 1, characters.count)
+        let start = max(0, at - 40)
+        let end = min(characters.count, at + 40)
+        let excerpt = (start > 0 ? "…" : "") + String(characters[start..<end]) + (end < characters.count ? "…" : "")
+        // Tabs stay tabs under the line, so the caret lands where the terminal shows the column.
+        let pad = (start > 0 ? " " : "") + String(characters[start..<at].map { $0 == "\t" ? "\t" : " " })
+        return "\(path):\(position.line):\(position.column): \(error.message)\n    \(excerpt)\n    \(pad)^"
     }
 }
 

@@ -25,6 +25,10 @@ struct Init: ParsableCommand {
 
     func validate() throws {
         guard (1...65535).contains(port) else { throw ValidationError("--port must be in 1...65535") }
+        // The path goes into shell commands it prints and into the env file's comment.
+        guard !dir.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) else {
+            throw ValidationError("--dir must not contain control characters")
+        }
     }
 
     func run() throws {
@@ -37,7 +41,7 @@ struct Init: ParsableCommand {
             throw CLIError("\(existing.path) exists already; herald init does not overwrite it (choose another --dir)")
         }
         do {
-            try files.createDirectory(at: data, withIntermediateDirectories: true)
+            try files.createDirectory(at: data, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o750])
         } catch {
             throw CLIError("cannot create \(data.path): \(error.localizedDescription)")
         }
@@ -53,11 +57,13 @@ struct Init: ParsableCommand {
         } catch {
             throw CLIError("herald init made a configuration Herald refuses (a bug): \(error.errors.map(\.message))")
         }
-        try Self.write(text, to: config, mode: 0o644)
+        try Self.write(text, to: config, mode: 0o640)
+        let sourceEnvironment = "set -a; . \(Self.shellQuoted(environment.path)); set +a"
         try Self.write(
-            "# Secrets for herald serve and herald token (read them with: set -a; . \(environment.path); set +a)\nHERALD_JWT_SECRET=\(jwtSecret)\n",
+            "# Secrets for herald serve and herald token (read them with: \(sourceEnvironment))\nHERALD_JWT_SECRET=\(jwtSecret)\n",
             to: environment, mode: 0o600)
         let base = "http://localhost:\(port)"
+        let configArgument = Self.shellQuoted(config.path)
         print(
             """
             Wrote \(config.path), \(environment.path) (the JWT secret, owner-only) and the event log directory \(data.path).
@@ -68,15 +74,16 @@ struct Init: ParsableCommand {
                 \(adminKey)
 
             Next:
-                herald check-config \(config.path)
-                set -a; . \(environment.path); set +a
-                herald serve --config \(config.path)
+                herald check-config \(configArgument)
+                \(sourceEnvironment)
+                herald serve --config \(configArgument)
 
-            Then, in another shell with the same environment:
+            Subscribe in a second shell (with the same environment: the token is signed with its secret):
+                TOKEN=$(herald token --config \(configArgument) --sub alice --ttl 3600)
+                curl -N "\(base)/v1/sse?token=$TOKEN&filter=%7B%22type%22%3A%5B%22hello%22%5D%7D"
+            and publish from a third; the event appears in the second:
                 curl -X POST \(base)/v1/events -H 'Authorization: Bearer \(publisherKey)' \\
                      -H 'Content-Type: application/json' -d '{"type":"hello","text":"world"}'
-                TOKEN=$(herald token --config \(config.path) --sub alice --ttl 3600)
-                curl -N "\(base)/v1/sse?token=$TOKEN&filter=%7B%22type%22%3A%5B%22hello%22%5D%7D"
 
             Routes, queues and limits: README.md, "Configuration"; running under systemd: docs/herald.service.
             """)
@@ -117,9 +124,25 @@ struct Init: ParsableCommand {
             """
     }
 
-    private static func write(_ text: String, to url: URL, mode: Int) throws {
-        guard FileManager.default.createFile(atPath: url.path, contents: Data(text.utf8), attributes: [.posixPermissions: mode]) else {
-            throw CLIError("cannot write \(url.path)")
+    /// Creates `url` with `mode` from the start (O_EXCL: never over a file that appeared
+    /// since it was checked; no moment in which a secret is readable by others).
+    private static func write(_ text: String, to url: URL, mode: mode_t) throws {
+        let descriptor = open(url.path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode)
+        guard descriptor >= 0 else { throw CLIError("cannot create \(url.path): \(String(cString: strerror(errno)))") }
+        defer { close(descriptor) }
+        let bytes = Array(text.utf8)
+        var written = 0
+        while written < bytes.count {
+            let count = bytes[written...].withUnsafeBytes { Glibc.write(descriptor, $0.baseAddress, $0.count) }
+            guard count > 0 else { throw CLIError("cannot write \(url.path): \(String(cString: strerror(errno)))") }
+            written += count
         }
+        guard fsync(descriptor) == 0 else { throw CLIError("cannot write \(url.path): \(String(cString: strerror(errno)))") }
+    }
+
+    /// `text` as one shell word (single quotes; a quote inside becomes '\'').
+    static func shellQuoted(_ text: String) -> String {
+        let plain = text.unicodeScalars.allSatisfy { CharacterSet.alphanumerics.contains($0) || "/._-:+@%".unicodeScalars.contains($0) }
+        return plain ? text : "'" + text.replacingOccurrences(of: "'", with: "'\\''") + "'"
     }
 }

@@ -13,7 +13,9 @@ export type EventPattern = { [field: string]: JSONValue };
 /**
  * An error from the gateway or the client. `code` is the gateway's error code
  * (`forbidden`, `invalid_pattern`, `unauthorized`, `rate_limited`, …) or one of the
- * client's own: `disconnected`, `timeout`, `closed`, `network`, `overflow`.
+ * client's own: `disconnected`, `timeout`, `closed`, `network`, `overflow`, `token` (the
+ * token function failed), `invalid_answer`, `http_<status>` (an HTTP answer without a
+ * gateway error body).
  */
 export class HeraldError extends Error {
   constructor(code: string, message: string, extra?: { status?: number; details?: object });
@@ -165,8 +167,11 @@ export class Herald {
   on<K extends keyof HeraldEventMap>(type: K, listener: (detail: HeraldEventMap[K]) => void): () => void;
   off<K extends keyof HeraldEventMap>(type: K, listener: (detail: HeraldEventMap[K]) => void): void;
   subscribe(options?: SubscribeOptions): Subscription;
-  /** Publishes one event (the token must allow it). */
-  publish(event: HeraldEvent): Promise<{ id: string; seq: number; duplicate?: boolean }>;
+  /**
+   * Publishes one event, a JSON object (the token must allow it). Over a WebSocket the
+   * answer carries the epoch; over HTTP (SSE mode) whether it was a duplicate.
+   */
+  publish(event: object): Promise<{ id: string; seq: number; epoch?: string | null; duplicate?: boolean }>;
   /** Asks the token function for a fresh token and applies it. */
   reauthenticate(): Promise<void>;
   /** Drops the connection and connects again at once; subscriptions resume. */

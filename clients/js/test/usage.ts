@@ -31,6 +31,9 @@ herald.on("reset", (detail) => { const lost: number = detail.lost; void lost; })
 const stop: () => void = herald.on("closed", (detail) => { const retry: number | null = detail.retryInMs; void retry; });
 stop();
 void herald.publish({ type: "chat.message", text: "hi" }).then((answer) => answer.seq + 1);
+interface ChatMessage { type: "chat.message"; room: string; text?: string }
+const typed: ChatMessage = { type: "chat.message", room: "lobby" };
+void herald.publish(typed);  // an application's own event type, optional fields included
 void herald.presence.join("room", { nick: "ada" });
 void presenceFilter("room");
 const last: number | null = sub.lastSeq;
