@@ -15,7 +15,10 @@ extension Gateway {
     func admitFirstRequest(_ request: Request, on connection: Connection) -> AdmissionRefusal? {
         guard !connection.rateChecked else { return nil }
         connection.rateChecked = true
-        if ["/healthz", "/readyz", "/metrics"].contains(request.head.path) { return nil }
+        switch request.head.path {
+        case "/healthz", "/readyz", "/metrics": return nil  // probes are never refused
+        default: break
+        }
         guard let refusal = admission.admitNewConnection(now: MonotonicClock.nanoseconds()) else { return nil }
         count(refusal)
         connection.admissionRefusal = refusal
