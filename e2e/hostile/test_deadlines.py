@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from support import ADMIN_KEY, ws_connect
+from support import ADMIN_KEY, ResponseReader, ws_connect
 
 
 def deadline_figures(herald, route):
@@ -113,3 +113,33 @@ def test_a_stalled_client_misses_its_routes_deadline_and_is_blamed_while_a_calm_
     assert herald.metric("herald_replayed_total", transport="ws") == replayed_before + 40
     for ws in (stalled, reader, late):
         ws.close()
+
+
+def test_the_deadline_endpoints_hold_up_pipelined_unauthenticated_and_malformed(make_herald):
+    """Every request that reads deadline figures — /readyz and /v1/stats gathered from two
+    loops, /v1/clients?order=… — pipelined in one write, with and without the admin key,
+    with an unknown, an empty, a repeated and an oversized order: each is answered, in
+    order, and the gateway serves and stops cleanly afterwards."""
+    herald = make_herald(listen={"loops": 2})
+    admin = f"Authorization: Bearer {ADMIN_KEY}\r\n"
+    requests = [
+        ("GET /readyz", ""), ("GET /v1/stats", ""), ("GET /v1/clients?order=late", ""),
+        ("GET /v1/clients?order=late", admin), ("GET /v1/clients?order=", admin),
+        ("GET /v1/clients?order=late&order=busy", admin), ("GET /v1/clients?order=" + "x" * 3000, admin),
+        ("GET /v1/clients?order[]=late", admin), ("HEAD /readyz", ""), ("GET /readyz", ""),
+    ]
+    data = "".join(f"{line} HTTP/1.1\r\nHost: t\r\n{headers}\r\n" for line, headers in requests).encode()
+    sock = herald.connect(timeout=10)
+    sock.sendall(data)
+    reader = ResponseReader(sock, timeout=10)
+    answers = [reader.read(head_only=line.startswith("HEAD")) for line, _ in requests]
+    sock.close()
+    assert [a.status for a in answers] == [200, 200, 401, 200, 400, 200, 400, 200, 200, 200], [a.status for a in answers]
+    assert answers[0].json() == {"status": "ready"} and "deadlines" in answers[1].json()
+    assert answers[8].body == b"" and answers[9].json() == {"status": "ready"}, "HEAD answered without a body, in order"
+    assert answers[2].error_code == "unauthorized" and answers[4].error_code == "invalid_message"
+    assert answers[3].json()["total"] == 0
+    # The deadline watch keeps gathering both loops' windows once a second meanwhile.
+    time.sleep(1.5)
+    assert herald.get("/readyz").json() == {"status": "ready"}
+    herald.assert_serving_and_idle()

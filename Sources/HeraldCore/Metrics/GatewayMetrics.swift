@@ -295,7 +295,7 @@ public struct StatsWindow: Sendable {
         let base = snapshots.last(where: { current.at - $0.at >= window }) ?? snapshots.first ?? current
         let elapsed = max(Double(current.at - base.at) / 1e9, 0.001)
         // The slowest over the window: each later snapshot's interval, and the current one's.
-        let later = snapshots.filter { $0.at > base.at }
+        let later = snapshots.lazy.filter { $0.at > base.at }
         func over(_ current: Timeliness, _ base: Timeliness, _ interval: (Snapshot) -> Timeliness) -> Timeliness {
             var figures = current.subtracting(base)
             figures.slowest = later.reduce(current.slowest) { max($0, interval($1).slowest) }

@@ -153,9 +153,7 @@ extension Gateway {
                     decoded = try connection.input.withUnread { (bytes) throws(HeraldError) in try connection.http.decoder.decodeHead(bytes)
                     }
                 } catch {
-                    // Too much unfinished input gateway-wide is temporary: say when to retry.
-                    let retry: [(name: String, value: String)] = error.code == .overloaded ? [("retry-after", "1")] : []
-                    respondAndClose(connection, errorResponse(error, fields: retry))
+                    respondAndClose(connection, errorResponse(error))
                     break reading
                 }
                 guard let decoded else { break reading }
@@ -171,9 +169,7 @@ extension Gateway {
                         break reading
                     }
                 } catch {
-                    // Too much unfinished input gateway-wide is temporary: say when to retry.
-                    let retry: [(name: String, value: String)] = error.code == .overloaded ? [("retry-after", "1")] : []
-                    respondAndClose(connection, errorResponse(error, fields: retry))
+                    respondAndClose(connection, errorResponse(error))
                     break reading
                 }
                 startAwaitingHead(connection)
@@ -308,7 +304,7 @@ extension Gateway {
 
     private func refuseOverloaded(_ connection: Connection, _ handler: any BodyHandler) {
         handler.refused(.overloaded, gateway: self)
-        respondAndClose(connection, errorResponse(Self.tooMuchUnfinishedInput, fields: [("retry-after", "1")]))
+        respondAndClose(connection, errorResponse(Self.tooMuchUnfinishedInput))
     }
 
     private static let tooMuchUnfinishedInput = HeraldError(.overloaded, "the gateway holds too much unfinished input; retry later")

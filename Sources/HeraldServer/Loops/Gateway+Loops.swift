@@ -108,34 +108,31 @@ struct PendingQuery {
 extension Gateway {
     /// This loop's figures, in the detail asked for (on this loop's thread).
     func figures(_ detail: LoopFigures.Detail) -> LoopFigures {
-        var figures = LoopFigures(metrics: hub.metrics)
+        let now = MonotonicClock.nanoseconds()
+        let withWindows: Bool
         switch detail {
-        case .counts, .rates, .clients:
-            for case let session? in hub.sessions {
-                figures.sessions[session.transport] += 1
-                figures.subscriptions[session.transport] += UInt64(session.subscriptionCount)
-                figures.queueDepths.append(session.queue.count)
-            }
-            figures.presenceGroups = Set(hub.presence.groupNames)
-            figures.presenceMembers = hub.presence.memberCount
-        case .windows:
-            break
+        case .rates, .windows: withWindows = true
+        case .counts, .clients: withWindows = false
         }
+        // A snapshot first (it starts the interval maxima again), then one copy of the counters.
+        if withWindows { statsWindow.record(&hub.metrics, now: now) }
+        var figures = LoopFigures(metrics: hub.metrics)
+        if withWindows {
+            let current = StatsWindow.snapshot(of: hub.metrics, at: now)
+            figures.windows = LoopFigures.windowSeconds.map { statsWindow.window(over: $0, current: current) }
+        }
+        if case .clients = detail { figures.clients = clientRows() }
         figures.queuedBytes = hub.queuedBytesTotal
         figures.pendingInputBytes = pendingInputBytes
         figures.openConnections = connections.count
-        switch detail {
-        case .rates, .windows:
-            let now = MonotonicClock.nanoseconds()
-            statsWindow.record(&hub.metrics, now: now)
-            figures.metrics = hub.metrics
-            let current = StatsWindow.snapshot(of: hub.metrics, at: now)
-            figures.windows = LoopFigures.windowSeconds.map { statsWindow.window(over: $0, current: current) }
-        case .clients:
-            figures.clients = clientRows()
-        case .counts:
-            break
+        if case .windows = detail { return figures }  // the deadline watch: no look at each client
+        for case let session? in hub.sessions {
+            figures.sessions[session.transport] += 1
+            figures.subscriptions[session.transport] += UInt64(session.subscriptionCount)
+            figures.queueDepths.append(session.queue.count)
         }
+        figures.presenceGroups = Set(hub.presence.groupNames)
+        figures.presenceMembers = hub.presence.memberCount
         return figures
     }
 

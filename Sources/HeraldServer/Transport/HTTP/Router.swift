@@ -162,10 +162,12 @@ extension Gateway {
         HTTPServerResponse(status: status, fields: apiHeaders + fields, body: body)
     }
 
-    /// An error response; its status follows from the error's code.
+    /// An error response; its status follows from the error's code. An `overloaded` answer
+    /// always says when to retry: `Retry-After: 1` unless the caller knows better.
     func errorResponse(_ error: HeraldError, fields: [(name: String, value: String)] = []) -> HTTPServerResponse {
         var extra = fields
         if error.code.httpStatus == 401 { extra.append(("www-authenticate", "Bearer")) }
+        if error.code == .overloaded, !extra.contains(where: { $0.name == "retry-after" }) { extra.append(("retry-after", "1")) }
         return json(error.code.httpStatus, WireFormat.httpError(error), fields: extra)
     }
 }
